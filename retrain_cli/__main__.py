@@ -1,0 +1,3 @@
+from retrain_cli.cli.app import main
+
+main()

@@ -1,0 +1,41 @@
+"""`retrain-cli db`: create, upgrade and describe the schema."""
+
+from __future__ import annotations
+
+import typer
+
+from retrain_cli.cli.options import DatabaseUrl, Json, Quiet
+from retrain_cli.cli.output import Output
+from retrain_cli.db.schema import InitResult, init_database, render_postgresql_ddl
+from retrain_cli.db.session import make_engine
+from retrain_cli.durations import utcnow
+from retrain_cli.settings import load_settings
+
+app = typer.Typer(help="Create or upgrade the schema.", no_args_is_help=True)
+
+
+@app.command("init")
+def init(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False) -> None:
+    """Create or upgrade the six tables and seed the default configs (idempotent)."""
+    settings = load_settings(database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        result = init_database(engine, utcnow())
+    finally:
+        engine.dispose()
+    Output(as_json, quiet).emit(result, lambda c: c.print(_describe(result)))
+
+
+def _describe(result: InitResult) -> str:
+    if result.revision_before == result.revision:
+        schema = f"schema already at {result.revision}"
+    else:
+        schema = f"schema {result.revision_before or 'empty'} -> {result.revision}"
+    added = ", ".join(result.configs_added) or "none"
+    return f"{result.database}: {schema}; default configs added: {added}"
+
+
+@app.command("sql")
+def sql() -> None:
+    """Print the PostgreSQL DDL of the schema (what schemas.sql holds)."""
+    typer.echo(render_postgresql_ddl(), nl=False)

@@ -1,0 +1,143 @@
+"""`retrain-cli jobs`: declare jobs from YAML and look at them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from retrain_cli import jobs as library
+from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
+from retrain_cli.cli.output import Output, table
+from retrain_cli.cli.runtime import open_session
+from retrain_cli.durations import utcnow
+from retrain_cli.errors import NotAvailableError
+from retrain_cli.jobspec import load_job_file
+
+app = typer.Typer(
+    help="Declare, inspect, enable and trigger retraining jobs.", no_args_is_help=True
+)
+
+JobName = Annotated[str, typer.Argument(help="The job's name.", show_default=False)]
+
+
+@app.command("apply")
+def apply(
+    files: Annotated[
+        list[Path],
+        typer.Option("--file", "-f", help="Job YAML file (repeatable).", show_default=False),
+    ],
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Create or update jobs from YAML files, by name; all are validated before any is written."""
+    loaded = [(path, load_job_file(path)) for path in files]
+    with open_session(database_url) as (_, session):
+        now = utcnow()
+        outcomes = [
+            outcome
+            for path, specs in loaded
+            for outcome in library.apply_jobs(session, specs, str(path.resolve()), now)
+        ]
+    Output(as_json, quiet).emit(
+        {"jobs": outcomes},
+        lambda c: c.print("\n".join(f"{o.action:>9}  {o.job}" for o in outcomes)),
+    )
+
+
+@app.command("list")
+def list_(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False) -> None:
+    """List every job with its effective schedule and last run."""
+    with open_session(database_url) as (_, session):
+        configs = library.load_configs(session)
+        rows = [
+            {
+                "job": job.name,
+                "model": job.model_name,
+                "type": job.model_type,
+                "enabled": job.enabled,
+                "schedule": library.effective_job(job, configs).schedule,
+                "timezone": job.timezone,
+                "priority": job.priority,
+                "last_run_at": job.last_run_at,
+                "last_run_status": job.last_run_status,
+            }
+            for job in library.list_jobs(session)
+        ]
+    Output(as_json, quiet).emit(
+        {"jobs": rows},
+        lambda c: c.print(table(None, list(rows[0]) if rows else ["job"], _values(rows))),
+    )
+
+
+@app.command("show")
+def show(
+    name: JobName, database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False
+) -> None:
+    """Show one job: its effective settings and the spec it was applied with."""
+    with open_session(database_url) as (_, session):
+        job = library.get_job(session, name)
+        effective = library.effective_job(job, library.load_configs(session))
+        document = {
+            **{k: v for k, v in effective.__dict__.items() if k != "spec"},
+            "timeout_s": job.timeout_s,
+            "triggers": job.triggers,
+            "source_file": job.source_file,
+            "manual_requested_at": job.manual_requested_at,
+            "last_run_at": job.last_run_at,
+            "last_run_status": job.last_run_status,
+            "spec": job.spec,
+        }
+    Output(as_json, quiet).emit(
+        document,
+        lambda c: c.print(table(name, ["field", "value"], [(k, v) for k, v in document.items()])),
+    )
+
+
+@app.command("enable")
+def enable(name: JobName, database_url: DatabaseUrl = None, quiet: Quiet = False) -> None:
+    """Enable a job: triggers and `--all` checks consider it again."""
+    _set_enabled(name, True, database_url, quiet)
+
+
+@app.command("disable")
+def disable(name: JobName, database_url: DatabaseUrl = None, quiet: Quiet = False) -> None:
+    """Disable a job: no trigger starts it and `--all` checks skip it."""
+    _set_enabled(name, False, database_url, quiet)
+
+
+def _set_enabled(name: str, enabled: bool, database_url: str | None, quiet: bool) -> None:
+    with open_session(database_url) as (_, session):
+        library.set_enabled(session, name, enabled, utcnow())
+    Output(quiet=quiet).emit(None, lambda c: c.print(f"{name}: {'en' if enabled else 'dis'}abled"))
+
+
+@app.command("trigger")
+def trigger(
+    name: JobName,
+    reason: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
+    database_url: DatabaseUrl = None,
+    quiet: Quiet = False,
+) -> None:
+    """Ask for a manual retrain: the job is due at the next `jobs due`."""
+    with open_session(database_url) as (_, session):
+        library.request_manual_run(session, name, reason, utcnow())
+    Output(quiet=quiet).emit(None, lambda c: c.print(f"{name}: manual retrain requested"))
+
+
+@app.command("due")
+def due(
+    now: Now = None,
+    run: Annotated[bool, typer.Option("--run", help="Start each due job (max 3 at once).")] = False,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """List the jobs due at NOW and why; with --run, start them. (Lands with issue #7.)"""
+    raise NotAvailableError("`jobs due` is not built yet: it lands with the scheduling issue (#7)")
+
+
+def _values(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [list(row.values()) for row in rows]

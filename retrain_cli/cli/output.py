@@ -1,0 +1,77 @@
+"""Rendering: rich on a terminal, plain text in a pipe, `--json`, and `--quiet` for cron."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from retrain_cli.serialize import jsonable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+EXIT_ATTENTION = 3
+PLAIN_WIDTH = 160
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a command's result goes; `quiet` wins over `as_json`."""
+
+    as_json: bool = False
+    quiet: bool = False
+
+    def emit(self, document: Any, render: Callable[[Console], None]) -> None:
+        """Print `document` as JSON, or call `render` with a console; nothing when quiet."""
+        if self.quiet:
+            return
+        if self.as_json:
+            typer.echo(json.dumps(jsonable(document), indent=2, allow_nan=False))
+            return
+        render(console())
+
+    def finish(self, needs_attention: bool, summary: str) -> None:
+        """Exit 3 when a finding needs attention; a quiet run says why on one stderr line."""
+        if not needs_attention:
+            return
+        if self.quiet:
+            typer.echo(summary, err=True)
+        raise typer.Exit(EXIT_ATTENTION)
+
+
+def console() -> Console:
+    from rich.console import Console
+
+    is_tty = sys.stdout.isatty()
+    return Console(highlight=False, width=None if is_tty else PLAIN_WIDTH, soft_wrap=not is_tty)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Any:
+    """A rich table with plain borders, cells rendered with `cell`."""
+    from rich import box
+    from rich.table import Table
+
+    result = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column in columns:
+        result.add_column(column)
+    for row in rows:
+        result.add_row(*(cell(value) for value in row))
+    return result
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%SZ")
+    return str(value)

@@ -1,0 +1,49 @@
+"""Durations as people write them in job files and flags: `90s`, `15m`, `1h`, `30d`, `2w`."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])\s*$")
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """Parse `30d`, `1h`, `90s` (or a number of seconds) into a positive timedelta.
+
+    >>> parse_duration("1h")
+    datetime.timedelta(seconds=3600)
+    >>> parse_duration("2w").days
+    14
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"not a duration: {text!r}")
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(text)
+        if not match:
+            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 1h, 30d, 2w)")
+        seconds = float(match["n"]) * _UNITS[match["unit"]]
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive, got {text!r}")
+    return timedelta(seconds=seconds)
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 time; a time without an offset is taken as UTC.
+
+    >>> parse_instant("2026-03-29T01:30:00")
+    datetime.datetime(2026, 3, 29, 1, 30, tzinfo=datetime.timezone.utc)
+    """
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not an ISO 8601 time: {text!r}") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the one clock commands read when no --now is given)."""
+    return datetime.now(UTC)

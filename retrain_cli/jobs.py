@@ -1,0 +1,163 @@
+"""Jobs in the database: apply validated specs by name, list, show, enable, trigger by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retrain_cli.db.models import AutoRetrainingConfig, AutoRetrainingJob
+from retrain_cli.errors import DatabaseError, NotFoundError
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    job: str
+    action: str  # created | updated | unchanged
+
+
+@dataclass(frozen=True)
+class EffectiveJob:
+    """A job with every default resolved from `auto_retraining_config` for its model type."""
+
+    id: int
+    name: str
+    model: str
+    type: str
+    enabled: bool
+    schedule: str
+    timezone: str
+    priority: int
+    drift_threshold: float
+    performance_threshold: float
+    strategy: str
+    primary_metric: str
+    hyperparameters: dict[str, Any]
+    max_model_age_s: int | None
+    spec: dict[str, Any]
+
+
+def apply_jobs(
+    session: Session, specs: Sequence[dict[str, Any]], source_file: str, now: datetime
+) -> list[ApplyOutcome]:
+    """Create or update each job by name; a job whose spec is unchanged is left untouched."""
+    _require_configs(session)
+    existing = {
+        job.name: job
+        for job in session.scalars(
+            select(AutoRetrainingJob).where(AutoRetrainingJob.name.in_([s["name"] for s in specs]))
+        )
+    }
+    outcomes = []
+    for spec in specs:
+        columns = _columns(spec)
+        job = existing.get(spec["name"])
+        if job is None:
+            session.add(
+                AutoRetrainingJob(
+                    **columns, source_file=source_file, created_at=now, updated_at=now
+                )
+            )
+            outcomes.append(ApplyOutcome(spec["name"], "created"))
+        elif all(getattr(job, key) == value for key, value in columns.items()):
+            outcomes.append(ApplyOutcome(spec["name"], "unchanged"))
+        else:
+            for key, value in columns.items():
+                setattr(job, key, value)
+            job.source_file, job.updated_at = source_file, now
+            outcomes.append(ApplyOutcome(spec["name"], "updated"))
+    session.flush()
+    return outcomes
+
+
+def _columns(spec: dict[str, Any]) -> dict[str, Any]:
+    thresholds = spec["thresholds"]
+    return {
+        "name": spec["name"],
+        "model_name": spec["model"],
+        "model_type": spec["type"],
+        "enabled": spec["enabled"],
+        "schedule": spec["schedule"],
+        "timezone": spec["timezone"],
+        "priority": spec["priority"],
+        "drift_threshold": thresholds.get("drift"),
+        "performance_threshold": thresholds.get("performance"),
+        "strategy": spec["strategy"],
+        "primary_metric": spec["primary_metric"],
+        "timeout_s": spec["timeout"],
+        "max_model_age_s": spec["max_model_age"],
+        "triggers": spec["triggers"],
+        "spec": spec,
+    }
+
+
+def _require_configs(session: Session) -> None:
+    if session.scalar(select(AutoRetrainingConfig.id).limit(1)) is None:
+        raise DatabaseError("auto_retraining_config is empty: run `retrain-cli db init`")
+
+
+def get_job(session: Session, name: str) -> AutoRetrainingJob:
+    job = session.scalar(select(AutoRetrainingJob).where(AutoRetrainingJob.name == name))
+    if job is None:
+        raise NotFoundError(f"no job named {name!r} (see `retrain-cli jobs list`)")
+    return job
+
+
+def list_jobs(session: Session, *, enabled_only: bool = False) -> list[AutoRetrainingJob]:
+    query = select(AutoRetrainingJob).order_by(AutoRetrainingJob.name)
+    if enabled_only:
+        query = query.where(AutoRetrainingJob.enabled.is_(True))
+    return list(session.scalars(query))
+
+
+def set_enabled(session: Session, name: str, enabled: bool, now: datetime) -> AutoRetrainingJob:
+    job = get_job(session, name)
+    if job.enabled != enabled:
+        job.enabled, job.updated_at = enabled, now
+    return job
+
+
+def request_manual_run(
+    session: Session, name: str, reason: str | None, now: datetime
+) -> AutoRetrainingJob:
+    """Record a manual trigger; `jobs due` reports the job due until a run starts after `now`."""
+    job = get_job(session, name)
+    job.manual_requested_at, job.manual_reason = now, reason
+    return job
+
+
+def load_configs(session: Session) -> dict[str, AutoRetrainingConfig]:
+    """The per-type defaults, keyed by model type."""
+    return {c.model_type: c for c in session.scalars(select(AutoRetrainingConfig))}
+
+
+def effective_job(job: AutoRetrainingJob, configs: dict[str, AutoRetrainingConfig]) -> EffectiveJob:
+    """Resolve the job's defaults from its model type's config row."""
+    config = configs.get(job.model_type)
+    if config is None:
+        raise DatabaseError(f"no auto_retraining_config row for {job.model_type}: run `db init`")
+    return EffectiveJob(
+        id=job.id,
+        name=job.name,
+        model=job.model_name,
+        type=job.model_type,
+        enabled=job.enabled,
+        schedule=job.schedule or config.schedule,
+        timezone=job.timezone,
+        priority=job.priority,
+        drift_threshold=_first(job.drift_threshold, config.drift_threshold),
+        performance_threshold=_first(job.performance_threshold, config.performance_threshold),
+        strategy=job.strategy or config.strategy,
+        primary_metric=job.primary_metric,
+        hyperparameters={**config.hyperparameters, **job.spec["hyperparameters"]},
+        max_model_age_s=job.max_model_age_s or config.max_model_age_s,
+        spec=job.spec,
+    )
+
+
+def _first(value: float | None, default: float) -> float:
+    return default if value is None else value

@@ -1,0 +1,176 @@
+-- retrain-cli: PostgreSQL DDL of the six tables, rendered from the Alembic migrations
+-- by `retrain-cli db sql`. Applying it by hand and then running `retrain-cli db init`
+-- only seeds the default configs (alembic_version records the revision applied).
+
+BEGIN;
+
+CREATE TABLE alembic_version (
+    version_num VARCHAR(32) NOT NULL, 
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+
+-- Running upgrade  -> 0001_baseline
+
+CREATE TABLE auto_retraining_config (
+    id SERIAL NOT NULL, 
+    model_type VARCHAR(32) NOT NULL, 
+    schedule VARCHAR(128) NOT NULL, 
+    drift_threshold FLOAT NOT NULL, 
+    performance_threshold FLOAT NOT NULL, 
+    strategy VARCHAR(16) NOT NULL, 
+    max_model_age_s BIGINT, 
+    hyperparameters JSONB NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_auto_retraining_config PRIMARY KEY (id), 
+    CONSTRAINT ck_auto_retraining_config_strategy CHECK (strategy IN ('incremental', 'full')), 
+    CONSTRAINT uq_auto_retraining_config_model_type UNIQUE (model_type)
+);
+
+CREATE TABLE auto_retraining_jobs (
+    id SERIAL NOT NULL, 
+    name VARCHAR(128) NOT NULL, 
+    model_name VARCHAR(128) NOT NULL, 
+    model_type VARCHAR(32) NOT NULL, 
+    enabled BOOLEAN NOT NULL, 
+    schedule VARCHAR(128), 
+    timezone VARCHAR(64) NOT NULL, 
+    priority INTEGER NOT NULL, 
+    drift_threshold FLOAT, 
+    performance_threshold FLOAT, 
+    strategy VARCHAR(16), 
+    primary_metric VARCHAR(32) NOT NULL, 
+    timeout_s BIGINT, 
+    max_model_age_s BIGINT, 
+    triggers JSONB NOT NULL, 
+    spec JSONB NOT NULL, 
+    source_file TEXT, 
+    manual_requested_at TIMESTAMP WITH TIME ZONE, 
+    manual_reason TEXT, 
+    last_run_at TIMESTAMP WITH TIME ZONE, 
+    last_run_status VARCHAR(16), 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_auto_retraining_jobs PRIMARY KEY (id), 
+    CONSTRAINT ck_auto_retraining_jobs_strategy CHECK (strategy IS NULL OR strategy IN ('incremental', 'full')), 
+    CONSTRAINT fk_auto_retraining_jobs_model_type_auto_retraining_config FOREIGN KEY(model_type) REFERENCES auto_retraining_config (model_type), 
+    CONSTRAINT uq_auto_retraining_jobs_name UNIQUE (name)
+);
+
+CREATE INDEX ix_auto_retraining_jobs_model_name ON auto_retraining_jobs (model_name);
+
+CREATE TABLE model_drift_monitoring (
+    id SERIAL NOT NULL, 
+    check_id VARCHAR(32) NOT NULL, 
+    job_id INTEGER, 
+    model_name VARCHAR(128) NOT NULL, 
+    checked_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    scope VARCHAR(16) NOT NULL, 
+    feature VARCHAR(255), 
+    kind VARCHAR(16), 
+    method VARCHAR(32) NOT NULL, 
+    statistic FLOAT, 
+    threshold FLOAT NOT NULL, 
+    drifted BOOLEAN NOT NULL, 
+    drift_share FLOAT, 
+    n_reference BIGINT NOT NULL, 
+    n_current BIGINT NOT NULL, 
+    missing_rate_ref FLOAT, 
+    missing_rate_cur FLOAT, 
+    metrics JSONB NOT NULL, 
+    CONSTRAINT pk_model_drift_monitoring PRIMARY KEY (id), 
+    CONSTRAINT ck_model_drift_monitoring_scope CHECK (scope IN ('feature', 'dataset', 'prediction')), 
+    CONSTRAINT fk_model_drift_monitoring_job_id_auto_retraining_jobs FOREIGN KEY(job_id) REFERENCES auto_retraining_jobs (id) ON DELETE SET NULL
+);
+
+CREATE INDEX ix_model_drift_monitoring_check_id ON model_drift_monitoring (check_id);
+
+CREATE INDEX ix_model_drift_monitoring_model_name_scope_checked_at ON model_drift_monitoring (model_name, scope, checked_at);
+
+CREATE TABLE model_performance_tracking (
+    id SERIAL NOT NULL, 
+    check_id VARCHAR(32) NOT NULL, 
+    job_id INTEGER, 
+    model_name VARCHAR(128) NOT NULL, 
+    version INTEGER, 
+    checked_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    window_start TIMESTAMP WITH TIME ZONE, 
+    window_end TIMESTAMP WITH TIME ZONE, 
+    metric VARCHAR(32) NOT NULL, 
+    value FLOAT, 
+    reason VARCHAR(32), 
+    threshold FLOAT, 
+    baseline FLOAT, 
+    is_primary BOOLEAN NOT NULL, 
+    degraded BOOLEAN, 
+    n_samples BIGINT NOT NULL, 
+    n_dropped BIGINT NOT NULL, 
+    CONSTRAINT pk_model_performance_tracking PRIMARY KEY (id), 
+    CONSTRAINT fk_model_performance_tracking_job_id_auto_retraining_jobs FOREIGN KEY(job_id) REFERENCES auto_retraining_jobs (id) ON DELETE SET NULL
+);
+
+CREATE INDEX ix_model_performance_tracking_check_id ON model_performance_tracking (check_id);
+
+CREATE INDEX ix_model_performance_tracking_model_name_checked_at ON model_performance_tracking (model_name, checked_at);
+
+CREATE TABLE model_version_management (
+    id SERIAL NOT NULL, 
+    model_name VARCHAR(128) NOT NULL, 
+    version INTEGER NOT NULL, 
+    model_type VARCHAR(32) NOT NULL, 
+    job_id INTEGER, 
+    status VARCHAR(16) NOT NULL, 
+    artifact_path TEXT NOT NULL, 
+    sha256 VARCHAR(64) NOT NULL, 
+    size_bytes BIGINT NOT NULL, 
+    strategy VARCHAR(16), 
+    parent_version INTEGER, 
+    metrics JSONB NOT NULL, 
+    hyperparameters JSONB NOT NULL, 
+    data_fingerprint JSONB NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    promoted_at TIMESTAMP WITH TIME ZONE, 
+    retired_at TIMESTAMP WITH TIME ZONE, 
+    CONSTRAINT pk_model_version_management PRIMARY KEY (id), 
+    CONSTRAINT ck_model_version_management_status CHECK (status IN ('registered', 'active', 'retired')), 
+    CONSTRAINT ck_model_version_management_version_positive CHECK (version >= 1), 
+    CONSTRAINT fk_model_version_management_job_id_auto_retraining_jobs FOREIGN KEY(job_id) REFERENCES auto_retraining_jobs (id) ON DELETE SET NULL, 
+    CONSTRAINT fk_model_version_management_model_type_auto_retraining_config FOREIGN KEY(model_type) REFERENCES auto_retraining_config (model_type), 
+    CONSTRAINT uq_model_version_management_model_name_version UNIQUE (model_name, version)
+);
+
+CREATE UNIQUE INDEX ux_model_version_management_one_active ON model_version_management (model_name) WHERE status = 'active';
+
+CREATE TABLE retraining_job_history (
+    id SERIAL NOT NULL, 
+    job_id INTEGER NOT NULL, 
+    trigger VARCHAR(16) NOT NULL, 
+    trigger_detail TEXT, 
+    status VARCHAR(16) NOT NULL, 
+    host VARCHAR(255) NOT NULL, 
+    pid INTEGER NOT NULL, 
+    started_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    heartbeat_at TIMESTAMP WITH TIME ZONE, 
+    finished_at TIMESTAMP WITH TIME ZONE, 
+    duration_s FLOAT, 
+    error TEXT, 
+    version_id INTEGER, 
+    promoted BOOLEAN, 
+    gate JSONB, 
+    CONSTRAINT pk_retraining_job_history PRIMARY KEY (id), 
+    CONSTRAINT ck_retraining_job_history_status CHECK (status IN ('running', 'succeeded', 'failed', 'skipped', 'abandoned')), 
+    CONSTRAINT ck_retraining_job_history_trigger CHECK (trigger IN ('scheduled', 'drift', 'performance', 'age', 'manual')), 
+    CONSTRAINT fk_retraining_job_history_job_id_auto_retraining_jobs FOREIGN KEY(job_id) REFERENCES auto_retraining_jobs (id) ON DELETE CASCADE, 
+    CONSTRAINT fk_retraining_job_history_version_id_model_version_management FOREIGN KEY(version_id) REFERENCES model_version_management (id) ON DELETE SET NULL
+);
+
+CREATE INDEX ix_retraining_job_history_job_id_started_at ON retraining_job_history (job_id, started_at);
+
+CREATE INDEX ix_retraining_job_history_status_started_at ON retraining_job_history (status, started_at);
+
+CREATE UNIQUE INDEX ux_retraining_job_history_running_job ON retraining_job_history (job_id) WHERE status = 'running';
+
+INSERT INTO alembic_version (version_num) VALUES ('0001_baseline') RETURNING alembic_version.version_num;
+
+COMMIT;
+

@@ -1,0 +1,149 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.main import get_command
+
+from retrain_cli.cli.app import app
+from tests.conftest import EXAMPLES, Cli
+
+HEAVY = ("torch", "lightgbm", "pandas", "scipy", "sklearn")
+
+
+def walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    found = [(path, command)]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += walk(sub, (*path, name))
+    return found
+
+
+def test_every_command_of_the_synopsis_exists() -> None:
+    names = {" ".join(p) for p, _ in walk(get_command(app))}
+    expected = {
+        "db init",
+        "jobs apply",
+        "jobs list",
+        "jobs show",
+        "jobs enable",
+        "jobs disable",
+        "jobs trigger",
+        "jobs due",
+        "drift check",
+        "perf check",
+        "retrain",
+        "versions list",
+        "versions promote",
+        "versions rollback",
+        "stats",
+    }
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", [p for p, _ in walk(get_command(app))], ids=" ".join)
+def test_every_command_has_help_text(path: tuple[str, ...]) -> None:
+    command = dict(walk(get_command(app)))[path]
+    assert (command.help or "").strip(), f"{' '.join(path) or 'root'} has no help text"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the real console entry point with stdout and stderr on pipes (as cron does)."""
+    return subprocess.run(
+        [sys.executable, "-m", "retrain_cli", *args],
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_runs_as_a_subprocess() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert b"retrain" in result.stdout
+
+
+def test_quiet_commands_print_zero_bytes_under_a_pipe(home: Path) -> None:
+    env = {"RETRAIN_HOME": str(home)}
+    for args in (
+        ("db", "init", "--quiet"),
+        ("jobs", "apply", "-f", str(EXAMPLES / "jobs" / "fraud-lgbm.yaml"), "--quiet"),
+        ("jobs", "list", "--quiet"),
+        ("jobs", "trigger", "fraud-lgbm", "--quiet"),
+        ("db", "init", "--quiet", "--json"),
+    ):
+        result = run(*args, env=env)
+        assert (result.returncode, result.stdout, result.stderr) == (0, b"", b""), args
+
+
+def test_json_is_exactly_one_document(cli: Cli) -> None:
+    cli("jobs", "apply", "-f", str(EXAMPLES / "jobs" / "fraud-lgbm.yaml"))
+    for args in (
+        ("jobs", "list", "--json"),
+        ("jobs", "show", "fraud-lgbm", "--json"),
+        ("db", "init", "--json"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        assert isinstance(json.loads(result.stdout), dict)
+
+
+@pytest.mark.parametrize(
+    "args", [("retrain", "fraud-lgbm"), ("versions", "list", "fraud"), ("stats",)]
+)
+def test_unbuilt_commands_say_so_and_exit_1(args: tuple[str, ...]) -> None:
+    result = Cli(None)(*args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and "not built yet" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_commands_before_db_init_say_how_to_fix_it(empty_db_url: str) -> None:
+    result = Cli(empty_db_url)("jobs", "list")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: the database has no retrain-cli schema: run `retrain-cli db init`\n"
+    )
+
+
+def test_unreachable_database_is_one_line_without_the_password() -> None:
+    url = "postgresql+psycopg2://app:Sup3rS3cret@127.0.0.1:1/ml"
+    for args in (("jobs", "list"), ("db", "init")):
+        result = Cli(url)(*args)
+        assert result.exit_code == 1
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
+        assert "Sup3rS3cret" not in result.stderr + result.stdout
+        assert "app:***@127.0.0.1:1/ml" in result.stderr
+
+
+def test_debug_shows_the_traceback(empty_db_url: str) -> None:
+    result = run("--debug", "jobs", "list", "--database-url", empty_db_url)
+    assert result.returncode == 1
+    assert b"Traceback" in result.stderr
+
+
+def test_usage_error_is_exit_2() -> None:
+    assert Cli(None)("jobs", "apply").exit_code == 2
+
+
+@pytest.mark.parametrize("args", [("--help",), ("jobs", "list"), ("jobs", "due")])
+def test_fast_commands_import_no_heavy_library(args: tuple[str, ...], home: Path) -> None:
+    run("db", "init", "--quiet", env={"RETRAIN_HOME": str(home)})
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "retrain_cli", *args],
+        capture_output=True,
+        env={**os.environ, "RETRAIN_HOME": str(home)},
+        timeout=120,
+        check=False,
+    )
+    imported = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        for line in result.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+    assert "sqlalchemy" in imported  # the measurement itself works
+    assert imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))

@@ -1,0 +1,128 @@
+"""Fixtures: each storage test runs on SQLite and on a throwaway PostgreSQL database.
+
+PostgreSQL comes from `RETRAIN_TEST_PG_URL` (default: the local server, database `postgres`, as an
+admin connection used to create and drop `retrain_test_*` databases). Unreachable, it skips those
+tests, except with `CI=true`, where it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner, Result
+
+from retrain_cli.cli.app import app
+from retrain_cli.db.schema import init_database
+from retrain_cli.db.session import make_engine, session_scope
+from retrain_cli.durations import utcnow
+
+PG_ADMIN_URL = os.environ.get(
+    "RETRAIN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        message = f"PostgreSQL unreachable at {make_url(PG_ADMIN_URL)!r}: {exc.orig}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def new_pg_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
+    """Make fresh, empty PostgreSQL databases; all are dropped after the test."""
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    names: list[str] = []
+
+    def create() -> str:
+        name = f"retrain_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        names.append(name)
+        return make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'retrain.db'}"
+    create: Callable[[], str] = request.getfixturevalue("new_pg_database")
+    return create()
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """A database after `db init`, on each backend."""
+    engine = make_engine(empty_db_url)
+    try:
+        init_database(engine, utcnow())
+    finally:
+        engine.dispose()
+    return empty_db_url
+
+
+@pytest.fixture
+def session(db_url: str) -> Iterator[Callable[[], AbstractContextManager[Session]]]:
+    """Open a committed unit of work on the test database: `with session() as s: ...`."""
+    engine = make_engine(db_url)
+    yield lambda: session_scope(engine)
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own RETRAIN_HOME and no inherited settings."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("RETRAIN_HOME", str(path))
+    for name in ("RETRAIN_DATABASE_URL", "RETRAIN_CONFIG", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+class Cli:
+    """Run `retrain-cli` in-process against one database."""
+
+    def __init__(self, database_url: str | None) -> None:
+        self.database_url = database_url
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, url: bool = True) -> Result:
+        argv = list(args)
+        if url and self.database_url and argv and argv[0] not in ("--help", "--version"):
+            argv += ["--database-url", self.database_url]
+        return self.runner.invoke(app, argv)
+
+
+@pytest.fixture
+def cli(db_url: str) -> Cli:
+    """`retrain-cli` bound to an initialised database on each backend."""
+    return Cli(db_url)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -1,0 +1,205 @@
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from retrain_cli.db.models import (
+    TABLE_NAMES,
+    AutoRetrainingConfig,
+    AutoRetrainingJob,
+    Base,
+    ModelVersionManagement,
+)
+from retrain_cli.db.schema import alembic_config, init_database, render_postgresql_ddl
+from retrain_cli.db.session import SCHEMA_REVISION, make_engine
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+SCHEMAS_SQL = Path(__file__).resolve().parents[2] / "schemas.sql"
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def test_the_six_tables_are_named_as_in_the_seed() -> None:
+    assert set(TABLE_NAMES) == {
+        "auto_retraining_config",
+        "auto_retraining_jobs",
+        "retraining_job_history",
+        "model_drift_monitoring",
+        "model_performance_tracking",
+        "model_version_management",
+    }
+
+
+def test_init_creates_six_tables_and_four_default_configs(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    result = init_database(engine, NOW)
+    assert result.revision_before is None and result.revision == SCHEMA_REVISION
+    assert set(inspect(engine).get_table_names()) == {*TABLE_NAMES, "alembic_version"}
+    with Session(engine) as session:
+        rows = {c.model_type: c for c in session.scalars(select(AutoRetrainingConfig))}
+    assert {
+        t: (r.schedule, r.drift_threshold, r.performance_threshold, r.strategy)
+        for t, r in rows.items()
+    } == {
+        "lightgbm": ("0 2 * * *", 0.25, 0.80, "incremental"),
+        "lstm": ("0 3 * * *", 0.30, 0.75, "full"),
+        "transformer": ("0 4 * * *", 0.30, 0.75, "full"),
+        "ensemble": ("0 5 * * *", 0.20, 0.85, "incremental"),
+    }
+    engine.dispose()
+
+
+def test_init_twice_changes_nothing(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with Session(engine) as session:
+        session.execute(
+            text(
+                "UPDATE auto_retraining_config SET drift_threshold = 0.5 WHERE model_type = 'lstm'"
+            )
+        )
+        session.commit()
+    result = init_database(engine, NOW)
+    assert result.configs_added == [] and result.revision_before == SCHEMA_REVISION
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(AutoRetrainingConfig)) == 4
+        edited = session.scalar(
+            select(AutoRetrainingConfig.drift_threshold).where(
+                AutoRetrainingConfig.model_type == "lstm"
+            )
+        )
+    assert edited == 0.5  # an operator's edit survives
+    engine.dispose()
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_schema_revision_constant_is_the_alembic_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_REVISION
+
+
+def test_schemas_sql_is_rendered_from_the_migrations() -> None:
+    assert SCHEMAS_SQL.read_text() == render_postgresql_ddl(), (
+        "schemas.sql is stale: regenerate with `retrain-cli db sql > schemas.sql`"
+    )
+
+
+def _describe(engine: Engine) -> dict[str, Any]:
+    inspector = inspect(engine)
+    described = {}
+    for table in sorted(inspector.get_table_names()):
+        described[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                for c in inspector.get_columns(table)
+            ],
+            "pk": inspector.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted(
+                (
+                    i["name"],
+                    tuple(i["column_names"]),
+                    i["unique"],
+                    str(i.get("dialect_options", {}).get("postgresql_where")),
+                )
+                for i in inspector.get_indexes(table)
+            ),
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table)
+            ),
+            "fks": sorted(
+                (
+                    f["name"],
+                    tuple(f["constrained_columns"]),
+                    f["referred_table"],
+                    str(f.get("options")),
+                )
+                for f in inspector.get_foreign_keys(table)
+            ),
+            "checks": sorted(
+                (c["name"], c["sqltext"]) for c in inspector.get_check_constraints(table)
+            ),
+        }
+    return described
+
+
+def test_schemas_sql_yields_the_same_schema_as_db_init(
+    new_pg_database: Callable[[], str],
+) -> None:
+    by_init = make_engine(new_pg_database())
+    init_database(by_init, NOW)
+    by_sql = create_engine(new_pg_database())
+    with by_sql.begin() as conn:
+        conn.exec_driver_sql(SCHEMAS_SQL.read_text())
+    try:
+        expected = _describe(by_init)
+        assert set(expected) == {*TABLE_NAMES, "alembic_version"}
+        assert _describe(by_sql) == expected
+    finally:
+        by_init.dispose()
+        by_sql.dispose()
+
+
+def _version(model: str, number: int, status: str) -> ModelVersionManagement:
+    return ModelVersionManagement(
+        model_name=model,
+        version=number,
+        model_type="lightgbm",
+        status=status,
+        artifact_path="/a",
+        sha256="0" * 64,
+        size_bytes=1,
+        metrics={},
+        hyperparameters={},
+        data_fingerprint={},
+        created_at=NOW,
+    )
+
+
+def test_database_allows_one_active_version_per_model(session: SessionFactory) -> None:
+    with session() as s:
+        s.add_all([_version("fraud", 1, "active"), _version("other", 1, "active")])
+    with pytest.raises(IntegrityError), session() as s:
+        s.add(_version("fraud", 2, "active"))
+    with session() as s:
+        s.add(_version("fraud", 2, "registered"))  # many non-active versions are fine
+
+
+def test_database_refuses_a_duplicate_version_number(session: SessionFactory) -> None:
+    with session() as s:
+        s.add(_version("fraud", 1, "registered"))
+    with pytest.raises(IntegrityError), session() as s:
+        s.add(_version("fraud", 1, "retired"))
+
+
+def test_foreign_keys_are_enforced(session: SessionFactory) -> None:
+    job = AutoRetrainingJob(
+        name="j",
+        model_name="m",
+        model_type="xgboost",
+        enabled=True,
+        timezone="UTC",
+        priority=0,
+        primary_metric="auc",
+        triggers=[],
+        spec={},
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    with pytest.raises(IntegrityError), session() as s:
+        s.add(job)

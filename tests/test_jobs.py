@@ -1,0 +1,91 @@
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+from sqlalchemy import func, select
+
+from retrain_cli.db.models import AutoRetrainingJob
+from tests.conftest import EXAMPLES, Cli
+
+
+def example_files() -> list[str]:
+    args = []
+    for path in sorted((EXAMPLES / "jobs").glob("*.yaml")):
+        args += ["-f", str(path)]
+    return args
+
+
+def job_rows(cli: Cli) -> list[dict[str, object]]:
+    result = cli("jobs", "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)["jobs"]
+
+
+def test_apply_every_example_creates_one_job_each(cli: Cli) -> None:
+    result = cli("jobs", "apply", *example_files(), "--json")
+    assert result.exit_code == 0, result.stderr
+    actions = {o["job"]: o["action"] for o in json.loads(result.stdout)["jobs"]}
+    assert actions == dict.fromkeys(
+        ["alpha-ensemble", "churn-transformer", "demand-lstm", "fraud-lgbm"], "created"
+    )
+    types = {row["job"]: row["type"] for row in job_rows(cli)}
+    assert types["demand-lstm"] == "lstm" and types["alpha-ensemble"] == "ensemble"
+
+
+def test_apply_is_idempotent_and_updates_by_name(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "fraud.yaml"
+    shutil.copy(EXAMPLES / "jobs" / "fraud-lgbm.yaml", path)
+    assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
+    again = cli("jobs", "apply", "-f", str(path), "--json")
+    assert json.loads(again.stdout)["jobs"] == [{"job": "fraud-lgbm", "action": "unchanged"}]
+
+    spec = yaml.safe_load(path.read_text())
+    spec["priority"] = 99
+    path.write_text(yaml.safe_dump(spec))
+    updated = cli("jobs", "apply", "-f", str(path), "--json")
+    assert json.loads(updated.stdout)["jobs"] == [{"job": "fraud-lgbm", "action": "updated"}]
+    assert [r["priority"] for r in job_rows(cli)] == [99]
+
+
+def test_effective_schedule_comes_from_the_type_config(cli: Cli) -> None:
+    cli("jobs", "apply", "-f", str(EXAMPLES / "jobs" / "demand-lstm.yaml"))
+    shown = json.loads(cli("jobs", "show", "demand-lstm", "--json").stdout)
+    assert shown["schedule"] == "0 3 * * *"  # the lstm default; the file names none
+    assert shown["drift_threshold"] == 0.30
+    assert shown["hyperparameters"]["sequence_length"] == 16  # job value over the default
+    assert shown["hyperparameters"]["num_layers"] == 1  # default kept
+
+
+def test_a_bad_file_among_several_applies_nothing(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: broken\nmodel: m\ntype: lightgbm\ndata: {train: t.csv}\n"
+        "target: y\nschedule: '99 * * * *'\n"
+    )
+    result = cli("jobs", "apply", *example_files(), "-f", str(bad))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(bad) in lines[0] and "job 'broken'" in lines[0] and "schedule" in lines[0]
+    assert job_rows(cli) == []
+
+
+def test_enable_disable_and_manual_trigger(cli: Cli, session) -> None:  # type: ignore[no-untyped-def]
+    cli("jobs", "apply", "-f", str(EXAMPLES / "jobs" / "fraud-lgbm.yaml"))
+    assert cli("jobs", "disable", "fraud-lgbm").exit_code == 0
+    assert job_rows(cli)[0]["enabled"] is False
+    assert cli("jobs", "enable", "fraud-lgbm").exit_code == 0
+    assert cli("jobs", "trigger", "fraud-lgbm", "--reason", "new labels").exit_code == 0
+    with session() as s:
+        job = s.scalars(select(AutoRetrainingJob)).one()
+        assert job.enabled is True
+        assert job.manual_reason == "new labels" and job.manual_requested_at is not None
+        assert s.scalar(select(func.count()).select_from(AutoRetrainingJob)) == 1
+
+
+def test_unknown_job_is_exit_1_with_a_hint(cli: Cli) -> None:
+    result = cli("jobs", "show", "nope")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no job named 'nope' (see `retrain-cli jobs list`)\n"

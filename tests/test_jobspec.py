@@ -1,0 +1,116 @@
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from retrain_cli.errors import JobSpecError
+from retrain_cli.jobspec import load_job_file
+from tests.conftest import EXAMPLES
+
+MINIMAL = {
+    "name": "j1",
+    "model": "m1",
+    "type": "lightgbm",
+    "data": {"train": "t.parquet"},
+    "target": "y",
+}
+
+
+def write(tmp_path: Path, document: Any) -> Path:
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(document) if not isinstance(document, str) else document)
+    return path
+
+
+@pytest.mark.parametrize("path", sorted((EXAMPLES / "jobs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_job_is_valid(path: Path) -> None:
+    (spec,) = load_job_file(path)
+    assert spec["name"] == path.stem
+
+
+def test_examples_cover_every_model_family() -> None:
+    types = {load_job_file(p)[0]["type"] for p in (EXAMPLES / "jobs").glob("*.yaml")}
+    assert types == {"lightgbm", "lstm", "transformer", "ensemble"}
+
+
+def test_minimal_job_gets_defaults_and_absolute_paths(tmp_path: Path) -> None:
+    (spec,) = load_job_file(write(tmp_path, MINIMAL))
+    assert spec["data"]["train"] == {"path": str(tmp_path / "t.parquet")}
+    assert spec["triggers"] == ["scheduled", "drift", "performance", "age", "manual"]
+    assert spec["primary_metric"] == "auc"
+    assert spec["timezone"] == "UTC"
+    assert spec["schedule"] is None  # resolved from auto_retraining_config at use
+
+
+def test_trading_job_defaults_to_sharpe(tmp_path: Path) -> None:
+    (spec,) = load_job_file(write(tmp_path, {**MINIMAL, "return_column": "ret"}))
+    assert spec["primary_metric"] == "sharpe"
+
+
+def test_jobs_list_form_and_sql_source(tmp_path: Path) -> None:
+    second = {
+        **MINIMAL,
+        "name": "j2",
+        "data": {"train": {"url": "sqlite:///x.db", "query": "select 1"}},
+    }
+    specs = load_job_file(write(tmp_path, {"jobs": [MINIMAL, second]}))
+    assert [s["name"] for s in specs] == ["j1", "j2"]
+    assert specs[1]["data"]["train"] == {"url": "sqlite:///x.db", "query": "select 1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "red"}, "job 'j1': unknown field(s) colour"),
+        ({"type": "xgboost"}, "job 'j1': type: 'xgboost' is not one of"),
+        ({"schedule": "61 * * * *"}, "job 'j1': schedule: invalid cron expression '61 * * * *'"),
+        ({"schedule": "* * * * * *"}, "schedule: invalid cron expression"),
+        ({"timezone": "Mars/Olympus"}, "timezone: unknown time zone"),
+        ({"thresholds": {"drift": -0.1}}, "thresholds: drift: -0.1 is outside"),
+        ({"thresholds": {"performance": 1.5}}, "thresholds.performance: 1.5 is outside [0, 1]"),
+        ({"thresholds": {"drift": float("nan")}}, "thresholds: drift: expected a finite number"),
+        ({"data": {}}, "data: a 'train' source is required"),
+        ({"data": {"train": "t.xlsx"}}, "is not a .parquet or .csv file"),
+        ({"data": {"train": "t.csv", "live": "x.csv"}}, "unknown source(s) live"),
+        ({"name": "../etc"}, "name: '../etc' must be"),
+        ({"model": "a/b"}, "model: 'a/b' must be"),
+        ({"timeout": "soon"}, "timeout: not a duration"),
+        ({"triggers": ["cosmic-ray"]}, "triggers: 'cosmic-ray' is not one of"),
+        ({"primary_metric": "sharpe"}, "primary_metric: sharpe needs a return_column"),
+        ({"features": ["y"]}, "features: y is the target"),
+        ({"members": ["lstm"]}, "members: only an ensemble job has members"),
+        ({"drift": {"method": "magic"}}, "drift: method: 'magic' is not one of"),
+        ({"priority": "high"}, "priority: expected an integer"),
+    ],
+)
+def test_invalid_field_is_named_with_file_and_job(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    path = write(tmp_path, {**MINIMAL, **change})
+    with pytest.raises(JobSpecError) as info:
+        load_job_file(path)
+    assert str(info.value).startswith(str(path))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("name: [unclosed\n", "malformed YAML at line"),
+        ("- just\n- a list\n", "expected a job mapping"),
+        ({"jobs": []}, "'jobs' must be a non-empty list"),
+        ({"jobs": [MINIMAL, MINIMAL]}, "job 'j1' is declared twice"),
+        ({k: v for k, v in MINIMAL.items() if k != "target"}, "job 'j1': target: is required"),
+    ],
+)
+def test_malformed_file_is_one_clear_error(tmp_path: Path, document: Any, message: str) -> None:
+    with pytest.raises(JobSpecError, match=None) as info:
+        load_job_file(write(tmp_path, document))
+    assert message in str(info.value)
+
+
+def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(JobSpecError, match="no such job file"):
+        load_job_file(tmp_path / "absent.yaml")

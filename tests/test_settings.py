@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+
+from retrain_cli.errors import ConfigError
+from retrain_cli.settings import load_settings, redact_text, redact_url
+
+
+def test_default_database_is_sqlite_file_in_retrain_home(tmp_path: Path) -> None:
+    settings = load_settings(env={"RETRAIN_HOME": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'retrain.db'}"
+    assert settings.artifacts_dir == tmp_path / "artifacts"
+    assert settings.locks_dir == tmp_path / "locks"
+    assert settings.logs_dir == tmp_path / "logs"
+
+
+def test_home_follows_xdg_data_home(tmp_path: Path) -> None:
+    settings = load_settings(env={"XDG_DATA_HOME": str(tmp_path)})
+    assert settings.home == tmp_path / "retrain-cli"
+
+
+def test_url_precedence_flag_then_env_then_config_then_default(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("database_url: sqlite:///from-config.db\n")
+    env = {"RETRAIN_HOME": str(tmp_path)}
+    assert load_settings(env=env).database_url == "sqlite:///from-config.db"
+    env["RETRAIN_DATABASE_URL"] = "sqlite:///from-env.db"
+    assert load_settings(env=env).database_url == "sqlite:///from-env.db"
+    assert load_settings("sqlite:///from-flag.db", env=env).database_url == "sqlite:///from-flag.db"
+
+
+def test_config_file_moves_directories(tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere.yaml"
+    config.write_text(f"artifacts_dir: {tmp_path / 'a'}\nlocks_dir: {tmp_path / 'l'}\n")
+    settings = load_settings(env={"RETRAIN_HOME": str(tmp_path), "RETRAIN_CONFIG": str(config)})
+    assert settings.artifacts_dir == tmp_path / "a"
+    assert settings.locks_dir == tmp_path / "l"
+    assert settings.config_path == config
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("databse_url: x\n", "unknown key(s) databse_url"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("a: [\n", "cannot read config file"),
+        ("max_concurrent_retrains: 0\n", "positive integer"),
+    ],
+)
+def test_bad_config_file_is_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "config.yaml").write_text(content)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(env={"RETRAIN_HOME": str(tmp_path)})
+
+
+def test_missing_config_named_by_env_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a file"):
+        load_settings(env={"RETRAIN_CONFIG": str(tmp_path / "nope.yaml")})
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "postgresql+psycopg2://app:s3cr%40t@db:5432/ml",
+            "postgresql+psycopg2://app:***@db:5432/ml",
+        ),
+        ("postgresql://app@db/ml", "postgresql://app@db/ml"),
+        ("sqlite:////var/lib/retrain.db", "sqlite:////var/lib/retrain.db"),
+    ],
+)
+def test_redact_url_masks_only_the_password(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_redact_text_removes_password_echoed_by_a_driver() -> None:
+    url = "postgresql://app:hunter2@db/ml"
+    assert "hunter2" not in redact_text('password "hunter2" rejected for app', url)
