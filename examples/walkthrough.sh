@@ -10,15 +10,27 @@ export RETRAIN_HOME="${RETRAIN_HOME:-$(mktemp -d -t retrain-walkthrough.XXXXXX)}
 unset RETRAIN_DATABASE_URL RETRAIN_CONFIG
 echo "# RETRAIN_HOME=$RETRAIN_HOME"
 
+# step EXPECTED_EXIT_CODE COMMAND...: print the command, run it, insist on its exit code.
 step() {
+  local expected=$1 code=0
+  shift
   echo
   echo "\$ $*"
-  "$@"
+  "$@" || code=$?
+  if [ "$code" != "$expected" ]; then
+    echo "walk-through: expected exit $expected, got $code" >&2
+    exit 1
+  fi
 }
 
-step python examples/generate_data.py --out examples/data
-step retrain-cli db init
-step retrain-cli jobs apply $(printf -- '-f %s ' examples/jobs/*.yaml)
-step retrain-cli jobs list
-step retrain-cli jobs trigger fraud-lgbm --reason "walk-through"
-step retrain-cli jobs show fraud-lgbm
+step 0 python examples/generate_data.py --out examples/data
+step 0 retrain-cli db init
+step 0 retrain-cli jobs apply $(printf -- '-f %s ' examples/jobs/*.yaml)
+step 0 retrain-cli jobs list
+step 0 retrain-cli drift check --all           # the baseline windows: no drift, exit 0
+echo
+echo "# ... time passes: a later window arrives with shifted features and worse scores"
+step 0 python examples/generate_data.py --out examples/data --phase drifted
+step 3 retrain-cli drift check --all --report "$RETRAIN_HOME/drift.html"   # exit 3: drift
+echo "# report: $RETRAIN_HOME/drift.html"
+step 0 retrain-cli jobs trigger fraud-lgbm --reason "walk-through"

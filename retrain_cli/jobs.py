@@ -161,3 +161,23 @@ def effective_job(job: AutoRetrainingJob, configs: dict[str, AutoRetrainingConfi
 
 def _first(value: float | None, default: float) -> float:
     return default if value is None else value
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """A job whose check failed; other jobs of the same `--all` run still go on."""
+
+    job: str
+    error: str
+
+
+def select_jobs(session: Session, names: Sequence[str], every_enabled: bool) -> list[EffectiveJob]:
+    """The named jobs (in order), or every enabled job; unknown names are an error."""
+    from retrain_cli.errors import ConfigError
+
+    if bool(names) == every_enabled:
+        raise ConfigError("name one or more jobs, or pass --all (not both)")
+    configs = load_configs(session)
+    if every_enabled:
+        return [effective_job(job, configs) for job in list_jobs(session, enabled_only=True)]
+    return [effective_job(get_job(session, name), configs) for name in names]

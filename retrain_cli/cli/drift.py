@@ -1,15 +1,139 @@
-"""`retrain-cli drift`: data drift between a reference and a current window."""
+"""`retrain-cli drift check`: data drift between a reference and a current window."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
-from retrain_cli.errors import NotAvailableError
+from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
+from retrain_cli.cli.output import Output, cell, table
+from retrain_cli.cli.runtime import open_session
+from retrain_cli.durations import utcnow
+from retrain_cli.errors import ConfigError
+from retrain_cli.jobs import JobFailure
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from retrain_cli.drift_monitor import DriftResult
 
 app = typer.Typer(help="Detect data drift.", no_args_is_help=True)
 
+AD_HOC = "Ad hoc (no job)"
+
 
 @app.command("check")
-def check() -> None:
-    """Compare reference and current windows per feature. (Lands with the drift issue.)"""
-    raise NotAvailableError("`drift check` is not built yet: it lands with the drift issue (#3)")
+def check(
+    jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to check.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Check every enabled job.")] = False,
+    model: Annotated[str | None, typer.Option(help="Model name.", rich_help_panel=AD_HOC)] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="Reference window file.", rich_help_panel=AD_HOC)
+    ] = None,
+    current: Annotated[
+        Path | None, typer.Option(help="Current window file.", rich_help_panel=AD_HOC)
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Drift threshold of the method.", rich_help_panel=AD_HOC)
+    ] = 0.25,
+    drift_share: Annotated[
+        float, typer.Option(help="Share of drifted features.", rich_help_panel=AD_HOC)
+    ] = 0.5,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="psi, js, wasserstein_norm, ks_pvalue or chi2_pvalue.", rich_help_panel=AD_HOC
+        ),
+    ] = "psi",
+    report: Annotated[
+        Path | None, typer.Option(help="Also write a self-contained HTML report here.")
+    ] = None,
+    now: Now = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Compare reference and current windows per feature and for the predictions.
+
+    Exit 0: no drift; 3: drift found; 1: an error (other jobs of --all still run).
+    """
+    from retrain_cli import drift_monitor as monitor
+    from retrain_cli.jobs import select_jobs
+
+    at = now or utcnow()
+    with open_session(database_url) as (_, session):
+        if model is not None:
+            if jobs or every or reference is None or current is None:
+                raise ConfigError("the ad hoc form needs --model, --reference and --current only")
+            settings = monitor.DriftSettings(threshold, method, drift_share=drift_share)
+            outcomes: list[Any] = [
+                monitor.check_files(session, model, reference, current, settings, at)
+            ]
+        else:
+            selected = select_jobs(session, jobs or [], every)
+            outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
+    results = [o for o in outcomes if not isinstance(o, JobFailure)]
+    if report is not None:
+        from retrain_cli.drift_report import write_report
+
+        write_report(report, results)
+    _finish(Output(as_json, quiet), outcomes, results)
+
+
+def _finish(output: Output, outcomes: list[Any], results: list[DriftResult]) -> None:
+    failures = [o for o in outcomes if isinstance(o, JobFailure)]
+    output.emit({"results": results, "errors": failures}, lambda c: _render(c, results))
+    for failure in failures:
+        typer.echo(f"Error: {failure.job}: {failure.error}", err=True)
+    if failures:
+        raise typer.Exit(1)
+    drifted = [r.job or r.model for r in results if r.drifted]
+    output.finish(bool(drifted), f"drift detected: {', '.join(drifted)}")
+
+
+def _render(console: Console, results: list[DriftResult]) -> None:
+    for result in results:
+        verdict = "[red]DRIFT[/]" if result.drifted else "[green]no drift[/]"
+        n_drifted = sum(f.drifted for f in result.features)
+        prediction = ""
+        if result.prediction is not None:
+            prediction = f"; predictions {'drifted' if result.prediction.drifted else 'stable'}"
+        console.print(
+            f"{result.job or '(ad hoc)'} ({result.model}): {verdict} — {n_drifted}/"
+            f"{len(result.features)} features drifted (share {result.drift_share:.2f}, "
+            f"alarm at {result.required_share:.2f}){prediction}"
+        )
+        columns = [*result.features, *([result.prediction] if result.prediction else [])]
+        columns.sort(key=lambda c: (not c.drifted, c.feature))
+        console.print(
+            table(
+                None,
+                [
+                    "column",
+                    "kind",
+                    "drifted",
+                    "method",
+                    "statistic",
+                    "threshold",
+                    "psi",
+                    "ks/chi2 p",
+                    "missing ref/cur",
+                ],
+                [
+                    (
+                        c.feature,
+                        c.kind,
+                        c.drifted,
+                        c.method,
+                        c.statistic,
+                        c.threshold,
+                        c.metrics["psi"],
+                        c.metrics.get("ks_pvalue", c.metrics.get("chi2_pvalue")),
+                        f"{cell(c.missing_rate_ref)}/{cell(c.missing_rate_cur)}",
+                    )
+                    for c in columns
+                ],
+            )
+        )

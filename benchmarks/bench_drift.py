@@ -1,0 +1,158 @@
+"""Drift check at scale: `retrain-cli drift check` end to end against a per-column scipy loop.
+
+    .venv/bin/python benchmarks/bench_drift.py [--rows 1000000] [--repeats 3] [--write]
+
+Seeded data: ROWS reference and ROWS current rows, 20 numeric and 5 categorical columns (10-50
+categories). Timed side by side in one run:
+  (a) `retrain-cli drift check --model ... --reference ... --current ...` as a child process:
+      start-up, Parquet loading, every statistic of every column, SQLite writes;
+  (b) a plain per-column scipy loop computing the same statistics on preloaded arrays;
+  (c) Evidently's default DataDriftPreset, only when `evidently` is importable.
+Reports medians, the ratio (a)/(b), and the peak RSS of (a). `--write` updates docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import machine, median, peak_child_rss_mb, timed_run, update_section
+
+N_NUMERIC, N_CATEGORICAL = 20, 5
+
+
+def make_data(rows: int, seed: int, shift: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data: dict[str, object] = {
+        f"num{i}": rng.normal(shift * (i % 3), 1 + 0.1 * i, rows) for i in range(N_NUMERIC)
+    }
+    for i in range(N_CATEGORICAL):
+        k = 10 + 10 * i
+        categories = np.array([f"c{j}" for j in range(k)])
+        weights = rng.dirichlet(np.ones(k))
+        data[f"cat{i}"] = pd.Categorical(rng.choice(categories, rows, p=weights))
+    return pd.DataFrame(data)
+
+
+def scipy_loop(ref: pd.DataFrame, cur: pd.DataFrame) -> None:
+    """The straightforward way: each column on its own, scipy for every statistic."""
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import chi2_contingency, entropy, ks_2samp, wasserstein_distance
+
+    def proportions(p: np.ndarray, q: np.ndarray) -> None:
+        pe, qe = np.where(p == 0, 1e-4, p), np.where(q == 0, 1e-4, q)
+        np.sum((qe - pe) * np.log(qe / pe))
+        entropy(pe, qe)
+        jensenshannon(pe, qe)
+        np.sqrt(0.5 * np.sum((np.sqrt(p) - np.sqrt(q)) ** 2))
+
+    for column in ref.columns:
+        if column.startswith("num"):
+            r, c = ref[column].to_numpy(), cur[column].to_numpy()
+            r, c = r[~np.isnan(r)], c[~np.isnan(c)]
+            edges = np.concatenate(
+                ([-np.inf], np.unique(np.quantile(r, np.arange(1, 10) / 10)), [np.inf])
+            )
+            p = np.histogram(r, edges)[0] / r.size
+            q = np.histogram(c, edges)[0] / c.size
+            proportions(p, q)
+            ks_2samp(r, c)
+            wasserstein_distance(r, c) / max(np.std(r), 0.001)
+        else:
+            counts = pd.concat([ref[column].value_counts(), cur[column].value_counts()], axis=1)
+            table = counts.fillna(0).to_numpy().T
+            proportions(table[0] / table[0].sum(), table[1] / table[1].sum())
+            chi2_contingency(table, correction=False)
+
+
+def evidently_run(ref: pd.DataFrame, cur: pd.DataFrame) -> float | None:
+    try:
+        from evidently import Report  # type: ignore[import-not-found]
+        from evidently.presets import DataDriftPreset  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    start = time.perf_counter()
+    Report([DataDriftPreset()]).run(reference_data=ref, current_data=cur)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        ref, cur = make_data(args.rows, 1, 0.0), make_data(args.rows, 2, 0.3)
+        ref.to_parquet(folder / "ref.parquet")
+        cur.to_parquet(folder / "cur.parquet")
+        env = {**os.environ, "RETRAIN_HOME": str(folder / "home")}
+        cli = [sys.executable, "-m", "retrain_cli"]
+        assert timed_run([*cli, "db", "init", "--quiet"], env)[1] == 0
+        check = [
+            *cli,
+            "drift",
+            "check",
+            "--model",
+            "bench",
+            "--quiet",
+            "--reference",
+            str(folder / "ref.parquet"),
+            "--current",
+            str(folder / "cur.parquet"),
+        ]
+
+        ours, loop = [], []
+        for _ in range(args.repeats):  # interleaved, so load drifts hit both alike
+            seconds, code = timed_run(check, env)
+            assert code in (0, 3), f"drift check exited {code}"
+            ours.append(seconds)
+            start = time.perf_counter()
+            scipy_loop(ref, cur)
+            loop.append(time.perf_counter() - start)
+        rss = peak_child_rss_mb()
+        evidently = evidently_run(ref, cur)
+
+    ratio = median(ours) / median(loop)
+    if evidently:
+        evidently_row = (
+            f"| Evidently DataDriftPreset (one run, in-process) | {evidently:.2f} s | "
+            f"{evidently / median(ours):.0f}x the time of ours |"
+        )
+    else:
+        evidently_row = "| Evidently DataDriftPreset | not installed in this environment | — |"
+    rows, cols = f"{args.rows:,}", f"{N_NUMERIC} numeric + {N_CATEGORICAL} categorical"
+    command = f"benchmarks/bench_drift.py --rows {args.rows} --repeats {args.repeats} --write"
+    markdown = "\n".join(
+        [
+            f"## Drift check: {rows} + {rows} rows, {cols} columns",
+            "",
+            f"Command: `python {command}`",
+            f"({machine()}; medians of {args.repeats} interleaved runs)",
+            "",
+            "| what | median | note |",
+            "|---|---|---|",
+            "| `retrain-cli drift check` end to end (start-up, Parquet, statistics, SQLite) | "
+            f"{median(ours):.2f} s | peak RSS {rss:.0f} MB |",
+            f"| per-column scipy loop, statistics only (data preloaded) | {median(loop):.2f} s | |",
+            f"| ratio ours / scipy loop | {ratio:.2f} | target at most 0.25 |",
+            evidently_row,
+        ]
+    )
+    print(markdown)
+    if args.write:
+        update_section("bench_drift", markdown)
+
+
+if __name__ == "__main__":
+    main()

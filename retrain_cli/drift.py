@@ -1,0 +1,287 @@
+"""Drift statistics: pure functions over numpy arrays (no pandas, no database, no clock).
+
+Numeric columns are sorted once; every statistic is derived from the two sorted samples with the
+same floating-point operations scipy uses, so the values equal scipy's to rounding:
+
+- bins: interior edges are the unique values of `np.quantile(ref, [1/B, ..., (B-1)/B])`, outer
+  edges -inf and +inf; v falls in bin i when e_i <= v < e_{i+1}.
+- p, q: reference and current proportions per bin (or per category, over the union of both
+  windows). `eps` replaces a zero proportion for psi, kl and js.
+- psi = sum((q - p) * ln(q / p)); kl = scipy.stats.entropy(p, q);
+  js = scipy.spatial.distance.jensenshannon(p, q) (natural log, a distance);
+  hellinger = sqrt(0.5 * sum((sqrt(p) - sqrt(q))^2)) on the proportions before eps.
+- ks_stat, ks_pvalue: scipy.stats.ks_2samp(ref, cur) with its default method ('auto').
+- wasserstein = scipy.stats.wasserstein_distance(ref, cur); wasserstein_norm = wasserstein /
+  max(std(ref, ddof=0), 0.001).
+- chi2_stat, chi2_pvalue: scipy.stats.chi2_contingency on the 2 x K table of counts, no correction.
+
+Missing values are the caller's to drop (see `drop_missing`); these functions need finite data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+EPS = 1e-4
+DEFAULT_BINS = 10
+KS_EXACT_MAX_N = 10_000  # scipy's 'auto' uses the exact distribution up to this sample size
+MIN_STD = 0.001
+P_VALUE_METHODS = ("ks_pvalue", "chi2_pvalue")
+NUMERIC_ONLY = {"wasserstein_norm": "psi", "ks_pvalue": "chi2_pvalue"}
+CATEGORICAL_ONLY = {"chi2_pvalue": "ks_pvalue"}
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Reference and current proportions over the bins (or categories) the statistics used."""
+
+    labels: list[str]
+    reference: list[float]
+    current: list[float]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether one column drifted, and by which statistic."""
+
+    method: str
+    statistic: float
+    threshold: float
+    drifted: bool
+
+
+def import_scipy() -> None:
+    """Import scipy.stats, which the p-values need (about 0.7 s: worth overlapping)."""
+    import scipy.stats  # noqa: F401
+
+
+def drop_missing(values: FloatArray) -> tuple[FloatArray, float]:
+    """The finite values of a numeric column, and the share that was missing (NaN).
+
+    >>> drop_missing(np.array([1.0, np.nan, 3.0, np.nan]))
+    (array([1., 3.]), 0.5)
+    """
+    mask = np.isnan(values)
+    missing = int(mask.sum())
+    rate = missing / values.size if values.size else 0.0
+    return (values[~mask] if missing else values), rate
+
+
+def bin_edges(ref_sorted: FloatArray, bins: int = DEFAULT_BINS) -> FloatArray:
+    """The interior edges of the reference's quantile bins: unique `np.quantile` cut points.
+
+    >>> bin_edges(np.arange(1.0, 11.0), bins=4)
+    array([3.25, 5.5 , 7.75])
+    """
+    levels = np.arange(1, bins) / bins
+    return np.unique(np.quantile(ref_sorted, levels))
+
+
+def bin_counts(values_sorted: FloatArray, edges: FloatArray) -> NDArray[np.int64]:
+    """Counts per bin [-inf, e_0), [e_0, e_1), ..., [e_last, inf) of a sorted sample.
+
+    >>> bin_counts(np.array([1.0, 2.0, 2.0, 5.0]), np.array([2.0, 4.0]))
+    array([1, 2, 1])
+    """
+    below = np.searchsorted(values_sorted, edges, side="left")
+    return np.diff(np.concatenate(([0], below, [values_sorted.size]))).astype(np.int64)
+
+
+def psi(p: FloatArray, q: FloatArray, eps: float = EPS) -> float:
+    """Population stability index of proportions `q` (current) against `p` (reference).
+
+    A zero proportion is replaced by `eps` first.
+
+    >>> round(psi(np.array([0.5, 0.5]), np.array([0.9, 0.1])), 6)
+    0.878890
+    """
+    p, q = _with_eps(p, eps), _with_eps(q, eps)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def kl(p: FloatArray, q: FloatArray, eps: float = EPS) -> float:
+    """Kullback-Leibler divergence sum(p * ln(p / q)) after the eps rule, both renormalised to
+    sum 1 as scipy.stats.entropy(p, q) does (computed here without importing scipy).
+
+    >>> round(kl(np.array([0.5, 0.5]), np.array([0.9, 0.1])), 6)
+    0.510826
+    """
+    p, q = _normalised(_with_eps(p, eps)), _normalised(_with_eps(q, eps))
+    return float(np.sum(p * np.log(p / q)))
+
+
+def js(p: FloatArray, q: FloatArray, eps: float = EPS) -> float:
+    """Jensen-Shannon distance (natural log) after the eps rule, as scipy's `jensenshannon`:
+    sqrt((KL(p || m) + KL(q || m)) / 2) with m = (p + q) / 2 of the renormalised proportions.
+
+    >>> round(js(np.array([1.0, 0.0]), np.array([0.0, 1.0]), eps=0.0), 6)
+    0.832555
+    """
+    p, q = _normalised(_with_eps(p, eps)), _normalised(_with_eps(q, eps))
+    m = (p + q) / 2.0
+    divergence = _relative_entropy(p, m) + _relative_entropy(q, m)
+    return float(np.sqrt(divergence / 2.0))
+
+
+def _normalised(p: FloatArray) -> FloatArray:
+    return p / np.sum(p)
+
+
+def _relative_entropy(p: FloatArray, m: FloatArray) -> float:
+    """sum(p * ln(p / m)) with 0 * ln(0) = 0, as scipy.special.rel_entr."""
+    positive = p > 0
+    return float(np.sum(p[positive] * np.log(p[positive] / m[positive])))
+
+
+def hellinger(p: FloatArray, q: FloatArray) -> float:
+    """Hellinger distance sqrt(0.5 * sum((sqrt(p) - sqrt(q))^2)) of the raw proportions.
+
+    >>> hellinger(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
+    1.0
+    """
+    return float(np.sqrt(0.5 * np.sum((np.sqrt(p) - np.sqrt(q)) ** 2)))
+
+
+def _with_eps(p: FloatArray, eps: float) -> FloatArray:
+    return np.where(p == 0, eps, p)
+
+
+def distribution_metrics(ref_counts: NDArray[Any], cur_counts: NDArray[Any]) -> dict[str, float]:
+    """psi, kl, js and hellinger of two count vectors over the same bins or categories."""
+    p = ref_counts / ref_counts.sum()
+    q = cur_counts / cur_counts.sum()
+    return {"psi": psi(p, q), "kl": kl(p, q), "js": js(p, q), "hellinger": hellinger(p, q)}
+
+
+@dataclass(frozen=True)
+class PendingPValue:
+    """What the KS p-value of a numeric column needs, kept until scipy is imported.
+
+    Small samples keep their sorted values (scipy's exact method needs them); large ones only
+    the statistic and the sizes.
+    """
+
+    ks_stat: float
+    n_reference: int
+    n_current: int
+    samples: tuple[FloatArray, FloatArray] | None
+
+
+def numeric_drift(
+    ref: FloatArray, cur: FloatArray, bins: int = DEFAULT_BINS
+) -> tuple[dict[str, float], Histogram]:
+    """Every numeric statistic of two finite, non-empty samples, each sorted once."""
+    metrics, histogram, pending = numeric_statistics(ref, cur, bins)
+    metrics["ks_pvalue"] = finish_ks_pvalue(pending)
+    return metrics, histogram
+
+
+def numeric_statistics(
+    ref: FloatArray, cur: FloatArray, bins: int = DEFAULT_BINS
+) -> tuple[dict[str, float], Histogram, PendingPValue]:
+    """Every numeric statistic but the KS p-value, with numpy alone (it releases the GIL while
+    sorting, so several columns run in parallel threads while scipy is still importing)."""
+    ref_sorted, cur_sorted = np.sort(ref), np.sort(cur)
+    edges = bin_edges(ref_sorted, bins)
+    ref_counts, cur_counts = bin_counts(ref_sorted, edges), bin_counts(cur_sorted, edges)
+    metrics = distribution_metrics(ref_counts, cur_counts)
+    ks_stat, wasserstein = _ecdf_distances(ref_sorted, cur_sorted)
+    metrics["ks_stat"] = ks_stat
+    metrics["wasserstein"] = wasserstein
+    metrics["wasserstein_norm"] = wasserstein / max(float(np.std(ref)), MIN_STD)
+    bounds = ["-inf", *(f"{e:.4g}" for e in edges), "inf"]
+    labels = [f"[{lo}, {hi})" for lo, hi in itertools.pairwise(bounds)]
+    small = max(ref.size, cur.size) <= KS_EXACT_MAX_N
+    pending = PendingPValue(
+        ks_stat, ref.size, cur.size, (ref_sorted, cur_sorted) if small else None
+    )
+    return metrics, _histogram(labels, ref_counts, cur_counts), pending
+
+
+def _histogram(labels: list[str], ref: NDArray[Any], cur: NDArray[Any]) -> Histogram:
+    return Histogram(labels, (ref / ref.sum()).tolist(), (cur / cur.sum()).tolist())
+
+
+def _ecdf_distances(ref_sorted: FloatArray, cur_sorted: FloatArray) -> tuple[float, float]:
+    """KS statistic and Wasserstein-1 distance from both empirical CDFs on the merged sample.
+
+    A stable argsort of the two sorted runs merges them in linear time and says which sample
+    each merged point came from; running counts then give F and G at every point. At the last
+    point of each run of ties those counts are the `searchsorted(..., 'right')` values scipy
+    uses, so the largest gap is ks_2samp's statistic and the sum of gap times step length is
+    wasserstein_distance's (steps inside a run of ties have length zero).
+    """
+    n1, n2 = ref_sorted.size, cur_sorted.size
+    merged = np.concatenate((ref_sorted, cur_sorted))
+    order = np.argsort(merged, kind="stable")
+    merged = merged[order]
+    ref_count = np.cumsum(order < n1)
+    cur_count = np.arange(1, n1 + n2 + 1) - ref_count
+    gaps = np.abs(ref_count / n1 - cur_count / n2)
+    steps = np.diff(merged)
+    is_last_tie = np.append(steps != 0, True)
+    ks_stat = float(np.clip(gaps[is_last_tie].max(), 0, 1))
+    wasserstein = float(np.sum(np.multiply(gaps[:-1], steps)))
+    return ks_stat, wasserstein
+
+
+def finish_ks_pvalue(pending: PendingPValue) -> float:
+    """Two-sided KS p-value, choosing scipy's method as its 'auto' mode does.
+
+    Small samples use scipy's exact computation; large ones Smirnov's asymptotic distribution
+    `kstwo.sf(D, round(n1 * n2 / (n1 + n2)))`, as ks_2samp does.
+    """
+    from scipy.stats import distributions, ks_2samp
+
+    if pending.samples is not None:
+        return float(ks_2samp(*pending.samples).pvalue)
+    m, n = sorted([float(pending.n_reference), float(pending.n_current)], reverse=True)
+    p_value = distributions.kstwo.sf(pending.ks_stat, np.round(m * n / (m + n)))
+    return float(np.clip(p_value, 0, 1))
+
+
+def categorical_drift(
+    ref_counts: Mapping[str, int], cur_counts: Mapping[str, int]
+) -> tuple[dict[str, Any], Histogram]:
+    """Every categorical statistic of two category -> count maps, over the union of categories.
+
+    Also lists `new_categories`: those seen in the current window only.
+    """
+    from scipy.stats import chi2_contingency
+
+    categories = sorted(set(ref_counts) | set(cur_counts))
+    ref = np.array([ref_counts.get(c, 0) for c in categories], dtype=np.float64)
+    cur = np.array([cur_counts.get(c, 0) for c in categories], dtype=np.float64)
+    metrics: dict[str, Any] = distribution_metrics(ref, cur)
+    if len(categories) > 1:
+        result = chi2_contingency(np.vstack([ref, cur]), correction=False)
+        metrics["chi2_stat"], metrics["chi2_pvalue"] = float(result[0]), float(result[1])
+    else:  # one category in both windows: identical distributions, zero degrees of freedom
+        metrics["chi2_stat"], metrics["chi2_pvalue"] = 0.0, 1.0
+    metrics["new_categories"] = [c for c in categories if c not in ref_counts]
+    return metrics, _histogram(categories, ref, cur)
+
+
+def decision_method(method: str, kind: str) -> str:
+    """The statistic that decides for a column of `kind`: numeric-only methods map to their
+    categorical counterpart (wasserstein_norm -> psi, ks_pvalue -> chi2_pvalue) and back."""
+    if kind == "categorical":
+        return NUMERIC_ONLY.get(method, method)
+    return CATEGORICAL_ONLY.get(method, method)
+
+
+def decide(metrics: Mapping[str, Any], method: str, threshold: float, alpha: float) -> Decision:
+    """Drift when a distance exceeds `threshold`, or a p-value falls below `alpha`."""
+    value = float(metrics[method])
+    if method in P_VALUE_METHODS:
+        return Decision(method, value, alpha, value < alpha)
+    return Decision(method, value, threshold, value > threshold and math.isfinite(value))

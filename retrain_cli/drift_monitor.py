@@ -1,0 +1,409 @@
+"""One drift check: load two windows, compare every feature (and the score), decide, record.
+
+Columns are compared on a thread pool (numpy's sorts release the GIL), one column per task.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from retrain_cli import drift
+from retrain_cli.datasource import file_source, read_frame
+from retrain_cli.db.models import ModelDriftMonitoring
+from retrain_cli.errors import DataError, RetrainError
+from retrain_cli.jobs import JobFailure
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrain_cli.jobs import EffectiveJob
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    threshold: float = 0.25
+    method: str = "psi"
+    alpha: float = 0.05
+    drift_share: float = 0.5
+    bins: int = drift.DEFAULT_BINS
+    max_missing_rate_change: float = 0.1
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns of the windows are features, which categorical, which is the score."""
+
+    features: list[str] | None
+    categorical: Sequence[str] = ()
+    excluded: Sequence[str] = ()
+    score: str | None = None
+
+
+@dataclass
+class ColumnDrift:
+    feature: str
+    kind: str
+    drifted: bool
+    method: str
+    statistic: float
+    threshold: float
+    n_reference: int
+    n_current: int
+    missing_rate_ref: float
+    missing_rate_cur: float
+    metrics: dict[str, Any]
+    histogram: drift.Histogram
+
+
+@dataclass
+class DriftResult:
+    job: str | None
+    model: str
+    checked_at: datetime
+    drifted: bool
+    drift_share: float
+    required_share: float
+    threshold: float
+    decision_method: str
+    n_reference: int
+    n_current: int
+    features: list[ColumnDrift]
+    prediction: ColumnDrift | None
+    check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def settings_for(job: EffectiveJob) -> DriftSettings:
+    section = job.spec["drift"]
+    return DriftSettings(threshold=job.drift_threshold, **section)
+
+
+def columns_for(job: EffectiveJob) -> Columns:
+    spec = job.spec
+    excluded = [spec["target"], spec["time_column"], spec["score_column"], spec["return_column"]]
+    return Columns(
+        features=spec["features"],
+        categorical=spec["categorical"],
+        excluded=[c for c in excluded if c],
+        score=spec["score_column"],
+    )
+
+
+def has_windows(job: EffectiveJob) -> bool:
+    return {"reference", "current"} <= set(job.spec["data"])
+
+
+def evaluate_job(job: EffectiveJob, now: datetime) -> DriftResult:
+    """Compare the job's reference and current windows (nothing recorded)."""
+    sources = job.spec["data"]
+    if not has_windows(job):
+        raise DataError(f"job {job.name!r} needs data.reference and data.current to check drift")
+    reference, current = _load_windows(sources["reference"], sources["current"])
+    return compare_windows(
+        reference,
+        current,
+        columns_for(job),
+        settings_for(job),
+        model=job.model,
+        job=job.name,
+        now=now,
+    )
+
+
+def check_jobs(
+    session: Session, jobs: Sequence[EffectiveJob], now: datetime, *, every_enabled: bool
+) -> list[DriftResult | JobFailure]:
+    """Check each job and record the successful results; a failed job records nothing.
+
+    With `every_enabled`, jobs without both windows are skipped rather than failed.
+    """
+    outcomes: list[DriftResult | JobFailure] = []
+    for job in jobs:
+        if every_enabled and not has_windows(job):
+            continue
+        try:
+            result = evaluate_job(job, now)
+        except RetrainError as exc:
+            outcomes.append(JobFailure(job.name, str(exc)))
+            continue
+        record(session, result, job_id=job.id)
+        outcomes.append(result)
+    return outcomes
+
+
+# Column names of the ad hoc forms of `drift check` and `perf check`.
+AD_HOC_COLUMNS = Columns(features=None, excluded=("ts", "y_true", "return"), score="y_score")
+
+
+def check_files(
+    session: Session,
+    model: str,
+    reference: Path,
+    current: Path,
+    settings: DriftSettings,
+    now: datetime,
+) -> DriftResult:
+    """The ad hoc form: two files, the default column names, recorded without a job."""
+    result = compare_windows(
+        *_load_windows(file_source(reference), file_source(current)),
+        AD_HOC_COLUMNS,
+        settings,
+        model=model,
+        job=None,
+        now=now,
+    )
+    record(session, result, job_id=None)
+    return result
+
+
+def _load_windows(
+    reference: dict[str, str], current: dict[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return read_frame(reference, "reference"), read_frame(current, "current")
+
+
+def compare_windows(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: Columns,
+    settings: DriftSettings,
+    *,
+    model: str,
+    job: str | None,
+    now: datetime,
+) -> DriftResult:
+    """Drift of every feature and of the score column between two windows (nothing recorded)."""
+    features = _feature_names(reference, current, columns)
+    tasks = [(name, _kind(reference[name], name, columns)) for name in features]
+    score = columns.score
+    has_score = bool(score and score in reference.columns and score in current.columns)
+    if has_score:
+        assert score is not None
+        tasks.append((score, "numeric"))
+    compared = _compare_columns(reference, current, tasks, settings)
+    prediction = compared.pop() if has_score else None
+    share = sum(c.drifted for c in compared) / len(compared)
+    return DriftResult(
+        job=job,
+        model=model,
+        checked_at=now,
+        drifted=share >= settings.drift_share or bool(prediction and prediction.drifted),
+        drift_share=share,
+        required_share=settings.drift_share,
+        threshold=settings.threshold,
+        decision_method=settings.method,
+        n_reference=len(reference),
+        n_current=len(current),
+        features=compared,
+        prediction=prediction,
+    )
+
+
+def _compare_columns(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    tasks: list[tuple[str, str]],
+    settings: DriftSettings,
+) -> list[ColumnDrift]:
+    """Sort and bin the columns on every core (numpy alone) while scipy is imported; a second,
+    single worker finishes the p-values as columns come out, overlapping the remaining sorts
+    (one KS p-value can take most of a second)."""
+    workers = max(1, min(len(tasks), os.cpu_count() or 1))
+    with (
+        ThreadPoolExecutor(max_workers=workers) as sorting,
+        ThreadPoolExecutor(max_workers=1) as finishing,
+    ):
+        prepared = [
+            sorting.submit(_prepare_column, reference, current, name, kind, settings.bins)
+            for name, kind in tasks
+        ]
+        drift.import_scipy()
+        finished = [finishing.submit(_finish_column, f.result(), settings) for f in prepared]
+        return [f.result() for f in finished]
+
+
+def _feature_names(reference: pd.DataFrame, current: pd.DataFrame, columns: Columns) -> list[str]:
+    if columns.features is not None:
+        names = list(columns.features)
+    else:
+        skip = {*columns.excluded, columns.score}
+        names = [c for c in reference.columns if c not in skip]
+    for name in names:
+        for window, frame in (("reference", reference), ("current", current)):
+            if name not in frame.columns:
+                raise DataError(f"feature {name!r} is missing from the {window} window")
+    if not names:
+        raise DataError("no feature columns to compare")
+    return names
+
+
+def _kind(series: pd.Series[Any], name: str, columns: Columns) -> str:
+    import pandas as pd
+
+    if name in columns.categorical:
+        return "categorical"
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+        return "categorical"
+    return "numeric"
+
+
+@dataclass
+class _Prepared:
+    """A column after the numpy-only phase; `pending` or the counts still need scipy."""
+
+    name: str
+    kind: str
+    missing_ref: float
+    missing_cur: float
+    n_reference: int
+    n_current: int
+    metrics: dict[str, Any] | None = None
+    histogram: drift.Histogram | None = None
+    pending: drift.PendingPValue | None = None
+    counts: tuple[dict[str, int], dict[str, int]] | None = None
+
+
+def _prepare_column(
+    reference: pd.DataFrame, current: pd.DataFrame, name: str, kind: str, bins: int
+) -> _Prepared:
+    if kind == "numeric":
+        ref, ref_missing = _numeric(reference[name], name, "reference")
+        cur, cur_missing = _numeric(current[name], name, "current")
+        metrics, histogram, pending = drift.numeric_statistics(ref, cur, bins)
+        return _Prepared(
+            name,
+            kind,
+            ref_missing,
+            cur_missing,
+            ref.size,
+            cur.size,
+            metrics=dict(metrics),
+            histogram=histogram,
+            pending=pending,
+        )
+    ref_counts, ref_missing = _counts(reference[name], name, "reference")
+    cur_counts, cur_missing = _counts(current[name], name, "current")
+    return _Prepared(
+        name,
+        kind,
+        ref_missing,
+        cur_missing,
+        sum(ref_counts.values()),
+        sum(cur_counts.values()),
+        counts=(ref_counts, cur_counts),
+    )
+
+
+def _finish_column(column: _Prepared, settings: DriftSettings) -> ColumnDrift:
+    if column.pending is not None and column.metrics is not None:
+        metrics, histogram = column.metrics, column.histogram
+        metrics["ks_pvalue"] = drift.finish_ks_pvalue(column.pending)
+    else:
+        assert column.counts is not None
+        metrics, histogram = drift.categorical_drift(*column.counts)
+    assert histogram is not None
+    metrics["missing_rate_ref"], metrics["missing_rate_cur"] = (
+        column.missing_ref,
+        column.missing_cur,
+    )
+    method = drift.decision_method(settings.method, column.kind)
+    decision = drift.decide(metrics, method, settings.threshold, settings.alpha)
+    missing_shift = abs(column.missing_cur - column.missing_ref) > settings.max_missing_rate_change
+    return ColumnDrift(
+        feature=column.name,
+        kind=column.kind,
+        drifted=decision.drifted or missing_shift,
+        method=decision.method,
+        statistic=decision.statistic,
+        threshold=decision.threshold,
+        n_reference=column.n_reference,
+        n_current=column.n_current,
+        missing_rate_ref=column.missing_ref,
+        missing_rate_cur=column.missing_cur,
+        metrics=metrics,
+        histogram=histogram,
+    )
+
+
+def _numeric(series: pd.Series[Any], name: str, window: str) -> tuple[drift.FloatArray, float]:
+    import numpy as np
+
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite, missing = drift.drop_missing(values)
+    if finite.size == 0:
+        raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
+    if not np.isfinite(finite).all():
+        raise DataError(f"feature {name!r} has infinite values in the {window} window")
+    return finite, missing
+
+
+def _counts(series: pd.Series[Any], name: str, window: str) -> tuple[dict[str, int], float]:
+    counts = series.value_counts(dropna=True)
+    if counts.empty:
+        raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
+    missing = float(series.isna().mean())
+    return {str(k): int(v) for k, v in counts.items()}, missing
+
+
+def record(session: Session, result: DriftResult, job_id: int | None) -> None:
+    """One row per feature, one for the score column, and one dataset-level verdict."""
+    from retrain_cli.serialize import jsonable
+
+    def row(column: ColumnDrift, scope: str) -> ModelDriftMonitoring:
+        return ModelDriftMonitoring(
+            check_id=result.check_id,
+            job_id=job_id,
+            model_name=result.model,
+            checked_at=result.checked_at,
+            scope=scope,
+            feature=column.feature,
+            kind=column.kind,
+            method=column.method,
+            statistic=column.statistic,
+            threshold=column.threshold,
+            drifted=column.drifted,
+            n_reference=column.n_reference,
+            n_current=column.n_current,
+            missing_rate_ref=column.missing_rate_ref,
+            missing_rate_cur=column.missing_rate_cur,
+            metrics=jsonable(column.metrics),
+        )
+
+    rows = [row(c, "feature") for c in result.features]
+    if result.prediction:
+        rows.append(row(result.prediction, "prediction"))
+    n_drifted = sum(c.drifted for c in result.features)
+    rows.append(
+        ModelDriftMonitoring(
+            check_id=result.check_id,
+            job_id=job_id,
+            model_name=result.model,
+            checked_at=result.checked_at,
+            scope="dataset",
+            method=result.decision_method,
+            statistic=result.drift_share,
+            threshold=result.threshold,
+            drifted=result.drifted,
+            drift_share=result.drift_share,
+            n_reference=result.n_reference,
+            n_current=result.n_current,
+            metrics={
+                "n_features": len(result.features),
+                "required_share": result.required_share,
+                "n_drifted": n_drifted,
+                "drifted_features": [c.feature for c in result.features if c.drifted],
+                "prediction_drifted": bool(result.prediction and result.prediction.drifted),
+            },
+        )
+    )
+    session.add_all(rows)
+    session.flush()

@@ -1,0 +1,46 @@
+"""Small data and job builders shared by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+
+def window(
+    n: int = 600, *, shift: float = 0.0, seed: int = 0, start: str = "2026-01-01"
+) -> pd.DataFrame:
+    """Two numeric features, one categorical, a label and a score."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range(start, periods=n, freq="h", tz="UTC"),
+            "f0": rng.normal(shift, 1, n),
+            "f1": rng.exponential(1 + shift, n),
+            "colour": rng.choice(["red", "green", "blue"], n, p=[0.5, 0.3, 0.2]),
+        }
+    )
+    logit = 2 * frame["f0"] - 1
+    frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame["score"] = 1 / (1 + np.exp(-(logit + rng.normal(0, 1, n) + shift * 3)))
+    return frame
+
+
+def write_job(folder: Path, name: str = "j1", **fields: Any) -> Path:
+    """A job file named `name` in `folder`, fields over a small lightgbm default."""
+    job = {
+        "name": name,
+        "model": fields.pop("model", f"{name}-model"),
+        "type": "lightgbm",
+        "data": {"train": "train.parquet", "reference": "ref.parquet", "current": "cur.parquet"},
+        "target": "y",
+        "time_column": "ts",
+        "score_column": "score",
+        **fields,
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(job))
+    return path

@@ -1,0 +1,208 @@
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retrain_cli.db.models import ModelDriftMonitoring
+from tests.conftest import Cli
+from tests.helpers import window, write_job
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+NOW = "2026-06-01T12:00:00Z"
+
+
+def setup_job(cli: Cli, folder: Path, *, shift: float, name: str = "j1", **fields: object) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    window(seed=1).to_parquet(folder / "ref.parquet")
+    window(seed=2, shift=shift).to_parquet(folder / "cur.parquet")
+    result = cli("jobs", "apply", "-f", str(write_job(folder, name, **fields)))
+    assert result.exit_code == 0, result.stderr
+
+
+def rows(session: SessionFactory) -> list[ModelDriftMonitoring]:
+    with session() as s:
+        return list(s.scalars(select(ModelDriftMonitoring).order_by(ModelDriftMonitoring.id)))
+
+
+def test_stable_windows_exit_0_and_record_every_column(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    setup_job(cli, tmp_path, shift=0.0)
+    result = cli("drift", "check", "j1", "--now", NOW, "--json")
+    assert result.exit_code == 0, result.stderr
+    (checked,) = json.loads(result.stdout)["results"]
+    assert checked["drifted"] is False and checked["checked_at"].startswith("2026-06-01T12:00")
+    assert {f["feature"]: f["kind"] for f in checked["features"]} == {
+        "f0": "numeric",
+        "f1": "numeric",
+        "colour": "categorical",
+    }
+    assert checked["prediction"]["feature"] == "score"
+    recorded = rows(session)
+    assert [(r.scope, r.feature) for r in recorded] == [
+        ("feature", "f0"),
+        ("feature", "f1"),
+        ("feature", "colour"),
+        ("prediction", "score"),
+        ("dataset", None),
+    ]
+    assert len({r.check_id for r in recorded}) == 1
+    assert all(r.job_id is not None and r.model_name == "j1-model" for r in recorded)
+    assert recorded[0].metrics["psi"] == pytest.approx(checked["features"][0]["metrics"]["psi"])
+
+
+def test_shifted_window_exits_3_with_a_drifted_dataset_row(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    setup_job(cli, tmp_path, shift=1.5)
+    result = cli("drift", "check", "j1", "--json")
+    assert result.exit_code == 3
+    (checked,) = json.loads(result.stdout)["results"]
+    assert checked["drifted"] is True and checked["drift_share"] >= 2 / 3
+    dataset = [r for r in rows(session) if r.scope == "dataset"]
+    assert dataset[0].drifted is True and dataset[0].drift_share == checked["drift_share"]
+
+
+def test_quiet_drift_prints_one_stderr_line_and_exits_3(cli: Cli, tmp_path: Path) -> None:
+    setup_job(cli, tmp_path, shift=1.5)
+    result = cli("drift", "check", "--all", "--quiet")
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr == "drift detected: j1\n"
+
+
+def test_method_threshold_and_share_come_from_the_job(cli: Cli, tmp_path: Path) -> None:
+    setup_job(
+        cli, tmp_path, shift=0.0, drift={"method": "ks_pvalue", "alpha": 0.9, "drift_share": 0.3}
+    )
+    (checked,) = json.loads(cli("drift", "check", "j1", "--json").stdout)["results"]
+    methods = {f["feature"]: (f["method"], f["threshold"]) for f in checked["features"]}
+    assert methods == {
+        "f0": ("ks_pvalue", 0.9),
+        "f1": ("ks_pvalue", 0.9),
+        "colour": ("chi2_pvalue", 0.9),
+    }
+    assert checked["required_share"] == 0.3
+
+
+def test_missing_rate_change_counts_as_drift(cli: Cli, tmp_path: Path) -> None:
+    setup_job(cli, tmp_path, shift=0.0, features=["f0", "f1"])
+    current = window(seed=2)
+    current.loc[: len(current) // 4, "f1"] = np.nan
+    current.to_parquet(tmp_path / "cur.parquet")
+    (checked,) = json.loads(cli("drift", "check", "j1", "--json").stdout)["results"]
+    f1 = next(f for f in checked["features"] if f["feature"] == "f1")
+    assert f1["metrics"]["missing_rate_cur"] == pytest.approx(0.25, abs=0.01)
+    assert f1["drifted"] is True and f1["n_current"] < 600
+
+
+def test_new_categories_are_listed(cli: Cli, tmp_path: Path) -> None:
+    setup_job(cli, tmp_path, shift=0.0)
+    current = window(seed=2)
+    current.loc[:50, "colour"] = "purple"
+    current.to_parquet(tmp_path / "cur.parquet")
+    (checked,) = json.loads(cli("drift", "check", "j1", "--json").stdout)["results"]
+    colour = next(f for f in checked["features"] if f["feature"] == "colour")
+    assert colour["metrics"]["new_categories"] == ["purple"]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("drop f1 from current", "feature 'f1' is missing from the current window"),
+        ("empty current", "current data"),
+        ("all-NaN f0", "feature 'f0' has no values in the current window"),
+        ("no current file", "no such file"),
+    ],
+)
+def test_bad_window_is_exit_1_and_writes_nothing(
+    cli: Cli, tmp_path: Path, session: SessionFactory, breakage: str, message: str
+) -> None:
+    setup_job(cli, tmp_path, shift=0.0)
+    current = window(seed=2)
+    path = tmp_path / "cur.parquet"
+    if breakage == "drop f1 from current":
+        current.drop(columns=["f1"]).to_parquet(path)
+    elif breakage == "empty current":
+        current.head(0).to_parquet(path)
+    elif breakage == "all-NaN f0":
+        current.assign(f0=np.nan).to_parquet(path)
+    else:
+        path.unlink()
+    result = cli("drift", "check", "j1")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert rows(session) == []
+
+
+def test_all_reports_a_broken_job_and_still_checks_the_others(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    setup_job(cli, tmp_path / "a", shift=0.0, name="good")
+    setup_job(cli, tmp_path / "b", shift=0.0, name="broken")
+    (tmp_path / "b" / "cur.parquet").unlink()
+    result = cli("drift", "check", "--all", "--json")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert [r["job"] for r in document["results"]] == ["good"]
+    assert [e["job"] for e in document["errors"]] == ["broken"]
+    assert "Error: broken: current data" in result.stderr
+    assert {r.job_id for r in rows(session)} != set() and len(rows(session)) == 5
+
+
+def test_all_skips_disabled_jobs_and_jobs_without_windows(cli: Cli, tmp_path: Path) -> None:
+    setup_job(cli, tmp_path / "a", shift=0.0, name="off", enabled=False)
+    setup_job(cli, tmp_path / "b", shift=0.0, name="trainonly", data={"train": "train.parquet"})
+    result = cli("drift", "check", "--all", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["results"] == []
+
+
+def test_ad_hoc_files_are_recorded_without_a_job(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    window(seed=1).rename(columns={"score": "y_score"}).to_parquet(tmp_path / "r.parquet")
+    window(seed=2, shift=1.5).rename(columns={"score": "y_score"}).to_parquet(
+        tmp_path / "c.parquet"
+    )
+    result = cli(
+        "drift",
+        "check",
+        "--model",
+        "adhoc",
+        "--reference",
+        str(tmp_path / "r.parquet"),
+        "--current",
+        str(tmp_path / "c.parquet"),
+        "--json",
+    )
+    assert result.exit_code == 3, result.stderr
+    (checked,) = json.loads(result.stdout)["results"]
+    assert checked["job"] is None and checked["prediction"]["feature"] == "y_score"
+    # the ad hoc defaults exclude ts and y_true, but this file's label is "y": a feature here
+    assert {f["feature"] for f in checked["features"]} == {"f0", "f1", "colour", "y"}
+    assert {r.job_id for r in rows(session)} == {None}
+
+
+def test_report_is_a_self_contained_html_file(cli: Cli, tmp_path: Path) -> None:
+    setup_job(cli, tmp_path, shift=1.5, features=["f0", "colour"])
+    report = tmp_path / "out" / "drift.html"
+    assert cli("drift", "check", "j1", "--report", str(report)).exit_code == 3
+    text = report.read_text()
+    assert (
+        text.startswith("<!doctype html>")
+        and "<script" not in text
+        and "http" not in text.replace("http://www.w3.org/2000/svg", "")
+    )
+    assert text.count("<svg") == 3  # f0, colour and the score
+    assert text.index("<b>f0 (drifted)</b>") < text.index("<b>colour</b>")  # drifted first
+
+
+def test_usage_errors_of_the_forms(cli: Cli) -> None:
+    assert cli("drift", "check").exit_code == 1
+    assert "name one or more jobs, or pass --all" in cli("drift", "check").stderr
+    assert cli("drift", "check", "--model", "m").exit_code == 1
