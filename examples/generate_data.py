@@ -47,7 +47,7 @@ def make_frame(
         frame["merchant_category"] = rng.choice(CATEGORIES, size=n, p=weights / weights.sum())
         logit += np.where(frame["merchant_category"] == "online", 0.8, 0.0)
     frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    frame["score"] = 1 / (1 + np.exp(-(logit + rng.normal(scale=noise * 4, size=n))))
+    frame["score"] = 1 / (1 + np.exp(-(logit + rng.normal(scale=noise * 2, size=n))))
     if trading:
         market = np.abs(rng.normal(0.002, 0.01, size=n)) * np.where(frame["y"] == 1, 1, -1)
         position = np.where(frame["score"] > 0.5, 1.0, -1.0)

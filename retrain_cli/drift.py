@@ -102,7 +102,7 @@ def psi(p: FloatArray, q: FloatArray, eps: float = EPS) -> float:
     A zero proportion is replaced by `eps` first.
 
     >>> round(psi(np.array([0.5, 0.5]), np.array([0.9, 0.1])), 6)
-    0.878890
+    0.87889
     """
     p, q = _with_eps(p, eps), _with_eps(q, eps)
     return float(np.sum((q - p) * np.log(q / p)))

@@ -1,15 +1,126 @@
-"""`retrain-cli perf`: model performance on scored predictions."""
+"""`retrain-cli perf check`: model performance on scored predictions whose outcomes arrived."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
-from retrain_cli.errors import NotAvailableError
+from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
+from retrain_cli.cli.output import Output, table
+from retrain_cli.cli.runtime import open_session
+from retrain_cli.durations import parse_duration, utcnow
+from retrain_cli.errors import ConfigError
+from retrain_cli.jobs import JobFailure
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from retrain_cli.perf_monitor import PerfResult
 
 app = typer.Typer(help="Check model performance.", no_args_is_help=True)
+AD_HOC = "Ad hoc (no job)"
 
 
 @app.command("check")
-def check() -> None:
-    """Score predictions whose outcomes arrived. (Lands with the performance issue.)"""
-    raise NotAvailableError("`perf check` is not built yet: it lands with issue #4")
+def check(
+    jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to check.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Check every enabled job.")] = False,
+    model: Annotated[str | None, typer.Option(help="Model name.", rich_help_panel=AD_HOC)] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="File with ts, y_true, y_score[, return].", rich_help_panel=AD_HOC),
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Alarm below this primary metric.", rich_help_panel=AD_HOC)
+    ] = 0.80,
+    primary_metric: Annotated[
+        str, typer.Option(help="auc, f1, sharpe, ...", rich_help_panel=AD_HOC)
+    ] = "auc",
+    periods_per_year: Annotated[
+        float, typer.Option(help="Annualisation of trading metrics.", rich_help_panel=AD_HOC)
+    ] = 252.0,
+    window: Annotated[
+        str | None, typer.Option(help="Only the newest rows, e.g. 30d.", show_default=False)
+    ] = None,
+    now: Now = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Compute, store and judge performance metrics on predictions with outcomes.
+
+    Exit 0: healthy or unknown; 3: degraded; 1: an error (other jobs of --all still run).
+    """
+    from retrain_cli import perf_monitor as monitor
+    from retrain_cli.jobs import select_jobs
+
+    at = now or utcnow()
+    window_s = _seconds(window)
+    with open_session(database_url) as (_, session):
+        if model is not None:
+            if jobs or every or predictions is None:
+                raise ConfigError("the ad hoc form needs --model and --predictions only")
+            settings = monitor.PerfSettings(
+                primary_metric, threshold, periods_per_year=periods_per_year, window_s=window_s
+            )
+            outcomes: list[Any] = [monitor.check_file(session, model, predictions, settings, at)]
+        else:
+            selected = select_jobs(session, jobs or [], every)
+            if window_s is not None:
+                selected = [_with_window(job, window_s) for job in selected]
+            outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
+    _finish(Output(as_json, quiet), outcomes)
+
+
+def _seconds(window: str | None) -> int | None:
+    if window is None:
+        return None
+    try:
+        return int(parse_duration(window).total_seconds())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--window") from exc
+
+
+def _with_window(job: Any, window_s: int) -> Any:
+    spec = {**job.spec, "performance": {**job.spec["performance"], "window": window_s}}
+    return replace(job, spec=spec)
+
+
+def _finish(output: Output, outcomes: list[Any]) -> None:
+    results = [o for o in outcomes if not isinstance(o, JobFailure)]
+    failures = [o for o in outcomes if isinstance(o, JobFailure)]
+    output.emit({"results": results, "errors": failures}, lambda c: _render(c, results))
+    for failure in failures:
+        typer.echo(f"Error: {failure.job}: {failure.error}", err=True)
+    if failures:
+        raise typer.Exit(1)
+    degraded = [r.job or r.model for r in results if r.degraded]
+    output.finish(bool(degraded), f"performance degraded: {', '.join(degraded)}")
+
+
+def _render(console: Console, results: list[PerfResult]) -> None:
+    for r in results:
+        verdict = {True: "[red]DEGRADED[/]", False: "[green]healthy[/]", None: "[yellow]unknown[/]"}
+        version = f"v{r.version}" if r.version is not None else "no active version"
+        console.print(
+            f"{r.job or '(ad hoc)'} ({r.model}, {version}): {verdict[r.degraded]} — "
+            f"{r.primary_metric} {_value(r.metrics[r.primary_metric])} "
+            f"(threshold {_value(r.threshold)}, hold-out {_value(r.baseline)}); "
+            f"{r.n_samples} rows, {r.n_dropped} dropped"
+        )
+        for line in r.judgement:
+            console.print(f"  {line}")
+        console.print(
+            table(
+                None,
+                ["metric", "value", "undefined because"],
+                [(name, value, r.reasons.get(name)) for name, value in r.metrics.items()],
+            )
+        )
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

@@ -1,0 +1,253 @@
+"""One performance check: load scored predictions, compute every metric, judge, record."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from retrain_cli import performance
+from retrain_cli.datasource import file_source, read_frame
+from retrain_cli.db.models import ModelPerformanceTracking
+from retrain_cli.errors import DataError, RetrainError
+from retrain_cli.jobs import JobFailure
+from retrain_cli.registry import active_version
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrain_cli.jobs import EffectiveJob
+
+DEFAULT_MAX_RELATIVE_DROP = 0.10
+
+
+@dataclass(frozen=True)
+class PerfSettings:
+    primary_metric: str = "auc"
+    threshold: float | None = 0.80
+    decision_threshold: float = 0.5
+    min_samples: int = performance.DEFAULT_MIN_SAMPLES
+    max_relative_drop: float = DEFAULT_MAX_RELATIVE_DROP
+    periods_per_year: float = performance.DEFAULT_PERIODS_PER_YEAR
+    risk_free: float = 0.0
+    window_s: int | None = None
+
+
+@dataclass(frozen=True)
+class PredictionColumns:
+    time: str | None
+    label: str
+    score: str
+    returns: str | None
+
+
+AD_HOC_COLUMNS = PredictionColumns(time="ts", label="y_true", score="y_score", returns="return")
+
+
+@dataclass
+class PerfResult:
+    job: str | None
+    model: str
+    version: int | None
+    checked_at: datetime
+    degraded: bool | None
+    primary_metric: str
+    metrics: dict[str, float | None]
+    reasons: dict[str, str]
+    n_samples: int
+    n_dropped: int
+    threshold: float | None
+    baseline: float | None
+    judgement: list[str]
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def settings_for(job: EffectiveJob) -> PerfSettings:
+    section = dict(job.spec["performance"])
+    return PerfSettings(
+        primary_metric=job.primary_metric,
+        threshold=job.performance_threshold,
+        decision_threshold=section.pop("decision_threshold", 0.5),
+        window_s=section.pop("window", None),
+        **section,
+    )
+
+
+def columns_for(job: EffectiveJob) -> PredictionColumns:
+    spec = job.spec
+    return PredictionColumns(
+        spec["time_column"], spec["target"], spec["score_column"], spec["return_column"]
+    )
+
+
+def check_jobs(
+    session: Session, jobs: Sequence[EffectiveJob], now: datetime, *, every_enabled: bool
+) -> list[PerfResult | JobFailure]:
+    """Check each job and record the successful results; a failed job records nothing.
+
+    With `every_enabled`, jobs without a predictions source are skipped rather than failed.
+    """
+    outcomes: list[PerfResult | JobFailure] = []
+    for job in jobs:
+        source = job.spec["data"].get("predictions")
+        if source is None and every_enabled:
+            continue
+        try:
+            if source is None:
+                raise DataError(f"job {job.name!r} has no data.predictions source")
+            frame = read_frame(source, "predictions")
+            result = evaluate(
+                session, frame, columns_for(job), settings_for(job), job.model, job.name, now
+            )
+        except RetrainError as exc:
+            outcomes.append(JobFailure(job.name, str(exc)))
+            continue
+        record(session, result, job_id=job.id)
+        outcomes.append(result)
+    return outcomes
+
+
+def check_file(
+    session: Session, model: str, path: Path, settings: PerfSettings, now: datetime
+) -> PerfResult:
+    """The ad hoc form: one file with the default column names, recorded without a job."""
+    frame = read_frame(file_source(path), "predictions")
+    columns = AD_HOC_COLUMNS
+    if columns.returns not in frame.columns:
+        columns = PredictionColumns(columns.time, columns.label, columns.score, None)
+    result = evaluate(session, frame, columns, settings, model, None, now)
+    record(session, result, job_id=None)
+    return result
+
+
+def evaluate(
+    session: Session,
+    frame: pd.DataFrame,
+    columns: PredictionColumns,
+    settings: PerfSettings,
+    model: str,
+    job: str | None,
+    now: datetime,
+) -> PerfResult:
+    """Metrics of the rows with every used column present, judged against the threshold and
+    the active version's hold-out value (nothing recorded)."""
+    used = [c for c in (columns.label, columns.score, columns.returns) if c]
+    missing = [c for c in [*used, columns.time] if c and c not in frame.columns]
+    if missing:
+        raise DataError(f"predictions have no column {', '.join(map(repr, missing))}")
+    frame = _window(frame, columns.time, settings.window_s)
+    complete = frame.dropna(subset=used)
+    arrays = {c: _floats(complete[c], c) for c in used}
+    labels = arrays[columns.label]
+    if not set(labels.tolist()) <= {0.0, 1.0}:
+        raise DataError(f"column {columns.label!r} must hold 0/1 outcomes")
+    evaluation = performance.evaluate(
+        labels,
+        arrays[columns.score],
+        arrays[columns.returns] if columns.returns else None,
+        threshold=settings.decision_threshold,
+        min_samples=settings.min_samples,
+        periods_per_year=settings.periods_per_year,
+        risk_free=settings.risk_free,
+    )
+    metric = settings.primary_metric
+    if metric not in evaluation.values:
+        raise DataError(f"primary metric {metric!r} needs a return column in the predictions")
+    active = active_version(session, model)
+    baseline = _number(active.metrics.get(metric)) if active else None
+    verdict = performance.judge(
+        metric, evaluation.values[metric], settings.threshold, baseline, settings.max_relative_drop
+    )
+    times = complete[columns.time] if columns.time and len(complete) else None
+    return PerfResult(
+        job=job,
+        model=model,
+        version=active.version if active else None,
+        checked_at=now,
+        degraded=verdict.degraded,
+        primary_metric=metric,
+        metrics=evaluation.values,
+        reasons=evaluation.reasons,
+        n_samples=len(complete),
+        n_dropped=len(frame) - len(complete),
+        threshold=settings.threshold,
+        baseline=baseline,
+        judgement=verdict.reasons,
+        window_start=_instant(times.min()) if times is not None else None,
+        window_end=_instant(times.max()) if times is not None else None,
+    )
+
+
+def _window(frame: pd.DataFrame, time_column: str | None, window_s: int | None) -> pd.DataFrame:
+    """The rows of the last `window_s` seconds before the newest timestamp."""
+    if window_s is None:
+        return frame
+    if time_column is None:
+        raise DataError("a performance window needs the job's time_column")
+    import pandas as pd
+
+    times = pd.to_datetime(frame[time_column], utc=True, errors="coerce")
+    newest = times.max()
+    if pd.isna(newest):
+        raise DataError(f"column {time_column!r} has no timestamps")
+    return frame[times > newest - pd.Timedelta(seconds=window_s)]
+
+
+def _floats(series: pd.Series[Any], name: str) -> performance.FloatArray:
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(series.dtype):  # bool counts as numeric
+        raise DataError(f"column {name!r} must be numeric, not {series.dtype}")
+    values: performance.FloatArray = series.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise DataError(f"column {name!r} has infinite values")
+    return values
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _instant(value: Any) -> datetime | None:
+    import pandas as pd
+
+    stamp = pd.Timestamp(value)
+    if pd.isna(stamp):
+        return None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    result: datetime = stamp.to_pydatetime()
+    return result
+
+
+def record(session: Session, result: PerfResult, job_id: int | None) -> None:
+    """One row per metric; the primary metric's row carries the threshold and the verdict."""
+    session.add_all(
+        ModelPerformanceTracking(
+            check_id=result.check_id,
+            job_id=job_id,
+            model_name=result.model,
+            version=result.version,
+            checked_at=result.checked_at,
+            window_start=result.window_start,
+            window_end=result.window_end,
+            metric=name,
+            value=value,
+            reason=result.reasons.get(name),
+            threshold=result.threshold if name == result.primary_metric else None,
+            baseline=result.baseline if name == result.primary_metric else None,
+            is_primary=name == result.primary_metric,
+            degraded=result.degraded if name == result.primary_metric else None,
+            n_samples=result.n_samples,
+            n_dropped=result.n_dropped,
+        )
+        for name, value in result.metrics.items()
+    )
+    session.flush()
