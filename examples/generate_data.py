@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-JOBS = {"fraud": {"categorical": True}, "demand": {}, "churn": {}, "alpha": {"trading": True}}
+JOBS = {
+    "fraud": {"categorical": True, "lag_feature": True},  # tabular: the lag as a feature
+    "demand": {},  # sequence models find the lag themselves
+    "churn": {},
+    "alpha": {"trading": True},
+}
 N_TRAIN, N_WINDOW = 4000, 2000
 START = pd.Timestamp("2026-01-01", tz="UTC")
 CATEGORIES = np.array(["grocery", "travel", "online", "fuel", "electronics"])
@@ -32,14 +37,21 @@ def make_frame(
     noise: float = 0.5,
     categorical: bool = False,
     trading: bool = False,
+    lag_feature: bool = False,
 ) -> pd.DataFrame:
-    """`n` hourly rows from `start`: features, a label driven by a 3-step lag, and a score."""
+    """`n` hourly rows from `start`: features, a label driven by a 3-step lag, and a score.
+
+    A trading frame's `ret` is the asset's return over the period (what a long position earns);
+    `position_returns` turns it into what the model's positions earned.
+    """
     features = rng.normal(loc=shift, scale=1.0 + shift / 2, size=(n + 3, 5))
     lagged = features[:-3, 0]  # f0 three periods ago
     features = features[3:]
     logit = 1.8 * lagged + 0.8 * features[:, 1] - 0.5 * features[:, 2]
     frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(5)])
     frame.insert(0, "ts", pd.date_range(start, periods=n, freq="h"))
+    if lag_feature:
+        frame["f0_lag3"] = lagged
     if categorical:
         weights = np.array([0.4, 0.1, 0.3, 0.15, 0.05])
         if shift:
@@ -49,10 +61,13 @@ def make_frame(
     frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     frame["score"] = 1 / (1 + np.exp(-(logit + rng.normal(scale=noise * 2, size=n))))
     if trading:
-        market = np.abs(rng.normal(0.002, 0.01, size=n)) * np.where(frame["y"] == 1, 1, -1)
-        position = np.where(frame["score"] > 0.5, 1.0, -1.0)
-        frame["ret"] = position * market
+        frame["ret"] = np.abs(rng.normal(0.002, 0.01, size=n)) * np.where(frame["y"] == 1, 1, -1)
     return frame
+
+
+def position_returns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Scored predictions: `ret` becomes the return of the model's position (long above 0.5)."""
+    return frame.assign(ret=np.where(frame["score"] >= 0.5, 1.0, -1.0) * frame["ret"])
 
 
 def write_job(out: Path, name: str, phase: str, seed: int, **kind: bool) -> None:
@@ -73,7 +88,8 @@ def write_job(out: Path, name: str, phase: str, seed: int, **kind: bool) -> None
     current.drop(columns=["y"] + (["ret"] if "trading" in kind else [])).to_parquet(
         folder / "current.parquet", index=False
     )
-    current.to_parquet(folder / "predictions.parquet", index=False)
+    predictions = position_returns(current) if "trading" in kind else current
+    predictions.to_parquet(folder / "predictions.parquet", index=False)
 
 
 def main() -> None:

@@ -29,10 +29,12 @@ step 0 retrain-cli jobs apply $(printf -- '-f %s ' examples/jobs/*.yaml)
 step 0 retrain-cli jobs list
 step 0 retrain-cli drift check --all           # the baseline windows: no drift, exit 0
 step 0 retrain-cli perf check --all            # scored predictions: healthy, exit 0
+step 0 retrain-cli retrain fraud-lgbm           # first version: meets the threshold, promoted
 echo
 echo "# ... time passes: a later window arrives with shifted features and worse scores"
 step 0 python examples/generate_data.py --out examples/data --phase drifted
 step 3 retrain-cli drift check --all --report "$RETRAIN_HOME/drift.html"   # exit 3: drift
 echo "# report: $RETRAIN_HOME/drift.html"
 step 3 retrain-cli perf check --all            # exit 3: performance dropped
+step 0 retrain-cli retrain fraud-lgbm --trigger drift --trigger-detail "drift check --all"
 step 0 retrain-cli jobs trigger fraud-lgbm --reason "walk-through"

@@ -44,3 +44,32 @@ def write_job(folder: Path, name: str = "j1", **fields: Any) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(job))
     return path
+
+
+def training_frame(n: int = 600, *, seed: int = 0, signal: float = 2.5) -> pd.DataFrame:
+    """Time-ordered rows whose label a tree model learns well (AUC well above 0.8)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
+            "f0": rng.normal(0, 1, n),
+            "f1": rng.normal(0, 1, n),
+            "f2": rng.normal(0, 1, n),
+            "colour": rng.choice(["red", "green", "blue"], n),
+        }
+    )
+    logit = signal * (frame["f0"] - 0.5 * frame["f1"]) + np.where(frame["colour"] == "red", 1, 0)
+    frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
+
+
+def write_training_job(
+    folder: Path, name: str = "j1", frame: pd.DataFrame | None = None, **fields: Any
+) -> Path:
+    """A lightgbm job over `folder/train.parquet` (written from `frame`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (training_frame() if frame is None else frame).to_parquet(folder / "train.parquet")
+    fields.setdefault("data", {"train": "train.parquet"})
+    fields.setdefault("hyperparameters", {"num_boost_round": 30, "num_threads": 1})
+    fields.setdefault("thresholds", {"performance": 0.7})
+    return write_job(folder, name, **fields)

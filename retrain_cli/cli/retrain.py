@@ -2,13 +2,91 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from retrain_cli.errors import NotAvailableError
+from retrain_cli.cli.options import DatabaseUrl, Json, Quiet
+from retrain_cli.cli.output import Output
+from retrain_cli.db.models import TRIGGERS
+from retrain_cli.errors import BusyError, ConfigError
+
+if TYPE_CHECKING:
+    from retrain_cli.runner import RunResult
 
 
-def retrain(job: Annotated[str, typer.Argument(help="The job to retrain.")]) -> None:
-    """Retrain JOB: train, evaluate, register, gate. (Lands with the retraining issue.)"""
-    raise NotAvailableError("`retrain` is not built yet: it lands with the retraining issue (#5)")
+def retrain(
+    job: Annotated[str, typer.Argument(help="The job to retrain.", show_default=False)],
+    trigger: Annotated[
+        str, typer.Option(help=f"Why: {', '.join(TRIGGERS)}.", show_default=True)
+    ] = "manual",
+    trigger_detail: Annotated[
+        str | None, typer.Option(help="Free text stored with the run.", show_default=False)
+    ] = None,
+    wait_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a free slot (0: don't wait).")
+    ] = 0.0,
+    no_promote: Annotated[
+        bool, typer.Option("--no-promote", help="Register the new version, never promote it.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Retrain JOB: train, evaluate against the champion, register, promote if better.
+
+    Exit 0: succeeded; 1: failed (recorded); 75: no slot free or the job is already running.
+    """
+    from retrain_cli.db.session import make_engine
+    from retrain_cli.runner import Hooks, RetrainRequest, RunFailed
+    from retrain_cli.runner import retrain as run
+    from retrain_cli.settings import load_settings
+
+    if trigger not in TRIGGERS:
+        raise ConfigError(f"--trigger must be one of {', '.join(TRIGGERS)}")
+    settings = load_settings(database_url)
+    engine = make_engine(settings.database_url)
+    output = Output(as_json, quiet)
+    request = RetrainRequest(job, trigger, trigger_detail, wait_timeout, not no_promote)
+    try:
+        with _progress(quiet or as_json) as on_progress:
+            result = run(engine, settings, request, Hooks(on_progress=on_progress))
+    except BusyError as exc:
+        output.emit(
+            {"job": job, "status": "skipped", "trigger": trigger, "error": str(exc)}, lambda c: None
+        )
+        raise
+    except RunFailed as failed:
+        output.emit(failed.result, lambda c: None)
+        raise
+    finally:
+        engine.dispose()
+    output.emit(result, lambda c: c.print(_describe(result)))
+
+
+def _describe(result: RunResult) -> str:
+    version, gate = result.version or {}, result.gate or {}
+    verdict = "promoted" if result.promoted else "not promoted"
+    reasons = "; ".join(gate.get("reasons", []))
+    return (
+        f"{result.job}: registered {version.get('model')} v{version.get('version')} "
+        f"({verdict}: {reasons}) in {result.duration_s:.1f}s"
+    )
+
+
+@contextmanager
+def _progress(silent: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing."""
+    import sys
+
+    if silent or not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("training", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

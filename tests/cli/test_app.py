@@ -91,9 +91,7 @@ def test_json_is_exactly_one_document(cli: Cli) -> None:
         assert isinstance(json.loads(result.stdout), dict)
 
 
-@pytest.mark.parametrize(
-    "args", [("retrain", "fraud-lgbm"), ("versions", "list", "fraud"), ("stats",)]
-)
+@pytest.mark.parametrize("args", [("versions", "list", "fraud"), ("stats",), ("jobs", "due")])
 def test_unbuilt_commands_say_so_and_exit_1(args: tuple[str, ...]) -> None:
     result = Cli(None)(*args)
     assert result.exit_code == 1

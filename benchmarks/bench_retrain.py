@@ -1,0 +1,120 @@
+"""Retrain overhead: `retrain-cli retrain` against plain `lightgbm.train` on the same data.
+
+    .venv/bin/python benchmarks/bench_retrain.py [--rows 1000000] [--features 50] [--rounds 100]
+                                                 [--repeats 2] [--write]
+
+Both train the same parameters on the same 80% time-ordered split. The pipeline's overhead is
+everything `retrain` does besides training: start-up, Parquet loading and validation, the data
+fingerprint, hold-out evaluation, artifact writing and checksums, database rows. Target: under
+15% of the training time. Runs are interleaved; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import machine, median, timed_run, update_section
+
+
+def make_data(rows: int, features: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, features)).astype(np.float64)
+    logit = x[:, :5] @ np.array([1.5, -1.0, 0.8, 0.5, -0.3]) + rng.normal(size=rows)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)])
+    frame.insert(0, "ts", pd.date_range("2025-01-01", periods=rows, freq="min", tz="UTC"))
+    frame["y"] = (logit > 0).astype(np.int8)
+    return frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+
+    import lightgbm as lgb
+
+    params = {
+        "objective": "binary",
+        "verbosity": -1,
+        "seed": 0,
+        "deterministic": True,
+        "learning_rate": 0.1,
+        "num_leaves": 31,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        frame = make_data(args.rows, args.features)
+        frame.to_parquet(folder / "train.parquet")
+        job = {
+            "name": "bench",
+            "model": "bench",
+            "type": "lightgbm",
+            "strategy": "full",
+            "data": {"train": "train.parquet"},
+            "target": "y",
+            "time_column": "ts",
+            "thresholds": {"performance": 0.5},
+            "timeout": "2h",
+            "hyperparameters": {**params, "num_boost_round": args.rounds},
+        }
+        (folder / "job.yaml").write_text(yaml.safe_dump(job))
+        env = {**os.environ, "RETRAIN_HOME": str(folder / "home")}
+        cli = [sys.executable, "-m", "retrain_cli"]
+        assert timed_run([*cli, "db", "init", "--quiet"], env)[1] == 0
+        assert timed_run([*cli, "jobs", "apply", "-f", str(folder / "job.yaml"), "-q"], env)[1] == 0
+
+        split = len(frame) - round(len(frame) * 0.2)
+        features = [c for c in frame.columns if c.startswith("f")]
+        x_train, y_train = frame[features].iloc[:split], frame["y"].iloc[:split].to_numpy()
+        ours, plain = [], []
+        for _ in range(args.repeats):
+            seconds, code = timed_run([*cli, "retrain", "bench", "--quiet"], env)
+            assert code == 0, f"retrain exited {code}"
+            ours.append(seconds)
+            start = time.perf_counter()
+            lgb.train(params, lgb.Dataset(x_train, label=y_train), num_boost_round=args.rounds)
+            plain.append(time.perf_counter() - start)
+
+    overhead = median(ours) - median(plain)
+    command = (
+        f"benchmarks/bench_retrain.py --rows {args.rows} --features {args.features} "
+        f"--rounds {args.rounds} --repeats {args.repeats} --write"
+    )
+    markdown = "\n".join(
+        [
+            f"## LightGBM retrain: {args.rows:,} rows x {args.features} features, "
+            f"{args.rounds} rounds",
+            "",
+            f"Command: `python {command}`",
+            f"({machine()}; medians of {args.repeats} interleaved runs)",
+            "",
+            "| what | median |",
+            "|---|---|",
+            f"| `retrain-cli retrain` end to end (a new process) | {median(ours):.2f} s |",
+            f"| plain `lightgbm.train`, same split and parameters, data in memory | "
+            f"{median(plain):.2f} s |",
+            f"| pipeline overhead (load, fingerprint, evaluate, artifact, database, start-up) | "
+            f"{overhead:.2f} s = {overhead / median(plain):.1%} of training (target < 15%) |",
+        ]
+    )
+    print(markdown)
+    if args.write:
+        update_section("bench_retrain", markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Model artifacts on disk: safe paths, atomic writes, sha256 checksums, manifests.
+
+A version's files live in `<artifacts>/<model>/<version>/`. They are written into a private
+staging directory first and renamed into place when the version is registered, so a reader never
+sees half a version. A model of several files records one digest: that of `manifest.json`, which
+lists every other file with its own sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from retrain_cli.errors import ConfigError, DataError
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MANIFEST = "manifest.json"
+CHUNK = 1 << 20
+
+
+def model_dir(root: Path, model: str) -> Path:
+    """`root/model`, refusing names that could leave `root` (`..`, `/`, absolute paths)."""
+    if not _SAFE_NAME.match(model) or model in (".", ".."):
+        raise ConfigError(f"model name {model!r} is not safe as a directory name")
+    base = root.resolve()
+    path = (base / model).resolve()
+    if not path.is_relative_to(base) or path == base:
+        raise ConfigError(f"model name {model!r} escapes the artifact directory")
+    return path
+
+
+def staging_dir(root: Path, model: str) -> Path:
+    """A fresh private directory to write a version's files into before it is registered."""
+    path = model_dir(root, model) / f".staging-{uuid.uuid4().hex}"
+    path.mkdir(parents=True, mode=0o700)
+    return path
+
+
+def version_dir(root: Path, model: str, version: int) -> Path:
+    return model_dir(root, model) / str(version)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, fsync, then rename over `path`."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_json(path: Path, document: Any) -> None:
+    write_atomic(path, json.dumps(document, indent=2, sort_keys=True).encode("utf-8"))
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(directory: Path, primary: str, extra: dict[str, Any]) -> Path:
+    """`manifest.json` listing every file in `directory` with its sha256 and size."""
+    files = {
+        p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
+    }
+    path = directory / MANIFEST
+    write_json(path, {**extra, "primary": primary, "files": files})
+    return path
+
+
+def verify(directory: Path, expected_sha256: str) -> dict[str, Any]:
+    """Check the manifest's digest and every file it lists; return the manifest."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise DataError(f"artifact {directory} has no {MANIFEST}")
+    if sha256_file(path) != expected_sha256:
+        raise DataError(f"artifact {path}: sha256 does not match the registered digest")
+    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    for name, entry in manifest["files"].items():
+        member = directory / name
+        if not member.is_file() or sha256_file(member) != entry["sha256"]:
+            raise DataError(f"artifact file {member} is missing or its sha256 does not match")
+    return manifest
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Rename a staged version into place; a leftover directory of an unregistered version (a
+    run killed between rename and commit) is removed first."""
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    fsync_dir(target.parent)
+
+
+def discard(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

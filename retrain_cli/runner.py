@@ -1,0 +1,430 @@
+"""One retrain: slot -> running row -> load -> train -> evaluate -> stage -> register + gate.
+
+Each step that must be visible to other processes commits on its own (the skipped or running
+row, heartbeats); registering the version, promoting it and closing the run happen in one
+transaction, so a failure or a kill never leaves a version without its artifact, an artifact
+without its version, or a half-promoted model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+
+from retrain_cli import artifacts, gate, history, performance
+from retrain_cli.db.models import ModelVersionManagement
+from retrain_cli.db.session import session_scope
+from retrain_cli.durations import utcnow
+from retrain_cli.errors import BusyError, ConflictError, RetrainError
+from retrain_cli.jobs import EffectiveJob, effective_job, get_job, load_configs
+from retrain_cli.registry import active_version
+from retrain_cli.semaphore import FileSemaphore, Semaphore
+from retrain_cli.settings import Settings
+from retrain_cli.trainers import load_trainer, trainer_for
+from retrain_cli.trainers.base import Trainer, TrainingContext
+from retrain_cli.training_data import Prepared, prepare
+
+HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    job: str
+    trigger: str = "manual"
+    trigger_detail: str | None = None
+    wait_seconds: float = 0.0
+    promote: bool = True
+
+
+@dataclass
+class RunResult:
+    job: str
+    run_id: int
+    status: str
+    trigger: str
+    version: dict[str, Any] | None = None
+    promoted: bool = False
+    gate: dict[str, Any] | None = None
+    duration_s: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class Hooks:
+    """Seams for tests and the CLI: which trainer, which semaphore, how progress is shown."""
+
+    trainer_factory: Callable[[str, dict[str, Any]], Trainer] = trainer_for
+    semaphore: Semaphore | None = None
+    on_progress: Callable[[int, int], None] = field(default=lambda done, total: None)
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+
+
+class RunFailed(RetrainError):
+    """The run failed and was recorded `failed`; `result` holds what was recorded."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.error or "retrain failed")
+        self.result = result
+
+
+def retrain(
+    engine: Engine, settings: Settings, request: RetrainRequest, hooks: Hooks | None = None
+) -> RunResult:
+    """Run one retrain of `request.job`; raise BusyError (exit 75) or RunFailed (exit 1)."""
+    hooks = hooks or Hooks()
+    with session_scope(engine) as session:
+        history.sweep_abandoned(session, utcnow())
+        job = effective_job(get_job(session, request.job), load_configs(session))
+    semaphore = hooks.semaphore or FileSemaphore(
+        settings.locks_dir, settings.max_concurrent_retrains
+    )
+    try:
+        lease = semaphore.acquire(job.name, request.wait_seconds)
+    except BusyError as exc:
+        with session_scope(engine) as session:
+            history.record_skipped(
+                session, job.id, request.trigger, request.trigger_detail, str(exc), utcnow()
+            )
+        raise
+    try:
+        return _run(engine, settings, request, hooks, job)
+    finally:
+        lease.release()
+
+
+def _run(
+    engine: Engine, settings: Settings, request: RetrainRequest, hooks: Hooks, job: EffectiveJob
+) -> RunResult:
+    started = time.monotonic()
+    with session_scope(engine) as session:
+        run_id = history.start_run(
+            session, job.id, request.trigger, request.trigger_detail, utcnow()
+        ).id
+    heartbeat = _Heartbeat(engine, run_id, hooks.heartbeat_seconds)
+    staging: Path | None = None
+    try:
+        heartbeat.start()
+        prepared = prepare(job)
+        with session_scope(engine) as session:
+            champion = active_version(session, job.model)
+            champion_info = _describe(champion) if champion else None
+
+        def report(done: int, total: int) -> None:
+            heartbeat.check()  # fencing: stop at once if the run was taken away
+            hooks.on_progress(done, total)
+
+        deadline = started + (job.spec["timeout"] or history.DEFAULT_TIMEOUT_S)
+        context = TrainingContext(deadline=deadline, on_progress=report)
+        init_from = _init_from(settings, job, champion_info)
+        trainer = hooks.trainer_factory(job.type, job.hyperparameters)
+        trainer.fit(prepared.train, context, init_from)
+        heartbeat.check()
+        metrics = _holdout_metrics(job, prepared, trainer.predict(prepared.holdout.features))
+        champion_metric, champion_note = _champion_metric(settings, job, prepared, champion_info)
+        decision = _gate(job, request, metrics, champion_metric, champion_note, prepared)
+        staging = _stage(settings, job, trainer, prepared, metrics)
+        result = _register(
+            engine,
+            settings,
+            job,
+            run_id,
+            staging,
+            metrics,
+            prepared,
+            champion_info if init_from else None,
+            decision,
+            started,
+        )
+        staging = None
+        result.trigger = request.trigger
+        return result
+    except Exception as exc:
+        message = _one_line(exc)
+        with session_scope(engine) as session:
+            history.finish_run(session, run_id, "failed", utcnow(), error=message)
+        raise RunFailed(
+            RunResult(
+                job.name,
+                run_id,
+                "failed",
+                request.trigger,
+                duration_s=time.monotonic() - started,
+                error=message,
+            )
+        ) from exc
+    finally:
+        heartbeat.stop()
+        if staging is not None:
+            artifacts.discard(staging)
+
+
+def _describe(version: ModelVersionManagement) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "id": version.id,
+        "sha256": version.sha256,
+        "path": version.artifact_path,
+        "type": version.model_type,
+    }
+
+
+def _init_from(
+    settings: Settings, job: EffectiveJob, champion: dict[str, Any] | None
+) -> Path | None:
+    """The champion's directory, when the strategy is incremental and the champion is verified."""
+    if job.strategy != "incremental" or champion is None or champion["type"] != job.type:
+        return None
+    directory = Path(champion["path"]).parent
+    artifacts.verify(directory, champion["sha256"])
+    return directory
+
+
+def _holdout_metrics(job: EffectiveJob, prepared: Prepared, scores: Any) -> performance.Evaluation:
+    section = job.spec["performance"]
+    returns = None
+    if prepared.holdout_returns is not None:
+        import numpy as np
+
+        # The train data's return column is the asset's return; the model goes long at or above
+        # the decision threshold and short below it.
+        threshold = section.get("decision_threshold", 0.5)
+        returns = np.where(scores >= threshold, 1.0, -1.0) * prepared.holdout_returns
+    return performance.evaluate(
+        prepared.holdout.target,
+        scores,
+        returns,
+        threshold=section.get("decision_threshold", 0.5),
+        min_samples=job.spec["gate"].get("min_samples", performance.DEFAULT_MIN_SAMPLES),
+        periods_per_year=section.get("periods_per_year", performance.DEFAULT_PERIODS_PER_YEAR),
+        risk_free=section.get("risk_free", 0.0),
+    )
+
+
+def _champion_metric(
+    settings: Settings, job: EffectiveJob, prepared: Prepared, champion: dict[str, Any] | None
+) -> tuple[float | None, str | None]:
+    """The champion's primary metric on the same hold-out, or why it has none."""
+    if champion is None:
+        return None, None
+    directory = Path(champion["path"]).parent
+    try:
+        manifest = artifacts.verify(directory, champion["sha256"])
+        trainer = load_trainer(champion["type"], directory, manifest)
+        scores = trainer.predict(prepared.holdout.features)
+    except Exception as exc:
+        return None, f"champion v{champion['version']} could not be evaluated: {_one_line(exc)}"
+    evaluation = _holdout_metrics(job, prepared, scores)
+    return evaluation.values.get(job.primary_metric), None
+
+
+def _gate(
+    job: EffectiveJob,
+    request: RetrainRequest,
+    metrics: performance.Evaluation,
+    champion_metric: float | None,
+    champion_note: str | None,
+    prepared: Prepared,
+) -> gate.GateDecision:
+    settings = job.spec["gate"]
+    decision = gate.decide(
+        job.primary_metric,
+        metrics.values.get(job.primary_metric),
+        champion_metric,
+        threshold=job.performance_threshold,
+        min_improvement=settings.get("min_improvement", 0.0),
+        n_holdout=len(prepared.holdout.target),
+        min_samples=settings.get("min_samples", performance.DEFAULT_MIN_SAMPLES),
+    )
+    notes = [champion_note] if champion_note else []
+    if decision.promote and not request.promote:
+        return gate.GateDecision(False, [*decision.reasons, "held: --no-promote"], decision.values)
+    return gate.GateDecision(decision.promote, [*notes, *decision.reasons], decision.values)
+
+
+def _stage(
+    settings: Settings,
+    job: EffectiveJob,
+    trainer: Trainer,
+    prepared: Prepared,
+    metrics: performance.Evaluation,
+) -> Path:
+    staging = artifacts.staging_dir(settings.artifacts_dir, job.model)
+    try:
+        primary = trainer.save(staging)
+        metadata = {
+            "model": job.model,
+            "model_type": job.type,
+            "trainer": trainer.name,
+            "job": job.name,
+            "features": prepared.features,
+            "categorical": prepared.categorical,
+            "target": job.spec["target"],
+            "hyperparameters": job.hyperparameters,
+            "strategy": job.strategy,
+            "data_fingerprint": prepared.fingerprint,
+            "holdout_metrics": metrics.values,
+            "trained_at": utcnow().isoformat(),
+        }
+        from retrain_cli.serialize import jsonable
+
+        artifacts.write_json(staging / "metadata.json", jsonable(metadata))
+        artifacts.write_manifest(
+            staging,
+            primary,
+            {
+                "trainer": trainer.name,
+                "model_type": job.type,
+                "hyperparameters": job.hyperparameters,
+            },
+        )
+    except BaseException:
+        artifacts.discard(staging)
+        raise
+    return staging
+
+
+def _register(
+    engine: Engine,
+    settings: Settings,
+    job: EffectiveJob,
+    run_id: int,
+    staging: Path,
+    metrics: performance.Evaluation,
+    prepared: Prepared,
+    parent: dict[str, Any] | None,
+    decision: gate.GateDecision,
+    started: float,
+) -> RunResult:
+    """Number, publish and record the version, promote it if the gate says so, and close the
+    run, all in one transaction; the published directory is removed again if it fails."""
+    from retrain_cli.serialize import jsonable
+
+    manifest = staging / artifacts.MANIFEST
+    digest, size = artifacts.sha256_file(manifest), manifest.stat().st_size
+    target: Path | None = None
+    try:
+        with session_scope(engine) as session:
+            number = 1 + (
+                session.scalar(
+                    select(func.max(ModelVersionManagement.version)).where(
+                        ModelVersionManagement.model_name == job.model
+                    )
+                )
+                or 0
+            )
+            target = artifacts.version_dir(settings.artifacts_dir, job.model, number)
+            now = utcnow()
+            if decision.promote:
+                current = active_version(session, job.model)
+                if current is not None:
+                    current.status, current.retired_at = "retired", now
+                    session.flush()
+            version = ModelVersionManagement(
+                model_name=job.model,
+                version=number,
+                model_type=job.type,
+                job_id=job.id,
+                status="active" if decision.promote else "registered",
+                artifact_path=str(target / artifacts.MANIFEST),
+                sha256=digest,
+                size_bytes=size,
+                strategy=job.strategy,
+                parent_version=parent["version"] if parent else None,
+                metrics=jsonable(
+                    {
+                        **metrics.values,
+                        "n_holdout": len(prepared.holdout.target),
+                        "undefined": metrics.reasons,
+                    }
+                ),
+                hyperparameters=jsonable(job.hyperparameters),
+                data_fingerprint=jsonable(prepared.fingerprint),
+                created_at=now,
+                promoted_at=now if decision.promote else None,
+            )
+            session.add(version)
+            session.flush()
+            artifacts.publish(staging, target)
+            gate_doc = {
+                "decision": decision.decision,
+                "reasons": decision.reasons,
+                "values": jsonable(decision.values),
+            }
+            history.finish_run(
+                session,
+                run_id,
+                "succeeded",
+                now,
+                version_id=version.id,
+                promoted=decision.promote,
+                gate=gate_doc,
+            )
+    except IntegrityError as exc:
+        if target is not None:
+            artifacts.discard(target)
+        raise ConflictError(
+            f"another run registered a version of {job.model!r} at the same time: retry"
+        ) from exc
+    except BaseException:
+        if target is not None and not staging.exists():
+            artifacts.discard(target)
+        raise
+    return RunResult(
+        job=job.name,
+        run_id=run_id,
+        status="succeeded",
+        trigger="",
+        promoted=decision.promote,
+        version={
+            "model": job.model,
+            "version": number,
+            "sha256": digest,
+            "artifact": str(target),
+            "metrics": version.metrics,
+        },
+        gate=gate_doc,
+        duration_s=time.monotonic() - started,
+    )
+
+
+class _Heartbeat:
+    """Renews the run's heartbeat from a thread; `check` raises once the run was taken away."""
+
+    def __init__(self, engine: Engine, run_id: int, interval: float) -> None:
+        self.engine, self.run_id, self.interval = engine, run_id, interval
+        self._stop = threading.Event()
+        self._lost = False
+        self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def check(self) -> None:
+        if self._lost:
+            raise RetrainError("the run was marked abandoned by another process: stopping")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                with session_scope(self.engine, check_schema=False) as session:
+                    if not history.beat(session, self.run_id, utcnow()):
+                        self._lost = True
+                        return
+            except RetrainError:
+                continue  # a missed beat is retried; the timeout bounds how long that can last
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

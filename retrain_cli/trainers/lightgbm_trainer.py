@@ -1,0 +1,65 @@
+"""LightGBM: gradient-boosted trees, saved as LightGBM's own text model (never a pickle)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from retrain_cli.trainers.base import TrainingContext, TrainingData
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MODEL_FILE = "model.txt"
+DEFAULTS = {"objective": "binary", "verbosity": -1, "seed": 0, "deterministic": True}
+
+
+class LightGBMTrainer:
+    """`num_boost_round` rounds of boosting; `init_from` continues from a parent's model file."""
+
+    name = "lightgbm"
+
+    def __init__(self, hyperparameters: dict[str, Any]) -> None:
+        params = dict(hyperparameters)
+        self.num_boost_round = int(params.pop("num_boost_round", 200))
+        self.params = {**DEFAULTS, **params}
+
+    def fit(
+        self, data: TrainingData, context: TrainingContext, init_from: Path | None = None
+    ) -> LightGBMTrainer:
+        import lightgbm as lgb
+
+        total = self.num_boost_round
+
+        def report(env: Any) -> None:
+            context.step(env.iteration - env.begin_iteration + 1, total)
+
+        dataset = lgb.Dataset(data.features, label=data.target, free_raw_data=False)
+        self.booster_ = lgb.train(
+            self.params,
+            dataset,
+            num_boost_round=total,
+            init_model=str(init_from / MODEL_FILE) if init_from else None,
+            callbacks=[report],
+        )
+        return self
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
+        scores: np.ndarray[Any, np.dtype[np.float64]] = np.asarray(
+            self.booster_.predict(features), dtype=np.float64
+        )
+        return scores
+
+    def save(self, directory: Path) -> str:
+        self.booster_.save_model(str(directory / MODEL_FILE))
+        return MODEL_FILE
+
+    @classmethod
+    def load(cls, directory: Path, manifest: dict[str, Any]) -> LightGBMTrainer:
+        import lightgbm as lgb
+
+        trainer = cls(manifest.get("hyperparameters", {}))
+        trainer.booster_ = lgb.Booster(model_file=str(directory / MODEL_FILE))
+        return trainer

@@ -1,0 +1,98 @@
+"""A job's training data: load, validate, order by time, split off the hold-out, fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from retrain_cli.datasource import read_frame
+from retrain_cli.errors import DataError
+from retrain_cli.trainers.base import TrainingData
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrain_cli.jobs import EffectiveJob
+
+MIN_ROWS = 20
+
+
+@dataclass
+class Prepared:
+    """The time-ordered split of one job's training data."""
+
+    features: list[str]
+    categorical: list[str]
+    train: TrainingData
+    holdout: TrainingData
+    holdout_returns: np.ndarray[Any, np.dtype[np.float64]] | None
+    fingerprint: dict[str, Any]
+
+
+def prepare(job: EffectiveJob) -> Prepared:
+    """Load `data.train`, check every column, order by time and split the newest
+    `holdout_fraction` of rows off as the hold-out."""
+    spec = job.spec
+    frame = read_frame(spec["data"]["train"], "train")
+    target, time_column, returns = spec["target"], spec["time_column"], spec["return_column"]
+    special = {target, time_column, spec["score_column"], returns} - {None}
+    features = spec["features"] or [c for c in frame.columns if c not in special]
+    missing = [c for c in [target, time_column, returns, *features] if c and c not in frame]
+    if missing:
+        raise DataError(f"train data has no column {', '.join(map(repr, missing))}")
+    if not features:
+        raise DataError("train data has no feature columns")
+    frame = frame.dropna(subset=[target])
+    if frame.empty:
+        raise DataError(f"target {target!r} has no values in the train data")
+    if not set(np.unique(frame[target].to_numpy())) <= {0, 1}:
+        raise DataError(f"target {target!r} must hold 0/1 labels")
+    if len(frame) < MIN_ROWS:
+        raise DataError(f"train data has {len(frame)} labelled rows; at least {MIN_ROWS} needed")
+    if time_column:
+        frame = frame.sort_values(time_column, kind="stable")
+    frame = frame.reset_index(drop=True)
+    categorical = _categorical(frame, features, spec["categorical"])
+    for column in categorical:
+        frame[column] = frame[column].astype("category")
+    n_holdout = max(1, round(len(frame) * spec["holdout_fraction"]))
+    train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
+    return Prepared(
+        features=list(features),
+        categorical=categorical,
+        train=_data(train, features, target),
+        holdout=_data(holdout, features, target),
+        holdout_returns=holdout[returns].to_numpy(dtype=np.float64) if returns else None,
+        fingerprint=fingerprint(frame, time_column),
+    )
+
+
+def _categorical(frame: pd.DataFrame, features: list[str], declared: list[str]) -> list[str]:
+    import pandas as pd
+
+    return [
+        c
+        for c in features
+        if c in declared
+        or not pd.api.types.is_numeric_dtype(frame[c].dtype)
+        or pd.api.types.is_bool_dtype(frame[c].dtype)
+    ]
+
+
+def _data(frame: pd.DataFrame, features: list[str], target: str) -> TrainingData:
+    return TrainingData(frame[features], frame[target].to_numpy(dtype=np.float64))
+
+
+def fingerprint(frame: pd.DataFrame, time_column: str | None) -> dict[str, Any]:
+    """Rows, time range, and a sha256 over the frame's row hashes (order-sensitive)."""
+    import pandas as pd
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    result: dict[str, Any] = {"rows": len(frame), "sha256": digest.hexdigest()}
+    if time_column:
+        result["time_min"] = str(frame[time_column].min())
+        result["time_max"] = str(frame[time_column].max())
+    return result

@@ -1,0 +1,260 @@
+"""`retrain` end to end in-process: real LightGBM on small data, both backends."""
+
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retrain_cli import artifacts
+from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
+from retrain_cli.db.session import make_engine
+from retrain_cli.runner import Hooks, RetrainRequest, RunFailed, retrain
+from retrain_cli.semaphore import FileSemaphore
+from retrain_cli.settings import load_settings
+from retrain_cli.trainers import load_trainer
+from retrain_cli.trainers.base import FakeTrainer
+from retrain_cli.training_data import prepare
+from tests.conftest import Cli
+from tests.helpers import training_frame, write_training_job
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+def apply(cli: Cli, path: Path) -> None:
+    result = cli("jobs", "apply", "-f", str(path))
+    assert result.exit_code == 0, result.stderr
+
+
+def run(cli: Cli, job: str = "j1", *args: str) -> tuple[int, dict[str, Any], str]:
+    result = cli("retrain", job, "--json", *args)
+    return result.exit_code, json.loads(result.stdout) if result.stdout else {}, result.stderr
+
+
+def versions(session: SessionFactory) -> list[ModelVersionManagement]:
+    with session() as s:
+        return list(s.scalars(select(ModelVersionManagement).order_by(ModelVersionManagement.id)))
+
+
+def runs(session: SessionFactory) -> list[RetrainingJobHistory]:
+    with session() as s:
+        return list(s.scalars(select(RetrainingJobHistory).order_by(RetrainingJobHistory.id)))
+
+
+def test_first_run_registers_and_promotes_with_a_verified_artifact(
+    cli: Cli, tmp_path: Path, session: SessionFactory, home: Path
+) -> None:
+    apply(cli, write_training_job(tmp_path))
+    code, result, _ = run(cli)
+    assert code == 0, result
+    assert (result["status"], result["promoted"], result["gate"]["decision"]) == (
+        "succeeded",
+        True,
+        "promote",
+    )
+    assert result["version"]["version"] == 1 and result["version"]["metrics"]["auc"] > 0.8
+    (version,) = versions(session)
+    assert (version.status, version.parent_version, version.strategy) == (
+        "active",
+        None,
+        "incremental",
+    )
+    directory = home / "artifacts" / "j1-model" / "1"
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "manifest.json",
+        "metadata.json",
+        "model.txt",
+    ]
+    manifest = artifacts.verify(directory, version.sha256)
+    assert version.size_bytes == (directory / "manifest.json").stat().st_size
+    assert version.data_fingerprint["rows"] == 600 and len(version.data_fingerprint["sha256"]) == 64
+    assert not list((home / "artifacts" / "j1-model").glob(".staging-*"))
+    (row,) = runs(session)
+    assert (row.status, row.version_id, row.promoted, row.trigger) == (
+        "succeeded",
+        version.id,
+        True,
+        "manual",
+    )
+    assert row.gate["reasons"] and row.duration_s is not None and row.pid > 0
+    with session() as s:
+        job = s.scalars(select(AutoRetrainingJob)).one()
+        assert job.last_run_status == "succeeded"
+    # the artifact reloads and reproduces the hold-out scores it was evaluated on
+    trainer = load_trainer("lightgbm", directory, manifest)
+    from retrain_cli.jobs import effective_job, load_configs
+
+    with session() as s:
+        prepared = prepare(
+            effective_job(s.scalars(select(AutoRetrainingJob)).one(), load_configs(s))
+        )
+    from retrain_cli.performance import auc
+
+    assert auc(prepared.holdout.target, trainer.predict(prepared.holdout.features)) == (
+        pytest.approx(version.metrics["auc"], rel=1e-12)
+    )
+
+
+def test_incremental_run_has_the_champion_as_parent(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    apply(cli, write_training_job(tmp_path))
+    assert run(cli)[0] == 0
+    code, _result, _ = run(cli, "j1", "--trigger", "drift", "--trigger-detail", "psi 0.4")
+    assert code == 0
+    _first, second = versions(session)
+    assert (second.version, second.parent_version) == (2, 1)
+    assert runs(session)[1].trigger == "drift" and runs(session)[1].trigger_detail == "psi 0.4"
+
+
+def test_a_worse_challenger_is_registered_but_not_promoted(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    apply(cli, write_training_job(tmp_path, strategy="full"))
+    assert run(cli)[0] == 0
+    apply(
+        cli,
+        write_training_job(
+            tmp_path,
+            strategy="full",
+            hyperparameters={"num_boost_round": 1, "num_leaves": 2, "learning_rate": 0.01},
+        ),
+    )
+    code, result, _ = run(cli)
+    assert code == 0 and result["promoted"] is False
+    assert "does not beat the champion" in result["gate"]["reasons"][-1]
+    assert [(v.version, v.status) for v in versions(session)] == [(1, "active"), (2, "registered")]
+
+
+def test_no_promote_holds_a_better_version(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    apply(cli, write_training_job(tmp_path))
+    code, result, _ = run(cli, "j1", "--no-promote")
+    assert (code, result["promoted"]) == (0, False)
+    assert result["gate"]["reasons"][-1] == "held: --no-promote"
+    assert [v.status for v in versions(session)] == ["registered"]
+
+
+def test_a_version_below_the_threshold_is_not_promoted(cli: Cli, tmp_path: Path) -> None:
+    apply(cli, write_training_job(tmp_path, thresholds={"performance": 0.999}))
+    code, result, _ = run(cli)
+    assert (code, result["promoted"]) == (0, False)
+    assert "misses the threshold" in result["gate"]["reasons"][0]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("missing file", "no such file"),
+        ("wrong columns", "train data has no column 'f2'"),
+        ("all-NaN target", "target 'y' has no values"),
+        ("too few rows", "labelled rows; at least 20 needed"),
+        ("family not built", "cannot be retrained yet"),
+    ],
+)
+def test_bad_inputs_fail_with_one_line_and_a_failed_row(
+    cli: Cli, tmp_path: Path, session: SessionFactory, home: Path, breakage: str, message: str
+) -> None:
+    frame = training_frame()
+    fields: dict[str, Any] = {"features": ["f0", "f1", "f2"]}
+    if breakage == "wrong columns":
+        frame = frame.drop(columns=["f2"])
+    elif breakage == "all-NaN target":
+        frame["y"] = np.nan
+    elif breakage == "too few rows":
+        frame = frame.head(10)
+    elif breakage == "family not built":
+        fields["type"] = "lstm"
+    apply(cli, write_training_job(tmp_path, frame=frame, **fields))
+    if breakage == "missing file":
+        (tmp_path / "train.parquet").unlink()
+    code, result, stderr = run(cli)
+    assert code == 1
+    assert stderr.count("\n") == 1 and message in stderr
+    assert result["status"] == "failed" and message in result["error"]
+    (row,) = runs(session)
+    assert row.status == "failed" and message in row.error
+    assert versions(session) == []
+    assert not list((home / "artifacts").glob("*/*"))
+
+
+def in_process(db_url: str, job: str, hooks: Hooks) -> Any:
+    settings = load_settings(db_url)
+    engine = make_engine(db_url)
+    try:
+        return retrain(engine, settings, RetrainRequest(job), hooks)
+    finally:
+        engine.dispose()
+
+
+def test_timeout_stops_training_and_records_failed(
+    cli: Cli, db_url: str, tmp_path: Path, session: SessionFactory
+) -> None:
+    apply(cli, write_training_job(tmp_path, timeout="1s"))
+    hooks = Hooks(trainer_factory=lambda kind, hp: FakeTrainer(steps=50, seconds_per_step=0.1))
+    with pytest.raises(RunFailed, match="timeout"):
+        in_process(db_url, "j1", hooks)
+    (row,) = runs(session)
+    assert row.status == "failed" and row.error.startswith("timeout")
+    assert row.duration_s < 5
+    assert versions(session) == []
+
+
+def test_progress_is_reported_per_step(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    apply(cli, write_training_job(tmp_path))
+    seen: list[tuple[int, int]] = []
+    hooks = Hooks(
+        trainer_factory=lambda kind, hp: FakeTrainer(steps=4),
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
+    assert in_process(db_url, "j1", hooks).status == "succeeded"
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_busy_job_exits_75_and_records_a_skipped_row(
+    cli: Cli, tmp_path: Path, session: SessionFactory, home: Path
+) -> None:
+    apply(cli, write_training_job(tmp_path))
+    lease = FileSemaphore(home / "locks", 3).acquire("j1", 0)
+    try:
+        result = cli("retrain", "j1")
+    finally:
+        lease.release()
+    assert result.exit_code == 75
+    assert "job 'j1' is already running (held by pid" in result.stderr
+    (row,) = runs(session)
+    assert row.status == "skipped" and "already running" in row.error
+
+
+def test_no_free_slot_exits_75_with_json(
+    cli: Cli, tmp_path: Path, session: SessionFactory, home: Path
+) -> None:
+    apply(cli, write_training_job(tmp_path))
+    semaphore = FileSemaphore(home / "locks", 3)
+    leases = [semaphore.acquire(f"other{i}", 0) for i in range(3)]
+    try:
+        code, result, stderr = run(cli)
+    finally:
+        for lease in leases:
+            lease.release()
+    assert code == 75 and result["status"] == "skipped"
+    assert "all 3 retrain slots are busy" in stderr
+    assert [r.status for r in runs(session)] == ["skipped"]
+    assert (home / "locks").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_tampered_champion_is_never_built_upon(
+    cli: Cli, tmp_path: Path, session: SessionFactory, home: Path
+) -> None:
+    apply(cli, write_training_job(tmp_path))
+    assert run(cli)[0] == 0
+    (home / "artifacts" / "j1-model" / "1" / "model.txt").write_text("tree=evil\n")
+    code, _, stderr = run(cli)
+    assert code == 1 and "sha256 does not match" in stderr
+    assert [(v.version, v.status) for v in versions(session)] == [(1, "active")]
