@@ -172,5 +172,28 @@ CREATE UNIQUE INDEX ux_retraining_job_history_running_job ON retraining_job_hist
 
 INSERT INTO alembic_version (version_num) VALUES ('0001_baseline') RETURNING alembic_version.version_num;
 
+-- Running upgrade 0001_baseline -> 0002_version_events
+
+CREATE TABLE model_version_events (
+    id SERIAL NOT NULL, 
+    model_name VARCHAR(128) NOT NULL, 
+    event VARCHAR(16) NOT NULL, 
+    from_version INTEGER, 
+    to_version INTEGER NOT NULL, 
+    actor VARCHAR(255) NOT NULL, 
+    reason TEXT, 
+    job_id INTEGER, 
+    run_id INTEGER, 
+    at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_model_version_events PRIMARY KEY (id), 
+    CONSTRAINT ck_model_version_events_event CHECK (event IN ('promote', 'rollback')), 
+    CONSTRAINT fk_model_version_events_job_id_auto_retraining_jobs FOREIGN KEY(job_id) REFERENCES auto_retraining_jobs (id) ON DELETE SET NULL, 
+    CONSTRAINT fk_model_version_events_run_id_retraining_job_history FOREIGN KEY(run_id) REFERENCES retraining_job_history (id) ON DELETE SET NULL
+);
+
+CREATE INDEX ix_model_version_events_model_name_at ON model_version_events (model_name, at);
+
+UPDATE alembic_version SET version_num='0002_version_events' WHERE alembic_version.version_num = '0001_baseline';
+
 COMMIT;
 

@@ -36,5 +36,16 @@ step 0 python examples/generate_data.py --out examples/data --phase drifted
 step 3 retrain-cli drift check --all --report "$RETRAIN_HOME/drift.html"   # exit 3: drift
 echo "# report: $RETRAIN_HOME/drift.html"
 step 3 retrain-cli perf check --all            # exit 3: performance dropped
-step 0 retrain-cli retrain fraud-lgbm --trigger drift --trigger-detail "drift check --all"
-step 0 retrain-cli jobs trigger fraud-lgbm --reason "walk-through"
+step 0 retrain-cli jobs trigger fraud-lgbm --reason "walk-through: new labels arrived"
+step 0 retrain-cli jobs due                    # why each job is due: drift, performance, manual
+step 0 retrain-cli jobs due --run              # start the due jobs, at most three at once
+echo
+echo "# waiting for the started retrains to finish (logs in \$RETRAIN_HOME/logs/)"
+for _ in $(seq 1 120); do
+  retrain-cli jobs due --json | python -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)["running"] else 0)' && break
+  sleep 1
+done
+step 0 retrain-cli jobs list
+step 0 retrain-cli versions list fraud
+step 0 retrain-cli versions rollback fraud --reason "walk-through: back to the previous champion"
+step 0 retrain-cli stats

@@ -55,8 +55,9 @@ def _read_file(path: Path, role: str, columns: Sequence[str] | None) -> pd.DataF
             _require_columns(pq.read_schema(path).names, columns, f"{role} data {path}")
             selected = list(columns) if columns is not None else None
             table = pq.read_table(path, columns=selected)
-            # split_blocks avoids consolidating the columns into one block (a full copy)
-            return table.to_pandas(split_blocks=True)
+            # one block per column, built on Arrow's buffers where it can (no full copy);
+            # self_destruct frees each Arrow column once converted
+            return table.to_pandas(split_blocks=True, self_destruct=True)
         header = pd.read_csv(path, nrows=0).columns
         _require_columns(header, columns, f"{role} data {path}")
         return pd.read_csv(path, usecols=list(columns) if columns is not None else None)

@@ -1,11 +1,27 @@
-"""Model versions: which one is active, and (later) register, promote and roll back."""
+"""Model versions: which is active, and switching it safely (promote, rollback, retire).
+
+Every switch is one transaction that first locks the model's active row (a no-op UPDATE), so
+concurrent switches of one model queue up on both backends, then compares, preflights, swaps,
+and appends a `model_version_events` row. The partial unique index keeps one active version per
+model even if code were wrong.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import getpass
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from retrain_cli.db.models import ModelVersionManagement
+from retrain_cli import artifacts
+from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
+from retrain_cli.errors import ConflictError, DataError, NotFoundError
+
+SAMPLE_FILE = "sample.parquet"
 
 
 def active_version(session: Session, model: str) -> ModelVersionManagement | None:
@@ -16,3 +32,214 @@ def active_version(session: Session, model: str) -> ModelVersionManagement | Non
             ModelVersionManagement.status == "active",
         )
     )
+
+
+def get_version(session: Session, model: str, version: int) -> ModelVersionManagement:
+    row = session.scalar(
+        select(ModelVersionManagement).where(
+            ModelVersionManagement.model_name == model, ModelVersionManagement.version == version
+        )
+    )
+    if row is None:
+        raise NotFoundError(f"model {model!r} has no version {version} (see `versions list`)")
+    return row
+
+
+def list_versions(session: Session, model: str) -> list[ModelVersionManagement]:
+    rows = list(
+        session.scalars(
+            select(ModelVersionManagement)
+            .where(ModelVersionManagement.model_name == model)
+            .order_by(ModelVersionManagement.version)
+        )
+    )
+    if not rows:
+        raise NotFoundError(f"model {model!r} has no versions")
+    return rows
+
+
+def events(session: Session, model: str) -> list[ModelVersionEvent]:
+    return list(
+        session.scalars(
+            select(ModelVersionEvent)
+            .where(ModelVersionEvent.model_name == model)
+            .order_by(ModelVersionEvent.at, ModelVersionEvent.id)
+        )
+    )
+
+
+def active_at(session: Session, model: str, at: datetime) -> int | None:
+    """The version that was active at `at`, from the audit log."""
+    event = session.scalar(
+        select(ModelVersionEvent)
+        .where(ModelVersionEvent.model_name == model, ModelVersionEvent.at <= at)
+        .order_by(ModelVersionEvent.at.desc(), ModelVersionEvent.id.desc())
+        .limit(1)
+    )
+    return event.to_version if event else None
+
+
+def previous_champion(session: Session, model: str, current: int) -> int | None:
+    """The version that was champion before `current` became champion by promotion.
+
+    Rollbacks are skipped, so rolling back twice goes back two champions, not back and forth.
+    """
+    event = session.scalar(
+        select(ModelVersionEvent)
+        .where(
+            ModelVersionEvent.model_name == model,
+            ModelVersionEvent.to_version == current,
+            ModelVersionEvent.event == "promote",
+        )
+        .order_by(ModelVersionEvent.at.desc(), ModelVersionEvent.id.desc())
+        .limit(1)
+    )
+    return event.from_version if event else None
+
+
+@dataclass(frozen=True)
+class Switch:
+    model: str
+    event: str
+    from_version: int | None
+    to_version: int
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+def switch_active(
+    session: Session,
+    target: ModelVersionManagement,
+    now: datetime,
+    *,
+    event: str = "promote",
+    expect_current: int | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    job_id: int | None = None,
+    run_id: int | None = None,
+    preflight: bool = True,
+) -> Switch:
+    """Make `target` the active version in the caller's transaction; nothing changes if the
+    active version is not `expect_current` (when given) or the preflight fails."""
+    model = target.model_name
+    lock_active(session, model)
+    current = active_version(session, model)
+    current_number = current.version if current else None
+    if expect_current is not None and current_number != expect_current:
+        who = f"v{current_number}" if current_number is not None else "no version"
+        raise ConflictError(f"{model}: {who} is active, not v{expect_current}; nothing changed")
+    if current is not None and current.id == target.id:
+        raise ConflictError(f"{model} v{target.version} is already active")
+    if preflight:
+        check_artifact(target)
+    if current is not None:
+        current.status, current.retired_at = "retired", now
+        session.flush()  # before activating: the partial unique index checks each statement
+    target.status, target.promoted_at, target.retired_at = "active", now, None
+    actor = actor or _os_user()
+    session.add(
+        ModelVersionEvent(
+            model_name=model,
+            event=event,
+            from_version=current_number,
+            to_version=target.version,
+            actor=actor,
+            reason=reason,
+            job_id=job_id,
+            run_id=run_id,
+            at=now,
+        )
+    )
+    session.flush()
+    return Switch(model, event, current_number, target.version, actor, reason, now)
+
+
+def lock_active(session: Session, model: str) -> None:
+    """Take the model's write lock before reading: a row lock on PostgreSQL, the database write
+    lock on SQLite (reading first would pin a snapshot that a concurrent commit makes stale)."""
+    session.execute(
+        update(ModelVersionManagement)
+        .where(
+            ModelVersionManagement.model_name == model, ModelVersionManagement.status == "active"
+        )
+        .values(status=ModelVersionManagement.status)
+    )
+
+
+def promote(session: Session, model: str, version: int, now: datetime, **options: Any) -> Switch:
+    return switch_active(session, get_version(session, model, version), now, **options)
+
+
+def rollback(
+    session: Session, model: str, now: datetime, to: int | None = None, **options: Any
+) -> Switch:
+    """Return to the previous champion (or to version `to`)."""
+    lock_active(session, model)
+    current = active_version(session, model)
+    if to is None:
+        if current is None:
+            raise ConflictError(f"{model} has no active version to roll back from")
+        to = previous_champion(session, model, current.version)
+        if to is None:
+            raise ConflictError(f"{model} v{current.version} has no previous champion")
+    return switch_active(
+        session,
+        get_version(session, model, to),
+        now,
+        event="rollback",
+        expect_current=current.version if current else None,
+        **options,
+    )
+
+
+def retire(session: Session, model: str, version: int, now: datetime) -> ModelVersionManagement:
+    """Retire a version by hand; never the active one nor the one a rollback would return to."""
+    lock_active(session, model)
+    target = get_version(session, model, version)
+    current = active_version(session, model)
+    if target.status == "active":
+        raise ConflictError(f"{model} v{version} is active: promote another version first")
+    if current is not None and previous_champion(session, model, current.version) == version:
+        raise ConflictError(f"{model} v{version} is the rollback target of v{current.version}")
+    target.status, target.retired_at = "retired", now
+    return target
+
+
+def check_artifact(version: ModelVersionManagement) -> None:
+    """Preflight: the files exist, their checksums match, the model loads, and it scores the
+    sample stored with it to finite probabilities."""
+    import numpy as np
+
+    from retrain_cli.trainers import load_trainer
+
+    directory = Path(version.artifact_path).parent
+    label = f"{version.model_name} v{version.version}"
+    if not directory.is_dir():
+        raise DataError(f"preflight of {label} failed: {directory} does not exist")
+    try:
+        manifest = artifacts.verify(directory, version.sha256)
+        trainer = load_trainer(version.model_type, directory, manifest)
+        sample = _sample(directory)
+        scores = np.asarray(trainer.predict(sample), dtype=np.float64)
+    except Exception as exc:
+        raise DataError(f"preflight of {label} failed: {' '.join(str(exc).split())}") from exc
+    if len(scores) != len(sample) or not np.isfinite(scores).all():
+        raise DataError(f"preflight of {label} failed: the sample scored NaN or infinite")
+
+
+def _sample(directory: Path) -> Any:
+    import pandas as pd
+
+    path = directory / SAMPLE_FILE
+    if not path.is_file():
+        raise DataError(f"{path} is missing")
+    return pd.read_parquet(path)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

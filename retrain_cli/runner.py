@@ -18,13 +18,12 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from retrain_cli import artifacts, gate, history, performance
+from retrain_cli import artifacts, gate, history, performance, registry
 from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.db.session import session_scope
 from retrain_cli.durations import utcnow
 from retrain_cli.errors import BusyError, ConflictError, RetrainError
 from retrain_cli.jobs import EffectiveJob, effective_job, get_job, load_configs
-from retrain_cli.registry import active_version
 from retrain_cli.semaphore import FileSemaphore, Semaphore
 from retrain_cli.settings import Settings
 from retrain_cli.trainers import load_trainer, trainer_for
@@ -111,9 +110,10 @@ def _run(
     staging: Path | None = None
     try:
         heartbeat.start()
-        prepared = prepare(job)
+        trainer = hooks.trainer_factory(job.type, job.hyperparameters)
+        prepared = _prepare_while_importing(job, trainer.modules)
         with session_scope(engine) as session:
-            champion = active_version(session, job.model)
+            champion = registry.active_version(session, job.model)
             champion_info = _describe(champion) if champion else None
 
         def report(done: int, total: int) -> None:
@@ -123,7 +123,6 @@ def _run(
         deadline = started + (job.spec["timeout"] or history.DEFAULT_TIMEOUT_S)
         context = TrainingContext(deadline=deadline, on_progress=report)
         init_from = _init_from(settings, job, champion_info)
-        trainer = hooks.trainer_factory(job.type, job.hyperparameters)
         trainer.fit(prepared.train, context, init_from)
         heartbeat.check()
         metrics = _holdout_metrics(job, prepared, trainer.predict(prepared.holdout.features))
@@ -140,6 +139,7 @@ def _run(
             prepared,
             champion_info if init_from else None,
             decision,
+            champion_info,
             started,
         )
         staging = None
@@ -163,6 +163,21 @@ def _run(
         heartbeat.stop()
         if staging is not None:
             artifacts.discard(staging)
+
+
+def _prepare_while_importing(job: EffectiveJob, modules: tuple[str, ...]) -> Prepared:
+    """Load the training data while the trainer's library imports on a thread (about a second
+    for LightGBM; the Parquet reader releases the GIL)."""
+    import importlib
+
+    importer = threading.Thread(
+        target=lambda: [importlib.import_module(m) for m in modules], daemon=True
+    )
+    importer.start()
+    try:
+        return prepare(job)
+    finally:
+        importer.join()
 
 
 def _describe(version: ModelVersionManagement) -> dict[str, Any]:
@@ -275,6 +290,8 @@ def _stage(
         from retrain_cli.serialize import jsonable
 
         artifacts.write_json(staging / "metadata.json", jsonable(metadata))
+        # a few hold-out rows, for the preflight of a later promote or rollback
+        prepared.holdout.features.head(64).to_parquet(staging / registry.SAMPLE_FILE)
         artifacts.write_manifest(
             staging,
             primary,
@@ -300,6 +317,7 @@ def _register(
     prepared: Prepared,
     parent: dict[str, Any] | None,
     decision: gate.GateDecision,
+    champion: dict[str, Any] | None,
     started: float,
 ) -> RunResult:
     """Number, publish and record the version, promote it if the gate says so, and close the
@@ -310,28 +328,22 @@ def _register(
     digest, size = artifacts.sha256_file(manifest), manifest.stat().st_size
     target: Path | None = None
     try:
-        with session_scope(engine) as session:
-            number = 1 + (
-                session.scalar(
-                    select(func.max(ModelVersionManagement.version)).where(
-                        ModelVersionManagement.model_name == job.model
-                    )
+        with session_scope(engine, check_schema=False) as session:
+            registry.lock_active(session, job.model)  # numbering and switching, serialised
+            latest = session.scalar(
+                select(func.max(ModelVersionManagement.version)).where(
+                    ModelVersionManagement.model_name == job.model
                 )
-                or 0
             )
+            number = (latest or 0) + 1
             target = artifacts.version_dir(settings.artifacts_dir, job.model, number)
             now = utcnow()
-            if decision.promote:
-                current = active_version(session, job.model)
-                if current is not None:
-                    current.status, current.retired_at = "retired", now
-                    session.flush()
             version = ModelVersionManagement(
                 model_name=job.model,
                 version=number,
                 model_type=job.type,
                 job_id=job.id,
-                status="active" if decision.promote else "registered",
+                status="registered",
                 artifact_path=str(target / artifacts.MANIFEST),
                 sha256=digest,
                 size_bytes=size,
@@ -347,11 +359,11 @@ def _register(
                 hyperparameters=jsonable(job.hyperparameters),
                 data_fingerprint=jsonable(prepared.fingerprint),
                 created_at=now,
-                promoted_at=now if decision.promote else None,
             )
             session.add(version)
             session.flush()
             artifacts.publish(staging, target)
+            decision = _promote(session, job, run_id, version, decision, champion, now)
             gate_doc = {
                 "decision": decision.decision,
                 "reasons": decision.reasons,
@@ -392,6 +404,35 @@ def _register(
         gate=gate_doc,
         duration_s=time.monotonic() - started,
     )
+
+
+def _promote(
+    session: Any,
+    job: EffectiveJob,
+    run_id: int,
+    version: ModelVersionManagement,
+    decision: gate.GateDecision,
+    champion: dict[str, Any] | None,
+    now: Any,
+) -> gate.GateDecision:
+    """Switch to the new version when the gate says so, unless the champion it was compared
+    with is no longer active (then it stays registered, and the decision says why)."""
+    if not decision.promote:
+        return decision
+    try:
+        registry.switch_active(
+            session,
+            version,
+            now,
+            expect_current=champion["version"] if champion else None,
+            reason="; ".join(decision.reasons),
+            job_id=job.id,
+            run_id=run_id,
+            preflight=False,
+        )
+    except ConflictError as exc:
+        return gate.GateDecision(False, [*decision.reasons, f"held: {exc}"], decision.values)
+    return decision
 
 
 class _Heartbeat:

@@ -45,14 +45,15 @@ def prepare(job: EffectiveJob) -> Prepared:
         raise DataError(f"train data has no column {', '.join(map(repr, missing))}")
     if not features:
         raise DataError("train data has no feature columns")
-    frame = frame.dropna(subset=[target])
+    if frame[target].isna().any():
+        frame = frame.dropna(subset=[target])
     if frame.empty:
         raise DataError(f"target {target!r} has no values in the train data")
     if not set(np.unique(frame[target].to_numpy())) <= {0, 1}:
         raise DataError(f"target {target!r} must hold 0/1 labels")
     if len(frame) < MIN_ROWS:
         raise DataError(f"train data has {len(frame)} labelled rows; at least {MIN_ROWS} needed")
-    if time_column:
+    if time_column and not frame[time_column].is_monotonic_increasing:
         frame = frame.sort_values(time_column, kind="stable")
     frame = frame.reset_index(drop=True)
     categorical = _categorical(frame, features, spec["categorical"])
@@ -87,10 +88,22 @@ def _data(frame: pd.DataFrame, features: list[str], target: str) -> TrainingData
 
 
 def fingerprint(frame: pd.DataFrame, time_column: str | None) -> dict[str, Any]:
-    """Rows, time range, and a sha256 over the frame's row hashes (order-sensitive)."""
+    """Rows, time range, and a sha256 over every column's name, dtype and values in row order.
+
+    Numeric columns are hashed from their raw bytes (fast); others through pandas' row hashes.
+    """
     import pandas as pd
 
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest = hashlib.sha256()
+    for name in frame.columns:
+        column = frame[name]
+        digest.update(f"{name}\0{column.dtype}\0".encode())
+        if pd.api.types.is_numeric_dtype(column.dtype) and not isinstance(
+            column.dtype, pd.CategoricalDtype
+        ):
+            digest.update(np.ascontiguousarray(column.to_numpy()).tobytes())
+        else:
+            digest.update(pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes())
     result: dict[str, Any] = {"rows": len(frame), "sha256": digest.hexdigest()}
     if time_column:
         result["time_min"] = str(frame[time_column].min())

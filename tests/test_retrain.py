@@ -69,6 +69,7 @@ def test_first_run_registers_and_promotes_with_a_verified_artifact(
         "manifest.json",
         "metadata.json",
         "model.txt",
+        "sample.parquet",
     ]
     manifest = artifacts.verify(directory, version.sha256)
     assert version.size_bytes == (directory / "manifest.json").stat().st_size

@@ -12,7 +12,6 @@ from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
 from retrain_cli.cli.output import Output, table
 from retrain_cli.cli.runtime import open_session
 from retrain_cli.durations import utcnow
-from retrain_cli.errors import NotAvailableError
 from retrain_cli.jobspec import load_job_file
 
 app = typer.Typer(
@@ -130,13 +129,74 @@ def trigger(
 @app.command("due")
 def due(
     now: Now = None,
-    run: Annotated[bool, typer.Option("--run", help="Start each due job (max 3 at once).")] = False,
+    run: Annotated[
+        bool, typer.Option("--run", help="Start due jobs, at most one per free slot.")
+    ] = False,
     database_url: DatabaseUrl = None,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """List the jobs due at NOW and why; with --run, start them. (Lands with issue #7.)"""
-    raise NotAvailableError("`jobs due` is not built yet: it lands with the scheduling issue (#7)")
+    """List the jobs due at NOW and why; with --run, start them as detached retrains."""
+    from retrain_cli.dispatch import due_jobs, start_due
+
+    with open_session(database_url) as (settings, session):
+        report = due_jobs(session, now or utcnow())
+    if run:
+        start_due(report, settings, database_url)
+    Output(as_json, quiet).emit(_due_document(report), lambda c: _render_due(c, report))
+
+
+def _due_document(report: Any) -> dict[str, Any]:
+    def entry(v: Any) -> dict[str, Any]:
+        return {
+            "job": v.job,
+            "model": v.model,
+            "priority": v.priority,
+            "reasons": [{"trigger": r.trigger, "detail": r.detail} for r in v.reasons],
+            "last_run_at": v.last_run_at,
+            "next_fire": v.next_fire,
+        }
+
+    return {
+        "now": report.now,
+        "due": [entry(v) for v in report.due],
+        "running": [{"job": v.job, "model": v.model, "detail": v.detail} for v in report.running],
+        "backoff": [{"job": v.job, "model": v.model, "detail": v.detail} for v in report.backoff],
+        "not_due": report.not_due,
+        "started": report.started,
+    }
+
+
+def _render_due(console: Any, report: Any) -> None:
+    rows = [
+        (
+            v.job,
+            v.model,
+            v.priority,
+            "; ".join(f"{r.trigger}: {r.detail}" for r in v.reasons),
+            v.last_run_at,
+            v.next_fire,
+        )
+        for v in report.due
+    ]
+    rows += [
+        (v.job, v.model, v.priority, v.state + ": " + (v.detail or ""), v.last_run_at, v.next_fire)
+        for v in [*report.running, *report.backoff]
+    ]
+    console.print(
+        f"{len(report.due)} due, {len(report.running)} running, "
+        f"{len(report.backoff)} in retry backoff, {report.not_due} not due "
+        f"at {report.now:%Y-%m-%d %H:%M:%SZ}"
+    )
+    if rows:
+        console.print(
+            table(None, ["job", "model", "priority", "why", "last run", "next fire"], rows)
+        )
+    for started in report.started:
+        console.print(
+            f"started {started['job']} ({started['trigger']}), pid {started['pid']}, "
+            f"log {started['log']}"
+        )
 
 
 def _values(rows: list[dict[str, Any]]) -> list[list[Any]]:

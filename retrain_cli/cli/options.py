@@ -21,7 +21,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on s
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success (for cron).")]
 
 
-def _instant(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
@@ -35,7 +35,7 @@ Now = Annotated[
     typer.Option(
         "--now",
         help="Evaluate at this ISO 8601 time instead of the current time.",
-        parser=_instant,
+        parser=parse_time,
         metavar="ISO8601",
         show_default=False,
     ),

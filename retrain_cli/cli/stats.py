@@ -2,9 +2,84 @@
 
 from __future__ import annotations
 
-from retrain_cli.errors import NotAvailableError
+from typing import Annotated, Any
+
+import typer
+
+from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
+from retrain_cli.cli.output import Output, table
+from retrain_cli.cli.runtime import open_session
+from retrain_cli.durations import parse_duration, utcnow
 
 
-def stats() -> None:
-    """Runs, success rates, durations, versions and alerts per job. (Lands with issue #8.)"""
-    raise NotAvailableError("`stats` is not built yet: it lands with the versions issue (#8)")
+def stats(
+    since: Annotated[str, typer.Option(help="The period: 24h, 7d, 30d, ...")] = "7d",
+    now: Now = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Per job: runs by status, success rate, p50/p95 duration, last run, active version and
+    its age, drift alerts and degradations in the period, next fire; totals; slots in use."""
+    from retrain_cli.semaphore import FileSemaphore
+    from retrain_cli.stats import pipeline_stats
+
+    try:
+        period = parse_duration(since)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+    with open_session(database_url) as (settings, session):
+        in_use = FileSemaphore(settings.locks_dir, settings.max_concurrent_retrains).slots_in_use()
+        result = pipeline_stats(session, now or utcnow(), period, in_use)
+    Output(as_json, quiet).emit(result, lambda c: _render(c, result, since))
+
+
+def _render(console: Any, result: Any, since: str) -> None:
+    rows = [
+        (
+            j.job,
+            j.model,
+            _runs(j.runs),
+            j.success_rate,
+            j.p50_s,
+            j.p95_s,
+            f"{j.last_status or '-'} {j.last_run_at:%m-%d %H:%M}" if j.last_run_at else "-",
+            f"v{j.active_version}" if j.active_version else "-",
+            f"{j.active_age_s / 86400:.1f}d" if j.active_age_s is not None else "-",
+            j.drift_alerts,
+            j.degradations,
+            j.next_fire,
+        )
+        for j in result.jobs
+    ]
+    console.print(
+        table(
+            f"last {since} (since {result.since:%Y-%m-%d %H:%M}Z)",
+            [
+                "job",
+                "model",
+                "runs",
+                "success",
+                "p50 s",
+                "p95 s",
+                "last run",
+                "active",
+                "age",
+                "drift",
+                "degraded",
+                "next fire",
+            ],
+            rows,
+        )
+    )
+    t = result.totals
+    rate = "-" if t["success_rate"] is None else f"{t['success_rate']:.0%}"
+    console.print(
+        f"{t['jobs']} jobs ({t['enabled']} enabled); runs {_runs(t['runs'])}; success {rate}; "
+        f"{t['drift_alerts']} drift alerts, {t['degradations']} degradations; "
+        f"retrain slots in use: {result.slots_in_use}"
+    )
+
+
+def _runs(runs: dict[str, int]) -> str:
+    return " ".join(f"{status} {count}" for status, count in sorted(runs.items())) or "-"

@@ -1,30 +1,190 @@
-"""`retrain-cli versions`: list, promote and roll back model versions."""
+"""`retrain-cli versions`: list, promote, roll back and retire model versions."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 
-from retrain_cli.errors import NotAvailableError
+from retrain_cli import registry
+from retrain_cli.cli.options import DatabaseUrl, Json, Quiet, parse_time
+from retrain_cli.cli.output import Output, table
+from retrain_cli.cli.runtime import open_session
+from retrain_cli.durations import utcnow
 
-app = typer.Typer(help="List, promote and roll back model versions.", no_args_is_help=True)
-Model = Annotated[str, typer.Argument(help="The model's name.")]
+app = typer.Typer(help="List, promote, roll back and retire model versions.", no_args_is_help=True)
+Model = Annotated[str, typer.Argument(help="The model's name.", show_default=False)]
+Version = Annotated[int, typer.Argument(help="Version number.", show_default=False)]
+Reason = Annotated[str | None, typer.Option(help="Why, for the audit log.", show_default=False)]
+Actor = Annotated[str | None, typer.Option(help="Who (default: the OS user).", show_default=False)]
 
 
 @app.command("list")
-def list_(model: Model) -> None:
-    """List the versions of MODEL. (Lands with the versions issue.)"""
-    raise NotAvailableError("`versions list` is not built yet: it lands with issue #8")
+def list_(
+    model: Model,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--at",
+            help="Also say which version was active at this ISO 8601 time.",
+            parser=parse_time,
+            metavar="ISO8601",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """List MODEL's versions, its active one, and its promotion history."""
+    with open_session(database_url) as (_, session):
+        versions = [_row(v) for v in registry.list_versions(session, model)]
+        history = [_event(e) for e in registry.events(session, model)]
+        active_then = registry.active_at(session, model, at) if at else None
+    document: dict[str, Any] = {"model": model, "versions": versions, "events": history}
+    if at:
+        document["at"], document["active_at"] = at, active_then
+    Output(as_json, quiet).emit(document, lambda c: _render(c, document))
 
 
 @app.command("promote")
-def promote(model: Model, version: Annotated[int, typer.Argument(help="Version number.")]) -> None:
-    """Make VERSION the active version of MODEL. (Lands with the versions issue.)"""
-    raise NotAvailableError("`versions promote` is not built yet: it lands with issue #8")
+def promote(
+    model: Model,
+    version: Version,
+    reason: Reason = None,
+    expect_current: Annotated[
+        int | None,
+        typer.Option(
+            help="Only if this version is active now (compare-and-swap).", show_default=False
+        ),
+    ] = None,
+    actor: Actor = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Make VERSION active after a preflight (checksums, load, score a sample), in one
+    transaction that retires the active version."""
+    with open_session(database_url) as (_, session):
+        switch = registry.promote(
+            session,
+            model,
+            version,
+            utcnow(),
+            reason=reason,
+            expect_current=expect_current,
+            actor=actor,
+        )
+    _done(Output(as_json, quiet), switch)
 
 
 @app.command("rollback")
-def rollback(model: Model) -> None:
-    """Return MODEL to its previous champion. (Lands with the versions issue.)"""
-    raise NotAvailableError("`versions rollback` is not built yet: it lands with issue #8")
+def rollback(
+    model: Model,
+    to: Annotated[
+        int | None,
+        typer.Option(
+            "--to", help="This version instead of the previous champion.", show_default=False
+        ),
+    ] = None,
+    reason: Reason = None,
+    actor: Actor = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Return MODEL to the version that was champion before the active one (or --to)."""
+    with open_session(database_url) as (_, session):
+        switch = registry.rollback(session, model, utcnow(), to, reason=reason, actor=actor)
+    _done(Output(as_json, quiet), switch)
+
+
+@app.command("retire")
+def retire(
+    model: Model, version: Version, database_url: DatabaseUrl = None, quiet: Quiet = False
+) -> None:
+    """Retire VERSION by hand (never the active version or the rollback target)."""
+    with open_session(database_url) as (_, session):
+        registry.retire(session, model, version, utcnow())
+    Output(quiet=quiet).emit(None, lambda c: c.print(f"{model} v{version} retired"))
+
+
+def _done(output: Output, switch: registry.Switch) -> None:
+    before = f"v{switch.from_version}" if switch.from_version is not None else "nothing"
+    output.emit(
+        switch,
+        lambda c: c.print(
+            f"{switch.model}: {switch.event} {before} -> v{switch.to_version} by {switch.actor}"
+            + (f" ({switch.reason})" if switch.reason else "")
+        ),
+    )
+
+
+def _row(v: Any) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "status": v.status,
+        "active": v.status == "active",
+        "created_at": v.created_at,
+        "promoted_at": v.promoted_at,
+        "retired_at": v.retired_at,
+        "parent": v.parent_version,
+        "strategy": v.strategy,
+        "sha256": v.sha256,
+        "artifact": v.artifact_path,
+        "metrics": v.metrics,
+    }
+
+
+def _event(e: Any) -> dict[str, Any]:
+    return {
+        "at": e.at,
+        "event": e.event,
+        "from": e.from_version,
+        "to": e.to_version,
+        "actor": e.actor,
+        "reason": e.reason,
+        "job_id": e.job_id,
+        "run_id": e.run_id,
+    }
+
+
+def _render(console: Any, document: dict[str, Any]) -> None:
+    rows = [
+        (
+            ("* " if v["active"] else "  ") + str(v["version"]),
+            v["status"],
+            v["created_at"],
+            v["metrics"].get("auc"),
+            v["parent"],
+            v["promoted_at"],
+            v["retired_at"],
+            v["sha256"][:12],
+        )
+        for v in document["versions"]
+    ]
+    console.print(
+        table(
+            document["model"],
+            ["version", "status", "created", "auc", "parent", "promoted", "retired", "sha256"],
+            rows,
+        )
+    )
+    if document["events"]:
+        console.print(
+            table(
+                "promotions",
+                ["at", "event", "from", "to", "actor", "reason"],
+                [
+                    (e["at"], e["event"], e["from"], e["to"], e["actor"], e["reason"])
+                    for e in document["events"]
+                ],
+            )
+        )
+    if "at" in document:
+        active = document["active_at"]
+        console.print(
+            f"active at {document['at']:%Y-%m-%d %H:%M:%SZ}: "
+            + (f"v{active}" if active is not None else "no version")
+        )

@@ -35,6 +35,7 @@ STRATEGIES = ("incremental", "full")
 TRIGGERS = ("scheduled", "drift", "performance", "age", "manual")
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned")
 VERSION_STATUSES = ("registered", "active", "retired")
+VERSION_EVENTS = ("promote", "rollback")
 DRIFT_SCOPES = ("feature", "dataset", "prediction")
 
 NAMING = {
@@ -274,6 +275,35 @@ class ModelVersionManagement(Base):
     created_at: Mapped[datetime]
     promoted_at: Mapped[datetime | None]
     retired_at: Mapped[datetime | None]
+
+
+class ModelVersionEvent(Base):
+    """An append-only audit row: who made which version active, when, why, and from which.
+
+    The seventh table (see README): "what was active at T" and "the previous champion" are
+    queries over these facts, which are never updated.
+    """
+
+    __tablename__ = "model_version_events"
+    __table_args__ = (
+        CheckConstraint(_in("event", VERSION_EVENTS), name="event"),
+        Index(None, "model_name", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    event: Mapped[str] = mapped_column(String(16))
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("auto_retraining_jobs.id", ondelete="SET NULL")
+    )
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("retraining_job_history.id", ondelete="SET NULL")
+    )
+    at: Mapped[datetime]
 
 
 TABLE_NAMES = tuple(sorted(Base.metadata.tables))

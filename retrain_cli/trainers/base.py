@@ -52,6 +52,7 @@ class TrainingContext:
 
 class Trainer(Protocol):
     name: str
+    modules: tuple[str, ...]  # heavy libraries fit() needs, imported while the data loads
 
     def fit(
         self, data: TrainingData, context: TrainingContext, init_from: Path | None = None
@@ -72,6 +73,7 @@ class FakeTrainer:
     """
 
     name = "fake"
+    modules: tuple[str, ...] = ()
 
     def __init__(self, steps: int = 3, seconds_per_step: float = 0.0, bias: float = 0.0) -> None:
         self.steps = steps

@@ -20,6 +20,7 @@ class LightGBMTrainer:
     """`num_boost_round` rounds of boosting; `init_from` continues from a parent's model file."""
 
     name = "lightgbm"
+    modules: tuple[str, ...] = ("lightgbm",)  # imported ahead, while the data loads
 
     def __init__(self, hyperparameters: dict[str, Any]) -> None:
         params = dict(hyperparameters)
@@ -36,7 +37,12 @@ class LightGBMTrainer:
         def report(env: Any) -> None:
             context.step(env.iteration - env.begin_iteration + 1, total)
 
-        dataset = lgb.Dataset(data.features, label=data.target, free_raw_data=False)
+        dataset = lgb.Dataset(
+            _matrix(data.features),
+            label=data.target,
+            feature_name=[str(c) for c in data.features.columns],
+            free_raw_data=False,
+        )
         self.booster_ = lgb.train(
             self.params,
             dataset,
@@ -48,7 +54,7 @@ class LightGBMTrainer:
 
     def predict(self, features: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
         scores: np.ndarray[Any, np.dtype[np.float64]] = np.asarray(
-            self.booster_.predict(features), dtype=np.float64
+            self.booster_.predict(_matrix(features)), dtype=np.float64
         )
         return scores
 
@@ -63,3 +69,16 @@ class LightGBMTrainer:
         trainer = cls(manifest.get("hyperparameters", {}))
         trainer.booster_ = lgb.Booster(model_file=str(directory / MODEL_FILE))
         return trainer
+
+
+def _matrix(features: pd.DataFrame) -> Any:
+    """One float64 array when every feature is numeric (LightGBM builds its bins from it much
+    faster than from a frame of separate column blocks); the frame when categories need it."""
+    import pandas as pd
+
+    if all(
+        pd.api.types.is_numeric_dtype(t) and not isinstance(t, pd.CategoricalDtype)
+        for t in features.dtypes
+    ):
+        return features.to_numpy(dtype=np.float64)
+    return features

@@ -91,15 +91,6 @@ def test_json_is_exactly_one_document(cli: Cli) -> None:
         assert isinstance(json.loads(result.stdout), dict)
 
 
-@pytest.mark.parametrize("args", [("versions", "list", "fraud"), ("stats",), ("jobs", "due")])
-def test_unbuilt_commands_say_so_and_exit_1(args: tuple[str, ...]) -> None:
-    result = Cli(None)(*args)
-    assert result.exit_code == 1
-    assert result.stdout == ""
-    assert result.stderr.startswith("Error: ") and "not built yet" in result.stderr
-    assert result.stderr.count("\n") == 1
-
-
 def test_commands_before_db_init_say_how_to_fix_it(empty_db_url: str) -> None:
     result = Cli(empty_db_url)("jobs", "list")
     assert result.exit_code == 1

@@ -24,7 +24,7 @@ SCHEMAS_SQL = Path(__file__).resolve().parents[2] / "schemas.sql"
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
-def test_the_six_tables_are_named_as_in_the_seed() -> None:
+def test_the_six_seed_tables_and_the_audit_log() -> None:
     assert set(TABLE_NAMES) == {
         "auto_retraining_config",
         "auto_retraining_jobs",
@@ -32,6 +32,7 @@ def test_the_six_tables_are_named_as_in_the_seed() -> None:
         "model_drift_monitoring",
         "model_performance_tracking",
         "model_version_management",
+        "model_version_events",  # the seventh: the promotion audit log (see README)
     }
 
 

@@ -1,0 +1,217 @@
+"""When is a job due? Pure functions of a job's state and `now` (no database, no clock).
+
+Triggers, each only when enabled for the job:
+- scheduled: the latest cron fire time at or before `now` (in the job's time zone) is later than
+  the last run's start (or the job's creation). Missed fire times coalesce into one run.
+- drift: the newest dataset-level drift result after the last run says drifted.
+- performance: the newest primary performance result after the last run says degraded.
+- age: the active version is older than `max_model_age`.
+- manual: `jobs trigger` was asked after the last run.
+A running job is never due; a job whose last run failed (or was abandoned) waits `retry_backoff`.
+
+Cron expressions are evaluated on the local wall clock, then mapped to instants: a fire time that
+a spring-forward gap skips happens with the offset from before the gap (an hour later in London),
+and one that a fall-back repeats happens at its first occurrence only, so a daily job runs exactly
+once either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+ORDER = ("manual", "drift", "performance", "age", "scheduled")
+FAILED = ("failed", "abandoned")
+
+
+@dataclass(frozen=True)
+class Reason:
+    trigger: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the decision needs about one job, read from the six tables."""
+
+    job: str
+    model: str
+    priority: int
+    schedule: str
+    timezone: str
+    triggers: frozenset[str]
+    created_at: datetime
+    retry_backoff_s: int = 1800
+    max_model_age_s: int | None = None
+    last_run_at: datetime | None = None
+    last_run_status: str | None = None
+    last_finished_at: datetime | None = None
+    manual_requested_at: datetime | None = None
+    manual_reason: str | None = None
+    drift_at: datetime | None = None
+    drift_detail: str | None = None  # set when the newest drift result says drifted
+    degraded_at: datetime | None = None
+    degraded_detail: str | None = None  # set when the newest primary result says degraded
+    active_created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    job: str
+    model: str
+    priority: int
+    state: str  # due | running | backoff | not_due
+    reasons: list[Reason] = field(default_factory=list)
+    last_run_at: datetime | None = None
+    next_fire: datetime | None = None
+    detail: str | None = None
+
+    @property
+    def is_due(self) -> bool:
+        return self.state == "due"
+
+
+def evaluate(state: JobState, now: datetime) -> Verdict:
+    """The verdict on one job at `now`."""
+
+    def verdict(
+        name: str, reasons: list[Reason] | None = None, detail: str | None = None
+    ) -> Verdict:
+        return Verdict(
+            state.job,
+            state.model,
+            state.priority,
+            name,
+            reasons or [],
+            state.last_run_at,
+            next_fire(state.schedule, state.timezone, now),
+            detail,
+        )
+
+    if state.last_run_status == "running":
+        return verdict("running", detail=f"running since {state.last_run_at}")
+    if state.last_run_status in FAILED:
+        since = state.last_finished_at or state.last_run_at or now
+        retry_at = since + timedelta(seconds=state.retry_backoff_s)
+        if now < retry_at:
+            return verdict(
+                "backoff",
+                detail=f"last run {state.last_run_status}; retry at {retry_at.isoformat()}",
+            )
+    candidates = (
+        _manual(state),
+        _drift(state),
+        _performance(state),
+        _age(state, now),
+        _scheduled(state, now),
+    )
+    reasons = [r for r in candidates if r is not None and r.trigger in state.triggers]
+    return verdict("due" if reasons else "not_due", reasons)
+
+
+def _after_last_run(state: JobState, at: datetime | None) -> bool:
+    return at is not None and (state.last_run_at is None or at > state.last_run_at)
+
+
+def _manual(state: JobState) -> Reason | None:
+    if not _after_last_run(state, state.manual_requested_at):
+        return None
+    return Reason("manual", state.manual_reason or "requested with `jobs trigger`")
+
+
+def _drift(state: JobState) -> Reason | None:
+    if state.drift_detail is None or not _after_last_run(state, state.drift_at):
+        return None
+    return Reason("drift", state.drift_detail)
+
+
+def _performance(state: JobState) -> Reason | None:
+    if state.degraded_detail is None or not _after_last_run(state, state.degraded_at):
+        return None
+    return Reason("performance", state.degraded_detail)
+
+
+def _age(state: JobState, now: datetime) -> Reason | None:
+    if state.max_model_age_s is None or state.active_created_at is None:
+        return None
+    age = now - state.active_created_at
+    if age <= timedelta(seconds=state.max_model_age_s):
+        return None
+    return Reason(
+        "age",
+        f"active version is {age.days}d {age.seconds // 3600}h old "
+        f"(max {timedelta(seconds=state.max_model_age_s)})",
+    )
+
+
+def _scheduled(state: JobState, now: datetime) -> Reason | None:
+    fire = last_fire(state.schedule, state.timezone, now)
+    since = state.last_run_at or state.created_at
+    if fire is None or fire <= since:
+        return None
+    return Reason("scheduled", f"fire time {fire.isoformat()} ({state.schedule} {state.timezone})")
+
+
+def last_fire(expression: str, timezone: str, now: datetime) -> datetime | None:
+    """The latest fire time at or before `now`, as an aware UTC instant."""
+    return _fire(expression, timezone, _minute(now), previous=True)
+
+
+def next_fire(expression: str, timezone: str, now: datetime) -> datetime | None:
+    """The first fire time after `now`, as an aware UTC instant."""
+    return _fire(expression, timezone, _minute(now), previous=False)
+
+
+def _minute(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+DST_MARGIN = timedelta(hours=3)  # wider than any daylight-saving shift
+
+
+@lru_cache(maxsize=4096)
+def _fire(expression: str, timezone: str, now: datetime, *, previous: bool) -> datetime | None:
+    """The nearest fire instant at/before (or after) `now`.
+
+    Around a transition the wall clock jumps, so the order of wall-clock fire times and of their
+    instants can differ; wall times within DST_MARGIN beyond `now` are compared by instant.
+    Cached per (expression, zone, minute): thousands of jobs share a few schedules.
+    """
+    from croniter import croniter
+
+    zone = ZoneInfo(timezone)
+    wall = now.astimezone(zone).replace(tzinfo=None)
+    if (now - DST_MARGIN).astimezone(zone).utcoffset() == (now + DST_MARGIN).astimezone(
+        zone
+    ).utcoffset():  # no transition near: wall clock and instants keep their order
+        if previous:  # get_prev is strictly before its start: a minute on a fire time counts
+            return to_instant(
+                croniter(expression, wall + timedelta(seconds=1)).get_prev(datetime), zone
+            )
+        return to_instant(croniter(expression, wall).get_next(datetime), zone)
+    if previous:
+        cursor = croniter(expression, wall + DST_MARGIN + timedelta(seconds=1))
+        step, stop = cursor.get_prev, wall - DST_MARGIN
+    else:
+        cursor = croniter(expression, wall - DST_MARGIN)
+        step, stop = cursor.get_next, wall + DST_MARGIN
+    best: datetime | None = None
+    for _ in range(100_000):
+        candidate = step(datetime)
+        instant = to_instant(candidate, zone)
+        on_side = (instant <= now) if previous else (instant > now)
+        nearer = best is None or ((instant > best) if previous else (instant < best))
+        if on_side and nearer:
+            best = instant
+        if best is not None and ((candidate < stop) if previous else (candidate > stop)):
+            return best
+    return best
+
+
+def to_instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """A local wall-clock time as a UTC instant (PEP 495, fold=0): a repeated time (fall back)
+    is its first occurrence; a time inside a spring-forward gap keeps the offset from before the
+    gap (London's 01:30 on that Sunday fires at 02:30 BST)."""
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)

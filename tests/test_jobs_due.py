@@ -1,0 +1,193 @@
+"""`jobs due` reading the six tables, and `--run` starting real detached retrains."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from retrain_cli.db.models import (
+    AutoRetrainingJob,
+    ModelDriftMonitoring,
+    ModelPerformanceTracking,
+    RetrainingJobHistory,
+)
+from retrain_cli.semaphore import FileSemaphore
+from tests.conftest import Cli
+from tests.helpers import write_training_job
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+NOW = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)
+
+
+def add_job(cli: Cli, folder: Path, name: str, **fields: object) -> None:
+    path = write_training_job(folder / name, name, **fields)
+    assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
+
+
+def set_job(session: SessionFactory, name: str, **values: object) -> None:
+    with session() as s:
+        s.execute(update(AutoRetrainingJob).where(AutoRetrainingJob.name == name).values(**values))
+
+
+def due(cli: Cli, now: datetime = NOW) -> dict:  # type: ignore[type-arg]
+    result = cli("jobs", "due", "--now", now.isoformat(), "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_due_reads_every_trigger_from_the_tables(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    for name in ("sched", "drifted", "degraded", "quiet", "off", "busy"):
+        add_job(cli, tmp_path, name, schedule="0 2 * * *", priority=len(name))
+    set_job(session, "off", enabled=False)
+    for name in ("drifted", "degraded", "quiet", "busy", "off"):
+        set_job(session, name, created_at=NOW - timedelta(hours=1))  # after today's 02:00 fire
+    set_job(session, "sched", created_at=NOW - timedelta(days=2))
+    with session() as s:
+        jobs = {j.name: j for j in s.scalars(select(AutoRetrainingJob))}
+        s.add(
+            ModelDriftMonitoring(
+                check_id="c1",
+                job_id=jobs["drifted"].id,
+                model_name="drifted-model",
+                checked_at=NOW - timedelta(minutes=10),
+                scope="dataset",
+                method="psi",
+                statistic=0.7,
+                threshold=0.25,
+                drifted=True,
+                drift_share=0.7,
+                n_reference=10,
+                n_current=10,
+                metrics={},
+            )
+        )
+        s.add(
+            ModelPerformanceTracking(
+                check_id="c2",
+                job_id=jobs["degraded"].id,
+                model_name="degraded-model",
+                version=None,
+                checked_at=NOW - timedelta(minutes=5),
+                metric="auc",
+                value=0.61,
+                threshold=0.8,
+                is_primary=True,
+                degraded=True,
+                n_samples=100,
+                n_dropped=0,
+            )
+        )
+        s.add(
+            RetrainingJobHistory(
+                job_id=jobs["busy"].id,
+                trigger="manual",
+                status="running",
+                host="elsewhere",
+                pid=1,
+                started_at=datetime.now(UTC),  # the sweep reads the real clock
+                heartbeat_at=datetime.now(UTC),
+            )
+        )
+        jobs["busy"].last_run_at, jobs["busy"].last_run_status = NOW, "running"
+    document = due(cli)
+    reasons = {d["job"]: [r["trigger"] for r in d["reasons"]] for d in document["due"]}
+    assert reasons == {"drifted": ["drift"], "degraded": ["performance"], "sched": ["scheduled"]}
+    assert [d["job"] for d in document["due"]] == ["degraded", "drifted", "sched"]  # priority
+    assert [r["job"] for r in document["running"]] == ["busy"]
+    assert document["not_due"] == 1  # "quiet"; "off" is disabled and not counted
+    assert "drift share 0.70" in document["due"][1]["reasons"][0]["detail"]
+
+
+def test_manual_trigger_makes_a_job_due_until_it_runs(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    add_job(cli, tmp_path, "j1")
+    set_job(session, "j1", created_at=NOW)
+    assert due(cli, NOW + timedelta(minutes=1))["due"] == []
+    assert cli("jobs", "trigger", "j1", "--reason", "labels fixed").exit_code == 0
+    (entry,) = due(cli, datetime.now(UTC) + timedelta(seconds=1))["due"]
+    assert entry["reasons"][0] == {"trigger": "manual", "detail": "labels fixed"}
+
+
+def test_a_failed_job_waits_for_its_retry_backoff(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    add_job(cli, tmp_path, "j1", retry_backoff="1h")
+    with session() as s:
+        job = s.scalars(select(AutoRetrainingJob)).one()
+        job.created_at = NOW - timedelta(days=3)
+        job.last_run_at, job.last_run_status = NOW - timedelta(days=2), "failed"
+        s.add(
+            RetrainingJobHistory(
+                job_id=job.id,
+                trigger="scheduled",
+                status="failed",
+                host="h",
+                pid=1,
+                started_at=NOW - timedelta(days=2),
+                finished_at=NOW - timedelta(minutes=20),
+            )
+        )
+    document = due(cli)
+    assert document["due"] == [] and [b["job"] for b in document["backoff"]] == ["j1"]
+    assert [d["job"] for d in due(cli, NOW + timedelta(minutes=41))["due"]] == ["j1"]
+
+
+def wait_for_runs(session: SessionFactory, count: int, timeout: float = 120) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session() as s:
+            rows = list(
+                s.execute(
+                    select(AutoRetrainingJob.name, RetrainingJobHistory.status).join(
+                        AutoRetrainingJob
+                    )
+                )
+            )
+        if len(rows) >= count and all(status != "running" for _, status in rows):
+            return sorted(name for name, _ in rows)
+        time.sleep(0.3)
+    raise AssertionError(f"runs did not finish: {rows}")
+
+
+@pytest.mark.slow
+def test_run_starts_one_process_per_free_slot_highest_priority_first(
+    cli: Cli, db_url: str, tmp_path: Path, session: SessionFactory, home: Path
+) -> None:
+    for priority in range(5):
+        add_job(cli, tmp_path, f"p{priority}", priority=priority)
+    assert all(cli("jobs", "trigger", f"p{p}").exit_code == 0 for p in range(5))
+    semaphore = FileSemaphore(home / "locks", 3)
+    held = semaphore.acquire("someone-else", 0)  # one slot busy: two are free
+    try:
+        started = subprocess.run(
+            [sys.executable, "-m", "retrain_cli", "jobs", "due", "--run", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env={**os.environ, "RETRAIN_DATABASE_URL": db_url},
+        )
+        document = json.loads(started.stdout)
+        assert [s["job"] for s in document["started"]] == ["p4", "p3"]
+        assert all(s["trigger"] == "manual" for s in document["started"])
+        assert wait_for_runs(session, 2) == ["p3", "p4"]
+    finally:
+        held.release()
+    logs = sorted(p.parent.name for p in (home / "logs").glob("*/*.log"))
+    assert logs == ["p3", "p4"]
+    with session() as s:
+        assert {r.status for r in s.scalars(select(RetrainingJobHistory))} == {"succeeded"}
+    # the rest stay due for the next tick
+    assert [d["job"] for d in due(cli, datetime.now(UTC))["due"]] == ["p2", "p1", "p0"]

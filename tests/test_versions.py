@@ -1,0 +1,192 @@
+"""Promote, roll back and audit versions; the one-active invariant under a race."""
+
+import json
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retrain_cli import registry
+from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
+from retrain_cli.db.session import make_engine, session_scope
+from retrain_cli.errors import ConflictError
+from tests.conftest import Cli
+from tests.helpers import write_training_job
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+@pytest.fixture
+def three_versions(cli: Cli, tmp_path: Path) -> Cli:
+    """Model j1-model with versions 1-3 registered, none active."""
+    path = write_training_job(tmp_path, strategy="full")
+    assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
+    for _ in range(3):
+        result = cli("retrain", "j1", "--no-promote")
+        assert result.exit_code == 0, result.stderr
+    return cli
+
+
+def state(session: SessionFactory) -> dict[int, str]:
+    with session() as s:
+        return {v.version: v.status for v in s.scalars(select(ModelVersionManagement))}
+
+
+def test_promote_records_who_when_why(three_versions: Cli, session: SessionFactory) -> None:
+    cli = three_versions
+    result = cli(
+        "versions", "promote", "j1-model", "2", "--reason", "canary ok", "--actor", "ana", "--json"
+    )
+    assert result.exit_code == 0, result.stderr
+    switch = json.loads(result.stdout)
+    assert (switch["from_version"], switch["to_version"], switch["actor"]) == (None, 2, "ana")
+    assert state(session) == {1: "registered", 2: "active", 3: "registered"}
+    assert cli("versions", "promote", "j1-model", "3").exit_code == 0
+    assert state(session) == {1: "registered", 2: "retired", 3: "active"}
+    with session() as s:
+        events = list(s.scalars(select(ModelVersionEvent).order_by(ModelVersionEvent.id)))
+    assert [(e.from_version, e.to_version, e.reason) for e in events] == [
+        (None, 2, "canary ok"),
+        (2, 3, None),
+    ]
+    assert events[1].actor  # the OS user by default
+
+
+def test_compare_and_swap_changes_nothing_when_the_active_version_differs(
+    three_versions: Cli, session: SessionFactory
+) -> None:
+    cli = three_versions
+    assert cli("versions", "promote", "j1-model", "1").exit_code == 0
+    result = cli("versions", "promote", "j1-model", "2", "--expect-current", "3")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: j1-model: v1 is active, not v3; nothing changed\n"
+    assert state(session)[1] == "active"
+    assert cli("versions", "promote", "j1-model", "2", "--expect-current", "1").exit_code == 0
+
+
+@pytest.mark.parametrize("damage", ["tamper", "delete"])
+def test_failed_preflight_changes_nothing(
+    three_versions: Cli, session: SessionFactory, home: Path, damage: str
+) -> None:
+    cli = three_versions
+    assert cli("versions", "promote", "j1-model", "1").exit_code == 0
+    model_file = home / "artifacts" / "j1-model" / "2" / "model.txt"
+    if damage == "tamper":
+        model_file.write_text("tree=0\n")
+    else:
+        model_file.unlink()
+    result = cli("versions", "promote", "j1-model", "2")
+    assert result.exit_code == 1 and "preflight of j1-model v2 failed" in result.stderr
+    assert state(session) == {1: "active", 2: "registered", 3: "registered"}
+    with session() as s:
+        assert len(list(s.scalars(select(ModelVersionEvent)))) == 1
+
+
+def test_rollback_twice_goes_back_two_champions(
+    three_versions: Cli, session: SessionFactory
+) -> None:
+    cli = three_versions
+    for version in ("1", "2", "3"):
+        assert cli("versions", "promote", "j1-model", version).exit_code == 0
+    result = cli("versions", "rollback", "j1-model", "--reason", "bad canary", "--json")
+    assert json.loads(result.stdout)["to_version"] == 2
+    assert cli("versions", "rollback", "j1-model").exit_code == 0
+    assert state(session)[1] == "active"
+    result = cli("versions", "rollback", "j1-model")
+    assert result.exit_code == 1 and "has no previous champion" in result.stderr
+    assert cli("versions", "rollback", "j1-model", "--to", "3").exit_code == 0
+    assert state(session)[3] == "active"
+
+
+def test_list_at_answers_what_was_active_then(three_versions: Cli, session: SessionFactory) -> None:
+    cli = three_versions
+    assert cli("versions", "promote", "j1-model", "1").exit_code == 0
+    assert cli("versions", "promote", "j1-model", "2").exit_code == 0
+    with session() as s:  # spread the events out in time
+        events = list(s.scalars(select(ModelVersionEvent).order_by(ModelVersionEvent.id)))
+        events[0].at = datetime(2026, 1, 1, tzinfo=UTC)
+        events[1].at = datetime(2026, 2, 1, tzinfo=UTC)
+    answers = {}
+    for when in ("2025-12-31T00:00:00Z", "2026-01-15T00:00:00Z", "2026-03-01T00:00:00Z"):
+        document = json.loads(cli("versions", "list", "j1-model", "--at", when, "--json").stdout)
+        answers[when[:10]] = document["active_at"]
+    assert answers == {"2025-12-31": None, "2026-01-15": 1, "2026-03-01": 2}
+    listed = json.loads(cli("versions", "list", "j1-model", "--json").stdout)
+    assert [v["active"] for v in listed["versions"]] == [False, True, False]
+
+
+def test_the_active_version_and_the_rollback_target_cannot_be_retired(
+    three_versions: Cli, session: SessionFactory
+) -> None:
+    cli = three_versions
+    assert cli("versions", "promote", "j1-model", "1").exit_code == 0
+    assert cli("versions", "promote", "j1-model", "2").exit_code == 0
+    assert "is active" in cli("versions", "retire", "j1-model", "2").stderr
+    assert "is the rollback target" in cli("versions", "retire", "j1-model", "1").stderr
+    assert cli("versions", "retire", "j1-model", "3").exit_code == 0
+    assert state(session) == {1: "retired", 2: "active", 3: "retired"}
+
+
+def race(engine, version: int, barrier: threading.Barrier, outcomes: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Promote `version` over v1 on a connection of its own, as soon as the other thread is
+    ready too."""
+    barrier.wait()
+    try:
+        with session_scope(engine, check_schema=False) as s:
+            registry.promote(
+                s, "j1-model", version, datetime.now(UTC), expect_current=1, preflight=False
+            )
+        outcomes.append(f"won {version}")
+    except ConflictError as exc:
+        outcomes.append(f"lost: {exc}")
+
+
+def test_two_racing_promotions_one_wins_cleanly_20_times(
+    three_versions: Cli, db_url: str, session: SessionFactory
+) -> None:
+    engines = [make_engine(db_url), make_engine(db_url)]
+    try:
+        with session() as s:
+            registry.promote(s, "j1-model", 1, datetime.now(UTC))
+        for round_ in range(20):
+            barrier = threading.Barrier(2)
+            outcomes: list[str] = []
+
+            threads = [
+                threading.Thread(target=race, args=(engines[i], i + 2, barrier, outcomes))
+                for i in range(2)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            winners = [o for o in outcomes if o.startswith("won")]
+            assert len(winners) == 1, (round_, outcomes)
+            assert "is active, not v1; nothing changed" in next(
+                o for o in outcomes if o.startswith("lost")
+            )
+            actives = [v for v, status in state(session).items() if status == "active"]
+            assert actives == [int(winners[0].split()[1])]
+            with session() as s:
+                registry.promote(
+                    s, "j1-model", 1, datetime.now(UTC) + timedelta(seconds=1), preflight=False
+                )
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_a_retrain_promotion_is_audited_with_its_run(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    assert cli("jobs", "apply", "-f", str(write_training_job(tmp_path))).exit_code == 0
+    run = json.loads(cli("retrain", "j1", "--json").stdout)
+    with session() as s:
+        (event,) = s.scalars(select(ModelVersionEvent))
+    assert (event.run_id, event.to_version, event.event) == (run["run_id"], 1, "promote")
+    assert "meets the threshold" in (event.reason or "")
