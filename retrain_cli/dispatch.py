@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from retrain_cli import schedule
@@ -59,8 +59,31 @@ def due_jobs(session: Session, now: datetime) -> DueReport:
 
 
 def job_states(session: Session) -> list[JobState]:
-    configs = {c.model_type: c for c in session.scalars(select(AutoRetrainingConfig))}
-    jobs = list(session.scalars(select(AutoRetrainingJob).where(AutoRetrainingJob.enabled)))
+    """Every enabled job's state: plain columns (no ORM objects, no spec documents to decode)."""
+    defaults = {
+        c.model_type: (c.schedule, c.max_model_age_s)
+        for c in session.scalars(select(AutoRetrainingConfig))
+    }
+    job = AutoRetrainingJob
+    rows = session.execute(
+        select(
+            job.id,
+            job.name,
+            job.model_name,
+            job.model_type,
+            job.priority,
+            job.schedule,
+            job.timezone,
+            job.triggers,
+            job.created_at,
+            job.max_model_age_s,
+            job.spec["retry_backoff"].as_integer(),
+            job.last_run_at,
+            job.last_run_status,
+            job.manual_requested_at,
+            job.manual_reason,
+        ).where(job.enabled)
+    ).all()
     drift = _newest_drift(session)
     degraded = _newest_performance(session)
     active = dict(
@@ -70,35 +93,49 @@ def job_states(session: Session) -> list[JobState]:
             )
         ).all()
     )
-    finished = _failed_finish_times(
-        session, [j.id for j in jobs if j.last_run_status in schedule.FAILED]
-    )
+    finished = _failed_finish_times(session)
     states = []
-    for job in jobs:
-        config = configs[job.model_type]
-        drift_at, drift_detail = drift.get(job.model_name, (None, None))
-        perf_at, perf_detail = degraded.get(job.model_name, (None, None))
+    for (
+        job_id,
+        name,
+        model,
+        model_type,
+        priority,
+        cron,
+        zone,
+        triggers,
+        created_at,
+        max_age,
+        backoff,
+        last_run_at,
+        last_status,
+        manual_at,
+        manual_reason,
+    ) in rows:
+        default_schedule, default_age = defaults[model_type]
+        drift_at, drift_detail = drift.get(model, (None, None))
+        perf_at, perf_detail = degraded.get(model, (None, None))
         states.append(
             JobState(
-                job=job.name,
-                model=job.model_name,
-                priority=job.priority,
-                schedule=job.schedule or config.schedule,
-                timezone=job.timezone,
-                triggers=frozenset(job.triggers),
-                created_at=job.created_at,
-                retry_backoff_s=job.spec.get("retry_backoff", 1800),
-                max_model_age_s=job.max_model_age_s or config.max_model_age_s,
-                last_run_at=job.last_run_at,
-                last_run_status=job.last_run_status,
-                last_finished_at=finished.get(job.id),
-                manual_requested_at=job.manual_requested_at,
-                manual_reason=job.manual_reason,
+                job=name,
+                model=model,
+                priority=priority,
+                schedule=cron or default_schedule,
+                timezone=zone,
+                triggers=frozenset(triggers),
+                created_at=created_at,
+                retry_backoff_s=backoff if backoff is not None else 1800,
+                max_model_age_s=max_age or default_age,
+                last_run_at=last_run_at,
+                last_run_status=last_status,
+                last_finished_at=finished.get(job_id),
+                manual_requested_at=manual_at,
+                manual_reason=manual_reason,
                 drift_at=drift_at,
                 drift_detail=drift_detail,
                 degraded_at=perf_at,
                 degraded_detail=perf_detail,
-                active_created_at=active.get(job.model_name),
+                active_created_at=active.get(model),
             )
         )
     return states
@@ -148,14 +185,18 @@ def _newest_performance(session: Session) -> dict[str, tuple[datetime, str | Non
     }
 
 
-def _failed_finish_times(session: Session, job_ids: list[int]) -> dict[int, datetime]:
-    if not job_ids:
-        return {}
-    table = RetrainingJobHistory
+def _failed_finish_times(session: Session) -> dict[int, datetime]:
+    """When each job whose last run failed (or was abandoned) saw that run end: point lookups
+    of (job_id, started_at = the job's last_run_at) through the history's index, written as a
+    row-value IN so that SQLite's planner does not scan the history instead."""
+    job, run = AutoRetrainingJob, RetrainingJobHistory
+    last_failed = select(job.id, job.last_run_at).where(
+        job.enabled, job.last_run_status.in_(schedule.FAILED)
+    )
     rows = session.execute(
-        select(table.job_id, func.max(table.finished_at))
-        .where(table.job_id.in_(job_ids), table.status.in_(schedule.FAILED))
-        .group_by(table.job_id)
+        select(run.job_id, run.finished_at).where(
+            tuple_(run.job_id, run.started_at).in_(last_failed)
+        )
     )
     return {job_id: at for job_id, at in rows if at is not None}
 

@@ -153,10 +153,20 @@ def effective_job(job: AutoRetrainingJob, configs: dict[str, AutoRetrainingConfi
         performance_threshold=_first(job.performance_threshold, config.performance_threshold),
         strategy=job.strategy or config.strategy,
         primary_metric=job.primary_metric,
-        hyperparameters={**config.hyperparameters, **job.spec["hyperparameters"]},
+        hyperparameters=_hyperparameters(config.hyperparameters, job.spec),
         max_model_age_s=job.max_model_age_s or config.max_model_age_s,
         spec=job.spec,
     )
+
+
+def _hyperparameters(defaults: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The type's defaults, then the job's; its `members` and `device` travel with them."""
+    merged = {**defaults, **spec["hyperparameters"]}
+    if spec.get("members"):
+        merged["members"] = spec["members"]
+    if spec.get("device", "auto") != "auto":
+        merged["device"] = spec["device"]
+    return merged
 
 
 def _first(value: float | None, default: float) -> float:

@@ -182,6 +182,7 @@ class Evaluation:
 
     values: dict[str, float | None] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+    n_samples: int = 0
 
     def measure(self, name: str, compute: Callable[[], float]) -> None:
         try:
@@ -204,7 +205,7 @@ def evaluate(
 ) -> Evaluation:
     """Every classification metric, and every trading metric when `returns` is given, on rows
     without missing values (the caller drops those)."""
-    result = Evaluation()
+    result = Evaluation(n_samples=int(y_true.size))
     names = [*CLASSIFICATION_METRICS, *(TRADING_METRICS if returns is not None else ())]
     if y_true.size < min_samples:
         for name in names:

@@ -22,6 +22,7 @@ from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
 from retrain_cli.errors import ConflictError, DataError, NotFoundError
 
 SAMPLE_FILE = "sample.parquet"
+SAMPLE_ROWS = 256  # enough for a sequence model's window to score its last rows
 
 
 def active_version(session: Session, model: str) -> ModelVersionManagement | None:
@@ -225,8 +226,12 @@ def check_artifact(version: ModelVersionManagement) -> None:
         scores = np.asarray(trainer.predict(sample), dtype=np.float64)
     except Exception as exc:
         raise DataError(f"preflight of {label} failed: {' '.join(str(exc).split())}") from exc
-    if len(scores) != len(sample) or not np.isfinite(scores).all():
-        raise DataError(f"preflight of {label} failed: the sample scored NaN or infinite")
+    # a sequence model leaves the rows before its first full window unscored (NaN), by design
+    finite = scores[np.isfinite(scores)]
+    if len(scores) != len(sample) or not np.isfinite(scores[-1:]).all() or not finite.size:
+        raise DataError(f"preflight of {label} failed: the sample's last rows scored NaN")
+    if ((finite < 0) | (finite > 1)).any():
+        raise DataError(f"preflight of {label} failed: scores outside [0, 1]")
 
 
 def _sample(directory: Path) -> Any:

@@ -202,20 +202,24 @@ def _init_from(
 
 
 def _holdout_metrics(job: EffectiveJob, prepared: Prepared, scores: Any) -> performance.Evaluation:
+    """Metrics over the hold-out rows the model scored (a sequence model leaves the first
+    `sequence_length - 1` rows unscored); `n_samples` says how many."""
+    import numpy as np
+
     section = job.spec["performance"]
+    threshold = section.get("decision_threshold", 0.5)
+    scored = np.isfinite(scores)
+    scores = scores[scored]
     returns = None
     if prepared.holdout_returns is not None:
-        import numpy as np
-
         # The train data's return column is the asset's return; the model goes long at or above
         # the decision threshold and short below it.
-        threshold = section.get("decision_threshold", 0.5)
-        returns = np.where(scores >= threshold, 1.0, -1.0) * prepared.holdout_returns
+        returns = np.where(scores >= threshold, 1.0, -1.0) * prepared.holdout_returns[scored]
     return performance.evaluate(
-        prepared.holdout.target,
+        prepared.holdout.target[scored],
         scores,
         returns,
-        threshold=section.get("decision_threshold", 0.5),
+        threshold=threshold,
         min_samples=job.spec["gate"].get("min_samples", performance.DEFAULT_MIN_SAMPLES),
         periods_per_year=section.get("periods_per_year", performance.DEFAULT_PERIODS_PER_YEAR),
         risk_free=section.get("risk_free", 0.0),
@@ -254,7 +258,7 @@ def _gate(
         champion_metric,
         threshold=job.performance_threshold,
         min_improvement=settings.get("min_improvement", 0.0),
-        n_holdout=len(prepared.holdout.target),
+        n_holdout=metrics.n_samples,
         min_samples=settings.get("min_samples", performance.DEFAULT_MIN_SAMPLES),
     )
     notes = [champion_note] if champion_note else []
@@ -291,7 +295,9 @@ def _stage(
 
         artifacts.write_json(staging / "metadata.json", jsonable(metadata))
         # a few hold-out rows, for the preflight of a later promote or rollback
-        prepared.holdout.features.head(64).to_parquet(staging / registry.SAMPLE_FILE)
+        prepared.holdout.features.head(registry.SAMPLE_ROWS).to_parquet(
+            staging / registry.SAMPLE_FILE
+        )
         artifacts.write_manifest(
             staging,
             primary,
@@ -353,6 +359,7 @@ def _register(
                     {
                         **metrics.values,
                         "n_holdout": len(prepared.holdout.target),
+                        "n_scored": metrics.n_samples,
                         "undefined": metrics.reasons,
                     }
                 ),

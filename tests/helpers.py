@@ -73,3 +73,30 @@ def write_training_job(
     fields.setdefault("hyperparameters", {"num_boost_round": 30, "num_threads": 1})
     fields.setdefault("thresholds", {"performance": 0.7})
     return write_job(folder, name, **fields)
+
+
+def lagged_frame(n: int = 600, *, seed: int = 0, lag: int = 3) -> pd.DataFrame:
+    """A sequence task: the label depends on f0 `lag` periods ago (invisible in a single row)."""
+    rng = np.random.default_rng(seed)
+    f0 = rng.normal(0, 1, n + lag)
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
+            "f0": f0[lag:],
+            "f1": rng.normal(0, 1, n),
+        }
+    )
+    logit = 3.0 * f0[:-lag]
+    frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
+
+
+SMALL_SEQUENCE = {
+    "sequence_length": 6,
+    "hidden_size": 8,
+    "d_model": 8,
+    "nhead": 2,
+    "max_epochs": 4,
+    "batch_size": 32,
+    "learning_rate": 0.01,
+}

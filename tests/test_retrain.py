@@ -156,7 +156,7 @@ def test_a_version_below_the_threshold_is_not_promoted(cli: Cli, tmp_path: Path)
         ("wrong columns", "train data has no column 'f2'"),
         ("all-NaN target", "target 'y' has no values"),
         ("too few rows", "labelled rows; at least 20 needed"),
-        ("family not built", "cannot be retrained yet"),
+        ("labels not 0/1", "target 'y' must hold 0/1 labels"),
     ],
 )
 def test_bad_inputs_fail_with_one_line_and_a_failed_row(
@@ -170,8 +170,8 @@ def test_bad_inputs_fail_with_one_line_and_a_failed_row(
         frame["y"] = np.nan
     elif breakage == "too few rows":
         frame = frame.head(10)
-    elif breakage == "family not built":
-        fields["type"] = "lstm"
+    elif breakage == "labels not 0/1":
+        frame["y"] = frame["y"] * 3
     apply(cli, write_training_job(tmp_path, frame=frame, **fields))
     if breakage == "missing file":
         (tmp_path / "train.parquet").unlink()

@@ -32,7 +32,7 @@ class Output:
         if self.quiet:
             return
         if self.as_json:
-            typer.echo(json.dumps(jsonable(document), indent=2, allow_nan=False))
+            typer.echo(to_json(document, pretty=sys.stdout.isatty()))
             return
         render(console())
 
@@ -43,6 +43,22 @@ class Output:
         if self.quiet:
             typer.echo(summary, err=True)
         raise typer.Exit(EXIT_ATTENTION)
+
+
+def to_json(document: Any, *, pretty: bool = False) -> str:
+    """One JSON document; compact through the C encoder unless a person is reading. NaN and
+    infinity become null (they only occur in metrics, so the slow walk is the fallback)."""
+    indent = 2 if pretty else None
+    try:
+        return json.dumps(document, default=_encode, allow_nan=False, indent=indent)
+    except ValueError:
+        return json.dumps(jsonable(document), allow_nan=False, indent=indent)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return jsonable(value)
 
 
 def console() -> Console:
