@@ -29,7 +29,10 @@ step 0 retrain-cli jobs apply $(printf -- '-f %s ' examples/jobs/*.yaml)
 step 0 retrain-cli jobs list
 step 0 retrain-cli drift check --all           # the baseline windows: no drift, exit 0
 step 0 retrain-cli perf check --all            # scored predictions: healthy, exit 0
-step 0 retrain-cli retrain fraud-lgbm           # first version: meets the threshold, promoted
+step 0 retrain-cli retrain fraud-lgbm          # LightGBM: first version, promoted
+step 0 retrain-cli retrain demand-lstm         # LSTM
+step 0 retrain-cli retrain churn-transformer   # Transformer
+step 0 retrain-cli retrain alpha-ensemble      # Ensemble of LightGBM + LSTM, judged on Sharpe
 echo
 echo "# ... time passes: a later window arrives with shifted features and worse scores"
 step 0 python examples/generate_data.py --out examples/data --phase drifted
@@ -38,12 +41,14 @@ echo "# report: $RETRAIN_HOME/drift.html"
 step 3 retrain-cli perf check --all            # exit 3: performance dropped
 step 0 retrain-cli jobs trigger fraud-lgbm --reason "walk-through: new labels arrived"
 step 0 retrain-cli jobs due                    # why each job is due: drift, performance, manual
-step 0 retrain-cli jobs due --run              # start the due jobs, at most three at once
 echo
-echo "# waiting for the started retrains to finish (logs in \$RETRAIN_HOME/logs/)"
-for _ in $(seq 1 120); do
-  retrain-cli jobs due --json | python -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)["running"] else 0)' && break
-  sleep 1
+echo "\$ retrain-cli jobs due --run --json    # start the due jobs, at most three at once"
+started=$(retrain-cli jobs due --run --json)
+echo "$started" | python -c 'import json,sys
+for s in json.load(sys.stdin)["started"]: print("started", s["job"], "(" + s["trigger"] + "), pid", s["pid"])'
+echo "# waiting for them to finish (their logs are in \$RETRAIN_HOME/logs/)"
+for pid in $(echo "$started" | python -c 'import json,sys; print(*[s["pid"] for s in json.load(sys.stdin)["started"]])'); do
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
 done
 step 0 retrain-cli jobs list
 step 0 retrain-cli versions list fraud

@@ -40,7 +40,7 @@ def _render(console: Any, result: Any, since: str) -> None:
             j.job,
             j.model,
             _runs(j.runs),
-            j.success_rate,
+            "-" if j.success_rate is None else f"{j.success_rate:.0%}",
             j.p50_s,
             j.p95_s,
             f"{j.last_status or '-'} {j.last_run_at:%m-%d %H:%M}" if j.last_run_at else "-",
