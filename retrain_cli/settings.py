@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ CONFIG_KEYS = frozenset(
         "locks_dir",
         "logs_dir",
         "max_concurrent_retrains",
+        "metrics",
+        "notifications",
     }
 )
 DEFAULT_MAX_CONCURRENT_RETRAINS = 3
@@ -41,6 +43,8 @@ class Settings:
     logs_dir: Path
     max_concurrent_retrains: int = DEFAULT_MAX_CONCURRENT_RETRAINS
     config_path: Path | None = None
+    metrics_dir: Path | None = None
+    notifications: dict[str, Any] = field(default_factory=dict)
 
     @property
     def safe_database_url(self) -> str:
@@ -79,6 +83,8 @@ def load_settings(
         logs_dir=_dir(config, "logs_dir", home / "logs"),
         max_concurrent_retrains=max_slots,
         config_path=config_path,
+        metrics_dir=_metrics_dir(config, env),
+        notifications=_mapping(config, "notifications", config_path),
     )
 
 
@@ -110,6 +116,21 @@ def _read_config(path: Path) -> dict[str, Any]:
             f"known: {', '.join(sorted(CONFIG_KEYS))}"
         )
     return data
+
+
+def _metrics_dir(config: Mapping[str, Any], env: Mapping[str, str]) -> Path | None:
+    """`RETRAIN_METRICS_DIR`, else `metrics.textfile_dir` in the config file, else none."""
+    if env.get("RETRAIN_METRICS_DIR"):
+        return Path(env["RETRAIN_METRICS_DIR"]).expanduser()
+    value = (config.get("metrics") or {}).get("textfile_dir")
+    return Path(str(value)).expanduser() if value else None
+
+
+def _mapping(config: Mapping[str, Any], key: str, path: Path | None) -> dict[str, Any]:
+    value = config.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config file {path}: {key} must be a mapping")
+    return dict(value)
 
 
 def _dir(config: Mapping[str, Any], key: str, default: Path) -> Path:

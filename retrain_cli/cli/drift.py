@@ -9,10 +9,12 @@ import typer
 
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
 from retrain_cli.cli.output import Output, cell, table
-from retrain_cli.cli.runtime import open_session
+from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import utcnow
 from retrain_cli.errors import ConfigError
 from retrain_cli.jobs import JobFailure
+from retrain_cli.notify import Event
+from retrain_cli.settings import load_settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,6 +77,24 @@ def check(
             selected = select_jobs(session, jobs or [], every)
             outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
+    notify(
+        load_settings(database_url),
+        [
+            Event(
+                "drift_detected",
+                f"drift in {r.job or r.model}: {r.drift_share:.0%} of features",
+                r.checked_at,
+                r.job,
+                r.model,
+                {
+                    "drift_share": r.drift_share,
+                    "drifted": [f.feature for f in r.features if f.drifted],
+                },
+            )
+            for r in results
+            if r.drifted
+        ],
+    )
     if report is not None:
         from retrain_cli.drift_report import write_report
 

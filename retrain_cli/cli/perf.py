@@ -10,10 +10,12 @@ import typer
 
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
 from retrain_cli.cli.output import Output, table
-from retrain_cli.cli.runtime import open_session
+from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import parse_duration, utcnow
 from retrain_cli.errors import ConfigError
 from retrain_cli.jobs import JobFailure
+from retrain_cli.notify import Event
+from retrain_cli.settings import load_settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,6 +74,21 @@ def check(
             if window_s is not None:
                 selected = [_with_window(job, window_s) for job in selected]
             outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
+    notify(
+        load_settings(database_url),
+        [
+            Event(
+                "performance_degraded",
+                f"{r.primary_metric} of {r.job or r.model} degraded: {'; '.join(r.judgement)}",
+                r.checked_at,
+                r.job,
+                r.model,
+                {"metrics": r.metrics, "version": r.version},
+            )
+            for r in outcomes
+            if not isinstance(r, JobFailure) and r.degraded
+        ],
+    )
     _finish(Output(as_json, quiet), outcomes)
 
 

@@ -1,10 +1,12 @@
-"""Open the settings, engine and the one session of a command run."""
+"""Open the settings, engine and the one session of a command run; what follows a commit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.session import make_engine, session_scope
@@ -12,13 +14,17 @@ from retrain_cli.durations import utcnow
 from retrain_cli.history import sweep_abandoned
 from retrain_cli.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from retrain_cli.notify import Event
+
 
 @contextmanager
 def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]:
     """The command's settings and its session; committed when the block completes.
 
     First, in a transaction of its own, runs whose process died are marked abandoned: every
-    command notices them, not only the next retrain.
+    command notices them, not only the next retrain. After the commit, the metrics textfile is
+    rewritten when one is configured.
     """
     settings = load_settings(database_url)
     engine = make_engine(settings.database_url)
@@ -27,5 +33,60 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
             sweep_abandoned(session, utcnow())
         with session_scope(engine, check_schema=False) as session:
             yield settings, session
+        export_metrics(engine, settings)
     finally:
         engine.dispose()
+
+
+def export_metrics(engine: Engine, settings: Settings) -> None:
+    """Rewrite the node-exporter textfile, if configured; never fails the command."""
+    if settings.metrics_dir is None:
+        return
+    from retrain_cli.metrics_export import write_metrics
+    from retrain_cli.semaphore import FileSemaphore
+
+    try:
+        in_use = FileSemaphore(settings.locks_dir, settings.max_concurrent_retrains).slots_in_use()
+        with session_scope(engine, check_schema=False) as session:
+            write_metrics(session, settings.metrics_dir, utcnow(), in_use)
+    except Exception as exc:  # monitoring must not break the pipeline it monitors
+        _log(settings, "metrics.log", f"cannot write metrics: {type(exc).__name__}: {exc}")
+
+
+def notify(settings: Settings, events: Sequence[Event]) -> None:
+    """Send events to the configured targets and to their jobs' own `notify` targets."""
+    if not events:
+        return
+    from retrain_cli.db.models import AutoRetrainingJob
+    from retrain_cli.notify import Notifier
+
+    names = {e.job for e in events if e.job}
+    targets: dict[str, list[dict[str, str]]] = {}
+    if names:
+        engine = make_engine(settings.database_url)
+        try:
+            with session_scope(engine, check_schema=False) as session:
+                for name, spec in session.execute(
+                    select(AutoRetrainingJob.name, AutoRetrainingJob.spec).where(
+                        AutoRetrainingJob.name.in_(names)
+                    )
+                ):
+                    targets[name] = list(spec.get("notify") or [])
+        except Exception as exc:
+            _log(settings, "notifications.log", f"cannot read job targets: {exc}")
+        finally:
+            engine.dispose()
+    if not settings.notifications.get("targets") and not any(targets.values()):
+        return
+    notifier = Notifier(settings.notifications, settings.logs_dir)
+    for event in events:
+        notifier.send(event, targets.get(event.job or "", []))
+
+
+def _log(settings: Settings, name: str, line: str) -> None:
+    try:
+        settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        with open(settings.logs_dir / name, "a", encoding="utf-8") as handle:
+            handle.write(f"{utcnow().isoformat()} {' '.join(line.split())}\n")
+    except OSError:
+        pass
