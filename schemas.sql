@@ -195,5 +195,19 @@ CREATE INDEX ix_model_version_events_model_name_at ON model_version_events (mode
 
 UPDATE alembic_version SET version_num='0002_version_events' WHERE alembic_version.version_num = '0001_baseline';
 
+-- Running upgrade 0002_version_events -> 0003_leases
+
+ALTER TABLE retraining_job_history ADD COLUMN slot INTEGER;
+
+ALTER TABLE retraining_job_history ADD COLUMN lease_expires_at TIMESTAMP WITH TIME ZONE;
+
+ALTER TABLE retraining_job_history ADD COLUMN scheduled_for TIMESTAMP WITH TIME ZONE;
+
+CREATE UNIQUE INDEX ux_retraining_job_history_job_fire_time ON retraining_job_history (job_id, scheduled_for);
+
+CREATE UNIQUE INDEX ux_retraining_job_history_running_slot ON retraining_job_history (slot) WHERE status = 'running' AND slot IS NOT NULL;
+
+UPDATE alembic_version SET version_num='0003_leases' WHERE alembic_version.version_num = '0002_version_events';
+
 COMMIT;
 

@@ -40,6 +40,7 @@ class DueReport:
     backoff: list[Verdict]
     not_due: int
     started: list[dict[str, Any]] = field(default_factory=list)
+    slots_held: int = 0  # database slots held now, across hosts
 
 
 def due_jobs(session: Session, now: datetime) -> DueReport:
@@ -55,6 +56,16 @@ def due_jobs(session: Session, now: datetime) -> DueReport:
         running=[v for v in verdicts if v.state == "running"],
         backoff=[v for v in verdicts if v.state == "backoff"],
         not_due=sum(v.state == "not_due" for v in verdicts),
+        slots_held=int(
+            session.scalar(
+                select(func.count())
+                .select_from(RetrainingJobHistory)
+                .where(
+                    RetrainingJobHistory.status == "running", RetrainingJobHistory.slot.is_not(None)
+                )
+            )
+            or 0
+        ),
     )
 
 
@@ -204,14 +215,16 @@ def _failed_finish_times(session: Session) -> dict[int, datetime]:
 def start_due(report: DueReport, settings: Settings, database_url: str | None) -> None:
     """Start the highest-priority due jobs as detached `retrain-cli retrain` processes, at most
     as many as there are free slots now; the rest stay due for the next tick."""
-    free = (
-        settings.max_concurrent_retrains
-        - FileSemaphore(settings.locks_dir, settings.max_concurrent_retrains).slots_in_use()
-    )
+    limit = settings.max_concurrent_retrains
+    free = limit - FileSemaphore(settings.locks_dir, limit).slots_in_use()
+    if settings.database_slots:  # the global limit, across hosts
+        free = min(free, limit - report.slots_held)
     for verdict in report.due[: max(free, 0)]:
         reason = verdict.reasons[0]
+        # a run that serves a cron fire time is keyed by it: on many hosts it starts once
+        fire = next((r.fire_time for r in verdict.reasons if r.fire_time is not None), None)
         log = _log_path(settings, verdict.job, report.now)
-        pid = _spawn(verdict.job, reason.trigger, reason.detail, log, database_url)
+        pid = _spawn(verdict.job, reason.trigger, reason.detail, fire, log, database_url)
         report.started.append(
             {"job": verdict.job, "trigger": reason.trigger, "pid": pid, "log": str(log)}
         )
@@ -223,7 +236,14 @@ def _log_path(settings: Settings, job: str, now: datetime) -> Path:
     return folder / f"{now.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}.log"
 
 
-def _spawn(job: str, trigger: str, detail: str, log: Path, database_url: str | None) -> int:
+def _spawn(
+    job: str,
+    trigger: str,
+    detail: str,
+    fire: datetime | None,
+    log: Path,
+    database_url: str | None,
+) -> int:
     """A detached child in its own session; the URL travels in the environment, not argv
     (where `ps` would show a password)."""
     env = dict(os.environ)
@@ -239,6 +259,7 @@ def _spawn(job: str, trigger: str, detail: str, log: Path, database_url: str | N
         trigger,
         "--trigger-detail",
         detail,
+        *(["--scheduled-for", fire.isoformat()] if fire else []),
     ]
     with open(log, "ab") as output:
         process = subprocess.Popen(

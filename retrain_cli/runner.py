@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from retrain_cli.trainers import load_trainer, trainer_for
 from retrain_cli.trainers.base import Trainer, TrainingContext
 from retrain_cli.training_data import Prepared, prepare
 
-HEARTBEAT_SECONDS = 15.0
+CLAIM_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class RetrainRequest:
     trigger_detail: str | None = None
     wait_seconds: float = 0.0
     promote: bool = True
+    scheduled_for: datetime | None = None  # the cron fire time this run serves, if any
+
+
+class LeaseLost(RetrainError):
+    """The run's database lease expired (the process was frozen or cut off): stop, register
+    nothing, and leave the slot to whoever holds it now."""
 
 
 @dataclass
@@ -62,7 +69,7 @@ class Hooks:
     trainer_factory: Callable[[str, dict[str, Any]], Trainer] = trainer_for
     semaphore: Semaphore | None = None
     on_progress: Callable[[int, int], None] = field(default=lambda done, total: None)
-    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    heartbeat_seconds: float | None = None  # default: the settings' heartbeat_interval
 
 
 class RunFailed(RetrainError):
@@ -87,26 +94,108 @@ def retrain(
     try:
         lease = semaphore.acquire(job.name, request.wait_seconds)
     except BusyError as exc:
-        with session_scope(engine) as session:
-            history.record_skipped(
-                session, job.id, request.trigger, request.trigger_detail, str(exc), utcnow()
-            )
+        _record_skipped(engine, job, request, exc)
         raise
     try:
-        return _run(engine, settings, request, hooks, job)
+        run_id = _claim_within(engine, settings, request, job, request.wait_seconds)
+    except BusyError as exc:
+        lease.release()
+        _record_skipped(engine, job, request, exc)
+        raise
+    try:
+        return _run(engine, settings, request, hooks, job, run_id)
     finally:
         lease.release()
 
 
+def _record_skipped(
+    engine: Engine, job: EffectiveJob, request: RetrainRequest, exc: BusyError
+) -> None:
+    with session_scope(engine, check_schema=False) as session:
+        history.record_skipped(
+            session, job.id, request.trigger, request.trigger_detail, str(exc), utcnow()
+        )
+
+
+def _claim_within(
+    engine: Engine,
+    settings: Settings,
+    request: RetrainRequest,
+    job: EffectiveJob,
+    wait_seconds: float,
+) -> int:
+    """Claim a slot, retrying until `wait_seconds` pass while every slot is held elsewhere."""
+    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    while True:
+        try:
+            return _claim(engine, settings, request, job)
+        except _AllSlotsBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(CLAIM_POLL_SECONDS)
+
+
+class _AllSlotsBusy(BusyError):
+    pass
+
+
+def _claim(engine: Engine, settings: Settings, request: RetrainRequest, job: EffectiveJob) -> int:
+    """Insert the running row: with database slots, into the first free slot (each try its own
+    transaction; the unique index, not a count, decides races); raise BusyError otherwise."""
+    slots: list[int | None] = (
+        list(range(settings.max_concurrent_retrains)) if settings.database_slots else [None]
+    )
+    lease_s = settings.lease_ttl_s if settings.database_slots else None
+    for slot in slots:
+        try:
+            with session_scope(engine, check_schema=False) as session:
+                if slot == 0:
+                    history.expire_leases(session)
+                return history.start_run(
+                    session,
+                    job.id,
+                    request.trigger,
+                    request.trigger_detail,
+                    utcnow(),
+                    slot=slot,
+                    lease_s=lease_s,
+                    scheduled_for=request.scheduled_for,
+                ).id
+        except IntegrityError:
+            _explain_conflict(engine, job, request)  # raises when the job itself is the reason
+    raise BusyError(f"all {settings.max_concurrent_retrains} retrain slots are busy across hosts")
+
+
+def _explain_conflict(engine: Engine, job: EffectiveJob, request: RetrainRequest) -> None:
+    from retrain_cli.db.models import RetrainingJobHistory as Run
+
+    with session_scope(engine, check_schema=False) as session:
+        holder = session.scalar(select(Run).where(Run.job_id == job.id, Run.status == "running"))
+        if holder is not None:
+            raise BusyError(
+                f"job {job.name!r} is already running (run {holder.id}, pid "
+                f"{holder.pid} on {holder.host})"
+            )
+        if request.scheduled_for is not None and session.scalar(
+            select(Run.id).where(Run.job_id == job.id, Run.scheduled_for == request.scheduled_for)
+        ):
+            raise BusyError(
+                f"job {job.name!r} already ran for the fire time "
+                f"{request.scheduled_for.isoformat()}"
+            )
+
+
 def _run(
-    engine: Engine, settings: Settings, request: RetrainRequest, hooks: Hooks, job: EffectiveJob
+    engine: Engine,
+    settings: Settings,
+    request: RetrainRequest,
+    hooks: Hooks,
+    job: EffectiveJob,
+    run_id: int,
 ) -> RunResult:
     started = time.monotonic()
-    with session_scope(engine) as session:
-        run_id = history.start_run(
-            session, job.id, request.trigger, request.trigger_detail, utcnow()
-        ).id
-    heartbeat = _Heartbeat(engine, run_id, hooks.heartbeat_seconds)
+    lease_s = settings.lease_ttl_s if settings.database_slots else None
+    heartbeat = _Heartbeat(engine, run_id, hooks.heartbeat_seconds or settings.heartbeat_s, lease_s)
     staging: Path | None = None
     try:
         heartbeat.start()
@@ -130,6 +219,7 @@ def _run(
         decision = _gate(job, request, metrics, champion_metric, champion_note, prepared)
         staging = _stage(settings, job, trainer, prepared, metrics)
         result = _register(
+            heartbeat,
             engine,
             settings,
             job,
@@ -145,6 +235,17 @@ def _run(
         staging = None
         result.trigger = request.trigger
         return result
+    except LeaseLost as exc:
+        raise RunFailed(
+            RunResult(
+                job.name,
+                run_id,
+                "abandoned",
+                request.trigger,
+                duration_s=time.monotonic() - started,
+                error=_one_line(exc),
+            )
+        ) from exc
     except Exception as exc:
         message = _one_line(exc)
         with session_scope(engine) as session:
@@ -314,6 +415,7 @@ def _stage(
 
 
 def _register(
+    heartbeat: _Heartbeat,
     engine: Engine,
     settings: Settings,
     job: EffectiveJob,
@@ -335,6 +437,7 @@ def _register(
     target: Path | None = None
     try:
         with session_scope(engine, check_schema=False) as session:
+            heartbeat.fence(session)  # a run whose lease expired registers nothing
             registry.lock_active(session, job.model)  # numbering and switching, serialised
             latest = session.scalar(
                 select(func.max(ModelVersionManagement.version)).where(
@@ -443,12 +546,15 @@ def _promote(
 
 
 class _Heartbeat:
-    """Renews the run's heartbeat from a thread; `check` raises once the run was taken away."""
+    """Renews the run's heartbeat (and lease) from a thread; `check` raises once the run was
+    taken away or, with a lease, once no renewal succeeded for a whole lease (a frozen or
+    cut-off process learns it at its next step, before any renewal)."""
 
-    def __init__(self, engine: Engine, run_id: int, interval: float) -> None:
-        self.engine, self.run_id, self.interval = engine, run_id, interval
+    def __init__(self, engine: Engine, run_id: int, interval: float, lease_s: float | None) -> None:
+        self.engine, self.run_id, self.interval, self.lease_s = engine, run_id, interval, lease_s
         self._stop = threading.Event()
         self._lost = False
+        self._renewed = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -461,17 +567,28 @@ class _Heartbeat:
 
     def check(self) -> None:
         if self._lost:
-            raise RetrainError("the run was marked abandoned by another process: stopping")
+            raise LeaseLost("the run was marked abandoned by another process: stopping")
+        if self.lease_s is not None and time.monotonic() - self._renewed > self.lease_s:
+            self._lost = True
+            raise LeaseLost("the run's lease expired before it could be renewed: stopping")
+
+    def fence(self, session: Any) -> None:
+        """Renew inside the registering transaction: only a live lease may register."""
+        self.check()
+        if not history.beat(session, self.run_id, utcnow(), self.lease_s):
+            self._lost = True
+            raise LeaseLost("the run's lease was lost before registering: nothing registered")
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 with session_scope(self.engine, check_schema=False) as session:
-                    if not history.beat(session, self.run_id, utcnow()):
+                    if not history.beat(session, self.run_id, utcnow(), self.lease_s):
                         self._lost = True
                         return
+                self._renewed = time.monotonic()
             except RetrainError:
-                continue  # a missed beat is retried; the timeout bounds how long that can last
+                continue  # a missed beat is retried; the lease bounds how long that can last
 
 
 def _one_line(exc: BaseException) -> str:

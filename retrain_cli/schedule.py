@@ -30,6 +30,7 @@ FAILED = ("failed", "abandoned")
 class Reason:
     trigger: str
     detail: str
+    fire_time: datetime | None = None  # for `scheduled`: the fire time the run serves
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ def _scheduled(state: JobState, now: datetime) -> Reason | None:
     since = state.last_run_at or state.created_at
     if fire is None or fire <= since:
         return None
-    return Reason("scheduled", f"fire time {fire.isoformat()} ({state.schedule} {state.timezone})")
+    detail = f"fire time {fire.isoformat()} ({state.schedule} {state.timezone})"
+    return Reason("scheduled", detail, fire)
 
 
 def last_fire(expression: str, timezone: str, now: datetime) -> datetime | None:

@@ -27,8 +27,12 @@ CONFIG_KEYS = frozenset(
         "max_concurrent_retrains",
         "metrics",
         "notifications",
+        "semaphore",
+        "lease_ttl",
+        "heartbeat_interval",
     }
 )
+SEMAPHORE_MODES = ("auto", "file", "database")
 DEFAULT_MAX_CONCURRENT_RETRAINS = 3
 
 
@@ -45,6 +49,17 @@ class Settings:
     config_path: Path | None = None
     metrics_dir: Path | None = None
     notifications: dict[str, Any] = field(default_factory=dict)
+    semaphore: str = "auto"
+    lease_ttl_s: float = 60.0
+    heartbeat_s: float = 15.0
+
+    @property
+    def database_slots(self) -> bool:
+        """Whether retrain slots are also claimed in the database (across hosts): `auto` means
+        on PostgreSQL, where several hosts can share one database; SQLite means one host."""
+        if self.semaphore == "auto":
+            return self.database_url.startswith("postgresql")
+        return self.semaphore == "database"
 
     @property
     def safe_database_url(self) -> str:
@@ -85,6 +100,9 @@ def load_settings(
         config_path=config_path,
         metrics_dir=_metrics_dir(config, env),
         notifications=_mapping(config, "notifications", config_path),
+        semaphore=_semaphore(config, config_path),
+        lease_ttl_s=_seconds(config, "lease_ttl", 60.0, config_path),
+        heartbeat_s=_seconds(config, "heartbeat_interval", 15.0, config_path),
     )
 
 
@@ -116,6 +134,26 @@ def _read_config(path: Path) -> dict[str, Any]:
             f"known: {', '.join(sorted(CONFIG_KEYS))}"
         )
     return data
+
+
+def _semaphore(config: Mapping[str, Any], path: Path | None) -> str:
+    mode = str(config.get("semaphore", "auto"))
+    if mode not in SEMAPHORE_MODES:
+        raise ConfigError(
+            f"config file {path}: semaphore must be one of {', '.join(SEMAPHORE_MODES)}"
+        )
+    return mode
+
+
+def _seconds(config: Mapping[str, Any], key: str, default: float, path: Path | None) -> float:
+    from retrain_cli.durations import parse_duration
+
+    if key not in config:
+        return default
+    try:
+        return parse_duration(config[key]).total_seconds()
+    except ValueError as exc:
+        raise ConfigError(f"config file {path}: {key}: {exc}") from exc
 
 
 def _metrics_dir(config: Mapping[str, Any], env: Mapping[str, str]) -> Path | None:

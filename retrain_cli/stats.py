@@ -47,6 +47,7 @@ class Stats:
     jobs: list[JobStats]
     totals: dict[str, Any] = field(default_factory=dict)
     slots_in_use: int = 0
+    database_slots: list[dict[str, Any]] = field(default_factory=list)
 
 
 def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_use: int) -> Stats:
@@ -107,7 +108,16 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 else None,
             )
         )
-    return Stats(now=now, since=since, jobs=jobs, totals=_totals(jobs), slots_in_use=slots_in_use)
+    from retrain_cli.history import running_slots
+
+    return Stats(
+        now=now,
+        since=since,
+        jobs=jobs,
+        totals=_totals(jobs),
+        slots_in_use=slots_in_use,
+        database_slots=running_slots(session),
+    )
 
 
 def _runs_by_status(session: Session, since: datetime) -> dict[int, dict[str, int]]:

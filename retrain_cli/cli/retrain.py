@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from retrain_cli.cli.options import DatabaseUrl, Json, Quiet
+from retrain_cli.cli.options import DatabaseUrl, Json, Quiet, parse_time
 from retrain_cli.cli.output import Output
 from retrain_cli.db.models import TRIGGERS
 from retrain_cli.errors import BusyError, ConfigError
@@ -28,6 +29,15 @@ def retrain(
     wait_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for a free slot (0: don't wait).")
     ] = 0.0,
+    scheduled_for: Annotated[
+        datetime | None,
+        typer.Option(
+            help="The cron fire time this run serves (set by `jobs due --run`).",
+            parser=parse_time,
+            metavar="ISO8601",
+            show_default=False,
+        ),
+    ] = None,
     no_promote: Annotated[
         bool, typer.Option("--no-promote", help="Register the new version, never promote it.")
     ] = False,
@@ -52,7 +62,9 @@ def retrain(
     settings = load_settings(database_url)
     engine = make_engine(settings.database_url)
     output = Output(as_json, quiet)
-    request = RetrainRequest(job, trigger, trigger_detail, wait_timeout, not no_promote)
+    request = RetrainRequest(
+        job, trigger, trigger_detail, wait_timeout, not no_promote, scheduled_for
+    )
     try:
         with _progress(quiet or as_json) as on_progress:
             result = run(engine, settings, request, Hooks(on_progress=on_progress))

@@ -79,6 +79,11 @@ def _render(console: Any, result: Any, since: str) -> None:
         f"{t['drift_alerts']} drift alerts, {t['degradations']} degradations; "
         f"retrain slots in use: {result.slots_in_use}"
     )
+    for held in result.database_slots:
+        console.print(
+            f"database slot {held['slot']}: {held['job']} (run {held['run_id']}, pid "
+            f"{held['pid']} on {held['host']}), lease renewed {held['lease_age_s']:.0f}s ago"
+        )
 
 
 def _runs(runs: dict[str, int]) -> str:

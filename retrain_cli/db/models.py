@@ -154,6 +154,16 @@ class RetrainingJobHistory(Base):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
+        # Many hosts: a retrain slot is held by at most one running row, and each scheduled
+        # fire time of a job runs once (NULLs, for unscheduled runs, never collide).
+        Index(
+            "ux_retraining_job_history_running_slot",
+            "slot",
+            unique=True,
+            sqlite_where=text("status = 'running' AND slot IS NOT NULL"),
+            postgresql_where=text("status = 'running' AND slot IS NOT NULL"),
+        ),
+        Index("ux_retraining_job_history_job_fire_time", "job_id", "scheduled_for", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -173,6 +183,9 @@ class RetrainingJobHistory(Base):
     )
     promoted: Mapped[bool | None] = mapped_column(Boolean)
     gate: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    slot: Mapped[int | None] = mapped_column(Integer)
+    lease_expires_at: Mapped[datetime | None]
+    scheduled_for: Mapped[datetime | None]
 
 
 class ModelDriftMonitoring(Base):

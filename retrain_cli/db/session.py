@@ -20,7 +20,7 @@ from retrain_cli.errors import DatabaseError
 from retrain_cli.settings import redact_text, redact_url
 
 # The Alembic revision this release's models correspond to (a test keeps it equal to the head).
-SCHEMA_REVISION = "0002_version_events"
+SCHEMA_REVISION = "0003_leases"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 

@@ -1,0 +1,197 @@
+"""Several cron hosts on one PostgreSQL: a global slot limit with leases and fencing.
+
+Each "host" is a separate RETRAIN_HOME (its own lock directory) and separate processes, all on
+one database. Set RETRAIN_RACE_ROUNDS to change the number of rounds of the admission race.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
+from retrain_cli.db.schema import init_database
+from retrain_cli.db.session import make_engine, session_scope
+from tests.helpers import training_frame, write_training_job
+
+SLOW = {"num_boost_round": 8000, "num_threads": 1, "num_leaves": 63, "min_data_in_leaf": 1}
+ENDLESS = {**SLOW, "num_boost_round": 10_000_000}
+ROUNDS = int(os.environ.get("RETRAIN_RACE_ROUNDS", "10"))
+
+
+@pytest.fixture
+def pg(new_pg_database: Callable[[], str]) -> str:
+    url = new_pg_database()
+    engine = make_engine(url)
+    init_database(engine, datetime.now(UTC))
+    engine.dispose()
+    return url
+
+
+def host(tmp_path: Path, name: str, url: str, **config: Any) -> dict[str, str]:
+    home = tmp_path / name
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(yaml.safe_dump({"semaphore": "database", **config}))
+    return {**os.environ, "RETRAIN_HOME": str(home), "RETRAIN_DATABASE_URL": url}
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "retrain_cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "retrain_cli", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def add_jobs(env: dict[str, str], folder: Path, names: list[str], **fields: Any) -> None:
+    for name in names:
+        path = write_training_job(folder / name, name, **fields)
+        result = cli(env, "jobs", "apply", "-f", str(path))
+        assert result.returncode == 0, result.stderr
+
+
+def scope(url: str) -> AbstractContextManager[Session]:
+    return session_scope(make_engine(url), check_schema=False)
+
+
+def wait_for_running(url: str, job: str, timeout: float = 60) -> RetrainingJobHistory:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with scope(url) as s:
+            run = s.scalar(
+                select(RetrainingJobHistory)
+                .join(AutoRetrainingJob)
+                .where(AutoRetrainingJob.name == job, RetrainingJobHistory.status == "running")
+            )
+        if run is not None:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"{job} never started")
+
+
+@pytest.mark.slow
+def test_three_hosts_admit_exactly_three_retrains(pg: str, tmp_path: Path) -> None:
+    hosts = [host(tmp_path, f"host{i}", pg) for i in range(3)]
+    names = [f"j{i}" for i in range(12)]
+    add_jobs(hosts[0], tmp_path / "jobs", names, hyperparameters=SLOW)
+    for round_ in range(ROUNDS):
+        processes = [
+            spawn(hosts[i // 4], "retrain", name, "--quiet") for i, name in enumerate(names)
+        ]
+        errors = [p.communicate(timeout=300)[1] for p in processes]
+        codes = sorted(p.returncode for p in processes)
+        assert codes == [0] * 3 + [75] * 9, (round_, codes, errors)
+        with scope(pg) as s:
+            succeeded = s.scalar(
+                select(func.count())
+                .select_from(RetrainingJobHistory)
+                .where(RetrainingJobHistory.status == "succeeded")
+            )
+        assert succeeded == 3 * (round_ + 1)
+
+
+@pytest.mark.slow
+def test_a_killed_holders_slot_is_claimed_from_another_host(pg: str, tmp_path: Path) -> None:
+    config = {"max_concurrent_retrains": 1, "lease_ttl": 3, "heartbeat_interval": 1}
+    a, b = host(tmp_path, "a", pg, **config), host(tmp_path, "b", pg, **config)
+    add_jobs(a, tmp_path / "jobs", ["stuck"], hyperparameters=ENDLESS)
+    add_jobs(a, tmp_path / "jobs", ["next"])
+    holder = spawn(a, "retrain", "stuck", "--quiet")
+    wait_for_running(pg, "stuck")
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.communicate(timeout=30)
+    start = time.monotonic()
+    result = cli(b, "retrain", "next", "--wait-timeout", "30")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start < 3 + 15  # the lease TTL, plus a new process's start-up
+    with scope(pg) as s:
+        statuses = dict(
+            s.execute(
+                select(AutoRetrainingJob.name, RetrainingJobHistory.status).join(AutoRetrainingJob)
+            ).all()
+        )
+    assert statuses == {"stuck": "abandoned", "next": "succeeded"}
+
+
+@pytest.mark.slow
+def test_a_frozen_holder_stops_itself_and_registers_nothing(pg: str, tmp_path: Path) -> None:
+    config = {"max_concurrent_retrains": 1, "lease_ttl": 2, "heartbeat_interval": 0.5}
+    a, b = host(tmp_path, "a", pg, **config), host(tmp_path, "b", pg, **config)
+    add_jobs(
+        a,
+        tmp_path / "jobs",
+        ["frozen"],
+        hyperparameters=SLOW,
+        strategy="full",
+        frame=training_frame(n=3000),
+    )
+    add_jobs(a, tmp_path / "jobs", ["other"])
+    holder = spawn(a, "retrain", "frozen", "--json")
+    run = wait_for_running(pg, "frozen")
+    time.sleep(0.5)
+    os.kill(holder.pid, signal.SIGSTOP)
+    time.sleep(3)  # beyond the 2 s lease
+    taken = cli(b, "retrain", "other", "--wait-timeout", "10")  # expires the lease, takes it
+    assert taken.returncode == 0, taken.stderr
+    resumed = time.monotonic()
+    os.kill(holder.pid, signal.SIGCONT)
+    _, stderr = holder.communicate(timeout=60)
+    assert holder.returncode == 1 and "stopping" in stderr  # lease expired, or taken away
+    assert time.monotonic() - resumed < 10
+    with scope(pg) as s:
+        row = s.get(RetrainingJobHistory, run.id)
+        models = list(s.scalars(select(ModelVersionManagement.model_name)))
+    assert row is not None and row.status == "abandoned"
+    assert models == ["other-model"]  # the frozen run registered nothing
+
+
+@pytest.mark.slow
+def test_racing_hosts_start_one_run_per_fire_time_after_an_outage(pg: str, tmp_path: Path) -> None:
+    hosts = [host(tmp_path, f"h{i}", pg) for i in range(8)]
+    add_jobs(hosts[0], tmp_path / "jobs", ["hourly"], schedule="0 * * * *")
+    with scope(pg) as s:
+        s.execute(
+            update(AutoRetrainingJob).values(created_at=datetime.now(UTC) - timedelta(days=3))
+        )
+    dispatchers = [spawn(env, "jobs", "due", "--run", "--json") for env in hosts]
+    for process in dispatchers:
+        process.communicate(timeout=120)
+        assert process.returncode == 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with scope(pg) as s:
+            rows = list(
+                s.execute(
+                    select(RetrainingJobHistory.status, RetrainingJobHistory.scheduled_for)
+                ).all()
+            )
+        if len(rows) == 8 and all(status != "running" for status, _ in rows):
+            break
+        time.sleep(0.5)
+    ran = [fire for status, fire in rows if status != "skipped"]
+    assert len(rows) == 8 and len(ran) == 1, rows
+    assert ran[0] is not None and ran[0].minute == 0
