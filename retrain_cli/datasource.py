@@ -57,7 +57,7 @@ def _read_file(path: Path, role: str, columns: Sequence[str] | None) -> pd.DataF
             table = pq.read_table(path, columns=selected)
             # one block per column, built on Arrow's buffers where it can (no full copy);
             # self_destruct frees each Arrow column once converted
-            return table.to_pandas(split_blocks=True, self_destruct=True)
+            return table.to_pandas(split_blocks=True)
         header = pd.read_csv(path, nrows=0).columns
         _require_columns(header, columns, f"{role} data {path}")
         return pd.read_csv(path, usecols=list(columns) if columns is not None else None)

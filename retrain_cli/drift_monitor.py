@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from retrain_cli import drift
 from retrain_cli.datasource import file_source, read_frame
 from retrain_cli.db.models import ModelDriftMonitoring
-from retrain_cli.errors import DataError, RetrainError
-from retrain_cli.jobs import JobFailure
+from retrain_cli.errors import DataError
+from retrain_cli.jobs import JobFailure, check_each
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,22 +121,15 @@ def evaluate_job(job: EffectiveJob, now: datetime) -> DriftResult:
 def check_jobs(
     session: Session, jobs: Sequence[EffectiveJob], now: datetime, *, every_enabled: bool
 ) -> list[DriftResult | JobFailure]:
-    """Check each job and record the successful results; a failed job records nothing.
-
-    With `every_enabled`, jobs without both windows are skipped rather than failed.
-    """
-    outcomes: list[DriftResult | JobFailure] = []
-    for job in jobs:
-        if every_enabled and not has_windows(job):
-            continue
-        try:
-            result = evaluate_job(job, now)
-        except RetrainError as exc:
-            outcomes.append(JobFailure(job.name, str(exc)))
-            continue
-        record(session, result, job_id=job.id)
-        outcomes.append(result)
-    return outcomes
+    """Check and record each job (see `jobs.check_each`); `--all` skips jobs without both
+    windows."""
+    return check_each(
+        jobs,
+        lambda job: evaluate_job(job, now),
+        lambda result, job_id: record(session, result, job_id),
+        applies=has_windows,
+        every_enabled=every_enabled,
+    )
 
 
 # Column names of the ad hoc forms of `drift check` and `perf check`.

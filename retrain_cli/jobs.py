@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import AutoRetrainingConfig, AutoRetrainingJob
-from retrain_cli.errors import DatabaseError, NotFoundError
+from retrain_cli.errors import DatabaseError, NotFoundError, RetrainError
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,31 @@ class JobFailure:
 
     job: str
     error: str
+
+
+def check_each(
+    jobs: Sequence[EffectiveJob],
+    evaluate: Callable[[EffectiveJob], R],
+    record: Callable[[R, int], None],
+    *,
+    applies: Callable[[EffectiveJob], bool],
+    every_enabled: bool,
+) -> list[R | JobFailure]:
+    """Evaluate each job and record its result; a job that fails records nothing and the
+    others go on. With `every_enabled` (`--all`), jobs the check does not apply to (no data
+    source for it) are skipped rather than failed."""
+    outcomes: list[R | JobFailure] = []
+    for job in jobs:
+        if every_enabled and not applies(job):
+            continue
+        try:
+            result = evaluate(job)
+        except RetrainError as exc:
+            outcomes.append(JobFailure(job.name, str(exc)))
+            continue
+        record(result, job.id)
+        outcomes.append(result)
+    return outcomes
 
 
 def select_jobs(session: Session, names: Sequence[str], every_enabled: bool) -> list[EffectiveJob]:

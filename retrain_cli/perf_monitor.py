@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from retrain_cli import performance
 from retrain_cli.datasource import file_source, read_frame
 from retrain_cli.db.models import ModelPerformanceTracking
-from retrain_cli.errors import DataError, RetrainError
-from retrain_cli.jobs import JobFailure
+from retrain_cli.errors import DataError
+from retrain_cli.jobs import JobFailure, check_each
 from retrain_cli.registry import active_version
 
 if TYPE_CHECKING:
@@ -90,28 +90,24 @@ def columns_for(job: EffectiveJob) -> PredictionColumns:
 def check_jobs(
     session: Session, jobs: Sequence[EffectiveJob], now: datetime, *, every_enabled: bool
 ) -> list[PerfResult | JobFailure]:
-    """Check each job and record the successful results; a failed job records nothing.
+    """Check and record each job (see `jobs.check_each`); `--all` skips jobs without a
+    predictions source."""
+    return check_each(
+        jobs,
+        lambda job: evaluate_job(session, job, now),
+        lambda result, job_id: record(session, result, job_id),
+        applies=lambda job: "predictions" in job.spec["data"],
+        every_enabled=every_enabled,
+    )
 
-    With `every_enabled`, jobs without a predictions source are skipped rather than failed.
-    """
-    outcomes: list[PerfResult | JobFailure] = []
-    for job in jobs:
-        source = job.spec["data"].get("predictions")
-        if source is None and every_enabled:
-            continue
-        try:
-            if source is None:
-                raise DataError(f"job {job.name!r} has no data.predictions source")
-            frame = read_frame(source, "predictions")
-            result = evaluate(
-                session, frame, columns_for(job), settings_for(job), job.model, job.name, now
-            )
-        except RetrainError as exc:
-            outcomes.append(JobFailure(job.name, str(exc)))
-            continue
-        record(session, result, job_id=job.id)
-        outcomes.append(result)
-    return outcomes
+
+def evaluate_job(session: Session, job: EffectiveJob, now: datetime) -> PerfResult:
+    """Score the job's predictions source (nothing recorded)."""
+    source = job.spec["data"].get("predictions")
+    if source is None:
+        raise DataError(f"job {job.name!r} has no data.predictions source")
+    frame = read_frame(source, "predictions")
+    return evaluate(session, frame, columns_for(job), settings_for(job), job.model, job.name, now)
 
 
 def check_file(

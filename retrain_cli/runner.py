@@ -117,6 +117,10 @@ def _record_skipped(
         )
 
 
+class _AllSlotsBusy(BusyError):
+    """Every database slot is held (worth waiting for, unlike "this job is running")."""
+
+
 def _claim_within(
     engine: Engine,
     settings: Settings,
@@ -133,10 +137,6 @@ def _claim_within(
             if time.monotonic() >= deadline:
                 raise
             time.sleep(CLAIM_POLL_SECONDS)
-
-
-class _AllSlotsBusy(BusyError):
-    pass
 
 
 def _claim(engine: Engine, settings: Settings, request: RetrainRequest, job: EffectiveJob) -> int:
@@ -163,7 +163,9 @@ def _claim(engine: Engine, settings: Settings, request: RetrainRequest, job: Eff
                 ).id
         except IntegrityError:
             _explain_conflict(engine, job, request)  # raises when the job itself is the reason
-    raise BusyError(f"all {settings.max_concurrent_retrains} retrain slots are busy across hosts")
+    raise _AllSlotsBusy(
+        f"all {settings.max_concurrent_retrains} retrain slots are busy across hosts"
+    )
 
 
 def _explain_conflict(engine: Engine, job: EffectiveJob, request: RetrainRequest) -> None:

@@ -4,6 +4,7 @@ Each "host" is a separate RETRAIN_HOME (its own lock directory) and separate pro
 one database. Set RETRAIN_RACE_ROUNDS to change the number of rounds of the admission race.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -72,6 +73,14 @@ def add_jobs(env: dict[str, str], folder: Path, names: list[str], **fields: Any)
         path = write_training_job(folder / name, name, **fields)
         result = cli(env, "jobs", "apply", "-f", str(path))
         assert result.returncode == 0, result.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def scope(url: str) -> AbstractContextManager[Session]:
@@ -178,20 +187,51 @@ def test_racing_hosts_start_one_run_per_fire_time_after_an_outage(pg: str, tmp_p
             update(AutoRetrainingJob).values(created_at=datetime.now(UTC) - timedelta(days=3))
         )
     dispatchers = [spawn(env, "jobs", "due", "--run", "--json") for env in hosts]
+    started = []
     for process in dispatchers:
-        process.communicate(timeout=120)
+        out, _ = process.communicate(timeout=120)
         assert process.returncode == 0
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with scope(pg) as s:
-            rows = list(
-                s.execute(
-                    select(RetrainingJobHistory.status, RetrainingJobHistory.scheduled_for)
-                ).all()
-            )
-        if len(rows) == 8 and all(status != "running" for status, _ in rows):
-            break
-        time.sleep(0.5)
+        started += [s["pid"] for s in json.loads(out)["started"]]
+    assert started  # at least one host started it; the others found it running or started too
+    for pid in started:  # detached children: wait for each to exit
+        deadline = time.monotonic() + 120
+        while _alive(pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    with scope(pg) as s:
+        rows = list(
+            s.execute(select(RetrainingJobHistory.status, RetrainingJobHistory.scheduled_for)).all()
+        )
     ran = [fire for status, fire in rows if status != "skipped"]
-    assert len(rows) == 8 and len(ran) == 1, rows
+    assert len(rows) == len(started) and len(ran) == 1, rows  # every start is a row; one ran
     assert ran[0] is not None and ran[0].minute == 0
+
+
+@pytest.mark.slow
+def test_wait_timeout_waits_for_a_slot_held_on_another_host(pg: str, tmp_path: Path) -> None:
+    config = {"max_concurrent_retrains": 1}
+    a, b = host(tmp_path, "a", pg, **config), host(tmp_path, "b", pg, **config)
+    add_jobs(a, tmp_path / "jobs", ["first"], hyperparameters={**SLOW, "num_boost_round": 3000})
+    add_jobs(a, tmp_path / "jobs", ["second"])
+    holder = spawn(a, "retrain", "first", "--quiet")
+    wait_for_running(pg, "first")
+    assert cli(b, "retrain", "second").returncode == 75  # no waiting: busy at once
+    waited = cli(b, "retrain", "second", "--wait-timeout", "120")
+    holder.communicate(timeout=120)
+    assert (holder.returncode, waited.returncode) == (0, 0), waited.stderr
+    with scope(pg) as s:
+        runs = list(
+            s.execute(
+                select(
+                    AutoRetrainingJob.name,
+                    RetrainingJobHistory.status,
+                    RetrainingJobHistory.started_at,
+                    RetrainingJobHistory.finished_at,
+                )
+                .join(AutoRetrainingJob)
+                .where(RetrainingJobHistory.status == "succeeded")
+            ).all()
+        )
+    (first,) = [r for r in runs if r.name == "first"]
+    (second,) = [r for r in runs if r.name == "second"]
+    assert second.started_at >= first.finished_at  # it waited for the slot, never overlapped

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
-from retrain_cli.cli.output import Output, cell, table
+from retrain_cli.cli.output import Output, cell, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import utcnow
 from retrain_cli.errors import ConfigError
@@ -99,18 +99,13 @@ def check(
         from retrain_cli.drift_report import write_report
 
         write_report(report, results)
-    _finish(Output(as_json, quiet), outcomes, results)
-
-
-def _finish(output: Output, outcomes: list[Any], results: list[DriftResult]) -> None:
-    failures = [o for o in outcomes if isinstance(o, JobFailure)]
-    output.emit({"results": results, "errors": failures}, lambda c: _render(c, results))
-    for failure in failures:
-        typer.echo(f"Error: {failure.job}: {failure.error}", err=True)
-    if failures:
-        raise typer.Exit(1)
-    drifted = [r.job or r.model for r in results if r.drifted]
-    output.finish(bool(drifted), f"drift detected: {', '.join(drifted)}")
+    finish_checks(
+        Output(as_json, quiet),
+        outcomes,
+        _render,
+        flagged=lambda r: r.drifted,
+        what="drift detected",
+    )
 
 
 def _render(console: Console, results: list[DriftResult]) -> None:

@@ -45,6 +45,29 @@ class Output:
         raise typer.Exit(EXIT_ATTENTION)
 
 
+def finish_checks(
+    output: Output,
+    outcomes: Sequence[Any],
+    render: Callable[[Console, list[Any]], None],
+    *,
+    flagged: Callable[[Any], bool],
+    what: str,
+) -> None:
+    """Emit the results of a per-job check (`drift check`, `perf check`), one stderr line per
+    failed job; exit 1 when any job failed, else 3 when any result is flagged."""
+    from retrain_cli.jobs import JobFailure
+
+    results = [o for o in outcomes if not isinstance(o, JobFailure)]
+    failures = [o for o in outcomes if isinstance(o, JobFailure)]
+    output.emit({"results": results, "errors": failures}, lambda c: render(c, results))
+    for failure in failures:
+        typer.echo(f"Error: {failure.job}: {failure.error}", err=True)
+    if failures:
+        raise typer.Exit(1)
+    names = [r.job or r.model for r in results if flagged(r)]
+    output.finish(bool(names), f"{what}: {', '.join(names)}")
+
+
 def to_json(document: Any, *, pretty: bool = False) -> str:
     """One JSON document; compact through the C encoder unless a person is reading. NaN and
     infinity become null (they only occur in metrics, so the slow walk is the fallback)."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
-from retrain_cli.cli.output import Output, table
+from retrain_cli.cli.output import Output, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import parse_duration, utcnow
 from retrain_cli.errors import ConfigError
@@ -89,7 +89,13 @@ def check(
             if not isinstance(r, JobFailure) and r.degraded
         ],
     )
-    _finish(Output(as_json, quiet), outcomes)
+    finish_checks(
+        Output(as_json, quiet),
+        outcomes,
+        _render,
+        flagged=lambda r: bool(r.degraded),
+        what="performance degraded",
+    )
 
 
 def _seconds(window: str | None) -> int | None:
@@ -104,18 +110,6 @@ def _seconds(window: str | None) -> int | None:
 def _with_window(job: Any, window_s: int) -> Any:
     spec = {**job.spec, "performance": {**job.spec["performance"], "window": window_s}}
     return replace(job, spec=spec)
-
-
-def _finish(output: Output, outcomes: list[Any]) -> None:
-    results = [o for o in outcomes if not isinstance(o, JobFailure)]
-    failures = [o for o in outcomes if isinstance(o, JobFailure)]
-    output.emit({"results": results, "errors": failures}, lambda c: _render(c, results))
-    for failure in failures:
-        typer.echo(f"Error: {failure.job}: {failure.error}", err=True)
-    if failures:
-        raise typer.Exit(1)
-    degraded = [r.job or r.model for r in results if r.degraded]
-    output.finish(bool(degraded), f"performance degraded: {', '.join(degraded)}")
 
 
 def _render(console: Console, results: list[PerfResult]) -> None:
