@@ -21,6 +21,8 @@ from retrain_cli.errors import JobSpecError
 DATA_ROLES = ("train", "reference", "current", "predictions")
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
 DRIFT_METHODS = ("psi", "js", "wasserstein_norm", "ks_pvalue", "chi2_pvalue")
+# The metric names of `performance` (kept here so that validating a job file does not import
+# numpy at every command start; a test keeps the two lists in agreement).
 BOUNDED_METRICS = ("auc", "precision", "recall", "f1", "accuracy")
 TRADING_METRICS = ("sharpe", "sortino", "total_return", "win_rate", "max_drawdown")
 PRIMARY_METRICS = (*BOUNDED_METRICS, *TRADING_METRICS)

@@ -15,12 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import smtplib
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +86,8 @@ class Notifier:
             raise ValueError(f"unknown notification target {dict(target)!r}")
 
     def _post(self, url: str, document: dict[str, Any]) -> None:
+        import urllib.request  # here, not at import: every command start imports this module
+
         body = json.dumps(document, sort_keys=True).encode("utf-8")
         headers = {"Content-Type": "application/json", "User-Agent": "retrain-cli"}
         if self.secret:
@@ -100,6 +99,9 @@ class Notifier:
                 raise OSError(f"HTTP {response.status}")
 
     def _mail(self, address: str, event: Event) -> None:
+        import smtplib
+        from email.message import EmailMessage
+
         message = EmailMessage()
         message["Subject"] = f"[retrain-cli] {event.summary}"
         message["From"] = self.smtp.get("from", "retrain-cli@localhost")

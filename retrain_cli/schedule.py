@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-ORDER = ("manual", "drift", "performance", "age", "scheduled")
 FAILED = ("failed", "abandoned")
 
 

@@ -114,3 +114,10 @@ def test_malformed_file_is_one_clear_error(tmp_path: Path, document: Any, messag
 def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(JobSpecError, match="no such job file"):
         load_job_file(tmp_path / "absent.yaml")
+
+
+def test_primary_metric_names_are_the_metrics_performance_computes() -> None:
+    from retrain_cli import jobspec, performance
+
+    assert set(jobspec.TRADING_METRICS) == set(performance.TRADING_METRICS)
+    assert set(jobspec.BOUNDED_METRICS) == set(performance.CLASSIFICATION_METRICS) - {"log_loss"}

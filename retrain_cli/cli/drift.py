@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
+from retrain_cli.cli.options import AD_HOC, AdHocModel, DatabaseUrl, Every, Json, Now, Quiet
 from retrain_cli.cli.output import Output, cell, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import utcnow
@@ -23,14 +23,12 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Detect data drift.", no_args_is_help=True)
 
-AD_HOC = "Ad hoc (no job)"
-
 
 @app.command("check")
 def check(
     jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to check.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Check every enabled job.")] = False,
-    model: Annotated[str | None, typer.Option(help="Model name.", rich_help_panel=AD_HOC)] = None,
+    every: Every = False,
+    model: AdHocModel = None,
     reference: Annotated[
         Path | None, typer.Option(help="Reference window file.", rich_help_panel=AD_HOC)
     ] = None,

@@ -40,3 +40,10 @@ Now = Annotated[
         show_default=False,
     ),
 ]
+
+
+AD_HOC = "Ad hoc (no job)"
+Every = Annotated[bool, typer.Option("--all", help="Check every enabled job.")]
+AdHocModel = Annotated[
+    str | None, typer.Option("--model", help="Model name.", rich_help_panel=AD_HOC)
+]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
+from retrain_cli.cli.options import AD_HOC, AdHocModel, DatabaseUrl, Every, Json, Now, Quiet
 from retrain_cli.cli.output import Output, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import parse_duration, utcnow
@@ -23,14 +23,13 @@ if TYPE_CHECKING:
     from retrain_cli.perf_monitor import PerfResult
 
 app = typer.Typer(help="Check model performance.", no_args_is_help=True)
-AD_HOC = "Ad hoc (no job)"
 
 
 @app.command("check")
 def check(
     jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to check.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Check every enabled job.")] = False,
-    model: Annotated[str | None, typer.Option(help="Model name.", rich_help_panel=AD_HOC)] = None,
+    every: Every = False,
+    model: AdHocModel = None,
     predictions: Annotated[
         Path | None,
         typer.Option(help="File with ts, y_true, y_score[, return].", rich_help_panel=AD_HOC),
