@@ -7,15 +7,18 @@ environment so that passwords stay out of job files and the database.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from retrain_cli.errors import DataError
 from retrain_cli.settings import redact_text, redact_url
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 
 def describe(source: dict[str, str]) -> str:
@@ -27,44 +30,83 @@ def read_frame(
     source: dict[str, str], role: str, columns: Sequence[str] | None = None
 ) -> pd.DataFrame:
     """Load `columns` (default: all) of one source; raise `DataError` naming what is wrong."""
-    if "path" in source:
-        frame = _read_file(Path(source["path"]), role, columns)
-    else:
-        frame = _read_query(source["url"], source["query"], role)
-        _require_columns(frame.columns, columns, f"{role} query")
-        if columns is not None:
-            frame = frame[list(columns)]
-    if frame.empty:
-        raise DataError(f"{role} data {describe(source)} is empty")
-    return frame
+    if _is_parquet(source):
+        # one block per column, built on Arrow's buffers where it can (no full copy)
+        return read_table(source, role, columns).to_pandas(split_blocks=True)
+    return _nonempty(_read_with_pandas(source, role, columns), source, role)
+
+
+def read_table(source: dict[str, str], role: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """`read_frame` as an Arrow table: Parquet is read without importing pandas at all."""
+    if _is_parquet(source):
+        path = Path(source["path"])
+        table = _guarded(path, role, lambda: _read_parquet(path, role, columns))
+        return _nonempty(table, source, role)
+    import pyarrow as pa
+
+    frame = read_frame(source, role, columns)
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def file_source(path: Path | str) -> dict[str, str]:
     return {"path": str(Path(path).expanduser().resolve())}
 
 
-def _read_file(path: Path, role: str, columns: Sequence[str] | None) -> pd.DataFrame:
-    import pandas as pd
+def _is_parquet(source: dict[str, str]) -> bool:
+    return "path" in source and Path(source["path"]).suffix.lower() in (".parquet", ".pq")
 
+
+class _Shaped(Protocol):
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+
+S = TypeVar("S", bound=_Shaped)
+
+
+def _nonempty(frame: S, source: dict[str, str], role: str) -> S:
+    if 0 in frame.shape:
+        raise DataError(f"{role} data {describe(source)} is empty")
+    return frame
+
+
+def _read_with_pandas(
+    source: dict[str, str], role: str, columns: Sequence[str] | None
+) -> pd.DataFrame:
+    """CSV files and SQL queries."""
+    if "path" not in source:
+        frame = _read_query(source["url"], source["query"], role)
+        _require_columns(frame.columns, columns, f"{role} query")
+        return frame[list(columns)] if columns is not None else frame
+    path = Path(source["path"])
+    return _guarded(path, role, lambda: _read_csv(path, role, columns))
+
+
+def _guarded(path: Path, role: str, read: Callable[[], T]) -> T:
+    """Run `read`, turning a missing file and any reader's error into one `DataError` line."""
     if not path.is_file():
         raise DataError(f"{role} data {path}: no such file")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            _require_columns(pq.read_schema(path).names, columns, f"{role} data {path}")
-            selected = list(columns) if columns is not None else None
-            table = pq.read_table(path, columns=selected)
-            # one block per column, built on Arrow's buffers where it can (no full copy);
-            # self_destruct frees each Arrow column once converted
-            return table.to_pandas(split_blocks=True)
-        header = pd.read_csv(path, nrows=0).columns
-        _require_columns(header, columns, f"{role} data {path}")
-        return pd.read_csv(path, usecols=list(columns) if columns is not None else None)
+        return read()
     except DataError:
         raise
     except Exception as exc:  # pyarrow, pandas and OS errors: one line naming the file
         raise DataError(f"{role} data {path}: cannot read: {_first_line(exc)}") from exc
+
+
+def _read_parquet(path: Path, role: str, columns: Sequence[str] | None) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    _require_columns(pq.read_schema(path).names, columns, f"{role} data {path}")
+    selected = list(columns) if columns is not None else None
+    return pq.ParquetFile(path).read(columns=selected)  # not read_table: it imports pandas
+
+
+def _read_csv(path: Path, role: str, columns: Sequence[str] | None) -> pd.DataFrame:
+    import pandas as pd
+
+    _require_columns(pd.read_csv(path, nrows=0).columns, columns, f"{role} data {path}")
+    return pd.read_csv(path, usecols=list(columns) if columns is not None else None)
 
 
 def _read_query(url: str, query: str, role: str) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """One drift check: load two windows, compare every feature (and the score), decide, record.
 
-Columns are compared on a thread pool (numpy's sorts release the GIL), one column per task.
+Windows are Arrow tables (Parquet is never converted to pandas here); columns are compared on a
+thread pool (Arrow and numpy release the GIL), one column per task.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from retrain_cli import drift
-from retrain_cli.datasource import file_source, read_frame
+from retrain_cli.datasource import file_source, read_table
 from retrain_cli.db.models import ModelDriftMonitoring
 from retrain_cli.errors import DataError
 from retrain_cli.jobs import JobFailure, check_each
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
     from retrain_cli.jobs import EffectiveJob
 
@@ -157,15 +158,13 @@ def check_files(
     return result
 
 
-def _load_windows(
-    reference: dict[str, str], current: dict[str, str]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return read_frame(reference, "reference"), read_frame(current, "current")
+def _load_windows(reference: dict[str, str], current: dict[str, str]) -> tuple[pa.Table, pa.Table]:
+    return read_table(reference, "reference"), read_table(current, "current")
 
 
 def compare_windows(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: pa.Table,
+    current: pa.Table,
     columns: Columns,
     settings: DriftSettings,
     *,
@@ -175,9 +174,9 @@ def compare_windows(
 ) -> DriftResult:
     """Drift of every feature and of the score column between two windows (nothing recorded)."""
     features = _feature_names(reference, current, columns)
-    tasks = [(name, _kind(reference[name], name, columns)) for name in features]
+    tasks = [(name, _kind(reference.schema.field(name).type, name, columns)) for name in features]
     score = columns.score
-    has_score = bool(score and score in reference.columns and score in current.columns)
+    has_score = bool(score and score in reference.column_names and score in current.column_names)
     if has_score:
         assert score is not None
         tasks.append((score, "numeric"))
@@ -193,22 +192,22 @@ def compare_windows(
         required_share=settings.drift_share,
         threshold=settings.threshold,
         decision_method=settings.method,
-        n_reference=len(reference),
-        n_current=len(current),
+        n_reference=reference.num_rows,
+        n_current=current.num_rows,
         features=compared,
         prediction=prediction,
     )
 
 
 def _compare_columns(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: pa.Table,
+    current: pa.Table,
     tasks: list[tuple[str, str]],
     settings: DriftSettings,
 ) -> list[ColumnDrift]:
-    """Sort and bin the columns on every core (numpy alone) while scipy is imported; a second,
-    single worker finishes the p-values as columns come out, overlapping the remaining sorts
-    (one KS p-value can take most of a second)."""
+    """Sort and bin the columns on every core (numpy alone); a second, single worker imports
+    scipy and finishes the p-values as columns come out, overlapping the remaining sorts (a
+    KS p-value can take half a second: scipy computes some exactly)."""
     workers = max(1, min(len(tasks), os.cpu_count() or 1))
     with (
         ThreadPoolExecutor(max_workers=workers) as sorting,
@@ -218,35 +217,34 @@ def _compare_columns(
             sorting.submit(_prepare_column, reference, current, name, kind, settings.bins)
             for name, kind in tasks
         ]
-        drift.import_scipy()
         finished = [finishing.submit(_finish_column, f.result(), settings) for f in prepared]
         return [f.result() for f in finished]
 
 
-def _feature_names(reference: pd.DataFrame, current: pd.DataFrame, columns: Columns) -> list[str]:
+def _feature_names(reference: pa.Table, current: pa.Table, columns: Columns) -> list[str]:
     if columns.features is not None:
         names = list(columns.features)
     else:
         skip = {*columns.excluded, columns.score}
-        names = [c for c in reference.columns if c not in skip]
+        names = [c for c in reference.column_names if c not in skip]
     for name in names:
-        for window, frame in (("reference", reference), ("current", current)):
-            if name not in frame.columns:
+        for window, table in (("reference", reference), ("current", current)):
+            if name not in table.column_names:
                 raise DataError(f"feature {name!r} is missing from the {window} window")
     if not names:
         raise DataError("no feature columns to compare")
     return names
 
 
-def _kind(series: pd.Series[Any], name: str, columns: Columns) -> str:
-    import pandas as pd
+def _kind(arrow_type: pa.DataType, name: str, columns: Columns) -> str:
+    """Numeric for integer, floating and decimal columns not listed as categorical; every other
+    type (string, dictionary, bool, timestamp, ...) is categorical."""
+    import pyarrow as pa
 
     if name in columns.categorical:
         return "categorical"
-    dtype = series.dtype
-    if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
-        return "categorical"
-    return "numeric"
+    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+    return "numeric" if numeric or pa.types.is_decimal(arrow_type) else "categorical"
 
 
 @dataclass
@@ -266,11 +264,11 @@ class _Prepared:
 
 
 def _prepare_column(
-    reference: pd.DataFrame, current: pd.DataFrame, name: str, kind: str, bins: int
+    reference: pa.Table, current: pa.Table, name: str, kind: str, bins: int
 ) -> _Prepared:
     if kind == "numeric":
-        ref, ref_missing = _numeric(reference[name], name, "reference")
-        cur, cur_missing = _numeric(current[name], name, "current")
+        ref, ref_missing = _numeric(reference.column(name), name, "reference")
+        cur, cur_missing = _numeric(current.column(name), name, "current")
         metrics, histogram, pending = drift.numeric_statistics(ref, cur, bins)
         return _Prepared(
             name,
@@ -283,8 +281,8 @@ def _prepare_column(
             histogram=histogram,
             pending=pending,
         )
-    ref_counts, ref_missing = _counts(reference[name], name, "reference")
-    cur_counts, cur_missing = _counts(current[name], name, "current")
+    ref_counts, ref_missing = _counts(reference.column(name), name, "reference")
+    cur_counts, cur_missing = _counts(current.column(name), name, "current")
     return _Prepared(
         name,
         kind,
@@ -327,10 +325,12 @@ def _finish_column(column: _Prepared, settings: DriftSettings) -> ColumnDrift:
     )
 
 
-def _numeric(series: pd.Series[Any], name: str, window: str) -> tuple[drift.FloatArray, float]:
+def _numeric(column: pa.ChunkedArray, name: str, window: str) -> tuple[drift.FloatArray, float]:
+    """The column as float64, nulls and NaN dropped, and the share of them."""
     import numpy as np
+    import pyarrow as pa
 
-    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    values = np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)  # null -> NaN
     finite, missing = drift.drop_missing(values)
     if finite.size == 0:
         raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
@@ -339,12 +339,18 @@ def _numeric(series: pd.Series[Any], name: str, window: str) -> tuple[drift.Floa
     return finite, missing
 
 
-def _counts(series: pd.Series[Any], name: str, window: str) -> tuple[dict[str, int], float]:
-    counts = series.value_counts(dropna=True)
-    if counts.empty:
+def _counts(column: pa.ChunkedArray, name: str, window: str) -> tuple[dict[str, int], float]:
+    """Count per category (its value as text), nulls and NaN left out; and the share of them."""
+    import pyarrow.compute as pc
+
+    counts = {
+        str(entry["values"]): int(entry["counts"])
+        for entry in pc.value_counts(column).to_pylist()
+        if entry["values"] is not None and entry["values"] == entry["values"]  # not NaN
+    }
+    if not counts:
         raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
-    missing = float(series.isna().mean())
-    return {str(k): int(v) for k, v in counts.items()}, missing
+    return counts, (len(column) - sum(counts.values())) / len(column)
 
 
 def record(session: Session, result: DriftResult, job_id: int | None) -> None:

@@ -50,6 +50,16 @@ NUMERIC_CASES = {
     "both constant": (np.full(300, 1.0), np.full(200, 1.0)),
     "tiny samples": (np.array([1.0, 2.0]), np.array([2.0, 5.0, 7.0])),
     "large, asymptotic p-value": (rng.normal(size=40_000), rng.normal(0.02, 1, size=30_000)),
+    # the merged sample is walked in blocks of 65,536 points: runs of ties across their
+    # boundaries, and a merged size that fills the last block exactly
+    "ties across blocks": (
+        rng.integers(0, 3, 100_000).astype(float),
+        rng.integers(0, 4, 80_000).astype(float),
+    ),
+    "merged size a whole number of blocks": (
+        rng.normal(size=65_536),
+        rng.normal(0.1, 1, size=65_536),
+    ),
     "skewed, few unique quantiles": (
         np.concatenate([np.zeros(900), rng.exponential(size=100)]),
         np.concatenate([np.zeros(500), rng.exponential(size=500)]),

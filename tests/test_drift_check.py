@@ -4,6 +4,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -206,3 +207,68 @@ def test_usage_errors_of_the_forms(cli: Cli) -> None:
     assert cli("drift", "check").exit_code == 1
     assert "name one or more jobs, or pass --all" in cli("drift", "check").stderr
     assert cli("drift", "check", "--model", "m").exit_code == 1
+
+
+def mixed_window(seed: int) -> pd.DataFrame:
+    """Column types that read differently from Parquet (Arrow) and CSV (pandas): nullable
+    integers, a bool, a float with NaN listed as categorical, a pandas Categorical with a
+    category that never occurs, and strings with nulls."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    ints = pd.array(rng.integers(0, 50, n), dtype="Int64")
+    ints[::10] = pd.NA
+    grade = rng.choice([1.0, 2.0, 3.0], n)
+    grade[::8] = np.nan
+    city = pd.Series(rng.choice(["oslo", "rome", "lima"], n), dtype=object)
+    city[::5] = None
+    return pd.DataFrame(
+        {
+            "count": ints,
+            "flag": rng.random(n) < 0.3,
+            "grade": grade,
+            "size": pd.Categorical(rng.choice(["s", "m"], n), categories=["s", "m", "xl"]),
+            "city": city,
+        }
+    )
+
+
+def test_parquet_and_csv_windows_give_the_same_statistics(cli: Cli, tmp_path: Path) -> None:
+    checked = {}
+    for suffix in ("parquet", "csv"):
+        paths = []
+        for seed in (1, 2):
+            path = tmp_path / f"w{seed}.{suffix}"
+            frame = mixed_window(seed)
+            frame.to_parquet(path) if suffix == "parquet" else frame.to_csv(path, index=False)
+            paths.append(path)
+        job = write_job(
+            tmp_path,
+            f"mixed-{suffix}",
+            features=["count", "flag", "grade", "size", "city"],
+            categorical=["grade"],
+            data={"train": str(paths[0]), "reference": str(paths[0]), "current": str(paths[1])},
+        )
+        applied = cli("jobs", "apply", "-f", str(job))
+        assert applied.exit_code == 0, applied.stderr
+        result = cli("drift", "check", f"mixed-{suffix}", "--json")
+        assert result.exit_code in (0, 3), result.stderr
+        (checked[suffix],) = json.loads(result.stdout)["results"]
+
+    features = {f["feature"]: f for f in checked["parquet"]["features"]}
+    assert {name: f["kind"] for name, f in features.items()} == {
+        "count": "numeric",
+        "flag": "categorical",
+        "grade": "categorical",
+        "size": "categorical",
+        "city": "categorical",
+    }
+    assert features["count"]["metrics"]["missing_rate_ref"] == pytest.approx(0.1)
+    assert features["grade"]["metrics"]["missing_rate_ref"] == pytest.approx(50 / 400)
+    assert features["city"]["metrics"]["missing_rate_ref"] == pytest.approx(0.2)
+    assert features["flag"]["histogram"]["labels"] == ["False", "True"]
+    assert features["grade"]["histogram"]["labels"] == ["1.0", "2.0", "3.0"]
+    assert features["size"]["histogram"]["labels"] == ["m", "s"]  # "xl" never occurs
+    for csv_feature in checked["csv"]["features"]:
+        parquet_feature = features[csv_feature["feature"]]
+        for name, value in parquet_feature["metrics"].items():
+            assert csv_feature["metrics"][name] == pytest.approx(value, rel=1e-12), name
