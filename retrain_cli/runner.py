@@ -27,7 +27,7 @@ from retrain_cli.errors import BusyError, ConflictError, RetrainError
 from retrain_cli.jobs import EffectiveJob, effective_job, get_job, load_configs
 from retrain_cli.semaphore import FileSemaphore, Semaphore
 from retrain_cli.settings import Settings
-from retrain_cli.trainers import load_trainer, trainer_for
+from retrain_cli.trainers import load_trainer, preload, trainer_for
 from retrain_cli.trainers.base import Trainer, TrainingContext
 from retrain_cli.training_data import Prepared, prepare
 
@@ -271,11 +271,7 @@ def _run(
 def _prepare_while_importing(job: EffectiveJob, modules: tuple[str, ...]) -> Prepared:
     """Load the training data while the trainer's library imports on a thread (about a second
     for LightGBM; the Parquet reader releases the GIL)."""
-    import importlib
-
-    importer = threading.Thread(
-        target=lambda: [importlib.import_module(m) for m in modules], daemon=True
-    )
+    importer = threading.Thread(target=preload, args=(modules,), daemon=True)
     importer.start()
     try:
         return prepare(job)

@@ -1,6 +1,8 @@
 """`retrain` end to end in-process: real LightGBM on small data, both backends."""
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -259,3 +261,18 @@ def test_a_tampered_champion_is_never_built_upon(
     code, _, stderr = run(cli)
     assert code == 1 and "sha256 does not match" in stderr
     assert [(v.version, v.status) for v in versions(session)] == [(1, "active")]
+
+
+def test_lightgbm_loads_without_scikit_learn_which_still_imports_afterwards() -> None:
+    # scikit-learn (and scipy.stats with it) would cost every retrain 0.6 s of start-up
+    code = (
+        "import sys\n"
+        "from retrain_cli.trainers import preload\n"
+        "preload(('lightgbm',))\n"
+        "assert 'lightgbm' in sys.modules and 'sklearn' not in sys.modules, sorted(sys.modules)\n"
+        "import lightgbm, sklearn\n"
+        "assert lightgbm.compat.SKLEARN_INSTALLED is False\n"
+        "print(sklearn.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, "sklearn\n"), done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,17 @@ INSTALL_TORCH = (
     "install PyTorch to train it: pip install torch==2.13.0 (the CPU build), "
     "then pip install 'retrain-cli[torch]'"
 )
+
+
+def preload(modules: tuple[str, ...]) -> None:
+    """Import a trainer's heavy libraries (its `modules`), LightGBM without scikit-learn."""
+    for name in modules:
+        if name == "lightgbm":
+            from retrain_cli.trainers.lightgbm_trainer import import_lightgbm
+
+            import_lightgbm()
+        else:
+            importlib.import_module(name)
 
 
 def trainer_for(model_type: str, hyperparameters: dict[str, Any]) -> Trainer:

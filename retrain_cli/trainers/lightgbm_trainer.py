@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,8 +33,7 @@ class LightGBMTrainer:
     def fit(
         self, data: TrainingData, context: TrainingContext, init_from: Path | None = None
     ) -> LightGBMTrainer:
-        import lightgbm as lgb
-
+        lgb = import_lightgbm()
         total = self.num_boost_round
 
         def report(env: Any) -> None:
@@ -64,11 +66,34 @@ class LightGBMTrainer:
 
     @classmethod
     def load(cls, directory: Path, manifest: dict[str, Any]) -> LightGBMTrainer:
-        import lightgbm as lgb
-
+        lgb = import_lightgbm()
         trainer = cls(manifest.get("hyperparameters", {}))
         trainer.booster_ = lgb.Booster(model_file=str(directory / MODEL_FILE))
         return trainer
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def import_lightgbm() -> ModuleType:
+    """LightGBM, imported without its optional scikit-learn wrappers.
+
+    `import lightgbm` imports scikit-learn, and through it scipy, whenever they are installed:
+    0.6 s of every retrain's start (and a GIL held while the data loads) for the
+    `LGBMClassifier` family, which retrain-cli never uses. While LightGBM imports, `sklearn`
+    is made unimportable, so LightGBM takes its own no-scikit-learn path; scikit-learn
+    imports normally afterwards. A process that already imported scikit-learn is left alone.
+    """
+    with _IMPORT_LOCK:
+        if "lightgbm" not in sys.modules and "sklearn" not in sys.modules:
+            sys.modules["sklearn"] = None  # type: ignore[assignment]  # import -> ImportError
+            try:
+                import lightgbm
+            finally:
+                del sys.modules["sklearn"]
+    import lightgbm
+
+    return lightgbm
 
 
 def _matrix(features: pd.DataFrame) -> Any:
