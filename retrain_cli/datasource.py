@@ -37,7 +37,7 @@ def read_frame(
 
 
 def read_table(source: dict[str, str], role: str, columns: Sequence[str] | None = None) -> pa.Table:
-    """`read_frame` as an Arrow table: Parquet is read without importing pandas at all."""
+    """`read_frame` as an Arrow table: Parquet is never converted to a pandas frame."""
     if _is_parquet(source):
         path = Path(source["path"])
         table = _guarded(path, role, lambda: _read_parquet(path, role, columns))
