@@ -272,3 +272,36 @@ def test_parquet_and_csv_windows_give_the_same_statistics(cli: Cli, tmp_path: Pa
         parquet_feature = features[csv_feature["feature"]]
         for name, value in parquet_feature["metrics"].items():
             assert csv_feature["metrics"][name] == pytest.approx(value, rel=1e-12), name
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [[1.5, None, 3.0, float("nan")]],  # a null and a NaN: both missing
+        [[1.0, 2.0], [], [None, 4.0, None]],  # several chunks, one of them empty
+        [list(range(30))],  # no validity buffer at all
+    ],
+    ids=["null-and-nan", "chunked", "no-nulls"],
+)
+@pytest.mark.parametrize("offset", [0, 3], ids=["whole", "sliced"])
+def test_numeric_columns_read_from_arrow_buffers_as_arrow_converts_them(
+    chunks: list[list[float | None]], offset: int
+) -> None:
+    # the drift check reads float64 buffers itself (Arrow's to_numpy imports pandas); sliced
+    # arrays start mid-bitmap, which is where a reader of buffers goes wrong
+    import pyarrow as pa
+
+    from retrain_cli.drift_monitor import _numeric
+
+    padding = [7.0, None, 9.0][:offset]
+    column = pa.chunked_array(
+        [pa.array(padding + chunk, pa.float64()).slice(offset) for chunk in chunks],
+        pa.float64(),
+    )
+    expected = column.to_numpy()  # Arrow's own conversion: nulls become NaN
+    values, missing = _numeric(column, "x", "reference")
+    assert np.array_equal(values, expected[~np.isnan(expected)])
+    assert missing == np.isnan(expected).mean()
+    ints = pa.chunked_array([pa.array([5, None, 6, 7], pa.int64()).slice(offset // 3)])
+    expected_ints = [6.0, 7.0] if offset else [5.0, 6.0, 7.0]
+    assert _numeric(ints, "n", "reference")[0].tolist() == expected_ints

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.main import get_command
 
@@ -142,3 +143,32 @@ def test_fast_commands_import_no_heavy_library(args: tuple[str, ...], home: Path
     run("db", "init", "--quiet", env={"RETRAIN_HOME": str(home)})
     imported = {name.split(".")[0] for name in imported_by(home, *args)}
     assert imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))
+
+
+def test_a_drift_check_on_parquet_imports_no_pandas(home: Path, tmp_path: Path) -> None:
+    # Parquet windows stay Arrow tables end to end: pandas would cost 0.2 s of every check
+    import pandas as pd
+
+    for name, shift in (("ref", 0.0), ("cur", 0.5)):
+        x = np.array([1.0, np.nan, 2.5, 4.0] * 50) + shift
+        frame = pd.DataFrame({"x": x, "c": ["a", "b", None, "a"] * 50})
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    run("db", "init", "--quiet", env={"RETRAIN_HOME": str(home)})
+    args = ["drift", "check", "--model", "m", "--reference", str(tmp_path / "ref.parquet")]
+    args += ["--current", str(tmp_path / "cur.parquet")]
+    code = (  # in a fresh process; -X importtime loses what a thread imports
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from retrain_cli.cli.app import app\n"
+        f"result = CliRunner().invoke(app, {args!r})\n"
+        "print(result.exit_code, 'scipy.stats' in sys.modules, 'pandas' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RETRAIN_HOME": str(home)},
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout.split() == ["0", "True", "False"], done.stderr
