@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from retrain_cli import __version__
+from retrain_cli.cpu import choose_numpy_kernels
 from retrain_cli.errors import RetrainError
 
 DEBUG_KEY = "retrain_cli.debug"
@@ -101,6 +102,7 @@ def main() -> None:
     teardown (freeing every object of numpy, scipy, Arrow and SQLAlchemy) would add 0.1-0.5 s
     to each cron tick for nothing. Exceptions other than the exit itself surface as usual.
     """
+    choose_numpy_kernels()  # before anything imports numpy
     try:
         app(prog_name="retrain-cli", args=sys.argv[1:])
     except SystemExit as exc:
