@@ -215,20 +215,15 @@ def _compare_columns(
     tasks: list[tuple[str, str]],
     settings: DriftSettings,
 ) -> list[ColumnDrift]:
-    """Sort and bin the columns on every core (numpy alone); a second, single worker finishes
-    the p-values with scipy as columns come out, overlapping the remaining sorts (a KS p-value
-    can take half a second: scipy computes some exactly)."""
+    """One column per task, on every core: numpy's sorts and the one slow scipy call (see
+    `drift.kstwo_sf`) run without the GIL."""
     workers = max(1, min(len(tasks), os.cpu_count() or 1))
-    with (
-        ThreadPoolExecutor(max_workers=workers) as sorting,
-        ThreadPoolExecutor(max_workers=1) as finishing,
-    ):
-        prepared = [
-            sorting.submit(_prepare_column, reference, current, name, kind, settings.bins)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        compared = [
+            pool.submit(_column_drift, reference, current, name, kind, settings)
             for name, kind in tasks
         ]
-        finished = [finishing.submit(_finish_column, f.result(), settings) for f in prepared]
-        return [f.result() for f in finished]
+        return [f.result() for f in compared]
 
 
 def _feature_names(reference: pa.Table, current: pa.Table, columns: Columns) -> list[str]:
@@ -257,79 +252,35 @@ def _kind(arrow_type: pa.DataType, name: str, columns: Columns) -> str:
     return "numeric" if numeric or pa.types.is_decimal(arrow_type) else "categorical"
 
 
-@dataclass
-class _Prepared:
-    """A column after the numpy-only phase; `pending` or the counts still need scipy."""
-
-    name: str
-    kind: str
-    missing_ref: float
-    missing_cur: float
-    n_reference: int
-    n_current: int
-    metrics: dict[str, Any] | None = None
-    histogram: drift.Histogram | None = None
-    pending: drift.PendingPValue | None = None
-    counts: tuple[dict[str, int], dict[str, int]] | None = None
-
-
-def _prepare_column(
-    reference: pa.Table, current: pa.Table, name: str, kind: str, bins: int
-) -> _Prepared:
+def _column_drift(
+    reference: pa.Table, current: pa.Table, name: str, kind: str, settings: DriftSettings
+) -> ColumnDrift:
+    metrics: dict[str, Any]
     if kind == "numeric":
-        ref, ref_missing = _numeric(reference.column(name), name, "reference")
-        cur, cur_missing = _numeric(current.column(name), name, "current")
-        metrics, histogram, pending = drift.numeric_statistics(ref, cur, bins)
-        return _Prepared(
-            name,
-            kind,
-            ref_missing,
-            cur_missing,
-            ref.size,
-            cur.size,
-            metrics=dict(metrics),
-            histogram=histogram,
-            pending=pending,
-        )
-    ref_counts, ref_missing = _counts(reference.column(name), name, "reference")
-    cur_counts, cur_missing = _counts(current.column(name), name, "current")
-    return _Prepared(
-        name,
-        kind,
-        ref_missing,
-        cur_missing,
-        sum(ref_counts.values()),
-        sum(cur_counts.values()),
-        counts=(ref_counts, cur_counts),
-    )
-
-
-def _finish_column(column: _Prepared, settings: DriftSettings) -> ColumnDrift:
-    if column.pending is not None and column.metrics is not None:
-        metrics, histogram = column.metrics, column.histogram
-        metrics["ks_pvalue"] = drift.finish_ks_pvalue(column.pending)
+        ref, missing_ref = _numeric(reference.column(name), name, "reference")
+        cur, missing_cur = _numeric(current.column(name), name, "current")
+        metrics, histogram = drift.numeric_drift(ref, cur, settings.bins)
+        n_reference, n_current = ref.size, cur.size
     else:
-        assert column.counts is not None
-        metrics, histogram = drift.categorical_drift(*column.counts)
-    assert histogram is not None
-    metrics["missing_rate_ref"], metrics["missing_rate_cur"] = (
-        column.missing_ref,
-        column.missing_cur,
-    )
-    method = drift.decision_method(settings.method, column.kind)
+        ref_counts, missing_ref = _counts(reference.column(name), name, "reference")
+        cur_counts, missing_cur = _counts(current.column(name), name, "current")
+        metrics, histogram = drift.categorical_drift(ref_counts, cur_counts)
+        n_reference, n_current = sum(ref_counts.values()), sum(cur_counts.values())
+    metrics["missing_rate_ref"], metrics["missing_rate_cur"] = missing_ref, missing_cur
+    method = drift.decision_method(settings.method, kind)
     decision = drift.decide(metrics, method, settings.threshold, settings.alpha)
-    missing_shift = abs(column.missing_cur - column.missing_ref) > settings.max_missing_rate_change
+    missing_shift = abs(missing_cur - missing_ref) > settings.max_missing_rate_change
     return ColumnDrift(
-        feature=column.name,
-        kind=column.kind,
+        feature=name,
+        kind=kind,
         drifted=decision.drifted or missing_shift,
         method=decision.method,
         statistic=decision.statistic,
         threshold=decision.threshold,
-        n_reference=column.n_reference,
-        n_current=column.n_current,
-        missing_rate_ref=column.missing_ref,
-        missing_rate_cur=column.missing_cur,
+        n_reference=n_reference,
+        n_current=n_current,
+        missing_rate_ref=missing_ref,
+        missing_rate_cur=missing_cur,
         metrics=metrics,
         histogram=histogram,
     )

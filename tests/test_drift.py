@@ -50,6 +50,10 @@ NUMERIC_CASES = {
     "both constant": (np.full(300, 1.0), np.full(200, 1.0)),
     "tiny samples": (np.array([1.0, 2.0]), np.array([2.0, 5.0, 7.0])),
     "large, asymptotic p-value": (rng.normal(size=40_000), rng.normal(0.02, 1, size=30_000)),
+    "large, a small shift: p-value from the one-sided sum": (
+        rng.normal(size=40_000),
+        rng.normal(0.05, 1, size=30_000),
+    ),
     # the merged sample is walked in blocks of 65,536 points: runs of ties across their
     # boundaries, and a merged size that fills the last block exactly
     "ties across blocks": (
@@ -83,6 +87,53 @@ def test_bins_are_configurable(bins: int) -> None:
     metrics, histogram = drift.numeric_drift(ref, cur, bins)
     assert metrics["psi"] == close(straightforward_numeric(ref, cur, bins)["psi"])
     assert len(histogram.labels) == bins
+
+
+def kstwo_cases() -> list[tuple[float, float]]:
+    """(d, n) over every branch scipy's kstwo.sf takes for n > 140, and around n = 140."""
+    cases = []
+    for n in (141.0, 20_000.0):
+        for n_d_squared in (0.5, 1.5, 2.19, 2.2, 3.0, 50.0, 369.0, 370.0, 400.0):
+            cases.append((float(np.sqrt(n_d_squared / n)), n))
+        cases += [(0.4 / n, n), (0.8 / n, n), (0.6, n), (1 - 0.5 / n, n), (1.0, n), (0.0, n)]
+    return [*cases, (0.2, 140.0), (0.05, 10.0)]
+
+
+@pytest.mark.parametrize(("d", "n"), kstwo_cases())
+def test_kstwo_sf_is_scipys(d: float, n: float) -> None:
+    from scipy.stats import kstwo
+
+    assert drift.kstwo_sf(d, n) == close(float(kstwo.sf(d, n)))
+
+
+def test_the_slow_one_sided_sum_lets_other_threads_run() -> None:
+    """scipy's scalar smirnov holds the GIL for the whole sum (O(n)); drift's does not, so
+    other columns keep going meanwhile. A second thread counts how far it gets during each."""
+    import threading
+
+    from scipy.special import smirnov
+
+    n, d = 200_000.0, 0.004  # n d^2 = 3.2: the one-sided sum, about 0.2 s
+    stop, progress = threading.Event(), [0]
+
+    def count() -> None:
+        while not stop.is_set():
+            progress[0] += 1
+
+    def steps_during(call: Any) -> int:
+        before = progress[0]
+        call()
+        return progress[0] - before
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        holding = steps_during(lambda: smirnov(n, d))
+        releasing = steps_during(lambda: drift.kstwo_sf(d, n))
+    finally:
+        stop.set()
+        counter.join()
+    assert releasing > 20 * max(holding, 1000)
 
 
 def test_value_on_an_edge_falls_in_the_upper_bin() -> None:
