@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 import re
-import resource
 import statistics
 import subprocess
 import time
@@ -20,9 +19,16 @@ def timed_run(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
     return time.perf_counter() - start, code
 
 
-def peak_child_rss_mb() -> float:
-    """The largest resident set of any child waited for so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def timed_run_rss(argv: list[str], env: dict[str, str]) -> tuple[float, int, float]:
+    """Wall seconds, exit code and peak resident set (MB) of one child process."""
+    import os
+
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    return seconds, child.returncode, usage.ru_maxrss / 1024
 
 
 def median(values: list[float]) -> float:

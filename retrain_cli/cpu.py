@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 DISABLE = "NPY_DISABLE_CPU_FEATURES"
@@ -42,15 +42,24 @@ def choose_numpy_kernels(
     """On a Zen 4, have numpy use its AVX2 kernels in this process and its children.
 
     Leaves everything as it is when numpy is already imported (too late, and not ours to
-    change), when the user set either NPY_*_CPU_FEATURES variable, or on any other CPU.
+    change); see `numpy_setting` for the rest.
     """
     environ = os.environ if environ is None else environ
-    if "numpy" in sys.modules or DISABLE in environ or ENABLE in environ:
+    if "numpy" in sys.modules:
         return
+    value = numpy_setting(environ, cpuinfo)
+    if value is not None:
+        environ[DISABLE] = value
+
+
+def numpy_setting(environ: Mapping[str, str], cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The NPY_DISABLE_CPU_FEATURES value this CPU wants, or None: when the user set either
+    NPY_*_CPU_FEATURES variable, or on any CPU but a Zen 4."""
+    if DISABLE in environ or ENABLE in environ:
+        return None
     try:
         with cpuinfo.open(encoding="ascii", errors="replace") as file:
             first_cpu = file.read(16384).split("\n\n", 1)[0]  # the kernel writes it on demand
     except OSError:  # not Linux, or no /proc
-        return
-    if prefers_avx2_sort(first_cpu):
-        environ[DISABLE] = AVX512_TARGETS
+        return None
+    return AVX512_TARGETS if prefers_avx2_sort(first_cpu) else None
