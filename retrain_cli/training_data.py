@@ -90,7 +90,8 @@ def _data(frame: pd.DataFrame, features: list[str], target: str) -> TrainingData
 def fingerprint(frame: pd.DataFrame, time_column: str | None) -> dict[str, Any]:
     """Rows, time range, and a sha256 over every column's name, dtype and values in row order.
 
-    Numeric columns are hashed from their raw bytes (fast); others through pandas' row hashes.
+    Numeric columns are hashed from their raw bytes (fast); others through pandas' row hashes,
+    so the same data gives the same digest in every process.
     """
     import pandas as pd
 
@@ -98,12 +99,15 @@ def fingerprint(frame: pd.DataFrame, time_column: str | None) -> dict[str, Any]:
     for name in frame.columns:
         column = frame[name]
         digest.update(f"{name}\0{column.dtype}\0".encode())
+        raw = None
         if pd.api.types.is_numeric_dtype(column.dtype) and not isinstance(
             column.dtype, pd.CategoricalDtype
         ):
-            digest.update(np.ascontiguousarray(column.to_numpy()).tobytes())
-        else:
-            digest.update(pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes())
+            raw = column.to_numpy()
+        if raw is not None and raw.dtype != object:
+            digest.update(np.ascontiguousarray(raw).view(np.uint8).data)  # the bytes, no copy
+        else:  # nullable booleans with NA come out as Python objects: hash their values
+            digest.update(pd.util.hash_pandas_object(column, index=False).to_numpy())
     result: dict[str, Any] = {"rows": len(frame), "sha256": digest.hexdigest()}
     if time_column:
         result["time_min"] = str(frame[time_column].min())

@@ -1,0 +1,59 @@
+"""The training data's fingerprint: the same data, the same digest, in any process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from retrain_cli.training_data import fingerprint
+
+FRAME = """
+import numpy as np, pandas as pd
+frame = pd.DataFrame({
+    "ts": pd.date_range("2025-01-01", periods=6, freq="h", tz="UTC"),
+    "x": np.linspace(-1.0, 1.0, 6),
+    "small": np.arange(6, dtype=np.int8),
+    "flag": pd.array([True, None, False, True, None, False], dtype="boolean"),
+    "count": pd.array([1, None, 3, 4, 5, None], dtype="Int64"),
+    "segment": pd.Categorical(list("abcabc")),
+    "name": ["u", "v", "w", "u", "v", "w"],
+    "y": [0, 1, 0, 1, 1, 0],
+})
+"""
+
+
+def make_frame() -> pd.DataFrame:
+    scope: dict[str, pd.DataFrame] = {}
+    exec(FRAME, scope)  # the same source builds the frame in the child process
+    return scope["frame"]
+
+
+def test_the_same_data_has_the_same_digest_in_another_process() -> None:
+    child = FRAME + (
+        "import json\nfrom retrain_cli.training_data import fingerprint\n"
+        "print(json.dumps(fingerprint(frame, 'ts')))"
+    )
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == fingerprint(make_frame(), "ts")
+
+
+@pytest.mark.parametrize("column", ["x", "small", "flag", "count", "segment", "name", "y"])
+def test_one_changed_value_changes_the_digest(column: str) -> None:
+    frame = make_frame()
+    changed = frame.copy()
+    changed.loc[0, column] = frame.loc[1, column] if column != "flag" else False
+    assert fingerprint(changed, "ts")["sha256"] != fingerprint(frame, "ts")["sha256"]
+
+
+def test_it_reports_rows_and_time_range() -> None:
+    result = fingerprint(make_frame(), "ts")
+    assert result["rows"] == 6
+    assert (result["time_min"], result["time_max"]) == (
+        "2025-01-01 00:00:00+00:00",
+        "2025-01-01 05:00:00+00:00",
+    )
+    assert len(result["sha256"]) == 64 and set(result["sha256"]) <= set("0123456789abcdef")
