@@ -10,7 +10,9 @@ same floating-point operations scipy uses, so the values equal scipy's to roundi
 - psi = sum((q - p) * ln(q / p)); kl = scipy.stats.entropy(p, q);
   js = scipy.spatial.distance.jensenshannon(p, q) (natural log, a distance);
   hellinger = sqrt(0.5 * sum((sqrt(p) - sqrt(q))^2)) on the proportions before eps.
-- ks_stat, ks_pvalue: scipy.stats.ks_2samp(ref, cur) with its default method ('auto').
+- ks_stat, ks_pvalue: scipy.stats.ks_2samp(ref, cur) with its default method ('auto'); for
+  large samples the p-value comes from `retrain_cli.ks`, scipy's method without importing
+  scipy.stats.
 - wasserstein = scipy.stats.wasserstein_distance(ref, cur); wasserstein_norm = wasserstein /
   max(std(ref, ddof=0), 0.001).
 - chi2_stat, chi2_pvalue: scipy.stats.chi2_contingency on the 2 x K table of counts, no correction.
@@ -228,39 +230,10 @@ def ks_pvalue(ref_sorted: FloatArray, cur_sorted: FloatArray, ks_stat: float) ->
         from scipy.stats import ks_2samp
 
         return float(ks_2samp(ref_sorted, cur_sorted).pvalue)
+    from retrain_cli.ks import kstwo_sf
+
     m, n = sorted([float(ref_sorted.size), float(cur_sorted.size)], reverse=True)
     return float(np.clip(kstwo_sf(ks_stat, float(np.round(m * n / (m + n)))), 0, 1))
-
-
-def kstwo_sf(d: float, n: float) -> float:
-    """scipy.stats.kstwo.sf(d, n): the chance that the two-sided KS statistic of n values
-    exceeds d.
-
-    Where scipy computes it as 2 * smirnov(n, d) (n > 140 and 2.2 <= n d^2 < 370: the p-value
-    of a small but real shift), the one-sided sum takes O(n) steps, 0.6 s at n = 500,000, and
-    scipy's scalar call holds the GIL all along, stalling the other columns' threads. The same
-    scipy function is called here in a form numpy runs without the GIL.
-    """
-    t = n * d
-    if n > 140 and 1.0 < t < n - 1 and d < 0.5 and 2.2 <= t * d < 370.0:
-        return min(2 * _smirnov_without_gil(n, d), 1.0)
-    from scipy.stats import distributions
-
-    return float(distributions.kstwo.sf(d, n))
-
-
-_GIL_FREE_LOOP = 512  # numpy releases the GIL for ufunc loops of 500 elements or more
-
-
-def _smirnov_without_gil(n: float, d: float) -> float:
-    """scipy.special.smirnov(n, d) as the one unmasked element of a 512-element call."""
-    from scipy.special import smirnov
-
-    where = np.zeros(_GIL_FREE_LOOP, dtype=bool)
-    where[0] = True
-    out = np.zeros(_GIL_FREE_LOOP)
-    smirnov(np.full(_GIL_FREE_LOOP, n), np.full(_GIL_FREE_LOOP, d), out=out, where=where)
-    return float(out[0])
 
 
 def categorical_drift(
@@ -270,19 +243,33 @@ def categorical_drift(
 
     Also lists `new_categories`: those seen in the current window only.
     """
-    from scipy.stats import chi2_contingency
-
     categories = sorted(set(ref_counts) | set(cur_counts))
     ref = np.array([ref_counts.get(c, 0) for c in categories], dtype=np.float64)
     cur = np.array([cur_counts.get(c, 0) for c in categories], dtype=np.float64)
     metrics: dict[str, Any] = distribution_metrics(ref, cur)
     if len(categories) > 1:
-        result = chi2_contingency(np.vstack([ref, cur]), correction=False)
-        metrics["chi2_stat"], metrics["chi2_pvalue"] = float(result[0]), float(result[1])
+        metrics["chi2_stat"], metrics["chi2_pvalue"] = chi2_test(np.vstack([ref, cur]))
     else:  # one category in both windows: identical distributions, zero degrees of freedom
         metrics["chi2_stat"], metrics["chi2_pvalue"] = 0.0, 1.0
     metrics["new_categories"] = [c for c in categories if c not in ref_counts]
     return metrics, _histogram(categories, ref, cur)
+
+
+def chi2_test(table: FloatArray) -> tuple[float, float]:
+    """Pearson's chi-squared test of independence of a table of counts with no empty row or
+    column, as scipy.stats.chi2_contingency(table, correction=False) computes it: expected
+    counts from the margins, the sum of (observed - expected)^2 / expected, and its chi-squared
+    survival function with (rows - 1) * (columns - 1) degrees of freedom.
+
+    >>> [round(v, 6) for v in chi2_test(np.array([[10.0, 20.0], [20.0, 10.0]]))]
+    [6.666667, 0.009823]
+    """
+    from scipy.special import chdtrc
+
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    dof = (table.shape[0] - 1) * (table.shape[1] - 1)
+    return statistic, float(chdtrc(dof, statistic))
 
 
 def decision_method(method: str, kind: str) -> str:
