@@ -92,14 +92,18 @@ print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def evidently_run(python: str, ref: Path, cur: Path) -> tuple[float, float] | None:
+def evidently_run(
+    python: str, ref: Path, cur: Path, setting: str | None = None
+) -> tuple[float, float] | None:
     """Evidently's default data-drift preset on the same files, in `python` (Evidently 0.7 needs
-    pandas < 3, so it usually lives in its own environment). Returns (seconds of Report.run on
-    preloaded frames, peak RSS in MB of that process), or None when it cannot run."""
+    pandas < 3, so it usually lives in its own environment), with numpy's own kernels or with
+    NPY_DISABLE_CPU_FEATURES=setting. Returns (seconds of Report.run on preloaded frames, peak
+    RSS in MB of that process), or None when it cannot run."""
     import subprocess
 
     done = subprocess.run(
         [python, "-c", EVIDENTLY_SNIPPET, str(ref), str(cur)],
+        env={**os.environ, **({"NPY_DISABLE_CPU_FEATURES": setting} if setting else {})},
         capture_output=True,
         text=True,
         check=False,
@@ -178,11 +182,12 @@ def main() -> None:
                 ref_file, cur_file = folder / "ref.parquet", folder / "cur.parquet"
                 loop_same_kernels.append(loop_in_child(ref_file, cur_file, setting))
         rss = max(rss_mb)
-        evidently = None
+        evidently = evidently_same_kernels = None
         if args.evidently_python:
-            evidently = evidently_run(
-                args.evidently_python, folder / "ref.parquet", folder / "cur.parquet"
-            )
+            files = (folder / "ref.parquet", folder / "cur.parquet")
+            evidently = evidently_run(args.evidently_python, *files)
+            if setting:
+                evidently_same_kernels = evidently_run(args.evidently_python, *files, setting)
 
     ratio = median(ours) / median(loop)
     runs = ", ".join(f"{t:.2f}" for t in ours)
@@ -192,6 +197,12 @@ def main() -> None:
             f"| {evidently[0] / median(ours):.0f}x the time of ours; "
             f"peak RSS {evidently[1]:.0f} MB |"
         )
+        if evidently_same_kernels:
+            tuned = evidently_same_kernels[0]
+            evidently_row += (
+                f"\n| the same with our numpy kernels (one run) | {tuned:.2f} s "
+                f"| {tuned / median(ours):.0f}x the time of ours |"
+            )
     else:
         evidently_row = "| Evidently DataDriftPreset | not installed in this environment | — |"
     if loop_same_kernels:
