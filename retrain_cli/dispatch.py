@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from retrain_cli import schedule
@@ -27,6 +27,7 @@ from retrain_cli.db.models import (
     ModelVersionManagement,
     RetrainingJobHistory,
 )
+from retrain_cli.db.queries import newest_per_model
 from retrain_cli.schedule import JobState, Verdict
 from retrain_cli.semaphore import FileSemaphore
 from retrain_cli.settings import Settings
@@ -155,18 +156,15 @@ def job_states(session: Session) -> list[JobState]:
 def _newest_drift(session: Session) -> dict[str, tuple[datetime, str | None]]:
     """Per model, the newest dataset-level drift result: (when, detail if drifted)."""
     table = ModelDriftMonitoring
-    newest = (
-        select(table.model_name, func.max(table.checked_at).label("at"))
-        .where(table.scope == "dataset")
-        .group_by(table.model_name)
-        .subquery()
-    )
     rows = session.execute(
-        select(table.model_name, table.checked_at, table.drifted, table.drift_share)
-        .join(
-            newest, and_(table.model_name == newest.c.model_name, table.checked_at == newest.c.at)
+        newest_per_model(
+            table,
+            table.scope == "dataset",
+            table.model_name,
+            table.checked_at,
+            table.drifted,
+            table.drift_share,
         )
-        .where(table.scope == "dataset")
     )
     return {
         m: (at, f"drift share {share:.2f} at {at.isoformat()}" if drifted else None)
@@ -177,18 +175,16 @@ def _newest_drift(session: Session) -> dict[str, tuple[datetime, str | None]]:
 def _newest_performance(session: Session) -> dict[str, tuple[datetime, str | None]]:
     """Per model, the newest primary performance result: (when, detail if degraded)."""
     table = ModelPerformanceTracking
-    newest = (
-        select(table.model_name, func.max(table.checked_at).label("at"))
-        .where(table.is_primary)
-        .group_by(table.model_name)
-        .subquery()
-    )
     rows = session.execute(
-        select(table.model_name, table.checked_at, table.metric, table.value, table.degraded)
-        .join(
-            newest, and_(table.model_name == newest.c.model_name, table.checked_at == newest.c.at)
+        newest_per_model(
+            table,
+            table.is_primary,
+            table.model_name,
+            table.checked_at,
+            table.metric,
+            table.value,
+            table.degraded,
         )
-        .where(table.is_primary)
     )
     return {
         m: (at, f"{metric} {value:.4g} degraded at {at.isoformat()}" if degraded else None)

@@ -20,6 +20,7 @@ from retrain_cli.db.models import (
     ModelVersionManagement,
     RetrainingJobHistory,
 )
+from retrain_cli.db.queries import newest_per_model
 
 FILE_NAME = "retrain_cli.prom"
 
@@ -110,37 +111,15 @@ def write_metrics(session: Session, directory: Path, now: datetime, slots_in_use
 
 def _latest_drift(session: Session, gauge: object) -> None:
     table = ModelDriftMonitoring
-    newest = (
-        select(table.model_name, func.max(table.checked_at).label("at"))
-        .where(table.scope == "dataset")
-        .group_by(table.model_name)
-        .subquery()
-    )
-    for model, share in session.execute(
-        select(table.model_name, table.drift_share)
-        .join(
-            newest, and_(newest.c.model_name == table.model_name, newest.c.at == table.checked_at)
-        )
-        .where(table.scope == "dataset")
-    ):
+    query = newest_per_model(table, table.scope == "dataset", table.model_name, table.drift_share)
+    for model, share in session.execute(query):
         if share is not None:
             gauge.labels(model).set(share)  # type: ignore[attr-defined]
 
 
 def _latest_primary(session: Session, gauge: object) -> None:
     table = ModelPerformanceTracking
-    newest = (
-        select(table.model_name, func.max(table.checked_at).label("at"))
-        .where(table.is_primary)
-        .group_by(table.model_name)
-        .subquery()
-    )
-    for model, metric, value in session.execute(
-        select(table.model_name, table.metric, table.value)
-        .join(
-            newest, and_(newest.c.model_name == table.model_name, newest.c.at == table.checked_at)
-        )
-        .where(table.is_primary)
-    ):
+    query = newest_per_model(table, table.is_primary, table.model_name, table.metric, table.value)
+    for model, metric, value in session.execute(query):
         if value is not None:
             gauge.labels(model, metric).set(value)  # type: ignore[attr-defined]
