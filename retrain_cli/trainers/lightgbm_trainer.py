@@ -55,8 +55,11 @@ class LightGBMTrainer:
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
+        # LightGBM scores row by row: a row-major matrix beats Arrow columns here (0.90 s
+        # against 0.96 s for 200,000 x 50), unlike for binning
+        data = features.to_numpy(dtype=np.float64) if _all_numeric(features) else features
         scores: np.ndarray[Any, np.dtype[np.float64]] = np.asarray(
-            self.booster_.predict(_lightgbm_input(features)), dtype=np.float64
+            self.booster_.predict(data), dtype=np.float64
         )
         return scores
 
@@ -105,15 +108,21 @@ def _lightgbm_input(features: pd.DataFrame) -> Any:
     row-major matrix (2.1 s against 2.8 s for 800,000 x 50) and grows the same trees, and the
     800,000 x 50 matrix itself is never built.
     """
-    import pandas as pd
     import pyarrow as pa
 
-    if all(
-        pd.api.types.is_numeric_dtype(t) and not isinstance(t, pd.CategoricalDtype)
-        for t in features.dtypes
-    ):
+    if _all_numeric(features):
         return pa.table(
             [pa.array(features[c].to_numpy(dtype=np.float64)) for c in features.columns],
             names=[str(c) for c in features.columns],
         )
     return features
+
+
+def _all_numeric(features: pd.DataFrame) -> bool:
+    """No column needs LightGBM's pandas path (categories)."""
+    import pandas as pd
+
+    return all(
+        pd.api.types.is_numeric_dtype(t) and not isinstance(t, pd.CategoricalDtype)
+        for t in features.dtypes
+    )
