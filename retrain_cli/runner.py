@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +61,26 @@ class RunResult:
     gate: dict[str, Any] | None = None
     duration_s: float = 0.0
     error: str | None = None
+    # seconds spent in each step of the run that was reached: load (read, validate,
+    # fingerprint), train, evaluate (the new model on the hold-out), champion (the active
+    # model on the same hold-out), register (artifact, version, gate, history)
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class Phases:
+    """Wall seconds per named step, in the order they ran."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = clock
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = self._clock()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + self._clock() - start
 
 
 @dataclass
@@ -199,13 +220,15 @@ def _run(
     lease_s = settings.lease_ttl_s if settings.database_slots else None
     heartbeat = _Heartbeat(engine, run_id, hooks.heartbeat_seconds or settings.heartbeat_s, lease_s)
     staging: Path | None = None
+    phases = Phases()
     try:
         heartbeat.start()
         trainer = hooks.trainer_factory(job.type, job.hyperparameters)
-        prepared = _prepare_while_importing(job, trainer.modules)
-        with session_scope(engine) as session:
-            champion = registry.active_version(session, job.model)
-            champion_info = _describe(champion) if champion else None
+        with phases("load"):
+            prepared = _prepare_while_importing(job, trainer.modules)
+            with session_scope(engine) as session:
+                champion = registry.active_version(session, job.model)
+                champion_info = _describe(champion) if champion else None
 
         def report(done: int, total: int) -> None:
             heartbeat.check()  # fencing: stop at once if the run was taken away
@@ -213,29 +236,36 @@ def _run(
 
         deadline = started + (job.spec["timeout"] or history.DEFAULT_TIMEOUT_S)
         context = TrainingContext(deadline=deadline, on_progress=report)
-        init_from = _init_from(settings, job, champion_info)
-        trainer.fit(prepared.train, context, init_from)
+        with phases("train"):
+            init_from = _init_from(settings, job, champion_info)
+            trainer.fit(prepared.train, context, init_from)
         heartbeat.check()
-        metrics = _holdout_metrics(job, prepared, trainer.predict(prepared.holdout.features))
-        champion_metric, champion_note = _champion_metric(settings, job, prepared, champion_info)
-        decision = _gate(job, request, metrics, champion_metric, champion_note, prepared)
-        staging = _stage(settings, job, trainer, prepared, metrics)
-        result = _register(
-            heartbeat,
-            engine,
-            settings,
-            job,
-            run_id,
-            staging,
-            metrics,
-            prepared,
-            champion_info if init_from else None,
-            decision,
-            champion_info,
-            started,
-        )
-        staging = None
+        with phases("evaluate"):
+            metrics = _holdout_metrics(job, prepared, trainer.predict(prepared.holdout.features))
+        with phases("champion"):
+            champion_metric, champion_note = _champion_metric(
+                settings, job, prepared, champion_info
+            )
+        with phases("register"):
+            decision = _gate(job, request, metrics, champion_metric, champion_note, prepared)
+            staging = _stage(settings, job, trainer, prepared, metrics)
+            result = _register(
+                heartbeat,
+                engine,
+                settings,
+                job,
+                run_id,
+                staging,
+                metrics,
+                prepared,
+                champion_info if init_from else None,
+                decision,
+                champion_info,
+                started,
+            )
+            staging = None
         result.trigger = request.trigger
+        result.phases = phases.seconds
         return result
     except LeaseLost as exc:
         raise RunFailed(
@@ -246,6 +276,7 @@ def _run(
                 request.trigger,
                 duration_s=time.monotonic() - started,
                 error=_one_line(exc),
+                phases=phases.seconds,
             )
         ) from exc
     except Exception as exc:
@@ -260,6 +291,7 @@ def _run(
                 request.trigger,
                 duration_s=time.monotonic() - started,
                 error=message,
+                phases=phases.seconds,
             )
         ) from exc
     finally:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from retrain_cli import artifacts
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
 from retrain_cli.db.session import make_engine
-from retrain_cli.runner import Hooks, RetrainRequest, RunFailed, retrain
+from retrain_cli.runner import Hooks, Phases, RetrainRequest, RunFailed, retrain
 from retrain_cli.semaphore import FileSemaphore
 from retrain_cli.settings import load_settings
 from retrain_cli.trainers import load_trainer
@@ -181,6 +181,7 @@ def test_bad_inputs_fail_with_one_line_and_a_failed_row(
     assert code == 1
     assert stderr.count("\n") == 1 and message in stderr
     assert result["status"] == "failed" and message in result["error"]
+    assert list(result["phases"]) == ["load"]  # where it stopped
     (row,) = runs(session)
     assert row.status == "failed" and message in row.error
     assert versions(session) == []
@@ -218,6 +219,32 @@ def test_progress_is_reported_per_step(cli: Cli, db_url: str, tmp_path: Path) ->
     )
     assert in_process(db_url, "j1", hooks).status == "succeeded"
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_each_step_of_a_run_reports_its_wall_seconds(cli: Cli, db_url: str, tmp_path: Path) -> None:
+    apply(cli, write_training_job(tmp_path))
+    text = cli("retrain", "j1")
+    assert text.exit_code == 0 and ", train " in text.stdout and "s, register " in text.stdout
+    code, result, _ = run(cli)  # the JSON document carries them too
+    assert code == 0
+    assert list(result["phases"]) == ["load", "train", "evaluate", "champion", "register"]
+    hooks = Hooks(trainer_factory=lambda kind, hp: FakeTrainer(steps=3, seconds_per_step=0.1))
+    slow = in_process(db_url, "j1", hooks)
+    assert list(slow.phases) == list(result["phases"])
+    assert slow.phases["train"] >= 0.3 > slow.phases["evaluate"]
+    assert sum(slow.phases.values()) <= slow.duration_s
+
+
+def test_phases_add_up_the_time_spent_in_each_named_step() -> None:
+    ticks = iter([0.0, 1.5, 2.0, 2.25, 10.0, 10.5])
+    phases = Phases(clock=lambda: next(ticks))
+    with phases("load"):
+        pass
+    with phases("train"):
+        pass
+    with pytest.raises(ValueError), phases("load"):  # a step that raises still counts
+        raise ValueError
+    assert phases.seconds == {"load": 2.0, "train": 0.25}
 
 
 def test_busy_job_exits_75_and_records_a_skipped_row(

@@ -114,9 +114,10 @@ def _describe(result: RunResult) -> str:
     version, gate = result.version or {}, result.gate or {}
     verdict = "promoted" if result.promoted else "not promoted"
     reasons = "; ".join(gate.get("reasons", []))
+    steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.phases.items())
     return (
         f"{result.job}: registered {version.get('model')} v{version.get('version')} "
-        f"({verdict}: {reasons}) in {result.duration_s:.1f}s"
+        f"({verdict}: {reasons}) in {result.duration_s:.1f}s ({steps})"
     )
 
 
