@@ -61,9 +61,10 @@ class RunResult:
     gate: dict[str, Any] | None = None
     duration_s: float = 0.0
     error: str | None = None
-    # seconds spent in each step of the run that was reached: load (read, validate,
-    # fingerprint), train, evaluate (the new model on the hold-out), champion (the active
-    # model on the same hold-out), register (artifact, version, gate, history)
+    # wall seconds of each step the run reached: load (read, validate and fingerprint the
+    # data while the trainer's library imports), train, evaluate (the new model on the
+    # hold-out), champion (the active model on the same hold-out), register (gate, artifact,
+    # version, history)
     phases: dict[str, float] = field(default_factory=dict)
 
 
