@@ -308,6 +308,34 @@ def test_lightgbm_loads_without_scikit_learn_which_still_imports_afterwards() ->
     assert (done.returncode, done.stdout) == (0, "sklearn\n"), done.stderr
 
 
+@pytest.mark.parametrize(
+    ("hyperparameters", "layout"),
+    [
+        ({}, "[force_col_wise: 1]"),  # deterministic by default: one layout, fixed
+        ({"force_row_wise": True}, "[force_row_wise: 1]"),  # the job's own choice stands
+        ({"deterministic": False}, "[force_col_wise: 0]"),  # LightGBM may time both
+    ],
+)
+def test_a_deterministic_lightgbm_run_fixes_its_histogram_layout(
+    hyperparameters: dict[str, object], layout: str
+) -> None:
+    import pandas as pd
+
+    from retrain_cli.trainers.base import TrainingContext, TrainingData
+    from retrain_cli.trainers.lightgbm_trainer import LightGBMTrainer
+
+    rng = np.random.default_rng(3)
+    features = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    target = (features["a"] > 0).to_numpy(dtype=np.float64)
+    trainer = LightGBMTrainer({**hyperparameters, "num_boost_round": 3}).fit(
+        TrainingData(features, target), TrainingContext()
+    )
+    lines = trainer.booster_.model_to_string().splitlines()
+    assert layout in lines
+    forced = [line for line in lines if line.startswith("[force_") and line.endswith(": 1]")]
+    assert forced == ([layout] if layout.endswith(": 1]") else [])
+
+
 def test_lightgbm_grows_the_same_trees_from_its_arrow_input_as_from_a_float64_matrix() -> None:
     # the trainer hands LightGBM Arrow columns (faster to bin, no matrix copy); the model and
     # its scores must be exactly those of the plain float64 matrix, missing values included
