@@ -5,9 +5,10 @@
 
 All three train the same parameters (those retrain-cli hands LightGBM, its defaults included)
 on the same 80% time-ordered split; plain LightGBM runs from a float64 matrix and from an Arrow
-table, and the faster of the two is the baseline. The pipeline's overhead is everything `retrain` does besides training: start-up, Parquet loading
-and validation, the data fingerprint, hold-out evaluation, artifact writing and checksums,
-database rows. Target: under 15% of the training time. Runs are interleaved; medians are reported.
+table, and the faster of the two is the baseline. The pipeline's overhead is everything
+`retrain` does besides training: start-up, Parquet loading and validation, the data
+fingerprint, hold-out evaluation, artifact writing and checksums, database rows. Target: under
+15% of the training time. Runs are interleaved; medians are reported.
 """
 
 from __future__ import annotations
