@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from retrain_cli.trainers.base import TrainingContext, TrainingData
+from retrain_cli.trainers.tree_scoring import compile_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,13 +63,18 @@ class LightGBMTrainer:
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
+        numeric = _all_numeric(features)
+        # QuickScorer: bitwise LightGBM's scores, 2-2.7 times faster (0.33 s against 0.77 s for
+        # 200,000 x 50 and 200 trees); None for what only LightGBM scores (categorical splits,
+        # linear trees, ...)
+        compiled = compile_model(self.booster_.model_to_string()) if numeric else None
+        if compiled is not None and compiled.n_features == features.shape[1]:
+            # each column as DataFrame.to_numpy(dtype=float64) gives it (missing -> NaN)
+            return compiled.predict([features[c].to_numpy(dtype=np.float64) for c in features])
         # LightGBM scores row by row: a row-major matrix beats Arrow columns here (0.90 s
         # against 0.96 s for 200,000 x 50), unlike for binning
-        data = features.to_numpy(dtype=np.float64) if _all_numeric(features) else features
-        scores: np.ndarray[Any, np.dtype[np.float64]] = np.asarray(
-            self.booster_.predict(data), dtype=np.float64
-        )
-        return scores
+        data = features.to_numpy(dtype=np.float64) if numeric else features
+        return np.asarray(self.booster_.predict(data), dtype=np.float64)
 
     def save(self, directory: Path) -> str:
         self.booster_.save_model(str(directory / MODEL_FILE))

@@ -1,0 +1,21 @@
+from typing import Any
+
+def score(
+    columns: tuple[Any, ...],
+    start: int,
+    stop: int,
+    out: Any,
+    thresholds: Any,
+    node_tree: Any,
+    node_masks: Any,
+    node_offsets: Any,
+    nan_tree: Any,
+    nan_masks: Any,
+    nan_offsets: Any,
+    init_masks: Any,
+    leaf_values: Any,
+    leaf_offsets: Any,
+    words: int,
+    transform: int,
+    sigmoid: float,
+) -> None: ...
