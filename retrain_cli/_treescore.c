@@ -9,7 +9,7 @@
  *
  * score(columns, start, stop, out, thresholds, node_tree, node_masks, node_offsets,
  *       nan_tree, nan_masks, nan_offsets, init_masks, leaf_values, leaf_offsets, words,
- *       transform, sigmoid)
+ *       transform)
  *
  * columns: one float64 buffer per feature; rows [start, stop) are scored into out[start:stop].
  * Nodes are grouped by feature (offsets, n_features + 1) and sorted by threshold; a node's mask
@@ -40,8 +40,7 @@ typedef struct {
     const int64_t *leaf_offsets;
     Py_ssize_t n_trees;
     Py_ssize_t words;
-    int transform; /* 0: raw score, 1: 1 / (1 + exp(-sigmoid * raw)) */
-    double sigmoid;
+    int transform; /* 0: the raw score; 1: 1 / (1 + exp(-raw)), LightGBM's binary output */
 } Model;
 
 static inline __attribute__((always_inline)) void apply(uint64_t *v, const int32_t *tree,
@@ -52,34 +51,73 @@ static inline __attribute__((always_inline)) void apply(uint64_t *v, const int32
     for (Py_ssize_t w = 0; w < words; w++) target[w] &= mask[w];
 }
 
-/* `words` is a parameter so that the compiler can specialise the loop for one word. */
+/* One feature's value of one row: clear the leaves its false nodes rule out. */
+static inline __attribute__((always_inline)) void visit(const Model *m, uint64_t *v,
+                                                        Py_ssize_t f, double x,
+                                                        const Py_ssize_t words) {
+    if (isnan(x)) {
+        for (int64_t k = m->nan_offsets[f]; k < m->nan_offsets[f + 1]; k++)
+            apply(v, m->nan_tree, m->nan_masks, k, words);
+        return;
+    }
+    if (fabs(x) <= kZeroThreshold) x = 0.0;
+    const int64_t end = m->node_offsets[f + 1];
+    for (int64_t k = m->node_offsets[f]; k < end && x > m->thresholds[k]; k++)
+        apply(v, m->node_tree, m->node_masks, k, words);
+}
+
+static inline __attribute__((always_inline)) void finish(const Model *m, const uint64_t *v,
+                                                         double *out, const Py_ssize_t words) {
+    double sum = 0.0;
+    for (Py_ssize_t t = 0; t < m->n_trees; t++) {
+        const uint64_t *bits = v + t * words;
+        Py_ssize_t w = 0;
+        while (bits[w] == 0) w++; /* the exit leaf's bit is never cleared */
+        const int64_t leaf = (int64_t)w * 64 + __builtin_ctzll(bits[w]);
+        sum += m->leaf_values[m->leaf_offsets[t] + leaf];
+    }
+    *out = m->transform == 1 ? 1.0 / (1.0 + exp(-sum)) : sum;
+}
+
+/* Rows go two at a time: for each feature both rows share the scan of the nodes false for
+ * both (the lower value's), then the higher value goes on alone. `words` is a parameter so
+ * that the compiler can specialise the loops for one word. */
 static inline __attribute__((always_inline)) void score_rows(
     const Model *m, const double *const *columns, Py_ssize_t n_features, Py_ssize_t start,
     Py_ssize_t stop, double *out, uint64_t *v, const Py_ssize_t words) {
     const Py_ssize_t size = m->n_trees * words;
-    for (Py_ssize_t row = start; row < stop; row++) {
-        memcpy(v, m->init_masks, (size_t)size * sizeof(uint64_t));
+    uint64_t *va = v, *vb = v + size;
+    Py_ssize_t row = start;
+    for (; row + 1 < stop; row += 2) {
+        memcpy(va, m->init_masks, (size_t)size * sizeof(uint64_t));
+        memcpy(vb, m->init_masks, (size_t)size * sizeof(uint64_t));
         for (Py_ssize_t f = 0; f < n_features; f++) {
-            double x = columns[f][row];
-            if (isnan(x)) {
-                for (int64_t k = m->nan_offsets[f]; k < m->nan_offsets[f + 1]; k++)
-                    apply(v, m->nan_tree, m->nan_masks, k, words);
+            double xa = columns[f][row], xb = columns[f][row + 1];
+            if (isnan(xa) || isnan(xb)) {
+                visit(m, va, f, xa, words);
+                visit(m, vb, f, xb, words);
                 continue;
             }
-            if (fabs(x) <= kZeroThreshold) x = 0.0;
+            if (fabs(xa) <= kZeroThreshold) xa = 0.0;
+            if (fabs(xb) <= kZeroThreshold) xb = 0.0;
+            const double lo = xa < xb ? xa : xb, hi = xa < xb ? xb : xa;
+            uint64_t *vh = xa < xb ? vb : va;
             const int64_t end = m->node_offsets[f + 1];
-            for (int64_t k = m->node_offsets[f]; k < end && x > m->thresholds[k]; k++)
-                apply(v, m->node_tree, m->node_masks, k, words);
+            int64_t k = m->node_offsets[f];
+            for (; k < end && lo > m->thresholds[k]; k++) {
+                apply(va, m->node_tree, m->node_masks, k, words);
+                apply(vb, m->node_tree, m->node_masks, k, words);
+            }
+            for (; k < end && hi > m->thresholds[k]; k++)
+                apply(vh, m->node_tree, m->node_masks, k, words);
         }
-        double sum = 0.0;
-        for (Py_ssize_t t = 0; t < m->n_trees; t++) {
-            const uint64_t *bits = v + t * words;
-            Py_ssize_t w = 0;
-            while (bits[w] == 0) w++; /* the exit leaf's bit is never cleared */
-            const int64_t leaf = (int64_t)w * 64 + __builtin_ctzll(bits[w]);
-            sum += m->leaf_values[m->leaf_offsets[t] + leaf];
-        }
-        out[row] = m->transform == 1 ? 1.0 / (1.0 + exp(-m->sigmoid * sum)) : sum;
+        finish(m, va, out + row, words);
+        finish(m, vb, out + row + 1, words);
+    }
+    if (row < stop) {
+        memcpy(va, m->init_masks, (size_t)size * sizeof(uint64_t));
+        for (Py_ssize_t f = 0; f < n_features; f++) visit(m, va, f, columns[f][row], words);
+        finish(m, va, out + row, words);
     }
 }
 
@@ -109,12 +147,10 @@ static PyObject *score(PyObject *self, PyObject *args) {
     PyObject *columns_obj, *tables[N_TABLES];
     Py_ssize_t start, stop, words;
     int transform;
-    double sigmoid;
     PyObject *out_obj;
-    if (!PyArg_ParseTuple(args, "OnnOOOOOOOOOOOnid", &columns_obj, &start, &stop, &out_obj,
+    if (!PyArg_ParseTuple(args, "OnnOOOOOOOOOOOni", &columns_obj, &start, &stop, &out_obj,
                           &tables[0], &tables[1], &tables[2], &tables[3], &tables[4], &tables[5],
-                          &tables[6], &tables[7], &tables[8], &tables[9], &words, &transform,
-                          &sigmoid))
+                          &tables[6], &tables[7], &tables[8], &tables[9], &words, &transform))
         return NULL;
     tables[10] = out_obj;
     if (!PyTuple_Check(columns_obj)) {
@@ -173,13 +209,12 @@ static PyObject *score(PyObject *self, PyObject *args) {
         .n_trees = views[9].len / 8,
         .words = words,
         .transform = transform,
-        .sigmoid = sigmoid,
     };
     if (views[7].len / 8 != m.n_trees * words) {
         PyErr_SetString(PyExc_ValueError, "init_masks must hold one bitvector per tree");
         goto done;
     }
-    v = malloc((size_t)(m.n_trees * words ? m.n_trees * words : 1) * sizeof(uint64_t));
+    v = malloc((size_t)(2 * m.n_trees * words + 1) * sizeof(uint64_t)); /* two rows */
     if (v == NULL) {
         PyErr_NoMemory();
         goto done;

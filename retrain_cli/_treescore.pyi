@@ -17,5 +17,4 @@ def score(
     leaf_offsets: Any,
     words: int,
     transform: int,
-    sigmoid: float,
 ) -> None: ...

@@ -1,14 +1,15 @@
-"""Score LightGBM models with numerical splits exactly as LightGBM does, two to three times faster.
+"""Score LightGBM models with numerical splits exactly as LightGBM does, about three times faster.
 
 Every retrain scores the new model and the champion on the whole hold-out, and LightGBM's
 `predict` walks each tree node by node: a data-dependent branch per level. QuickScorer
 (Lucchese et al., SIGIR 2015; the C loop is `retrain_cli/_treescore.c`) instead visits, for each
 row and feature, the nodes whose test fails, from one list per feature sorted by threshold, and
 clears the leaves those nodes rule out from the tree's bitvector. The exit leaf of a tree is the
-leftmost leaf left. The trees, leaves and leaf values are LightGBM's own, read from its model
-text (which keeps every double exactly), and are summed in LightGBM's order, so the scores are
-bitwise those of `Booster.predict`; the tests check that on models with missing values, tiny
-values, single-leaf trees and wide trees.
+leftmost leaf left. Rows go in pairs that read each feature's shared run of false nodes once.
+The trees, leaves and leaf values are LightGBM's own, read from its model text (which keeps
+every double exactly), and are summed in LightGBM's order, so the scores are bitwise those of
+`Booster.predict`; the tests check that on models with missing values, tiny values, single-leaf
+trees and wide trees.
 
 LightGBM's decision rule for a numerical node (`Tree::NumericalDecision`), reproduced here:
   - a value with |x| <= 1e-35f is 0.0 (LightGBM's dense input drops it as zero);
@@ -114,7 +115,6 @@ class CompiledTrees:
             self.leaf_offsets,
             self.words,
             self.transform,
-            1.0,
         )
 
 
