@@ -1,3 +1,3 @@
-from retrain_cli.cli.app import main
+from retrain_cli.cli import main
 
 main()

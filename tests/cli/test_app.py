@@ -176,3 +176,25 @@ def test_a_drift_check_on_large_parquet_windows_imports_neither_pandas_nor_scipy
         check=False,
     )
     assert done.stdout.split() == ["0", "True", "False", "False"], done.stderr
+
+
+def test_the_entry_point_freezes_what_the_cli_imported_and_keeps_collecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    import retrain_cli.cli
+    import retrain_cli.cli.app
+
+    seen: list[tuple[bool, int]] = []
+    monkeypatch.setattr(
+        retrain_cli.cli.app, "main", lambda: seen.append((gc.isenabled(), gc.get_freeze_count()))
+    )
+    gc.unfreeze()
+    try:
+        retrain_cli.cli.main()
+    finally:
+        gc.unfreeze()
+    assert len(seen) == 1
+    enabled, frozen = seen[0]
+    assert enabled and frozen > 10_000  # the imports' objects, out of every later collection
