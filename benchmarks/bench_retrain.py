@@ -104,6 +104,7 @@ def main() -> None:
         y_train = frame["y"].iloc[:split].to_numpy()
         ours, plain, plain_arrow = [], [], []
         steps: dict[str, list[float]] = {}
+        runs: list[dict[str, float]] = []  # each run's phases
         for _ in range(args.repeats):
             start = time.perf_counter()
             child = subprocess.run(
@@ -113,6 +114,7 @@ def main() -> None:
             result = json.loads(child.stdout)
             # what the run itself timed; the rest of the wall time is the process around it
             phases = {**result["phases"], "process": ours[-1] - sum(result["phases"].values())}
+            runs.append(phases)
             for name, seconds in phases.items():
                 steps.setdefault(name, []).append(seconds)
             for data, times in ((x_train, plain), (x_arrow, plain_arrow)):
@@ -144,6 +146,17 @@ def main() -> None:
             f"| pipeline overhead (load, fingerprint, evaluate, artifact, database, start-up) | "
             f"{overhead:.2f} s = {overhead / baseline:.1%} of the faster plain training "
             "(target < 15%) |",
+            "",
+            "Every run, in the order they ran (seconds):",
+            "",
+            "| run | retrain | plain matrix | plain Arrow | " + " | ".join(steps) + " |",
+            "|---" * (4 + len(steps)) + "|",
+            *(
+                f"| {i + 1} | {ours[i]:.2f} | {plain[i]:.2f} | {plain_arrow[i]:.2f} | "
+                + " | ".join(f"{runs[i][name]:.2f}" if name in runs[i] else "-" for name in steps)
+                + " |"
+                for i in range(args.repeats)
+            ),
             "",
             "Where a retrain's time goes, from the `phases` of its own `--json` output (medians; "
             "the first run has no champion to score):",
