@@ -1,5 +1,7 @@
 from typing import Any
 
+AVX512: bool
+
 def score(
     columns: tuple[Any, ...],
     start: int,
@@ -17,4 +19,5 @@ def score(
     leaf_offsets: Any,
     words: int,
     transform: int,
+    simd: bool,
 ) -> None: ...

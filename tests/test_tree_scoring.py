@@ -65,11 +65,15 @@ def columns(x: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
     ],
     ids=["binary", "nan", "zeros", "regression", "xentropy", "l1", "wide-trees", "one-leaf"],
 )
-def test_scores_are_bitwise_lightgbms(params: dict[str, Any], data: dict[str, float]) -> None:
+@pytest.mark.parametrize("simd", [True, False], ids=["simd", "scalar"])
+def test_scores_are_bitwise_lightgbms(
+    monkeypatch: pytest.MonkeyPatch, params: dict[str, Any], data: dict[str, float], simd: bool
+) -> None:
+    monkeypatch.setattr(tree_scoring, "SIMD", simd)  # AVX-512 lanes, where the CPU has them
     booster = train(params, **data)
     compiled = compile_model(booster.model_to_string())
     assert compiled is not None
-    x = awkward_rows()
+    x = awkward_rows(4003)  # 500 blocks of 8 rows, and 3 left over
     assert np.array_equal(compiled.predict(columns(x)), booster.predict(x))
 
 
@@ -176,7 +180,11 @@ def test_the_trainer_scores_with_quickscorer_where_it_can(
     assert calls == ([2] if quickscorer else [])
 
 
-def test_values_within_1e_35_of_zero_are_zero_as_in_lightgbm() -> None:
+@pytest.mark.parametrize("simd", [True, False], ids=["simd", "scalar"])
+def test_values_within_1e_35_of_zero_are_zero_as_in_lightgbm(
+    monkeypatch: pytest.MonkeyPatch, simd: bool
+) -> None:
+    monkeypatch.setattr(tree_scoring, "SIMD", simd)
     # LightGBM's own binning keeps thresholds out of (-1e-35, 1e-35); a model text may not
     rng = np.random.default_rng(1)
     x = rng.normal(size=(500, 1))
@@ -188,12 +196,29 @@ def test_values_within_1e_35_of_zero_are_zero_as_in_lightgbm() -> None:
     edited = lgb.Booster(model_str=text)
     compiled = compile_model(text)
     assert compiled is not None
-    tiny = np.array([[5e-36], [-5e-36], [1e-34], [0.0]])
+    tiny = np.array([[5e-36], [-5e-36], [1e-34], [0.0], [np.nan], [-1e-36], [2.0], [-2.0]])
     assert np.array_equal(compiled.predict(columns(tiny)), edited.predict(tiny))
-    assert len(set(edited.predict(tiny)[:3])) == 2  # 5e-36 went left with 0.0, 1e-34 right
+    scores = edited.predict(tiny)
+    assert scores[0] == scores[1] == scores[3] != scores[2]  # 5e-36 went left with 0.0
 
 
 def train_one_split(x: np.ndarray[Any, Any]) -> Any:
     y = (x[:, 0] > 0).astype(np.float64)
     params = {"objective": "binary", "verbosity": -1, "num_leaves": 2}
     return lgb.train(params, lgb.Dataset(x, y), num_boost_round=1)
+
+
+@pytest.mark.parametrize("simd", [True, False], ids=["simd", "scalar"])
+def test_a_value_equal_to_a_threshold_goes_left(
+    monkeypatch: pytest.MonkeyPatch, simd: bool
+) -> None:
+    monkeypatch.setattr(tree_scoring, "SIMD", simd)
+    booster = train({"objective": "binary"})
+    compiled = compile_model(booster.model_to_string())
+    assert compiled is not None
+    rng = np.random.default_rng(8)
+    x = np.empty((1000, compiled.n_features))
+    for f in range(compiled.n_features):  # every value is one of this feature's thresholds
+        start, stop = compiled.node_offsets[f], compiled.node_offsets[f + 1]
+        x[:, f] = rng.choice(compiled.thresholds[start:stop], size=len(x))
+    assert np.array_equal(compiled.predict(columns(x)), booster.predict(x))

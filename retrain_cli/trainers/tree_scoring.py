@@ -1,15 +1,16 @@
-"""Score LightGBM models with numerical splits exactly as LightGBM does, about three times faster.
+"""Score LightGBM models with numerical splits exactly as LightGBM does, 3-5 times faster.
 
 Every retrain scores the new model and the champion on the whole hold-out, and LightGBM's
 `predict` walks each tree node by node: a data-dependent branch per level. QuickScorer
 (Lucchese et al., SIGIR 2015; the C loop is `retrain_cli/_treescore.c`) instead visits, for each
 row and feature, the nodes whose test fails, from one list per feature sorted by threshold, and
 clears the leaves those nodes rule out from the tree's bitvector. The exit leaf of a tree is the
-leftmost leaf left. Rows go in pairs that read each feature's shared run of false nodes once.
-The trees, leaves and leaf values are LightGBM's own, read from its model text (which keeps
-every double exactly), and are summed in LightGBM's order, so the scores are bitwise those of
-`Booster.predict`; the tests check that on models with missing values, tiny values, single-leaf
-trees and wide trees.
+leftmost leaf left. Where the CPU has AVX-512, eight rows go at once, one per lane, and read
+each feature's node list once; elsewhere rows go in pairs that share each feature's run of false
+nodes. The trees, leaves and leaf values are LightGBM's own, read from its model text (which
+keeps every double exactly), and are summed in LightGBM's order, so the scores are bitwise those
+of `Booster.predict`; the tests check that on models with missing values, tiny values, values
+equal to thresholds, single-leaf trees and wide trees, on both paths.
 
 LightGBM's decision rule for a numerical node (`Tree::NumericalDecision`), reproduced here:
   - a value with |x| <= 1e-35f is 0.0 (LightGBM's dense input drops it as zero);
@@ -53,6 +54,7 @@ TRANSFORMS = {
 }
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 CATEGORICAL_BIT, DEFAULT_LEFT_BIT = 1, 2
+SIMD = True  # eight rows at a time where the CPU runs AVX-512
 ROWS_PER_THREAD = 20_000  # below this, one thread scores everything
 Array = np.ndarray[Any, Any]
 
@@ -115,6 +117,7 @@ class CompiledTrees:
             self.leaf_offsets,
             self.words,
             self.transform,
+            SIMD,
         )
 
 
