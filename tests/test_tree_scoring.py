@@ -222,3 +222,20 @@ def test_a_value_equal_to_a_threshold_goes_left(
         start, stop = compiled.node_offsets[f], compiled.node_offsets[f + 1]
         x[:, f] = rng.choice(compiled.thresholds[start:stop], size=len(x))
     assert np.array_equal(compiled.predict(columns(x)), booster.predict(x))
+
+
+def test_a_failure_in_any_threads_rows_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tree_scoring, "ROWS_PER_THREAD", 10)
+    monkeypatch.setattr(tree_scoring.os, "sched_getaffinity", lambda pid: set(range(2)))
+    compiled = compile_model(train({"objective": "binary"}).model_to_string())
+    assert compiled is not None
+    score = tree_scoring._treescore.score  # type: ignore[union-attr]
+
+    def failing_second_half(data: Any, start: int, stop: int, *rest: Any) -> None:
+        if start > 0:
+            raise MemoryError("no memory for the bitvectors")
+        score(data, start, stop, *rest)
+
+    monkeypatch.setattr(tree_scoring._treescore, "score", failing_second_half)
+    with pytest.raises(MemoryError, match="bitvectors"):
+        compiled.predict(columns(awkward_rows(40)))

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -85,17 +85,14 @@ class CompiledTrees:
         out = np.empty(rows, dtype=np.float64)
         threads = max(1, min(len(os.sched_getaffinity(0)), rows // ROWS_PER_THREAD))
         bounds = [rows * i // threads for i in range(threads + 1)]
-        workers = [
-            threading.Thread(target=self._score, args=(data, start, stop, out))
-            for start, stop in itertools.pairwise(bounds[1:])
-        ]
-        for worker in workers:
-            worker.start()
-        try:
-            self._score(data, bounds[0], bounds[1], out)  # the C loop runs without the GIL
-        finally:
-            for worker in workers:
-                worker.join()
+        # the C loop runs without the GIL; result() hands any thread's error to the caller
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            chunks = [
+                pool.submit(self._score, data, start, stop, out)
+                for start, stop in itertools.pairwise(bounds)
+            ]
+            for chunk in chunks:
+                chunk.result()
         return out
 
     def _score(self, data: tuple[Array, ...], start: int, stop: int, out: Array) -> None:
