@@ -52,7 +52,7 @@ TRANSFORMS = {
     "fair": IDENTITY,
     "quantile": IDENTITY,
 }
-MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
+MISSING_ZERO, MISSING_NAN = 1, 2  # LightGBM's missing types (0 is None: NaN compares as 0.0)
 CATEGORICAL_BIT, DEFAULT_LEFT_BIT = 1, 2
 SIMD = True  # eight rows at a time where the CPU runs AVX-512
 ROWS_PER_THREAD = 20_000  # below this, one thread scores everything
