@@ -6,9 +6,7 @@ Seeded data: ROWS reference and ROWS current rows, 20 numeric and 5 categorical 
 categories). Timed side by side in one run:
   (a) `retrain-cli drift check --model ... --reference ... --current ...` as a child process:
       start-up, Parquet loading, every statistic of every column, SQLite writes;
-  (b) a plain per-column scipy loop computing the same statistics on preloaded arrays; on a CPU
-      where retrain-cli chooses numpy's kernels (AMD Zen 4, see retrain_cli/cpu.py), also the same
-      loop in a child process with that choice, so the ratio without it is on record too;
+  (b) a plain per-column scipy loop computing the same statistics on preloaded arrays;
   (c) Evidently's default DataDriftPreset, only when `evidently` is importable.
 (a) runs once untimed first (the Parquet files were just written; (b) gets preloaded data).
 Reports medians, the ratio (a)/(b), and the peak RSS of (a). `--write` updates docs/benchmarks.md.
@@ -28,8 +26,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine, median, timed_run, timed_run_rss, update_section
-
-from retrain_cli.cpu import numpy_setting
 
 N_NUMERIC, N_CATEGORICAL = 20, 5
 
@@ -92,18 +88,14 @@ print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def evidently_run(
-    python: str, ref: Path, cur: Path, setting: str | None = None
-) -> tuple[float, float] | None:
+def evidently_run(python: str, ref: Path, cur: Path) -> tuple[float, float] | None:
     """Evidently's default data-drift preset on the same files, in `python` (Evidently 0.7 needs
-    pandas < 3, so it usually lives in its own environment), with numpy's own kernels or with
-    NPY_DISABLE_CPU_FEATURES=setting. Returns (seconds of Report.run on preloaded frames, peak
-    RSS in MB of that process), or None when it cannot run."""
+    pandas < 3, so it usually lives in its own environment). Returns (seconds of Report.run on
+    preloaded frames, peak RSS in MB of that process), or None when it cannot run."""
     import subprocess
 
     done = subprocess.run(
         [python, "-c", EVIDENTLY_SNIPPET, str(ref), str(cur)],
-        env={**os.environ, **({"NPY_DISABLE_CPU_FEATURES": setting} if setting else {})},
         capture_output=True,
         text=True,
         check=False,
@@ -115,27 +107,7 @@ def evidently_run(
     return float(seconds), float(peak_mb)
 
 
-def loop_in_child(ref: Path, cur: Path, setting: str) -> float:
-    """(b) in a child process whose numpy loaded with NPY_DISABLE_CPU_FEATURES=setting."""
-    import subprocess
-
-    done = subprocess.run(
-        [sys.executable, __file__, "--loop-only", str(ref), str(cur)],
-        env={**os.environ, "NPY_DISABLE_CPU_FEATURES": setting},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    if sys.argv[1:2] == ["--loop-only"]:  # the child of `loop_in_child`
-        ref, cur = pd.read_parquet(sys.argv[2]), pd.read_parquet(sys.argv[3])
-        start = time.perf_counter()
-        scipy_loop(ref, cur)
-        print(time.perf_counter() - start)
-        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -166,10 +138,9 @@ def main() -> None:
             str(folder / "cur.parquet"),
         ]
 
-        setting = numpy_setting(os.environ)
         # one untimed run first: the files were just written, and the loop's data is preloaded
         assert timed_run(check, env)[1] in (0, 3)
-        ours, loop, loop_same_kernels, rss_mb = [], [], [], []
+        ours, loop, rss_mb = [], [], []
         for _ in range(args.repeats):  # interleaved, so load drifts hit both alike
             seconds, code, peak_mb = timed_run_rss(check, env)
             assert code in (0, 3), f"drift check exited {code}"
@@ -178,16 +149,11 @@ def main() -> None:
             start = time.perf_counter()
             scipy_loop(ref, cur)
             loop.append(time.perf_counter() - start)
-            if setting:
-                ref_file, cur_file = folder / "ref.parquet", folder / "cur.parquet"
-                loop_same_kernels.append(loop_in_child(ref_file, cur_file, setting))
         rss = max(rss_mb)
-        evidently = evidently_same_kernels = None
+        evidently = None
         if args.evidently_python:
             files = (folder / "ref.parquet", folder / "cur.parquet")
             evidently = evidently_run(args.evidently_python, *files)
-            if setting:
-                evidently_same_kernels = evidently_run(args.evidently_python, *files, setting)
 
     ratio = median(ours) / median(loop)
     runs = ", ".join(f"{t:.2f}" for t in ours)
@@ -197,23 +163,8 @@ def main() -> None:
             f"| {evidently[0] / median(ours):.0f}x the time of ours; "
             f"peak RSS {evidently[1]:.0f} MB |"
         )
-        if evidently_same_kernels:
-            tuned = evidently_same_kernels[0]
-            evidently_row += (
-                f"\n| the same with our numpy kernels (one run) | {tuned:.2f} s "
-                f"| {tuned / median(ours):.0f}x the time of ours |"
-            )
     else:
         evidently_row = "| Evidently DataDriftPreset | not installed in this environment | — |"
-    if loop_same_kernels:
-        same = median(loop_same_kernels)
-        same_kernels_row = (
-            f"| the same loop with the numpy kernels `retrain-cli` chooses on this CPU "
-            f"(`NPY_DISABLE_CPU_FEATURES={setting}`, see `retrain_cli/cpu.py`) | {same:.2f} s "
-            f"| ratio ours / it {median(ours) / same:.2f} |"
-        )
-    else:
-        same_kernels_row = "| the same loop with our numpy kernels | numpy's own choice here | — |"
     rows, cols = f"{args.rows:,}", f"{N_NUMERIC} numeric + {N_CATEGORICAL} categorical"
     command = f"benchmarks/bench_drift.py --rows {args.rows} --repeats {args.repeats} --write"
     if args.evidently_python:
@@ -231,7 +182,6 @@ def main() -> None:
             f"{median(ours):.2f} s | peak RSS {rss:.0f} MB; runs {runs} s |",
             f"| per-column scipy loop, statistics only (data preloaded) | {median(loop):.2f} s | |",
             f"| ratio ours / scipy loop | {ratio:.2f} | target at most 0.25 |",
-            same_kernels_row,
             evidently_row,
         ]
     )

@@ -161,10 +161,9 @@ def check_files(
 
 
 def _load_windows(reference: dict[str, str], current: dict[str, str]) -> tuple[pa.Table, pa.Table]:
-    """Both windows, read while scipy.special (the p-values) imports on a thread: the Parquet
-    reader releases the GIL, while the import holds it and would otherwise stall the column
-    threads."""
-    importer = threading.Thread(target=importlib.import_module, args=("scipy.special",))
+    """Both windows, read while scipy.stats (the p-values) imports on a thread: the Parquet
+    reader releases the GIL, the import would otherwise stall the column threads."""
+    importer = threading.Thread(target=importlib.import_module, args=("scipy.stats",))
     importer.start()
     try:
         return read_table(reference, "reference"), read_table(current, "current")
@@ -215,8 +214,7 @@ def _compare_columns(
     tasks: list[tuple[str, str]],
     settings: DriftSettings,
 ) -> list[ColumnDrift]:
-    """One column per task, on every core: numpy's sorts and the one slow scipy call (see
-    `ks.smirnov_without_gil`) run without the GIL."""
+    """One column per task, on every core: numpy's sorts release the GIL."""
     workers = max(1, min(len(tasks), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         compared = [

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from retrain_cli import __version__
-from retrain_cli.cpu import choose_numpy_kernels
 from retrain_cli.errors import RetrainError
 
 DEBUG_KEY = "retrain_cli.debug"
@@ -95,29 +92,5 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point.
-
-    Once the command has finished, its output is flushed and the process ends at once with
-    `os._exit`: everything it did is committed or closed by then, and the interpreter's own
-    teardown (freeing every object of numpy, scipy, Arrow and SQLAlchemy) would add 0.1-0.5 s
-    to each cron tick for nothing. Exceptions other than the exit itself surface as usual.
-    """
-    choose_numpy_kernels()  # before anything imports numpy
-    try:
-        app(prog_name="retrain-cli", args=sys.argv[1:])
-    except SystemExit as exc:
-        _exit_now(exc.code)
-    _exit_now(0)
-
-
-def _exit_now(code: object) -> NoReturn:
-    if code is not None and not isinstance(code, int):  # sys.exit("message")
-        print(code, file=sys.stderr)
-        code = 1
-    for stream in (sys.stdout, sys.stderr):
-        # a reader that left early (`| head`), or a closed stream: nothing more to say
-        with contextlib.suppress(BrokenPipeError, ValueError):
-            stream.flush()
-    if "logging" in sys.modules:
-        sys.modules["logging"].shutdown()
-    os._exit(code or 0)
+    """Console-script entry point."""
+    app(prog_name="retrain-cli", args=sys.argv[1:])

@@ -18,14 +18,9 @@ INSTALL_TORCH = (
 
 
 def preload(modules: tuple[str, ...]) -> None:
-    """Import a trainer's heavy libraries (its `modules`), LightGBM without scikit-learn."""
+    """Import a trainer's heavy libraries (its `modules`)."""
     for name in modules:
-        if name == "lightgbm":
-            from retrain_cli.trainers.lightgbm_trainer import import_lightgbm
-
-            import_lightgbm()
-        else:
-            importlib.import_module(name)
+        importlib.import_module(name)
 
 
 def trainer_for(model_type: str, hyperparameters: dict[str, Any]) -> Trainer:

@@ -145,11 +145,8 @@ def test_fast_commands_import_no_heavy_library(args: tuple[str, ...], home: Path
     assert imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))
 
 
-def test_a_drift_check_on_large_parquet_windows_imports_neither_pandas_nor_scipy_stats(
-    home: Path, tmp_path: Path
-) -> None:
-    # Parquet windows stay Arrow tables end to end (pandas would cost 0.2 s of every check), and
-    # large samples get their p-values from scipy.special (scipy.stats costs 0.5 s to import)
+def test_a_drift_check_on_parquet_windows_never_imports_pandas(home: Path, tmp_path: Path) -> None:
+    # Parquet windows stay Arrow tables end to end: no pandas frame is ever built
     import pandas as pd
 
     for name, shift in (("ref", 0.0), ("cur", 0.5)):
@@ -164,8 +161,7 @@ def test_a_drift_check_on_large_parquet_windows_imports_neither_pandas_nor_scipy
         "from typer.testing import CliRunner\n"
         "from retrain_cli.cli.app import app\n"
         f"result = CliRunner().invoke(app, {args!r})\n"
-        "print(result.exit_code, 'scipy.special' in sys.modules, 'scipy.stats' in sys.modules,"
-        " 'pandas' in sys.modules)\n"
+        "print(result.exit_code, 'pandas' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -175,7 +171,7 @@ def test_a_drift_check_on_large_parquet_windows_imports_neither_pandas_nor_scipy
         timeout=120,
         check=False,
     )
-    assert done.stdout.split() == ["0", "True", "False", "False"], done.stderr
+    assert done.stdout.split() == ["0", "False"], done.stderr
 
 
 def test_the_entry_point_freezes_what_the_cli_imported_and_keeps_collecting(
