@@ -183,7 +183,7 @@ def _ecdf_distances(ref_sorted: FloatArray, cur_sorted: FloatArray) -> tuple[flo
     """
     n1, n2 = ref_sorted.size, cur_sorted.size
     total = n1 + n2
-    # numpy vectorises the int32 cumsum (several times faster than int64)
+    # numpy vectorises the int32 cumsum, not the int64 one
     count_type: Any = np.int32 if total < 2**31 else np.int64
     merged = np.concatenate((ref_sorted, cur_sorted))
     order = np.argsort(merged, kind="stable")

@@ -302,8 +302,8 @@ def _numeric(column: pa.ChunkedArray, name: str, window: str) -> tuple[drift.Flo
 def _float64_values(chunk: pa.Array) -> drift.FloatArray:
     """A non-empty float64 Arrow array as numpy, nulls as NaN, read from its buffers.
 
-    Arrow's own `to_numpy` imports pandas (0.2 s, on a column thread, while the others wait
-    for the import lock); the data buffer is wrapped without a copy when there are no nulls.
+    Arrow's own `to_numpy` would import pandas; the data buffer is wrapped without a copy when
+    there are no nulls.
     """
     import numpy as np
 
