@@ -134,8 +134,7 @@ def main() -> None:
             f"the new model and the champion, AUC, save) | {median(theirs):.2f} s |",
             f"| ratio retrain / plain script | {ratio:.2f} (target at most 1.10) |",
             "",
-            "Every run, in the order they ran (seconds; the steps are the retrain's own "
-            "`phases`):",
+            "Every run, in the order they ran (seconds; the steps are the retrain's own `phases`):",
             "",
             "| run | retrain | plain script | " + " | ".join(steps) + " |",
             "|---" * (3 + len(steps)) + "|",

@@ -1,7 +1,7 @@
 """Read a job's data sources: Parquet, CSV, or an SQL query against any SQLAlchemy URL.
 
-A source is `{"path": ...}` or `{"url": ..., "query": ...}`; `${VAR}` in a URL is expanded from the
-environment so that passwords stay out of job files and the database.
+A source (`jobspec.DataSource`) is a file path, or an SQL query against a SQLAlchemy URL; `${VAR}`
+in a URL is expanded from the environment so that passwords stay out of job files and the database.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from retrain_cli.errors import DataError
+from retrain_cli.jobspec import DataSource
 from retrain_cli.settings import redact_text, redact_url
 
 T = TypeVar("T")
@@ -21,14 +22,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-def describe(source: dict[str, str]) -> str:
+def describe(source: DataSource) -> str:
     """A printable name of the source, without secrets."""
-    return source["path"] if "path" in source else redact_url(source["url"])
+    return source.path if source.path is not None else redact_url(source.url or "")
 
 
-def read_frame(
-    source: dict[str, str], role: str, columns: Sequence[str] | None = None
-) -> pd.DataFrame:
+def read_frame(source: DataSource, role: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Load `columns` (default: all) of one source; raise `DataError` naming what is wrong."""
     if _is_parquet(source):
         # one block per column, built on Arrow's buffers where it can (no full copy)
@@ -36,10 +35,10 @@ def read_frame(
     return _nonempty(_read_with_pandas(source, role, columns), source, role)
 
 
-def read_table(source: dict[str, str], role: str, columns: Sequence[str] | None = None) -> pa.Table:
+def read_table(source: DataSource, role: str, columns: Sequence[str] | None = None) -> pa.Table:
     """`read_frame` as an Arrow table: Parquet is never converted to a pandas frame."""
     if _is_parquet(source):
-        path = Path(source["path"])
+        path = Path(str(source.path))
         table = _guarded(path, role, lambda: _read_parquet(path, role, columns))
         return _nonempty(table, source, role)
     import pyarrow as pa
@@ -48,12 +47,12 @@ def read_table(source: dict[str, str], role: str, columns: Sequence[str] | None 
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def file_source(path: Path | str) -> dict[str, str]:
-    return {"path": str(Path(path).expanduser().resolve())}
+def file_source(path: Path | str) -> DataSource:
+    return DataSource(path=str(Path(path).expanduser().resolve()))
 
 
-def _is_parquet(source: dict[str, str]) -> bool:
-    return "path" in source and Path(source["path"]).suffix.lower() in (".parquet", ".pq")
+def _is_parquet(source: DataSource) -> bool:
+    return source.path is not None and Path(source.path).suffix.lower() in (".parquet", ".pq")
 
 
 class _Shaped(Protocol):
@@ -64,21 +63,19 @@ class _Shaped(Protocol):
 S = TypeVar("S", bound=_Shaped)
 
 
-def _nonempty(frame: S, source: dict[str, str], role: str) -> S:
+def _nonempty(frame: S, source: DataSource, role: str) -> S:
     if 0 in frame.shape:
         raise DataError(f"{role} data {describe(source)} is empty")
     return frame
 
 
-def _read_with_pandas(
-    source: dict[str, str], role: str, columns: Sequence[str] | None
-) -> pd.DataFrame:
+def _read_with_pandas(source: DataSource, role: str, columns: Sequence[str] | None) -> pd.DataFrame:
     """CSV files and SQL queries."""
-    if "path" not in source:
-        frame = _read_query(source["url"], source["query"], role)
+    if source.path is None:
+        frame = _read_query(source.url or "", source.query or "", role)
         _require_columns(frame.columns, columns, f"{role} query")
         return frame[list(columns)] if columns is not None else frame
-    path = Path(source["path"])
+    path = Path(source.path)
     return _guarded(path, role, lambda: _read_csv(path, role, columns))
 
 

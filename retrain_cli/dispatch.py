@@ -1,7 +1,8 @@
 """`jobs due`: read every enabled job's state in a few set-based queries, decide, start runs.
 
-The queries are per table, not per job, so their number does not grow with the jobs: jobs carry their last run's start and status; the newest drift, performance and
-active-version facts are one grouped query each.
+The queries are per table, not per job, so their number does not grow with the jobs: jobs carry
+their last run's start and status; the newest drift, performance and active-version facts are one
+grouped query each.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from retrain_cli.datasource import file_source, read_table
 from retrain_cli.db.models import ModelDriftMonitoring
 from retrain_cli.errors import DataError
 from retrain_cli.jobs import JobFailure, check_each
+from retrain_cli.jobspec import DataSource, DriftSpec
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,14 +32,10 @@ if TYPE_CHECKING:
     from retrain_cli.jobs import EffectiveJob
 
 
-@dataclass(frozen=True)
-class DriftSettings:
-    threshold: float = 0.25
-    method: str = "psi"
-    alpha: float = 0.05
-    drift_share: float = 0.5
-    bins: int = drift.DEFAULT_BINS
-    max_missing_rate_change: float = 0.1
+class DriftSettings(DriftSpec):
+    """A job's `drift` section and the threshold of its method (from the job or its type)."""
+
+    threshold: float
 
 
 @dataclass(frozen=True)
@@ -85,31 +82,29 @@ class DriftResult:
 
 
 def settings_for(job: EffectiveJob) -> DriftSettings:
-    section = job.spec["drift"]
-    return DriftSettings(threshold=job.drift_threshold, **section)
+    return DriftSettings(threshold=job.drift_threshold, **dict(job.spec.drift))
 
 
 def columns_for(job: EffectiveJob) -> Columns:
     spec = job.spec
-    excluded = [spec["target"], spec["time_column"], spec["score_column"], spec["return_column"]]
     return Columns(
-        features=spec["features"],
-        categorical=spec["categorical"],
-        excluded=[c for c in excluded if c],
-        score=spec["score_column"],
+        features=spec.features,
+        categorical=spec.categorical,
+        excluded=sorted(spec.special_columns),
+        score=spec.score_column,
     )
 
 
 def has_windows(job: EffectiveJob) -> bool:
-    return {"reference", "current"} <= set(job.spec["data"])
+    return job.spec.data.reference is not None and job.spec.data.current is not None
 
 
 def evaluate_job(job: EffectiveJob, now: datetime) -> DriftResult:
     """Compare the job's reference and current windows (nothing recorded)."""
-    sources = job.spec["data"]
-    if not has_windows(job):
+    reference_source, current_source = job.spec.data.reference, job.spec.data.current
+    if reference_source is None or current_source is None:
         raise DataError(f"job {job.name!r} needs data.reference and data.current to check drift")
-    reference, current = _load_windows(sources["reference"], sources["current"])
+    reference, current = _load_windows(reference_source, current_source)
     return compare_windows(
         reference,
         current,
@@ -160,7 +155,7 @@ def check_files(
     return result
 
 
-def _load_windows(reference: dict[str, str], current: dict[str, str]) -> tuple[pa.Table, pa.Table]:
+def _load_windows(reference: DataSource, current: DataSource) -> tuple[pa.Table, pa.Table]:
     """Both windows, read while scipy.stats (the p-values) imports on a thread: the Parquet
     reader releases the GIL, the import would otherwise stall the column threads."""
     importer = threading.Thread(target=importlib.import_module, args=("scipy.stats",))

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import AutoRetrainingConfig, AutoRetrainingJob
 from retrain_cli.errors import DatabaseError, NotFoundError, RetrainError
+
+if TYPE_CHECKING:
+    from retrain_cli.jobspec import JobSpec
 
 R = TypeVar("R")
 
@@ -40,60 +43,61 @@ class EffectiveJob:
     primary_metric: str
     hyperparameters: dict[str, Any]
     max_model_age_s: int | None
-    spec: dict[str, Any]
+    spec: JobSpec
 
 
 def apply_jobs(
-    session: Session, specs: Sequence[dict[str, Any]], source_file: str, now: datetime
+    session: Session, specs: Sequence[JobSpec], source_file: str, now: datetime
 ) -> list[ApplyOutcome]:
     """Create or update each job by name; a job whose spec is unchanged is left untouched."""
     _require_configs(session)
     existing = {
         job.name: job
         for job in session.scalars(
-            select(AutoRetrainingJob).where(AutoRetrainingJob.name.in_([s["name"] for s in specs]))
+            select(AutoRetrainingJob).where(AutoRetrainingJob.name.in_([s.name for s in specs]))
         )
     }
     outcomes = []
     for spec in specs:
         columns = _columns(spec)
-        job = existing.get(spec["name"])
+        job = existing.get(spec.name)
         if job is None:
             session.add(
                 AutoRetrainingJob(
                     **columns, source_file=source_file, created_at=now, updated_at=now
                 )
             )
-            outcomes.append(ApplyOutcome(spec["name"], "created"))
+            outcomes.append(ApplyOutcome(spec.name, "created"))
         elif all(getattr(job, key) == value for key, value in columns.items()):
-            outcomes.append(ApplyOutcome(spec["name"], "unchanged"))
+            outcomes.append(ApplyOutcome(spec.name, "unchanged"))
         else:
             for key, value in columns.items():
                 setattr(job, key, value)
             job.source_file, job.updated_at = source_file, now
-            outcomes.append(ApplyOutcome(spec["name"], "updated"))
+            outcomes.append(ApplyOutcome(spec.name, "updated"))
     session.flush()
     return outcomes
 
 
-def _columns(spec: dict[str, Any]) -> dict[str, Any]:
-    thresholds = spec["thresholds"]
+def _columns(spec: JobSpec) -> dict[str, Any]:
+    """The job's row: the fields that queries filter or sort on get columns of their own."""
+    stored = spec.stored()
     return {
-        "name": spec["name"],
-        "model_name": spec["model"],
-        "model_type": spec["type"],
-        "enabled": spec["enabled"],
-        "schedule": spec["schedule"],
-        "timezone": spec["timezone"],
-        "priority": spec["priority"],
-        "drift_threshold": thresholds.get("drift"),
-        "performance_threshold": thresholds.get("performance"),
-        "strategy": spec["strategy"],
-        "primary_metric": spec["primary_metric"],
-        "timeout_s": spec["timeout"],
-        "max_model_age_s": spec["max_model_age"],
-        "triggers": spec["triggers"],
-        "spec": spec,
+        "name": spec.name,
+        "model_name": spec.model,
+        "model_type": stored["type"],
+        "enabled": spec.enabled,
+        "schedule": spec.schedule,
+        "timezone": spec.timezone,
+        "priority": spec.priority,
+        "drift_threshold": spec.thresholds.drift,
+        "performance_threshold": spec.thresholds.performance,
+        "strategy": stored.get("strategy"),
+        "primary_metric": stored["primary_metric"],
+        "timeout_s": spec.timeout,
+        "max_model_age_s": spec.max_model_age,
+        "triggers": stored["triggers"],
+        "spec": stored,
     }
 
 
@@ -139,9 +143,12 @@ def load_configs(session: Session) -> dict[str, AutoRetrainingConfig]:
 
 def effective_job(job: AutoRetrainingJob, configs: dict[str, AutoRetrainingConfig]) -> EffectiveJob:
     """Resolve the job's defaults from its model type's config row."""
+    from retrain_cli.jobspec import JobSpec
+
     config = configs.get(job.model_type)
     if config is None:
         raise DatabaseError(f"no auto_retraining_config row for {job.model_type}: run `db init`")
+    spec = JobSpec.from_stored(job.spec)
     return EffectiveJob(
         id=job.id,
         name=job.name,
@@ -155,19 +162,20 @@ def effective_job(job: AutoRetrainingJob, configs: dict[str, AutoRetrainingConfi
         performance_threshold=_first(job.performance_threshold, config.performance_threshold),
         strategy=job.strategy or config.strategy,
         primary_metric=job.primary_metric,
-        hyperparameters=_hyperparameters(config.hyperparameters, job.spec),
+        hyperparameters=_hyperparameters(config.hyperparameters, spec),
         max_model_age_s=job.max_model_age_s or config.max_model_age_s,
-        spec=job.spec,
+        spec=spec,
     )
 
 
-def _hyperparameters(defaults: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+def _hyperparameters(defaults: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
     """The type's defaults, then the job's; its `members` and `device` travel with them."""
-    merged = {**defaults, **spec["hyperparameters"]}
-    if spec.get("members"):
-        merged["members"] = spec["members"]
-    if spec.get("device", "auto") != "auto":
-        merged["device"] = spec["device"]
+    merged = {**defaults, **spec.hyperparameters}
+    stored = spec.stored()
+    if spec.members:
+        merged["members"] = stored["members"]
+    if stored["device"] != "auto":
+        merged["device"] = stored["device"]
     return merged
 
 

@@ -1,37 +1,273 @@
-"""Job files: parse and fully validate YAML before anything is written.
+"""Job files: the typed job spec, and reading a YAML file into validated specs.
 
 A file holds one job (a mapping) or several (`jobs: [...]`). Every error names the file, the job and
 the field, e.g. `jobs.yaml: job 'fraud-lgbm': schedule: invalid cron expression '61 * * * *'`.
 Relative data paths are resolved against the file's folder, so a job works from any directory.
+Every default lives here, once; those of `auto_retraining_config` (schedule, thresholds, strategy)
+stay None and are resolved per model type when the job is used (`jobs.effective_job`).
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from retrain_cli.db.models import MODEL_TYPES, STRATEGIES, TRIGGERS
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from retrain_cli.choices import (
+    BOUNDED_METRICS,
+    TRADING_METRICS,
+    Device,
+    DriftMethod,
+    Metric,
+    ModelType,
+    Strategy,
+    Trigger,
+)
 from retrain_cli.durations import parse_duration
 from retrain_cli.errors import JobSpecError
 
-DATA_ROLES = ("train", "reference", "current", "predictions")
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
-DRIFT_METHODS = ("psi", "js", "wasserstein_norm", "ks_pvalue", "chi2_pvalue")
-# The metric names of `performance` (kept here so that validating a job file does not import
-# numpy at every command start; a test keeps the two lists in agreement).
-BOUNDED_METRICS = ("auc", "precision", "recall", "f1", "accuracy")
-TRADING_METRICS = ("sharpe", "sortino", "total_return", "win_rate", "max_drawdown")
-PRIMARY_METRICS = (*BOUNDED_METRICS, *TRADING_METRICS)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-Validator = Callable[[Any], Any]
+
+# --- field types: only cron, time zones, durations and names need code of their own ----------
 
 
-def load_job_file(path: Path) -> list[dict[str, Any]]:
+def _identifier(text: str) -> str:
+    if not _NAME.match(text):
+        raise ValueError(
+            f"{text!r} must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit (it names files and directories)"
+        )
+    return text
+
+
+def _cron(text: str) -> str:
+    from croniter import croniter
+
+    if len(text.split()) != 5 or not croniter.is_valid(text):
+        raise ValueError(f"invalid cron expression {text!r} (five fields: min hour dom mon dow)")
+    return text
+
+
+def _timezone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {text!r}") from exc
+    return text
+
+
+def _seconds(value: Any) -> int:
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 1h, 30d, 2w)")
+    return int(parse_duration(value).total_seconds())
+
+
+def _unique(names: list[str]) -> list[str]:
+    if len(set(names)) != len(names):
+        raise ValueError("lists a name twice")
+    return names
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, strict=True)]
+Name = Annotated[Text, AfterValidator(_identifier)]
+Cron = Annotated[Text, AfterValidator(_cron)]
+TimeZone = Annotated[Text, AfterValidator(_timezone)]
+Seconds = Annotated[int, BeforeValidator(_seconds)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Names = Annotated[list[Text], AfterValidator(_unique)]
+
+
+class Spec(BaseModel):
+    """A section of a job file: unknown keys are errors, values are validated strictly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class DataSource(Spec):
+    """A file (`.parquet`, `.csv`) or an SQL query against any SQLAlchemy URL."""
+
+    path: str | None = None
+    url: Text | None = None
+    query: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_path(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.lower().endswith(DATA_SUFFIXES):
+                raise ValueError(f"{value!r} is not a .parquet or .csv file")
+            return {"path": value}
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DataSource:
+        if (self.path is None) == (self.url is None or self.query is None):
+            raise ValueError("expected a file path or {url: ..., query: ...}")
+        return self
+
+    def resolved(self, base_dir: Path) -> DataSource:
+        if self.path is None:
+            return self
+        return DataSource(path=str((base_dir / Path(self.path).expanduser()).resolve()))
+
+
+class DataSources(Spec):
+    train: DataSource
+    reference: DataSource | None = None
+    current: DataSource | None = None
+    predictions: DataSource | None = None
+
+
+class Thresholds(Spec):
+    drift: Annotated[Number, Field(gt=0)] | None = None
+    performance: Number | None = None
+
+
+class DriftSpec(Spec):
+    method: DriftMethod = DriftMethod.PSI
+    alpha: Annotated[Number, Field(gt=0, le=1)] = 0.05
+    drift_share: Annotated[Number, Field(gt=0, le=1)] = 0.5
+    bins: Annotated[StrictInt, Field(ge=2)] = 10
+    max_missing_rate_change: Annotated[Number, Field(ge=0, le=1)] = 0.1
+
+
+class PerformanceSpec(Spec):
+    window: Seconds | None = None
+    min_samples: Annotated[StrictInt, Field(ge=1)] = 30
+    max_relative_drop: Annotated[Number, Field(ge=0, le=1)] = 0.1
+    decision_threshold: Annotated[Number, Field(ge=0, le=1)] = 0.5
+    periods_per_year: Annotated[Number, Field(gt=0)] = 252.0
+    risk_free: Number = 0.0
+
+
+class GateSpec(Spec):
+    min_improvement: Number = 0.0
+    min_samples: Annotated[StrictInt, Field(ge=1)] = 30
+
+
+class Member(Spec):
+    """One member of an ensemble: its type, and optionally its own features and parameters."""
+
+    type: ModelType
+    features: Names | None = None
+    hyperparameters: dict[str, Any] = {}
+
+
+class NotifyTarget(Spec):
+    """Exactly one of a webhook URL, a Slack-compatible webhook URL or an e-mail address."""
+
+    webhook: Text | None = None
+    slack: Text | None = None
+    email: Text | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NotifyTarget:
+        if len(self.model_dump(exclude_none=True)) != 1:
+            raise ValueError("expected one of {webhook: URL}, {slack: URL}, {email: ADDRESS}")
+        return self
+
+    @property
+    def kind(self) -> Literal["webhook", "slack", "email"]:
+        return "webhook" if self.webhook else "slack" if self.slack else "email"
+
+    @property
+    def address(self) -> str:
+        return self.webhook or self.slack or self.email or ""
+
+
+class JobSpec(Spec):
+    """One job, as declared in YAML and stored (as JSON) in `auto_retraining_jobs.spec`."""
+
+    name: Name
+    model: Name
+    type: ModelType
+    description: Text | None = None
+    enabled: StrictBool = True
+    schedule: Cron | None = None
+    timezone: TimeZone = "UTC"
+    priority: Annotated[StrictInt, Field(ge=-1_000_000)] = 0
+    data: DataSources
+    target: Text
+    time_column: Text | None = None
+    features: Names | None = None
+    categorical: Names = []
+    score_column: Text = "score"
+    return_column: Text | None = None
+    thresholds: Thresholds = Thresholds()
+    primary_metric: Metric  # default: sharpe with a return_column, else auc
+    strategy: Strategy | None = None
+    hyperparameters: dict[str, Any] = {}
+    members: list[ModelType | Member] = []
+    device: Device = Device.AUTO
+    holdout_fraction: Annotated[Number, Field(gt=0, le=0.9)] = 0.2
+    timeout: Seconds = 3600
+    max_model_age: Seconds | None = None
+    retry_backoff: Seconds = 1800
+    triggers: list[Trigger] = list(Trigger)
+    drift: DriftSpec = DriftSpec()
+    performance: PerformanceSpec = PerformanceSpec()
+    gate: GateSpec = GateSpec()
+    notify: list[NotifyTarget] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metric(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and value.get("primary_metric") is None:
+            metric = Metric.SHARPE if value.get("return_column") else Metric.AUC
+            return {**value, "primary_metric": metric}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSpec:
+        if self.primary_metric in TRADING_METRICS and not self.return_column:
+            raise ValueError(f"primary_metric: {self.primary_metric} needs a return_column")
+        performance = self.thresholds.performance
+        bounded = self.primary_metric in BOUNDED_METRICS
+        if performance is not None and bounded and not 0 <= performance <= 1:
+            raise ValueError(
+                f"thresholds.performance: {performance} is outside [0, 1] for {self.primary_metric}"
+            )
+        overlap = sorted(set(self.features or []) & self.special_columns)
+        if overlap:
+            raise ValueError(f"features: {', '.join(overlap)} is the target, time, score or return")
+        if self.members and self.type is not ModelType.ENSEMBLE:
+            raise ValueError("members: only an ensemble job has members")
+        return self
+
+    @property
+    def special_columns(self) -> set[str]:
+        """The target, time, score and return columns (never features)."""
+        named = (self.target, self.time_column, self.score_column, self.return_column)
+        return {c for c in named if c}
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON document kept in the database."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    @classmethod
+    def from_stored(cls, document: Mapping[str, Any]) -> JobSpec:
+        """The spec of a stored document (older documents spell defaults as nulls)."""
+        return cls.model_validate({k: v for k, v in document.items() if v is not None})
+
+
+def load_job_file(path: Path) -> list[JobSpec]:
     """Read and validate every job in `path`; raise `JobSpecError` on the first problem."""
     import yaml
 
@@ -55,287 +291,47 @@ def load_job_file(path: Path) -> list[dict[str, Any]]:
     else:
         raise JobSpecError(f"{path}: expected a job mapping or 'jobs: [...]'")
 
-    specs, seen = [], set()
+    specs: list[JobSpec] = []
     for index, raw in enumerate(raw_jobs):
         spec = validate_job(raw, base_dir=path.resolve().parent, source=str(path), index=index + 1)
-        if spec["name"] in seen:
-            raise JobSpecError(f"{path}: job '{spec['name']}' is declared twice")
-        seen.add(spec["name"])
+        if any(s.name == spec.name for s in specs):
+            raise JobSpecError(f"{path}: job '{spec.name}' is declared twice")
         specs.append(spec)
     return specs
 
 
-def validate_job(raw: Any, *, base_dir: Path, source: str, index: int = 1) -> dict[str, Any]:
-    """Return the normalised spec of one job mapping, or raise `JobSpecError`.
-
-    Defaults that live in `auto_retraining_config` (schedule, thresholds, strategy) stay None here
-    and are resolved per model type when the job is used.
-    """
+def validate_job(raw: Any, *, base_dir: Path, source: str, index: int = 1) -> JobSpec:
+    """The validated spec of one job mapping, its file paths made absolute; or `JobSpecError`."""
     name = raw.get("name") if isinstance(raw, Mapping) else None
     where = (
         f"{source}: job '{name}'" if isinstance(name, str) and name else f"{source}: job #{index}"
     )
     if not isinstance(raw, Mapping):
         raise JobSpecError(f"{where}: a job must be a mapping of fields")
-    unknown = sorted(set(map(str, raw)) - set(_FIELDS))
-    if unknown:
-        raise JobSpecError(
-            f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(_FIELDS))})"
-        )
-    spec: dict[str, Any] = {}
-    for field, (validate, default) in _FIELDS.items():
-        if field not in raw or raw[field] is None:
-            if default is _REQUIRED:
-                raise JobSpecError(f"{where}: {field}: is required")
-            spec[field] = default() if callable(default) else default
-            continue
-        try:
-            spec[field] = validate(raw[field])
-        except (ValueError, TypeError) as exc:
-            raise JobSpecError(f"{where}: {field}: {exc}") from exc
+    present = {str(k): v for k, v in raw.items() if v is not None}
     try:
-        spec["data"] = {role: _resolve(src, base_dir) for role, src in spec["data"].items()}
-        _check_consistency(spec)
-    except ValueError as exc:
-        raise JobSpecError(f"{where}: {exc}") from exc
-    return spec
+        spec = JobSpec.model_validate(present)
+    except ValidationError as exc:
+        raise JobSpecError(f"{where}: {_first_problem(exc)}") from None
+    data = {
+        role: source.resolved(base_dir)
+        for role, source in spec.data
+        if isinstance(source, DataSource)
+    }
+    return spec.model_copy(update={"data": DataSources(**data)})
 
 
-def _check_consistency(spec: dict[str, Any]) -> None:
-    if spec["primary_metric"] is None:
-        spec["primary_metric"] = "sharpe" if spec["return_column"] else "auc"
-    if spec["primary_metric"] in TRADING_METRICS and not spec["return_column"]:
-        raise ValueError(f"primary_metric: {spec['primary_metric']} needs a return_column")
-    performance = spec["thresholds"].get("performance")
-    bounded = spec["primary_metric"] in BOUNDED_METRICS
-    if performance is not None and bounded and not 0 <= performance <= 1:
-        raise ValueError(
-            f"thresholds.performance: {performance} is outside [0, 1] for {spec['primary_metric']}"
+def _first_problem(exc: ValidationError) -> str:
+    """One line: the field's dotted path and what is wrong with it."""
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown field"
+    if error["type"] == "missing":
+        return f"{where}: is required"
+    if error["type"] in ("enum", "literal_error"):
+        return (
+            f"{where}: {error['input']!r} is not one of {message.removeprefix('Input should be ')}"
         )
-    special = {spec["target"], spec["time_column"], spec["score_column"], spec["return_column"]}
-    overlap = sorted(set(spec["features"] or []) & (special - {None}))
-    if overlap:
-        raise ValueError(f"features: {', '.join(overlap)} is the target, time, score or return")
-    if spec["members"] and spec["type"] != "ensemble":
-        raise ValueError("members: only an ensemble job has members")
-
-
-# --- field validators -----------------------------------------------------------------------
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _identifier(value: Any) -> str:
-    text = _string(value)
-    if not _NAME.match(text):
-        raise ValueError(
-            f"{text!r} must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or "
-            "digit (it names files and directories)"
-        )
-    return text
-
-
-def _choice(*choices: str) -> Validator:
-    def validate(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
-        return str(value)
-
-    return validate
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _number(low: float = -math.inf, high: float = math.inf, *, open_low: bool = False) -> Validator:
-    def validate(value: Any) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise ValueError(f"expected a finite number, got {value!r}")
-        if value < low or value > high or (open_low and value == low):
-            bracket = "(" if open_low else "["
-            raise ValueError(f"{value} is outside {bracket}{low}, {high}]")
-        return float(value)
-
-    return validate
-
-
-def _integer(low: int) -> Validator:
-    def validate(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"expected an integer >= {low}, got {value!r}")
-        return value
-
-    return validate
-
-
-def _cron(value: Any) -> str:
-    from croniter import croniter
-
-    text = _string(value)
-    if len(text.split()) != 5 or not croniter.is_valid(text):
-        raise ValueError(f"invalid cron expression {text!r} (five fields: min hour dom mon dow)")
-    return text
-
-
-def _timezone(value: Any) -> str:
-    text = _string(value)
-    try:
-        ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {text!r}") from exc
-    return text
-
-
-def _duration_seconds(value: Any) -> int:
-    return int(parse_duration(value).total_seconds())
-
-
-def _string_list(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError("expected a list of column names")
-    if len(set(value)) != len(value):
-        raise ValueError("lists a name twice")
-    return list(value)
-
-
-def _triggers(value: Any) -> list[str]:
-    names = _string_list(value)
-    for name in names:
-        _choice(*TRIGGERS)(name)
-    return names
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"expected a mapping, got {value!r}")
-    return {str(k): v for k, v in value.items()}
-
-
-def _section(fields: Mapping[str, Validator]) -> Validator:
-    def validate(value: Any) -> dict[str, Any]:
-        section = _mapping(value)
-        out = {}
-        for key, item in section.items():
-            if key not in fields:
-                raise ValueError(f"unknown key {key!r} (known: {', '.join(fields)})")
-            try:
-                out[key] = fields[key](item)
-            except ValueError as exc:
-                raise ValueError(f"{key}: {exc}") from exc
-        return out
-
-    return validate
-
-
-def _data(value: Any) -> dict[str, Any]:
-    sources = _mapping(value)
-    unknown = sorted(set(sources) - set(DATA_ROLES))
-    if unknown:
-        raise ValueError(f"unknown source(s) {', '.join(unknown)} (known: {', '.join(DATA_ROLES)})")
-    if "train" not in sources:
-        raise ValueError("a 'train' source is required")
-    out = {}
-    for role, source in sources.items():
-        if isinstance(source, str):
-            if not source.lower().endswith(DATA_SUFFIXES):
-                raise ValueError(f"{role}: {source!r} is not a .parquet or .csv file")
-            out[role] = {"path": source}
-        elif isinstance(source, Mapping) and set(source) == {"url", "query"}:
-            out[role] = {"url": _string(source["url"]), "query": _string(source["query"])}
-        else:
-            raise ValueError(f"{role}: expected a file path or {{url: ..., query: ...}}")
-    return out
-
-
-def _resolve(source: dict[str, str], base_dir: Path) -> dict[str, str]:
-    if "path" in source:
-        return {"path": str((base_dir / Path(source["path"]).expanduser()).resolve())}
-    return source
-
-
-def _notify(value: Any) -> list[dict[str, str]]:
-    if not isinstance(value, list):
-        raise ValueError("expected a list of targets like {webhook: URL} or {email: ADDRESS}")
-    targets = []
-    for target in value:
-        if not isinstance(target, Mapping) or len(target) != 1:
-            raise ValueError(f"{target!r}: expected one of {{webhook: URL}}, {{email: ADDRESS}}")
-        ((kind, address),) = target.items()
-        _choice("webhook", "slack", "email")(kind)
-        targets.append({str(kind): _string(address)})
-    return targets
-
-
-_REQUIRED = object()
-_FIELDS: dict[str, tuple[Validator, Any]] = {
-    "name": (_identifier, _REQUIRED),
-    "model": (_identifier, _REQUIRED),
-    "type": (_choice(*MODEL_TYPES), _REQUIRED),
-    "description": (_string, None),
-    "enabled": (_bool, True),
-    "schedule": (_cron, None),
-    "timezone": (_timezone, "UTC"),
-    "priority": (_integer(-1_000_000), 0),
-    "data": (_data, _REQUIRED),
-    "target": (_string, _REQUIRED),
-    "time_column": (_string, None),
-    "features": (_string_list, None),
-    "categorical": (_string_list, list),
-    "score_column": (_string, "score"),
-    "return_column": (_string, None),
-    "thresholds": (
-        _section({"drift": _number(0, open_low=True), "performance": _number()}),
-        dict,
-    ),
-    "primary_metric": (_choice(*PRIMARY_METRICS), None),
-    "strategy": (_choice(*STRATEGIES), None),
-    "hyperparameters": (_mapping, dict),
-    "members": (_string_list, list),
-    "device": (_choice("auto", "cpu", "cuda"), "auto"),
-    "holdout_fraction": (_number(0, 0.9, open_low=True), 0.2),
-    "timeout": (_duration_seconds, 3600),
-    "max_model_age": (_duration_seconds, None),
-    "retry_backoff": (_duration_seconds, 1800),
-    "triggers": (_triggers, lambda: list(TRIGGERS)),
-    "drift": (
-        _section(
-            {
-                "method": _choice(*DRIFT_METHODS),
-                "alpha": _number(0, 1, open_low=True),
-                "drift_share": _number(0, 1, open_low=True),
-                "bins": _integer(2),
-                "max_missing_rate_change": _number(0, 1),
-            }
-        ),
-        dict,
-    ),
-    "performance": (
-        _section(
-            {
-                "window": _duration_seconds,
-                "min_samples": _integer(1),
-                "max_relative_drop": _number(0, 1),
-                "decision_threshold": _number(0, 1),
-                "periods_per_year": _number(0, open_low=True),
-                "risk_free": _number(),
-            }
-        ),
-        dict,
-    ),
-    "gate": (
-        _section({"min_improvement": _number(), "min_samples": _integer(1)}),
-        dict,
-    ),
-    "notify": (_notify, list),
-}
+    return f"{where}: {message}" if where else message

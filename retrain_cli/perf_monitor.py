@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from retrain_cli import performance
+from retrain_cli.choices import Metric
 from retrain_cli.datasource import file_source, read_frame
 from retrain_cli.db.models import ModelPerformanceTracking
 from retrain_cli.errors import DataError
 from retrain_cli.jobs import JobFailure, check_each
+from retrain_cli.jobspec import PerformanceSpec
 from retrain_cli.registry import active_version
 
 if TYPE_CHECKING:
@@ -23,19 +25,12 @@ if TYPE_CHECKING:
 
     from retrain_cli.jobs import EffectiveJob
 
-DEFAULT_MAX_RELATIVE_DROP = 0.10
 
+class PerfSettings(PerformanceSpec):
+    """A job's `performance` section, its primary metric and that metric's threshold."""
 
-@dataclass(frozen=True)
-class PerfSettings:
-    primary_metric: str = "auc"
-    threshold: float | None = 0.80
-    decision_threshold: float = 0.5
-    min_samples: int = performance.DEFAULT_MIN_SAMPLES
-    max_relative_drop: float = DEFAULT_MAX_RELATIVE_DROP
-    periods_per_year: float = performance.DEFAULT_PERIODS_PER_YEAR
-    risk_free: float = 0.0
-    window_s: int | None = None
+    primary_metric: Metric
+    threshold: float | None
 
 
 @dataclass(frozen=True)
@@ -70,21 +65,16 @@ class PerfResult:
 
 
 def settings_for(job: EffectiveJob) -> PerfSettings:
-    section = dict(job.spec["performance"])
     return PerfSettings(
-        primary_metric=job.primary_metric,
+        primary_metric=job.spec.primary_metric,
         threshold=job.performance_threshold,
-        decision_threshold=section.pop("decision_threshold", 0.5),
-        window_s=section.pop("window", None),
-        **section,
+        **dict(job.spec.performance),
     )
 
 
 def columns_for(job: EffectiveJob) -> PredictionColumns:
     spec = job.spec
-    return PredictionColumns(
-        spec["time_column"], spec["target"], spec["score_column"], spec["return_column"]
-    )
+    return PredictionColumns(spec.time_column, spec.target, spec.score_column, spec.return_column)
 
 
 def check_jobs(
@@ -96,14 +86,14 @@ def check_jobs(
         jobs,
         lambda job: evaluate_job(session, job, now),
         lambda result, job_id: record(session, result, job_id),
-        applies=lambda job: "predictions" in job.spec["data"],
+        applies=lambda job: job.spec.data.predictions is not None,
         every_enabled=every_enabled,
     )
 
 
 def evaluate_job(session: Session, job: EffectiveJob, now: datetime) -> PerfResult:
     """Score the job's predictions source (nothing recorded)."""
-    source = job.spec["data"].get("predictions")
+    source = job.spec.data.predictions
     if source is None:
         raise DataError(f"job {job.name!r} has no data.predictions source")
     frame = read_frame(source, "predictions")
@@ -138,7 +128,7 @@ def evaluate(
     missing = [c for c in [*used, columns.time] if c and c not in frame.columns]
     if missing:
         raise DataError(f"predictions have no column {', '.join(map(repr, missing))}")
-    frame = _window(frame, columns.time, settings.window_s)
+    frame = _window(frame, columns.time, settings.window)
     complete = frame.dropna(subset=used)
     arrays = {c: _floats(complete[c], c) for c in used}
     labels = arrays[columns.label]

@@ -235,7 +235,7 @@ def _run(
             heartbeat.check()  # fencing: stop at once if the run was taken away
             hooks.on_progress(done, total)
 
-        deadline = started + (job.spec["timeout"] or history.DEFAULT_TIMEOUT_S)
+        deadline = started + (job.spec.timeout)
         context = TrainingContext(deadline=deadline, on_progress=report)
         with phases("train"):
             init_from = _init_from(settings, job, champion_info)
@@ -338,8 +338,8 @@ def _holdout_metrics(job: EffectiveJob, prepared: Prepared, scores: Any) -> perf
     `sequence_length - 1` rows unscored); `n_samples` says how many."""
     import numpy as np
 
-    section = job.spec["performance"]
-    threshold = section.get("decision_threshold", 0.5)
+    section = job.spec.performance
+    threshold = section.decision_threshold
     scored = np.isfinite(scores)
     scores = scores[scored]
     returns = None
@@ -352,9 +352,9 @@ def _holdout_metrics(job: EffectiveJob, prepared: Prepared, scores: Any) -> perf
         scores,
         returns,
         threshold=threshold,
-        min_samples=job.spec["gate"].get("min_samples", performance.DEFAULT_MIN_SAMPLES),
-        periods_per_year=section.get("periods_per_year", performance.DEFAULT_PERIODS_PER_YEAR),
-        risk_free=section.get("risk_free", 0.0),
+        min_samples=job.spec.gate.min_samples,
+        periods_per_year=section.periods_per_year,
+        risk_free=section.risk_free,
     )
 
 
@@ -383,15 +383,15 @@ def _gate(
     champion_note: str | None,
     prepared: Prepared,
 ) -> gate.GateDecision:
-    settings = job.spec["gate"]
+    settings = job.spec.gate
     decision = gate.decide(
         job.primary_metric,
         metrics.values.get(job.primary_metric),
         champion_metric,
         threshold=job.performance_threshold,
-        min_improvement=settings.get("min_improvement", 0.0),
+        min_improvement=settings.min_improvement,
         n_holdout=metrics.n_samples,
-        min_samples=settings.get("min_samples", performance.DEFAULT_MIN_SAMPLES),
+        min_samples=settings.min_samples,
     )
     notes = [champion_note] if champion_note else []
     if decision.promote and not request.promote:
@@ -416,7 +416,7 @@ def _stage(
             "job": job.name,
             "features": prepared.features,
             "categorical": prepared.categorical,
-            "target": job.spec["target"],
+            "target": job.spec.target,
             "hyperparameters": job.hyperparameters,
             "strategy": job.strategy,
             "data_fingerprint": prepared.fingerprint,

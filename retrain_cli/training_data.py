@@ -37,10 +37,10 @@ def prepare(job: EffectiveJob) -> Prepared:
     """Load `data.train`, check every column, order by time and split the newest
     `holdout_fraction` of rows off as the hold-out."""
     spec = job.spec
-    frame = read_frame(spec["data"]["train"], "train")
-    target, time_column, returns = spec["target"], spec["time_column"], spec["return_column"]
-    special = {target, time_column, spec["score_column"], returns} - {None}
-    features = spec["features"] or [c for c in frame.columns if c not in special]
+    frame = read_frame(spec.data.train, "train")
+    target, time_column, returns = spec.target, spec.time_column, spec.return_column
+    special = spec.special_columns
+    features = spec.features or [c for c in frame.columns if c not in special]
     missing = [c for c in [target, time_column, returns, *features] if c and c not in frame]
     if missing:
         raise DataError(f"train data has no column {', '.join(map(repr, missing))}")
@@ -57,10 +57,10 @@ def prepare(job: EffectiveJob) -> Prepared:
     if time_column and not frame[time_column].is_monotonic_increasing:
         frame = frame.sort_values(time_column, kind="stable")
     frame = frame.reset_index(drop=True)
-    categorical = _categorical(frame, features, spec["categorical"])
+    categorical = _categorical(frame, features, spec.categorical)
     for column in categorical:
         frame[column] = frame[column].astype("category")
-    n_holdout = max(1, round(len(frame) * spec["holdout_fraction"]))
+    n_holdout = max(1, round(len(frame) * spec.holdout_fraction))
     train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
     return Prepared(
         features=list(features),

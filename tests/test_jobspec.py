@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from retrain_cli.errors import JobSpecError
-from retrain_cli.jobspec import load_job_file
+from retrain_cli.jobspec import JobSpec, load_job_file
 from tests.conftest import EXAMPLES
 
 MINIMAL = {
@@ -26,26 +26,33 @@ def write(tmp_path: Path, document: Any) -> Path:
 @pytest.mark.parametrize("path", sorted((EXAMPLES / "jobs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_example_job_is_valid(path: Path) -> None:
     (spec,) = load_job_file(path)
-    assert spec["name"] == path.stem
+    assert spec.name == path.stem
 
 
 def test_examples_cover_every_model_family() -> None:
-    types = {load_job_file(p)[0]["type"] for p in (EXAMPLES / "jobs").glob("*.yaml")}
+    types = {load_job_file(p)[0].type for p in (EXAMPLES / "jobs").glob("*.yaml")}
     assert types == {"lightgbm", "lstm", "transformer", "ensemble"}
 
 
 def test_minimal_job_gets_defaults_and_absolute_paths(tmp_path: Path) -> None:
     (spec,) = load_job_file(write(tmp_path, MINIMAL))
-    assert spec["data"]["train"] == {"path": str(tmp_path / "t.parquet")}
-    assert spec["triggers"] == ["scheduled", "drift", "performance", "age", "manual"]
-    assert spec["primary_metric"] == "auc"
-    assert spec["timezone"] == "UTC"
-    assert spec["schedule"] is None  # resolved from auto_retraining_config at use
+    assert spec.data.train.path == str(tmp_path / "t.parquet")
+    assert spec.triggers == ["scheduled", "drift", "performance", "age", "manual"]
+    assert spec.primary_metric == "auc"
+    assert spec.timezone == "UTC"
+    assert spec.schedule is None  # resolved from auto_retraining_config at use
+    assert (spec.timeout, spec.retry_backoff, spec.gate.min_samples) == (3600, 1800, 30)
+
+
+def test_a_stored_spec_reads_back_equal(tmp_path: Path) -> None:
+    (spec,) = load_job_file(write(tmp_path, {**MINIMAL, "timeout": "2h", "members": []}))
+    assert JobSpec.from_stored(spec.stored()) == spec
+    assert spec.stored()["timeout"] == 7200
 
 
 def test_trading_job_defaults_to_sharpe(tmp_path: Path) -> None:
     (spec,) = load_job_file(write(tmp_path, {**MINIMAL, "return_column": "ret"}))
-    assert spec["primary_metric"] == "sharpe"
+    assert spec.primary_metric == "sharpe"
 
 
 def test_jobs_list_form_and_sql_source(tmp_path: Path) -> None:
@@ -55,24 +62,28 @@ def test_jobs_list_form_and_sql_source(tmp_path: Path) -> None:
         "data": {"train": {"url": "sqlite:///x.db", "query": "select 1"}},
     }
     specs = load_job_file(write(tmp_path, {"jobs": [MINIMAL, second]}))
-    assert [s["name"] for s in specs] == ["j1", "j2"]
-    assert specs[1]["data"]["train"] == {"url": "sqlite:///x.db", "query": "select 1"}
+    assert [s.name for s in specs] == ["j1", "j2"]
+    assert (specs[1].data.train.url, specs[1].data.train.query) == ("sqlite:///x.db", "select 1")
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"colour": "red"}, "job 'j1': unknown field(s) colour"),
+        ({"colour": "red"}, "job 'j1': colour: unknown field"),
         ({"type": "xgboost"}, "job 'j1': type: 'xgboost' is not one of"),
+        ({"enabled": "yes"}, "enabled: Input should be a valid boolean"),
+        ({"target": "  "}, "target: String should have at least 1 character"),
+        ({"notify": [{"pager": "x"}]}, "notify.pager: unknown field"),
+        ({"holdout_fraction": 1}, "holdout_fraction: Input should be less than or equal to 0.9"),
         ({"schedule": "61 * * * *"}, "job 'j1': schedule: invalid cron expression '61 * * * *'"),
         ({"schedule": "* * * * * *"}, "schedule: invalid cron expression"),
         ({"timezone": "Mars/Olympus"}, "timezone: unknown time zone"),
-        ({"thresholds": {"drift": -0.1}}, "thresholds: drift: -0.1 is outside"),
+        ({"thresholds": {"drift": -0.1}}, "thresholds.drift: Input should be greater than 0"),
         ({"thresholds": {"performance": 1.5}}, "thresholds.performance: 1.5 is outside [0, 1]"),
-        ({"thresholds": {"drift": float("nan")}}, "thresholds: drift: expected a finite number"),
-        ({"data": {}}, "data: a 'train' source is required"),
+        ({"thresholds": {"drift": float("nan")}}, "thresholds.drift: Input should be a finite"),
+        ({"data": {}}, "data.train: is required"),
         ({"data": {"train": "t.xlsx"}}, "is not a .parquet or .csv file"),
-        ({"data": {"train": "t.csv", "live": "x.csv"}}, "unknown source(s) live"),
+        ({"data": {"train": "t.csv", "live": "x.csv"}}, "data.live: unknown field"),
         ({"name": "../etc"}, "name: '../etc' must be"),
         ({"model": "a/b"}, "model: 'a/b' must be"),
         ({"timeout": "soon"}, "timeout: not a duration"),
@@ -80,8 +91,8 @@ def test_jobs_list_form_and_sql_source(tmp_path: Path) -> None:
         ({"primary_metric": "sharpe"}, "primary_metric: sharpe needs a return_column"),
         ({"features": ["y"]}, "features: y is the target"),
         ({"members": ["lstm"]}, "members: only an ensemble job has members"),
-        ({"drift": {"method": "magic"}}, "drift: method: 'magic' is not one of"),
-        ({"priority": "high"}, "priority: expected an integer"),
+        ({"drift": {"method": "magic"}}, "drift.method: 'magic' is not one of"),
+        ({"priority": "high"}, "priority: Input should be a valid integer"),
     ],
 )
 def test_invalid_field_is_named_with_file_and_job(
@@ -117,7 +128,7 @@ def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_primary_metric_names_are_the_metrics_performance_computes() -> None:
-    from retrain_cli import jobspec, performance
+    from retrain_cli import choices, performance
 
-    assert set(jobspec.TRADING_METRICS) == set(performance.TRADING_METRICS)
-    assert set(jobspec.BOUNDED_METRICS) == set(performance.CLASSIFICATION_METRICS) - {"log_loss"}
+    assert set(choices.TRADING_METRICS) == set(performance.TRADING_METRICS)
+    assert set(choices.BOUNDED_METRICS) == set(performance.CLASSIFICATION_METRICS) - {"log_loss"}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from retrain_cli.choices import DriftMethod
 from retrain_cli.cli.options import AD_HOC, AdHocModel, DatabaseUrl, Every, Json, Now, Quiet
 from retrain_cli.cli.output import Output, cell, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
@@ -42,11 +43,8 @@ def check(
         float, typer.Option(help="Share of drifted features.", rich_help_panel=AD_HOC)
     ] = 0.5,
     method: Annotated[
-        str,
-        typer.Option(
-            help="psi, js, wasserstein_norm, ks_pvalue or chi2_pvalue.", rich_help_panel=AD_HOC
-        ),
-    ] = "psi",
+        DriftMethod, typer.Option(help="The statistic that decides.", rich_help_panel=AD_HOC)
+    ] = DriftMethod.PSI,
     report: Annotated[
         Path | None, typer.Option(help="Also write a self-contained HTML report here.")
     ] = None,
@@ -67,7 +65,9 @@ def check(
         if model is not None:
             if jobs or every or reference is None or current is None:
                 raise ConfigError("the ad hoc form needs --model, --reference and --current only")
-            settings = monitor.DriftSettings(threshold, method, drift_share=drift_share)
+            settings = monitor.DriftSettings(
+                threshold=threshold, method=method, drift_share=drift_share
+            )
             outcomes: list[Any] = [
                 monitor.check_files(session, model, reference, current, settings, at)
             ]

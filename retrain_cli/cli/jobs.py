@@ -12,7 +12,6 @@ from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
 from retrain_cli.cli.output import Output, table
 from retrain_cli.cli.runtime import open_session
 from retrain_cli.durations import utcnow
-from retrain_cli.jobspec import load_job_file
 
 app = typer.Typer(
     help="Declare, inspect, enable and trigger retraining jobs.", no_args_is_help=True
@@ -32,6 +31,8 @@ def apply(
     quiet: Quiet = False,
 ) -> None:
     """Create or update jobs from YAML files, by name; all are validated before any is written."""
+    from retrain_cli.jobspec import load_job_file
+
     loaded = [(path, load_job_file(path)) for path in files]
     with open_session(database_url) as (_, session):
         now = utcnow()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from retrain_cli.choices import Metric
 from retrain_cli.cli.options import AD_HOC, AdHocModel, DatabaseUrl, Every, Json, Now, Quiet
 from retrain_cli.cli.output import Output, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
@@ -38,8 +39,8 @@ def check(
         float, typer.Option(help="Alarm below this primary metric.", rich_help_panel=AD_HOC)
     ] = 0.80,
     primary_metric: Annotated[
-        str, typer.Option(help="auc, f1, sharpe, ...", rich_help_panel=AD_HOC)
-    ] = "auc",
+        Metric, typer.Option(help="The metric judged.", rich_help_panel=AD_HOC)
+    ] = Metric.AUC,
     periods_per_year: Annotated[
         float, typer.Option(help="Annualisation of trading metrics.", rich_help_panel=AD_HOC)
     ] = 252.0,
@@ -65,7 +66,10 @@ def check(
             if jobs or every or predictions is None:
                 raise ConfigError("the ad hoc form needs --model and --predictions only")
             settings = monitor.PerfSettings(
-                primary_metric, threshold, periods_per_year=periods_per_year, window_s=window_s
+                primary_metric=primary_metric,
+                threshold=threshold,
+                periods_per_year=periods_per_year,
+                window=window_s,
             )
             outcomes: list[Any] = [monitor.check_file(session, model, predictions, settings, at)]
         else:
@@ -107,8 +111,8 @@ def _seconds(window: str | None) -> int | None:
 
 
 def _with_window(job: Any, window_s: int) -> Any:
-    spec = {**job.spec, "performance": {**job.spec["performance"], "window": window_s}}
-    return replace(job, spec=spec)
+    performance = job.spec.performance.model_copy(update={"window": window_s})
+    return replace(job, spec=job.spec.model_copy(update={"performance": performance}))
 
 
 def _render(console: Console, results: list[PerfResult]) -> None:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from retrain_cli.choices import Trigger
 from retrain_cli.cli.options import DatabaseUrl, Json, Quiet, parse_time
 from retrain_cli.cli.output import Output
-from retrain_cli.db.models import TRIGGERS
-from retrain_cli.errors import BusyError, ConfigError
+from retrain_cli.errors import BusyError
 
 if TYPE_CHECKING:
     from retrain_cli.runner import RunResult
@@ -20,9 +20,7 @@ if TYPE_CHECKING:
 
 def retrain(
     job: Annotated[str, typer.Argument(help="The job to retrain.", show_default=False)],
-    trigger: Annotated[
-        str, typer.Option(help=f"Why: {', '.join(TRIGGERS)}.", show_default=True)
-    ] = "manual",
+    trigger: Annotated[Trigger, typer.Option(help="Why this run.")] = Trigger.MANUAL,
     trigger_detail: Annotated[
         str | None, typer.Option(help="Free text stored with the run.", show_default=False)
     ] = None,
@@ -57,8 +55,6 @@ def retrain(
     from retrain_cli.runner import retrain as run
     from retrain_cli.settings import load_settings
 
-    if trigger not in TRIGGERS:
-        raise ConfigError(f"--trigger must be one of {', '.join(TRIGGERS)}")
     settings = load_settings(database_url)
     engine = make_engine(settings.database_url)
     output = Output(as_json, quiet)

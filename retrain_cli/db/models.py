@@ -30,9 +30,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-MODEL_TYPES = ("lightgbm", "lstm", "transformer", "ensemble")
-STRATEGIES = ("incremental", "full")
-TRIGGERS = ("scheduled", "drift", "performance", "age", "manual")
+from retrain_cli.choices import ModelType, Strategy, Trigger, values
+
+MODEL_TYPES = values(ModelType)
+STRATEGIES = values(Strategy)
+TRIGGERS = values(Trigger)
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned")
 VERSION_STATUSES = ("registered", "active", "retired")
 VERSION_EVENTS = ("promote", "rollback")

@@ -120,6 +120,37 @@ def test_usage_error_is_exit_2() -> None:
     assert Cli(None)("jobs", "apply").exit_code == 2
 
 
+CLOSED_SETS = {
+    "drift --method": (
+        ["drift", "check", "--model", "m", "--reference", "r.parquet", "--current", "c.parquet"],
+        "--method",
+        ["psi", "js", "wasserstein_norm", "ks_pvalue", "chi2_pvalue"],
+    ),
+    "perf --primary-metric": (
+        ["perf", "check", "--model", "m", "--predictions", "p.parquet"],
+        "--primary-metric",
+        ["auc", "f1", "sharpe", "max_drawdown"],
+    ),
+    "retrain --trigger": (
+        ["retrain", "j1"],
+        "--trigger",
+        ["scheduled", "drift", "performance", "age", "manual"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "flag", "choices"), CLOSED_SETS.values(), ids=CLOSED_SETS)
+def test_a_value_outside_a_closed_set_is_a_usage_error_naming_the_choices(
+    args: list[str], flag: str, choices: list[str]
+) -> None:
+    result = Cli(None)(*args, flag, "foo")
+    assert result.exit_code == 2
+    assert "'foo' is not one of" in result.stderr
+    assert all(choice in result.stderr for choice in choices)
+    help_text = Cli(None)(*args[: 2 if args[0] != "retrain" else 1], "--help").stdout
+    assert all(choice in " ".join(help_text.split()) for choice in choices[:2])
+
+
 def imported_by(home: Path, *args: str) -> set[str]:
     """Every module a real `retrain-cli ARGS` process imports (from `python -X importtime`)."""
     result = subprocess.run(

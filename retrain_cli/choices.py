@@ -1,0 +1,69 @@
+"""The closed sets of values that job files, flags and tables share, each defined once.
+
+Plain enums (no pydantic), so that the CLI lists them in `--help` and the fast commands import
+nothing heavy.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ModelType(StrEnum):
+    LIGHTGBM = "lightgbm"
+    LSTM = "lstm"
+    TRANSFORMER = "transformer"
+    ENSEMBLE = "ensemble"
+
+
+class Strategy(StrEnum):
+    INCREMENTAL = "incremental"
+    FULL = "full"
+
+
+class Trigger(StrEnum):
+    SCHEDULED = "scheduled"
+    DRIFT = "drift"
+    PERFORMANCE = "performance"
+    AGE = "age"
+    MANUAL = "manual"
+
+
+class DriftMethod(StrEnum):
+    PSI = "psi"
+    JS = "js"
+    WASSERSTEIN_NORM = "wasserstein_norm"
+    KS_PVALUE = "ks_pvalue"
+    CHI2_PVALUE = "chi2_pvalue"
+
+
+class Metric(StrEnum):
+    """The metrics a job can judge by: bounded classification metrics, then trading ones."""
+
+    AUC = "auc"
+    PRECISION = "precision"
+    RECALL = "recall"
+    F1 = "f1"
+    ACCURACY = "accuracy"
+    SHARPE = "sharpe"
+    SORTINO = "sortino"
+    TOTAL_RETURN = "total_return"
+    WIN_RATE = "win_rate"
+    MAX_DRAWDOWN = "max_drawdown"
+
+
+BOUNDED_METRICS = frozenset(
+    {Metric.AUC, Metric.PRECISION, Metric.RECALL, Metric.F1, Metric.ACCURACY}
+)
+TRADING_METRICS = frozenset(set(Metric) - BOUNDED_METRICS)
+
+
+class Device(StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    """The values of an enum as plain strings, in declaration order."""
+    return tuple(member.value for member in enum)
