@@ -29,8 +29,8 @@ from retrain_cli.db.models import (
 )
 from retrain_cli.db.queries import newest_per_model
 from retrain_cli.schedule import JobState, Verdict
-from retrain_cli.semaphore import FileSemaphore
 from retrain_cli.settings import Settings
+from retrain_cli.slots import file_slots
 
 
 @dataclass
@@ -212,7 +212,7 @@ def start_due(report: DueReport, settings: Settings, database_url: str | None) -
     """Start the highest-priority due jobs as detached `retrain-cli retrain` processes, at most
     as many as there are free slots now; the rest stay due for the next tick."""
     limit = settings.max_concurrent_retrains
-    free = limit - FileSemaphore(settings.locks_dir, limit).slots_in_use()
+    free = limit - file_slots(settings).slots_in_use()
     if settings.database_slots:  # the global limit, across hosts
         free = min(free, limit - report.slots_held)
     for verdict in report.due[: max(free, 0)]:

@@ -25,6 +25,7 @@ from retrain_cli.db.models import ModelDriftMonitoring
 from retrain_cli.errors import DataError
 from retrain_cli.jobs import JobFailure, check_each
 from retrain_cli.jobspec import DataSource, DriftSpec
+from retrain_cli.notify import Event
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -79,6 +80,15 @@ class DriftResult:
     features: list[ColumnDrift]
     prediction: ColumnDrift | None
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def events(self) -> list[Event]:
+        """What operators are told after the check is recorded."""
+        if not self.drifted:
+            return []
+        drifted = [f.feature for f in self.features if f.drifted]
+        summary = f"drift in {self.job or self.model}: {self.drift_share:.0%} of features"
+        details = {"drift_share": self.drift_share, "drifted": drifted}
+        return [Event("drift_detected", summary, self.checked_at, self.job, self.model, details)]
 
 
 def settings_for(job: EffectiveJob) -> DriftSettings:

@@ -18,6 +18,7 @@ from retrain_cli.db.models import ModelPerformanceTracking
 from retrain_cli.errors import DataError
 from retrain_cli.jobs import JobFailure, check_each
 from retrain_cli.jobspec import PerformanceSpec
+from retrain_cli.notify import Event
 from retrain_cli.registry import active_version
 
 if TYPE_CHECKING:
@@ -62,6 +63,18 @@ class PerfResult:
     window_start: datetime | None = None
     window_end: datetime | None = None
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def events(self) -> list[Event]:
+        """What operators are told after the check is recorded."""
+        if not self.degraded:
+            return []
+        summary = f"{self.primary_metric} of {self.job or self.model} degraded: " + "; ".join(
+            self.judgement
+        )
+        details = {"metrics": self.metrics, "version": self.version}
+        return [
+            Event("performance_degraded", summary, self.checked_at, self.job, self.model, details)
+        ]
 
 
 def settings_for(job: EffectiveJob) -> PerfSettings:

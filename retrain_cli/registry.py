@@ -14,12 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from retrain_cli import artifacts
 from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
 from retrain_cli.errors import ConflictError, DataError, NotFoundError
+from retrain_cli.notify import Event
 
 SAMPLE_FILE = "sample.parquet"
 SAMPLE_ROWS = 256  # enough for a sequence model's window to score its last rows
@@ -108,6 +109,15 @@ class Switch:
     reason: str | None
     at: datetime
 
+    def events(self) -> list[Event]:
+        """What operators are told once the switch is committed."""
+        kind = "rollback" if self.event == "rollback" else "version_promoted"
+        summary = (
+            f"{self.model}: {self.event} v{self.from_version} -> v{self.to_version} by {self.actor}"
+        )
+        details = {"from": self.from_version, "to": self.to_version, "reason": self.reason}
+        return [Event(kind, summary, self.at, None, self.model, details)]
+
 
 def switch_active(
     session: Session,
@@ -167,6 +177,16 @@ def lock_active(session: Session, model: str) -> None:
         )
         .values(status=ModelVersionManagement.status)
     )
+
+
+def next_version(session: Session, model: str) -> int:
+    """The number the model's next version gets (call under `lock_active`)."""
+    latest = session.scalar(
+        select(func.max(ModelVersionManagement.version)).where(
+            ModelVersionManagement.model_name == model
+        )
+    )
+    return (latest or 0) + 1
 
 
 def promote(session: Session, model: str, version: int, now: datetime, **options: Any) -> Switch:

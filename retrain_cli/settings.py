@@ -12,28 +12,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrain_cli.errors import ConfigError
 
-CONFIG_KEYS = frozenset(
-    {
-        "database_url",
-        "artifacts_dir",
-        "locks_dir",
-        "logs_dir",
-        "max_concurrent_retrains",
-        "metrics",
-        "notifications",
-        "semaphore",
-        "lease_ttl",
-        "heartbeat_interval",
-    }
-)
-SEMAPHORE_MODES = ("auto", "file", "database")
-DEFAULT_MAX_CONCURRENT_RETRAINS = 3
+if TYPE_CHECKING:
+    from retrain_cli.config_file import ConfigFile
 
 
 @dataclass(frozen=True)
@@ -45,13 +31,13 @@ class Settings:
     artifacts_dir: Path
     locks_dir: Path
     logs_dir: Path
-    max_concurrent_retrains: int = DEFAULT_MAX_CONCURRENT_RETRAINS
-    config_path: Path | None = None
-    metrics_dir: Path | None = None
-    notifications: dict[str, Any] = field(default_factory=dict)
-    semaphore: str = "auto"
-    lease_ttl_s: float = 60.0
-    heartbeat_s: float = 15.0
+    max_concurrent_retrains: int
+    config_path: Path | None
+    metrics_dir: Path | None
+    notifications: dict[str, Any]
+    semaphore: str
+    lease_ttl_s: float
+    heartbeat_s: float
 
     @property
     def database_slots(self) -> bool:
@@ -82,27 +68,25 @@ def load_settings(
     env = os.environ if env is None else env
     home = default_home(env)
     config_path = _config_path(home, env)
-    config = _read_config(config_path) if config_path else {}
+    config = _read_config(config_path)
 
-    url = database_url or env.get("RETRAIN_DATABASE_URL") or config.get("database_url")
+    url = database_url or env.get("RETRAIN_DATABASE_URL") or config.database_url
     if not url:
         url = f"sqlite:///{home / 'retrain.db'}"
-    max_slots = config.get("max_concurrent_retrains", DEFAULT_MAX_CONCURRENT_RETRAINS)
-    if not isinstance(max_slots, int) or isinstance(max_slots, bool) or max_slots < 1:
-        raise ConfigError(f"{config_path}: max_concurrent_retrains must be a positive integer")
+    metrics_dir = env.get("RETRAIN_METRICS_DIR") or config.metrics.textfile_dir
     return Settings(
         home=home,
         database_url=str(url),
-        artifacts_dir=_dir(config, "artifacts_dir", home / "artifacts"),
-        locks_dir=_dir(config, "locks_dir", home / "locks"),
-        logs_dir=_dir(config, "logs_dir", home / "logs"),
-        max_concurrent_retrains=max_slots,
+        artifacts_dir=_dir(config.artifacts_dir, home / "artifacts"),
+        locks_dir=_dir(config.locks_dir, home / "locks"),
+        logs_dir=_dir(config.logs_dir, home / "logs"),
+        max_concurrent_retrains=config.max_concurrent_retrains,
         config_path=config_path,
-        metrics_dir=_metrics_dir(config, env),
-        notifications=_mapping(config, "notifications", config_path),
-        semaphore=_semaphore(config, config_path),
-        lease_ttl_s=_seconds(config, "lease_ttl", 60.0, config_path),
-        heartbeat_s=_seconds(config, "heartbeat_interval", 15.0, config_path),
+        metrics_dir=Path(metrics_dir).expanduser() if metrics_dir else None,
+        notifications=config.notification_settings(),
+        semaphore=config.semaphore,
+        lease_ttl_s=float(config.lease_ttl),
+        heartbeat_s=float(config.heartbeat_interval),
     )
 
 
@@ -116,64 +100,30 @@ def _config_path(home: Path, env: Mapping[str, str]) -> Path | None:
     return default if default.is_file() else None
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _read_config(path: Path | None) -> ConfigFile:
+    """The config file's settings (every default when there is no file)."""
     import yaml
 
+    from retrain_cli.config_file import ConfigFile, parse_config
+
+    if path is None:
+        return ConfigFile()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read config file {path}: {_first_line(exc)}") from exc
     if data is None:
-        return {}
+        return ConfigFile()
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
-    unknown = sorted(set(data) - CONFIG_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"config file {path}: unknown key(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(CONFIG_KEYS))}"
-        )
-    return data
-
-
-def _semaphore(config: Mapping[str, Any], path: Path | None) -> str:
-    mode = str(config.get("semaphore", "auto"))
-    if mode not in SEMAPHORE_MODES:
-        raise ConfigError(
-            f"config file {path}: semaphore must be one of {', '.join(SEMAPHORE_MODES)}"
-        )
-    return mode
-
-
-def _seconds(config: Mapping[str, Any], key: str, default: float, path: Path | None) -> float:
-    from retrain_cli.durations import parse_duration
-
-    if key not in config:
-        return default
     try:
-        return parse_duration(config[key]).total_seconds()
+        return parse_config(data)
     except ValueError as exc:
-        raise ConfigError(f"config file {path}: {key}: {exc}") from exc
+        raise ConfigError(f"config file {path}: {exc}") from exc
 
 
-def _metrics_dir(config: Mapping[str, Any], env: Mapping[str, str]) -> Path | None:
-    """`RETRAIN_METRICS_DIR`, else `metrics.textfile_dir` in the config file, else none."""
-    if env.get("RETRAIN_METRICS_DIR"):
-        return Path(env["RETRAIN_METRICS_DIR"]).expanduser()
-    value = (config.get("metrics") or {}).get("textfile_dir")
-    return Path(str(value)).expanduser() if value else None
-
-
-def _mapping(config: Mapping[str, Any], key: str, path: Path | None) -> dict[str, Any]:
-    value = config.get(key) or {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"config file {path}: {key} must be a mapping")
-    return dict(value)
-
-
-def _dir(config: Mapping[str, Any], key: str, default: Path) -> Path:
-    value = config.get(key)
-    return Path(str(value)).expanduser() if value else default
+def _dir(value: str | None, default: Path) -> Path:
+    return Path(value).expanduser() if value else default
 
 
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")

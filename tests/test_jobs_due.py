@@ -20,7 +20,7 @@ from retrain_cli.db.models import (
     ModelPerformanceTracking,
     RetrainingJobHistory,
 )
-from retrain_cli.semaphore import FileSemaphore
+from retrain_cli.slots import FileSlots
 from tests.conftest import Cli
 from tests.helpers import write_training_job
 
@@ -168,7 +168,7 @@ def test_run_starts_one_process_per_free_slot_highest_priority_first(
     for priority in range(5):
         add_job(cli, tmp_path, f"p{priority}", priority=priority)
     assert all(cli("jobs", "trigger", f"p{p}").exit_code == 0 for p in range(5))
-    semaphore = FileSemaphore(home / "locks", 3)
+    semaphore = FileSlots(home / "locks", 3)
     held = semaphore.acquire("someone-else", 0)  # one slot busy: two are free
     try:
         started = subprocess.run(

@@ -18,8 +18,8 @@ from retrain_cli import artifacts
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
 from retrain_cli.db.session import make_engine
 from retrain_cli.runner import Hooks, Phases, RetrainRequest, RunFailed, retrain
-from retrain_cli.semaphore import FileSemaphore
 from retrain_cli.settings import load_settings
+from retrain_cli.slots import FileSlots
 from retrain_cli.trainers import load_trainer
 from retrain_cli.trainers.base import FakeTrainer
 from retrain_cli.training_data import prepare
@@ -254,7 +254,7 @@ def test_busy_job_exits_75_and_records_a_skipped_row(
     cli: Cli, tmp_path: Path, session: SessionFactory, home: Path
 ) -> None:
     apply(cli, write_training_job(tmp_path))
-    lease = FileSemaphore(home / "locks", 3).acquire("j1", 0)
+    lease = FileSlots(home / "locks", 3).acquire("j1", 0)
     try:
         result = cli("retrain", "j1")
     finally:
@@ -269,7 +269,7 @@ def test_no_free_slot_exits_75_with_json(
     cli: Cli, tmp_path: Path, session: SessionFactory, home: Path
 ) -> None:
     apply(cli, write_training_job(tmp_path))
-    semaphore = FileSemaphore(home / "locks", 3)
+    semaphore = FileSlots(home / "locks", 3)
     leases = [semaphore.acquire(f"other{i}", 0) for i in range(3)]
     try:
         code, result, stderr = run(cli)

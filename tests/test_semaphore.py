@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import ModelVersionManagement, RetrainingJobHistory
 from retrain_cli.errors import BusyError
-from retrain_cli.semaphore import FileSemaphore
+from retrain_cli.slots import FileSlots
 from tests.conftest import Cli
 from tests.helpers import training_frame, write_training_job
 
@@ -25,7 +25,7 @@ SLOW_TRAINING = {"num_boost_round": 1500, "num_threads": 1, "num_leaves": 63, "m
 
 
 def test_slots_are_shared_and_freed(tmp_path: Path) -> None:
-    semaphore = FileSemaphore(tmp_path / "locks", 2)
+    semaphore = FileSlots(tmp_path / "locks", 2)
     first, second = semaphore.acquire("a", 0), semaphore.acquire("b", 0)
     assert {first.slot, second.slot} == {0, 1} and semaphore.slots_in_use() == 2
     with pytest.raises(BusyError, match="all 2 retrain slots are busy"):
@@ -39,7 +39,7 @@ def test_slots_are_shared_and_freed(tmp_path: Path) -> None:
 
 def test_waiting_gives_up_at_the_timeout(tmp_path: Path) -> None:
     clock = iter(range(100))
-    semaphore = FileSemaphore(tmp_path, 1, clock=lambda: next(clock), sleep=lambda s: None)
+    semaphore = FileSlots(tmp_path, 1, clock=lambda: next(clock), sleep=lambda s: None)
     held = semaphore.acquire("a", 0)
     with pytest.raises(BusyError, match=r"waited 5s"):
         semaphore.acquire("b", 5)
@@ -47,7 +47,7 @@ def test_waiting_gives_up_at_the_timeout(tmp_path: Path) -> None:
 
 
 def test_the_same_job_never_holds_two_slots(tmp_path: Path) -> None:
-    semaphore = FileSemaphore(tmp_path, 3)
+    semaphore = FileSlots(tmp_path, 3)
     held = semaphore.acquire("a", 0)
     with pytest.raises(BusyError, match=rf"job 'a' is already running \(held by pid {os.getpid()}"):
         semaphore.acquire("a", 0)
@@ -119,7 +119,7 @@ def test_sigkill_frees_the_slot_and_the_next_command_marks_the_run_abandoned(
     process.communicate(timeout=30)
     assert process.returncode == -signal.SIGKILL
 
-    lease = FileSemaphore(home / "locks", 3).acquire("j1", 0)  # slot and job lock free at once
+    lease = FileSlots(home / "locks", 3).acquire("j1", 0)  # slot and job lock free at once
     lease.release()
     assert cli("jobs", "list").exit_code == 0  # any later command sweeps
     with session() as s:

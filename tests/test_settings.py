@@ -40,10 +40,15 @@ def test_config_file_moves_directories(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("databse_url: x\n", "unknown key(s) databse_url"),
+        ("databse_url: x\n", "databse_url: unknown key"),
         ("- a\n- b\n", "must hold a mapping"),
         ("a: [\n", "cannot read config file"),
-        ("max_concurrent_retrains: 0\n", "positive integer"),
+        (
+            "max_concurrent_retrains: 0\n",
+            "max_concurrent_retrains: Input should be greater than or equal to 1",
+        ),
+        ("semaphore: magic\n", "semaphore: Input should be"),
+        ("lease_ttl: soon\n", "lease_ttl: not a duration"),
     ],
 )
 def test_bad_config_file_is_one_clear_error(tmp_path: Path, content: str, message: str) -> None:

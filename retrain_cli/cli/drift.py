@@ -14,8 +14,6 @@ from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import utcnow
 from retrain_cli.errors import ConfigError
 from retrain_cli.jobs import JobFailure
-from retrain_cli.notify import Event
-from retrain_cli.settings import load_settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -61,38 +59,21 @@ def check(
     from retrain_cli.jobs import select_jobs
 
     at = now or utcnow()
-    with open_session(database_url) as (_, session):
+    with open_session(database_url) as (settings, session):
         if model is not None:
             if jobs or every or reference is None or current is None:
                 raise ConfigError("the ad hoc form needs --model, --reference and --current only")
-            settings = monitor.DriftSettings(
+            drift_settings = monitor.DriftSettings(
                 threshold=threshold, method=method, drift_share=drift_share
             )
             outcomes: list[Any] = [
-                monitor.check_files(session, model, reference, current, settings, at)
+                monitor.check_files(session, model, reference, current, drift_settings, at)
             ]
         else:
             selected = select_jobs(session, jobs or [], every)
             outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
-    notify(
-        load_settings(database_url),
-        [
-            Event(
-                "drift_detected",
-                f"drift in {r.job or r.model}: {r.drift_share:.0%} of features",
-                r.checked_at,
-                r.job,
-                r.model,
-                {
-                    "drift_share": r.drift_share,
-                    "drifted": [f.feature for f in r.features if f.drifted],
-                },
-            )
-            for r in results
-            if r.drifted
-        ],
-    )
+    notify(settings, [event for r in results for event in r.events()])
     if report is not None:
         from retrain_cli.drift_report import write_report
 

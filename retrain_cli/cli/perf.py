@@ -15,8 +15,6 @@ from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import parse_duration, utcnow
 from retrain_cli.errors import ConfigError
 from retrain_cli.jobs import JobFailure
-from retrain_cli.notify import Event
-from retrain_cli.settings import load_settings
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -61,37 +59,26 @@ def check(
 
     at = now or utcnow()
     window_s = _seconds(window)
-    with open_session(database_url) as (_, session):
+    with open_session(database_url) as (settings, session):
         if model is not None:
             if jobs or every or predictions is None:
                 raise ConfigError("the ad hoc form needs --model and --predictions only")
-            settings = monitor.PerfSettings(
+            perf_settings = monitor.PerfSettings(
                 primary_metric=primary_metric,
                 threshold=threshold,
                 periods_per_year=periods_per_year,
                 window=window_s,
             )
-            outcomes: list[Any] = [monitor.check_file(session, model, predictions, settings, at)]
+            outcomes: list[Any] = [
+                monitor.check_file(session, model, predictions, perf_settings, at)
+            ]
         else:
             selected = select_jobs(session, jobs or [], every)
             if window_s is not None:
                 selected = [_with_window(job, window_s) for job in selected]
             outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
-    notify(
-        load_settings(database_url),
-        [
-            Event(
-                "performance_degraded",
-                f"{r.primary_metric} of {r.job or r.model} degraded: {'; '.join(r.judgement)}",
-                r.checked_at,
-                r.job,
-                r.model,
-                {"metrics": r.metrics, "version": r.version},
-            )
-            for r in outcomes
-            if not isinstance(r, JobFailure) and r.degraded
-        ],
-    )
+    results = [o for o in outcomes if not isinstance(o, JobFailure)]
+    notify(settings, [event for r in results for event in r.events()])
     finish_checks(
         Output(as_json, quiet),
         outcomes,

@@ -50,7 +50,6 @@ def retrain(
     from retrain_cli.cli.runtime import export_metrics, notify
     from retrain_cli.db.session import make_engine
     from retrain_cli.durations import utcnow
-    from retrain_cli.notify import Event
     from retrain_cli.runner import Hooks, RetrainRequest, RunFailed
     from retrain_cli.runner import retrain as run
     from retrain_cli.settings import load_settings
@@ -70,39 +69,13 @@ def retrain(
         )
         raise
     except RunFailed as failed:
-        notify(
-            settings,
-            [
-                Event(
-                    "retrain_failed",
-                    f"retrain of {job} failed: {failed.result.error}",
-                    utcnow(),
-                    job,
-                    None,
-                    {"run_id": failed.result.run_id},
-                )
-            ],
-        )
+        notify(settings, failed.result.events(utcnow()))
         output.emit(failed.result, lambda c: None)
         raise
     finally:
         export_metrics(engine, settings)
         engine.dispose()
-    if result.promoted and result.version:
-        notify(
-            settings,
-            [
-                Event(
-                    "version_promoted",
-                    f"{job}: {result.version['model']} v{result.version['version']} "
-                    f"promoted ({'; '.join((result.gate or {}).get('reasons', []))})",
-                    utcnow(),
-                    job,
-                    result.version["model"],
-                    {"run_id": result.run_id, "version": result.version},
-                )
-            ],
-        )
+    notify(settings, result.events(utcnow()))
     output.emit(result, lambda c: c.print(_describe(result)))
 
 

@@ -43,10 +43,10 @@ def export_metrics(engine: Engine, settings: Settings) -> None:
     if settings.metrics_dir is None:
         return
     from retrain_cli.metrics_export import write_metrics
-    from retrain_cli.semaphore import FileSemaphore
+    from retrain_cli.slots import file_slots
 
     try:
-        in_use = FileSemaphore(settings.locks_dir, settings.max_concurrent_retrains).slots_in_use()
+        in_use = file_slots(settings).slots_in_use()
         with session_scope(engine, check_schema=False) as session:
             write_metrics(session, settings.metrics_dir, utcnow(), in_use)
     except Exception as exc:  # monitoring must not break the pipeline it monitors

@@ -21,7 +21,7 @@ def stats(
 ) -> None:
     """Per job: runs by status, success rate, p50/p95 duration, last run, active version and
     its age, drift alerts and degradations in the period, next fire; totals; slots in use."""
-    from retrain_cli.semaphore import FileSemaphore
+    from retrain_cli.slots import file_slots
     from retrain_cli.stats import pipeline_stats
 
     try:
@@ -29,7 +29,7 @@ def stats(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from exc
     with open_session(database_url) as (settings, session):
-        in_use = FileSemaphore(settings.locks_dir, settings.max_concurrent_retrains).slots_in_use()
+        in_use = file_slots(settings).slots_in_use()
         result = pipeline_stats(session, now or utcnow(), period, in_use)
     Output(as_json, quiet).emit(result, lambda c: _render(c, result, since))
 

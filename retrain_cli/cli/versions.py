@@ -12,8 +12,7 @@ from retrain_cli.cli.options import DatabaseUrl, Json, Quiet, parse_time
 from retrain_cli.cli.output import Output, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import utcnow
-from retrain_cli.notify import Event
-from retrain_cli.settings import load_settings
+from retrain_cli.settings import Settings
 
 app = typer.Typer(help="List, promote, roll back and retire model versions.", no_args_is_help=True)
 Model = Annotated[str, typer.Argument(help="The model's name.", show_default=False)]
@@ -68,7 +67,7 @@ def promote(
 ) -> None:
     """Make VERSION active after a preflight (checksums, load, score a sample), in one
     transaction that retires the active version."""
-    with open_session(database_url) as (_, session):
+    with open_session(database_url) as (settings, session):
         switch = registry.promote(
             session,
             model,
@@ -78,7 +77,7 @@ def promote(
             expect_current=expect_current,
             actor=actor,
         )
-    _done(Output(as_json, quiet), switch, database_url)
+    _done(Output(as_json, quiet), switch, settings)
 
 
 @app.command("rollback")
@@ -97,9 +96,9 @@ def rollback(
     quiet: Quiet = False,
 ) -> None:
     """Return MODEL to the version that was champion before the active one (or --to)."""
-    with open_session(database_url) as (_, session):
+    with open_session(database_url) as (settings, session):
         switch = registry.rollback(session, model, utcnow(), to, reason=reason, actor=actor)
-    _done(Output(as_json, quiet), switch, database_url)
+    _done(Output(as_json, quiet), switch, settings)
 
 
 @app.command("retire")
@@ -112,22 +111,8 @@ def retire(
     Output(quiet=quiet).emit(None, lambda c: c.print(f"{model} v{version} retired"))
 
 
-def _done(output: Output, switch: registry.Switch, database_url: str | None = None) -> None:
-    kind = "rollback" if switch.event == "rollback" else "version_promoted"
-    notify(
-        load_settings(database_url),
-        [
-            Event(
-                kind,
-                f"{switch.model}: {switch.event} v{switch.from_version} -> v{switch.to_version} "
-                f"by {switch.actor}",
-                switch.at,
-                None,
-                switch.model,
-                {"from": switch.from_version, "to": switch.to_version, "reason": switch.reason},
-            )
-        ],
-    )
+def _done(output: Output, switch: registry.Switch, settings: Settings) -> None:
+    notify(settings, switch.events())
     before = f"v{switch.from_version}" if switch.from_version is not None else "nothing"
     output.emit(
         switch,

@@ -1,0 +1,63 @@
+"""The config file (`$RETRAIN_HOME/config.yaml` or `RETRAIN_CONFIG`) as a typed model: every
+key and its default, once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from retrain_cli.jobspec import NotifyTarget, Seconds, Text
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metrics(Section):
+    textfile_dir: Text | None = None
+
+
+class Smtp(Section):
+    host: Text = "localhost"
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 25
+    from_: Annotated[Text, Field(alias="from")] = "retrain-cli@localhost"
+
+
+class Notifications(Section):
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    secret: Text | None = None
+    smtp: Smtp | None = None
+    targets: list[NotifyTarget] = []
+
+
+class ConfigFile(Section):
+    """Every key of the config file, with its default; an unknown key is an error."""
+
+    database_url: Text | None = None
+    artifacts_dir: Text | None = None
+    locks_dir: Text | None = None
+    logs_dir: Text | None = None
+    max_concurrent_retrains: Annotated[StrictInt, Field(ge=1)] = 3
+    metrics: Metrics = Metrics()
+    notifications: Notifications = Notifications()
+    semaphore: Literal["auto", "file", "database"] = "auto"
+    lease_ttl: Seconds = 60
+    heartbeat_interval: Seconds = 15
+
+    def notification_settings(self) -> dict[str, Any]:
+        """The `notifications` section as `notify.Notifier` reads it."""
+        return self.notifications.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def parse_config(document: dict[str, Any]) -> ConfigFile:
+    """The validated config; ValueError with one line naming the key on a problem."""
+    try:
+        return ConfigFile.model_validate(document)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise ValueError(f"{where}: {message}") from None

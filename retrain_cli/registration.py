@@ -1,0 +1,203 @@
+"""A trained model becomes a version: its files staged privately, then numbered, published,
+recorded, promoted when the gate says so and its run closed, in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from retrain_cli import artifacts, gate, history, performance, registry
+from retrain_cli.db.models import ModelVersionManagement
+from retrain_cli.db.session import session_scope
+from retrain_cli.durations import utcnow
+from retrain_cli.errors import ConflictError
+from retrain_cli.evaluation import Champion
+from retrain_cli.jobs import EffectiveJob
+from retrain_cli.serialize import jsonable
+from retrain_cli.settings import Settings
+from retrain_cli.slots import Heartbeat
+from retrain_cli.trainers.base import Trainer
+from retrain_cli.training_data import Prepared
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What the gate saw: the challenger's metrics, the champion it was compared with (and the
+    parent an incremental run started from), and the decision."""
+
+    prepared: Prepared
+    metrics: performance.Evaluation
+    champion: Champion | None
+    parent: Champion | None
+    decision: gate.GateDecision
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: dict[str, Any]
+    promoted: bool
+    gate: dict[str, Any]
+
+
+def stage(
+    settings: Settings,
+    job: EffectiveJob,
+    trainer: Trainer,
+    prepared: Prepared,
+    metrics: performance.Evaluation,
+) -> Path:
+    """Write the new version's files into a private staging directory: the trainer's own
+    files, `metadata.json`, a sample of hold-out rows and the manifest of checksums."""
+    staging = artifacts.staging_dir(settings.artifacts_dir, job.model)
+    try:
+        primary = trainer.save(staging)
+        metadata = {
+            "model": job.model,
+            "model_type": job.type,
+            "trainer": trainer.name,
+            "job": job.name,
+            "features": prepared.features,
+            "categorical": prepared.categorical,
+            "target": job.spec.target,
+            "hyperparameters": job.hyperparameters,
+            "strategy": job.strategy,
+            "data_fingerprint": prepared.fingerprint,
+            "holdout_metrics": metrics.values,
+            "trained_at": utcnow().isoformat(),
+        }
+        artifacts.write_json(staging / "metadata.json", jsonable(metadata))
+        # a few hold-out rows, for the preflight of a later promote or rollback
+        prepared.holdout.features.head(registry.SAMPLE_ROWS).to_parquet(
+            staging / registry.SAMPLE_FILE
+        )
+        artifacts.write_manifest(
+            staging,
+            primary,
+            {
+                "trainer": trainer.name,
+                "model_type": job.type,
+                "hyperparameters": job.hyperparameters,
+            },
+        )
+    except BaseException:
+        artifacts.discard(staging)
+        raise
+    return staging
+
+
+def register(
+    engine: Engine,
+    settings: Settings,
+    heartbeat: Heartbeat,
+    job: EffectiveJob,
+    staging: Path,
+    evaluated: Evaluated,
+) -> Registered:
+    """Number, publish and record the version, promote it if the gate says so, and close the
+    run, all in one transaction; the published directory is removed again if it fails."""
+    run_id, metrics, prepared = heartbeat.run_id, evaluated.metrics, evaluated.prepared
+    champion, parent, decision = evaluated.champion, evaluated.parent, evaluated.decision
+    manifest = staging / artifacts.MANIFEST
+    digest, size = artifacts.sha256_file(manifest), manifest.stat().st_size
+    target: Path | None = None
+    try:
+        with session_scope(engine, check_schema=False) as session:
+            heartbeat.fence(session)  # a run whose lease expired registers nothing
+            registry.lock_active(session, job.model)  # numbering and switching, serialised
+            number = registry.next_version(session, job.model)
+            target = artifacts.version_dir(settings.artifacts_dir, job.model, number)
+            now = utcnow()
+            version = ModelVersionManagement(
+                model_name=job.model,
+                version=number,
+                model_type=job.type,
+                job_id=job.id,
+                status="registered",
+                artifact_path=str(target / artifacts.MANIFEST),
+                sha256=digest,
+                size_bytes=size,
+                strategy=job.strategy,
+                parent_version=parent.version if parent else None,
+                metrics=jsonable(
+                    {
+                        **metrics.values,
+                        "n_holdout": len(prepared.holdout.target),
+                        "n_scored": metrics.n_samples,
+                        "undefined": metrics.reasons,
+                    }
+                ),
+                hyperparameters=jsonable(job.hyperparameters),
+                data_fingerprint=jsonable(prepared.fingerprint),
+                created_at=now,
+            )
+            session.add(version)
+            session.flush()
+            artifacts.publish(staging, target)
+            decision = _promote(session, job, run_id, version, decision, champion, now)
+            gate_doc = {
+                "decision": decision.decision,
+                "reasons": decision.reasons,
+                "values": jsonable(decision.values),
+            }
+            history.finish_run(
+                session,
+                run_id,
+                "succeeded",
+                now,
+                version_id=version.id,
+                promoted=decision.promote,
+                gate=gate_doc,
+            )
+    except IntegrityError as exc:
+        if target is not None:
+            artifacts.discard(target)
+        raise ConflictError(
+            f"another run registered a version of {job.model!r} at the same time: retry"
+        ) from exc
+    except BaseException:
+        if target is not None and not staging.exists():
+            artifacts.discard(target)
+        raise
+    described = {
+        "model": job.model,
+        "version": number,
+        "sha256": digest,
+        "artifact": str(target),
+        "metrics": version.metrics,
+    }
+    return Registered(described, decision.promote, gate_doc)
+
+
+def _promote(
+    session: Session,
+    job: EffectiveJob,
+    run_id: int,
+    version: ModelVersionManagement,
+    decision: gate.GateDecision,
+    champion: Champion | None,
+    now: datetime,
+) -> gate.GateDecision:
+    """Switch to the new version when the gate says so, unless the champion it was compared
+    with is no longer active (then it stays registered, and the decision says why)."""
+    if not decision.promote:
+        return decision
+    try:
+        registry.switch_active(
+            session,
+            version,
+            now,
+            expect_current=champion.version if champion else None,
+            reason="; ".join(decision.reasons),
+            job_id=job.id,
+            run_id=run_id,
+            preflight=False,
+        )
+    except ConflictError as exc:
+        return gate.GateDecision(False, [*decision.reasons, f"held: {exc}"], decision.values)
+    return decision

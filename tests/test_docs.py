@@ -1,0 +1,40 @@
+"""The README stays a short tour whose links all lead somewhere."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+LINKS = sorted(set(re.findall(r"\]\(([^)#]+)\)", README.read_text())))
+
+
+def test_the_readme_is_short_and_starts_with_the_two_commands() -> None:
+    text = README.read_text()
+    assert len(text.splitlines()) <= 200
+    commands = text.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert [c.split()[:2] for c in commands] == [
+        ["bash", "examples/walkthrough.sh"],
+        ["bash", ".ci/run"],
+    ]
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_every_readme_link_exists(link: str) -> None:
+    assert (ROOT / link).is_file(), link
+
+
+def test_every_docs_page_says_what_the_reader_can_do_after_it() -> None:
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        if page.name == "benchmarks.md":
+            continue
+        opening = " ".join(page.read_text().split("\n\n", 2)[1].split())
+        assert opening.startswith("After this page you can"), page.name
+
+
+def test_the_exit_code_table_is_one_table_with_every_code() -> None:
+    text = README.read_text()
+    table = text.split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
+    codes = [row.split("|")[1].strip() for row in table.strip().splitlines()[1:]]
+    assert codes == ["0", "1", "2", "3", "75"]
