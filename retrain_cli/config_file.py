@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import Field, StrictInt, ValidationError
 
-from retrain_cli.jobspec import NotifyTarget, Seconds, Text
+from retrain_cli.fields import NotifyTarget, Seconds, Spec, Text, first_problem
+from retrain_cli.notify import DEFAULT_TIMEOUT_S
 
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Section = Spec
 
 
 class Metrics(Section):
@@ -25,10 +24,10 @@ class Smtp(Section):
 
 
 class Notifications(Section):
-    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = DEFAULT_TIMEOUT_S
     secret: Text | None = None
     smtp: Smtp | None = None
-    targets: list[NotifyTarget] = []
+    targets: list[NotifyTarget] = Field(default_factory=list)
 
 
 class ConfigFile(Section):
@@ -55,9 +54,4 @@ def parse_config(document: dict[str, Any]) -> ConfigFile:
     try:
         return ConfigFile.model_validate(document)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        raise ValueError(f"{where}: {message}") from None
+        raise ValueError(first_problem(exc)) from None

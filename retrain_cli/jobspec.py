@@ -12,18 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
-    StringConstraints,
     ValidationError,
     model_validator,
 )
@@ -38,8 +34,8 @@ from retrain_cli.choices import (
     Strategy,
     Trigger,
 )
-from retrain_cli.durations import parse_duration
 from retrain_cli.errors import JobSpecError
+from retrain_cli.fields import NotifyTarget, Seconds, Spec, Text, first_problem
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -73,31 +69,17 @@ def _timezone(text: str) -> str:
     return text
 
 
-def _seconds(value: Any) -> int:
-    if not isinstance(value, str | int | float):
-        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 1h, 30d, 2w)")
-    return int(parse_duration(value).total_seconds())
-
-
 def _unique(names: list[str]) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError("lists a name twice")
     return names
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, strict=True)]
 Name = Annotated[Text, AfterValidator(_identifier)]
 Cron = Annotated[Text, AfterValidator(_cron)]
 TimeZone = Annotated[Text, AfterValidator(_timezone)]
-Seconds = Annotated[int, BeforeValidator(_seconds)]
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Names = Annotated[list[Text], AfterValidator(_unique)]
-
-
-class Spec(BaseModel):
-    """A section of a job file: unknown keys are errors, values are validated strictly."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
 class DataSource(Spec):
@@ -167,29 +149,7 @@ class Member(Spec):
 
     type: ModelType
     features: Names | None = None
-    hyperparameters: dict[str, Any] = {}
-
-
-class NotifyTarget(Spec):
-    """Exactly one of a webhook URL, a Slack-compatible webhook URL or an e-mail address."""
-
-    webhook: Text | None = None
-    slack: Text | None = None
-    email: Text | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> NotifyTarget:
-        if len(self.model_dump(exclude_none=True)) != 1:
-            raise ValueError("expected one of {webhook: URL}, {slack: URL}, {email: ADDRESS}")
-        return self
-
-    @property
-    def kind(self) -> Literal["webhook", "slack", "email"]:
-        return "webhook" if self.webhook else "slack" if self.slack else "email"
-
-    @property
-    def address(self) -> str:
-        return self.webhook or self.slack or self.email or ""
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobSpec(Spec):
@@ -207,24 +167,24 @@ class JobSpec(Spec):
     target: Text
     time_column: Text | None = None
     features: Names | None = None
-    categorical: Names = []
+    categorical: Names = Field(default_factory=list)
     score_column: Text = "score"
     return_column: Text | None = None
     thresholds: Thresholds = Thresholds()
     primary_metric: Metric  # default: sharpe with a return_column, else auc
     strategy: Strategy | None = None
-    hyperparameters: dict[str, Any] = {}
-    members: list[ModelType | Member] = []
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    members: list[ModelType | Member] = Field(default_factory=list)
     device: Device = Device.AUTO
     holdout_fraction: Annotated[Number, Field(gt=0, le=0.9)] = 0.2
     timeout: Seconds = 3600
     max_model_age: Seconds | None = None
     retry_backoff: Seconds = 1800
-    triggers: list[Trigger] = list(Trigger)
+    triggers: list[Trigger] = Field(default_factory=lambda: list(Trigger))
     drift: DriftSpec = DriftSpec()
     performance: PerformanceSpec = PerformanceSpec()
     gate: GateSpec = GateSpec()
-    notify: list[NotifyTarget] = []
+    notify: list[NotifyTarget] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -312,26 +272,10 @@ def validate_job(raw: Any, *, base_dir: Path, source: str, index: int = 1) -> Jo
     try:
         spec = JobSpec.model_validate(present)
     except ValidationError as exc:
-        raise JobSpecError(f"{where}: {_first_problem(exc)}") from None
+        raise JobSpecError(f"{where}: {first_problem(exc)}") from None
     data = {
         role: source.resolved(base_dir)
         for role, source in spec.data
         if isinstance(source, DataSource)
     }
     return spec.model_copy(update={"data": DataSources(**data)})
-
-
-def _first_problem(exc: ValidationError) -> str:
-    """One line: the field's dotted path and what is wrong with it."""
-    error = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return f"{where}: unknown field"
-    if error["type"] == "missing":
-        return f"{where}: is required"
-    if error["type"] in ("enum", "literal_error"):
-        return (
-            f"{where}: {error['input']!r} is not one of {message.removeprefix('Input should be ')}"
-        )
-    return f"{where}: {message}" if where else message

@@ -102,12 +102,12 @@ def _config_path(home: Path, env: Mapping[str, str]) -> Path | None:
 
 def _read_config(path: Path | None) -> ConfigFile:
     """The config file's settings (every default when there is no file)."""
-    import yaml
-
     from retrain_cli.config_file import ConfigFile, parse_config
 
     if path is None:
         return ConfigFile()
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

@@ -40,14 +40,14 @@ def test_config_file_moves_directories(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("databse_url: x\n", "databse_url: unknown key"),
+        ("databse_url: x\n", "databse_url: unknown field"),
         ("- a\n- b\n", "must hold a mapping"),
         ("a: [\n", "cannot read config file"),
         (
             "max_concurrent_retrains: 0\n",
             "max_concurrent_retrains: Input should be greater than or equal to 1",
         ),
-        ("semaphore: magic\n", "semaphore: Input should be"),
+        ("semaphore: magic\n", "semaphore: 'magic' is not one of 'auto', 'file' or 'database'"),
         ("lease_ttl: soon\n", "lease_ttl: not a duration"),
     ],
 )
