@@ -36,6 +36,7 @@ KS_EXACT_MAX_N = 10_000  # scipy's 'auto' uses the exact distribution up to this
 MIN_STD = 0.001
 _ECDF_BLOCK = 1 << 18  # merged points per step of `_ecdf_distances`: 2 MB per float array
 P_VALUE_METHODS = ("ks_pvalue", "chi2_pvalue")
+ORDERED_STATISTICS = ("ks_stat", "ks_pvalue", "wasserstein", "wasserstein_norm")
 NUMERIC_ONLY = {"wasserstein_norm": "psi", "ks_pvalue": "chi2_pvalue"}
 CATEGORICAL_ONLY = {"chi2_pvalue": "ks_pvalue"}
 
@@ -73,14 +74,15 @@ def drop_missing(values: FloatArray) -> tuple[FloatArray, float]:
     return (values[~mask] if missing else values), rate
 
 
-def bin_edges(ref_sorted: FloatArray, bins: int = DEFAULT_BINS) -> FloatArray:
-    """The interior edges of the reference's quantile bins: unique `np.quantile` cut points.
+def bin_edges(ref: FloatArray, bins: int = DEFAULT_BINS) -> FloatArray:
+    """The interior edges of the reference's quantile bins: unique `np.quantile` cut points
+    (the same whether `ref` is sorted or not).
 
     >>> bin_edges(np.arange(1.0, 11.0), bins=4)
     array([3.25, 5.5 , 7.75])
     """
     levels = np.arange(1, bins) / bins
-    return np.unique(np.quantile(ref_sorted, levels))
+    return np.unique(np.quantile(ref, levels))
 
 
 def bin_counts(values_sorted: FloatArray, edges: FloatArray) -> NDArray[np.int64]:
@@ -148,9 +150,20 @@ def distribution_metrics(ref_counts: NDArray[Any], cur_counts: NDArray[Any]) -> 
 
 
 def numeric_drift(
-    ref: FloatArray, cur: FloatArray, bins: int = DEFAULT_BINS
+    ref: FloatArray, cur: FloatArray, bins: int = DEFAULT_BINS, *, ordered: bool = True
 ) -> tuple[dict[str, float], Histogram]:
-    """Every numeric statistic of two finite, non-empty samples, each sorted once."""
+    """The numeric statistics of two finite, non-empty samples.
+
+    The binned ones (psi, kl, js, hellinger) need no ordering: quantile cut points by selection
+    and counts by bin lookup, in linear time. With `ordered`, each sample is also sorted once for
+    the statistics that compare whole distributions: ks_stat, ks_pvalue, wasserstein and
+    wasserstein_norm.
+    """
+    if not ordered:
+        edges = bin_edges(ref, bins)
+        ref_counts, cur_counts = bin_lookup(ref, edges), bin_lookup(cur, edges)
+        metrics = distribution_metrics(ref_counts, cur_counts)
+        return metrics, _histogram(_bin_labels(edges), ref_counts, cur_counts)
     ref_sorted, cur_sorted = np.sort(ref), np.sort(cur)
     edges = bin_edges(ref_sorted, bins)
     ref_counts, cur_counts = bin_counts(ref_sorted, edges), bin_counts(cur_sorted, edges)
@@ -160,9 +173,22 @@ def numeric_drift(
     metrics["wasserstein"] = wasserstein
     metrics["wasserstein_norm"] = wasserstein / max(float(np.std(ref)), MIN_STD)
     metrics["ks_pvalue"] = ks_pvalue(ref_sorted, cur_sorted, ks_stat)
+    return metrics, _histogram(_bin_labels(edges), ref_counts, cur_counts)
+
+
+def bin_lookup(values: FloatArray, edges: FloatArray) -> NDArray[np.int64]:
+    """`bin_counts` of an unsorted sample: each value's bin by binary search over the edges.
+
+    >>> bin_lookup(np.array([5.0, 2.0, 1.0, 2.0]), np.array([2.0, 4.0]))
+    array([1, 2, 1])
+    """
+    index = np.searchsorted(edges, values, side="right")
+    return np.bincount(index, minlength=edges.size + 1).astype(np.int64)
+
+
+def _bin_labels(edges: FloatArray) -> list[str]:
     bounds = ["-inf", *(f"{e:.4g}" for e in edges), "inf"]
-    labels = [f"[{lo}, {hi})" for lo, hi in itertools.pairwise(bounds)]
-    return metrics, _histogram(labels, ref_counts, cur_counts)
+    return [f"[{lo}, {hi})" for lo, hi in itertools.pairwise(bounds)]
 
 
 def _histogram(labels: list[str], ref: NDArray[Any], cur: NDArray[Any]) -> Histogram:

@@ -259,10 +259,12 @@ def _column_drift(
     reference: pa.Table, current: pa.Table, name: str, kind: str, settings: DriftSettings
 ) -> ColumnDrift:
     metrics: dict[str, Any]
+    method = drift.decision_method(settings.method, kind)
     if kind == "numeric":
         ref, missing_ref = _numeric(reference.column(name), name, "reference")
         cur, missing_cur = _numeric(current.column(name), name, "current")
-        metrics, histogram = drift.numeric_drift(ref, cur, settings.bins)
+        ordered = settings.all_statistics or method in drift.ORDERED_STATISTICS
+        metrics, histogram = drift.numeric_drift(ref, cur, settings.bins, ordered=ordered)
         n_reference, n_current = ref.size, cur.size
     else:
         ref_counts, missing_ref = _counts(reference.column(name), name, "reference")
@@ -270,7 +272,6 @@ def _column_drift(
         metrics, histogram = drift.categorical_drift(ref_counts, cur_counts)
         n_reference, n_current = sum(ref_counts.values()), sum(cur_counts.values())
     metrics["missing_rate_ref"], metrics["missing_rate_cur"] = missing_ref, missing_cur
-    method = drift.decision_method(settings.method, kind)
     decision = drift.decide(metrics, method, settings.threshold, settings.alpha)
     missing_shift = abs(missing_cur - missing_ref) > settings.max_missing_rate_change
     return ColumnDrift(

@@ -76,7 +76,7 @@ def _row(column: ColumnDrift) -> str:
         f"{column.threshold:.4g}",
         f"{m['psi']:.4g}",
         f"{m['js']:.4g}",
-        f"{p_value:.3g}",
+        "-" if p_value is None else f"{p_value:.3g}",
         f"{column.missing_rate_ref:.1%} / {column.missing_rate_cur:.1%}",
     ]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"

@@ -128,6 +128,9 @@ class DriftSpec(Spec):
     drift_share: Annotated[Number, Field(gt=0, le=1)] = 0.5
     bins: Annotated[StrictInt, Field(ge=2)] = 10
     max_missing_rate_change: Annotated[Number, Field(ge=0, le=1)] = 0.1
+    # the order statistics (KS, Wasserstein) sort every numeric column: computed when the
+    # method needs them, for every column when asked
+    all_statistics: StrictBool = False
 
 
 class PerformanceSpec(Spec):

@@ -81,6 +81,15 @@ def test_numeric_statistics_equal_their_definitions(ref: np.ndarray, cur: np.nda
     assert sum(histogram.current) == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(("ref", "cur"), NUMERIC_CASES.values(), ids=NUMERIC_CASES.keys())
+def test_the_binned_statistics_need_no_sorting(ref: np.ndarray, cur: np.ndarray) -> None:
+    ordered, ordered_histogram = drift.numeric_drift(ref, cur)
+    unordered, histogram = drift.numeric_drift(ref, cur, ordered=False)
+    assert set(unordered) == {"psi", "kl", "js", "hellinger"}
+    assert unordered == {name: ordered[name] for name in unordered}
+    assert histogram == ordered_histogram
+
+
 @pytest.mark.parametrize("bins", [2, 5, 20])
 def test_bins_are_configurable(bins: int) -> None:
     ref, cur = NUMERIC_CASES["shifted and wider"]

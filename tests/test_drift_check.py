@@ -90,6 +90,30 @@ def test_method_threshold_and_share_come_from_the_job(cli: Cli, tmp_path: Path) 
     assert checked["required_share"] == 0.3
 
 
+ORDER_STATISTICS = {"ks_stat", "ks_pvalue", "wasserstein", "wasserstein_norm"}
+
+
+@pytest.mark.parametrize(
+    ("drift", "ordered"),
+    [
+        ({}, False),  # psi decides: the binned statistics only, nothing sorted
+        ({"method": "js"}, False),
+        ({"method": "ks_pvalue"}, True),
+        ({"method": "wasserstein_norm", "bins": 5}, True),
+        ({"all_statistics": True}, True),
+    ],
+)
+def test_order_statistics_are_computed_when_the_method_needs_them_or_all_are_asked(
+    cli: Cli, tmp_path: Path, drift: dict[str, object], ordered: bool
+) -> None:
+    setup_job(cli, tmp_path, shift=0.5, drift=drift)
+    (checked,) = json.loads(cli("drift", "check", "j1", "--json").stdout)["results"]
+    numeric = [f for f in checked["features"] if f["kind"] == "numeric"]
+    for feature in [*numeric, checked["prediction"]]:
+        assert (ORDER_STATISTICS <= set(feature["metrics"])) is ordered, feature["feature"]
+        assert {"psi", "kl", "js", "hellinger"} <= set(feature["metrics"])
+
+
 def test_missing_rate_change_counts_as_drift(cli: Cli, tmp_path: Path) -> None:
     setup_job(cli, tmp_path, shift=0.0, features=["f0", "f1"])
     current = window(seed=2)

@@ -43,6 +43,14 @@ def check(
     method: Annotated[
         DriftMethod, typer.Option(help="The statistic that decides.", rich_help_panel=AD_HOC)
     ] = DriftMethod.PSI,
+    all_statistics: Annotated[
+        bool,
+        typer.Option(
+            "--all-statistics",
+            help="Also KS and Wasserstein for every numeric column (sorts each one).",
+            rich_help_panel=AD_HOC,
+        ),
+    ] = False,
     report: Annotated[
         Path | None, typer.Option(help="Also write a self-contained HTML report here.")
     ] = None,
@@ -64,7 +72,10 @@ def check(
             if jobs or every or reference is None or current is None:
                 raise ConfigError("the ad hoc form needs --model, --reference and --current only")
             drift_settings = monitor.DriftSettings(
-                threshold=threshold, method=method, drift_share=drift_share
+                threshold=threshold,
+                method=method,
+                drift_share=drift_share,
+                all_statistics=all_statistics,
             )
             outcomes: list[Any] = [
                 monitor.check_files(session, model, reference, current, drift_settings, at)
