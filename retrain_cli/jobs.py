@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
@@ -41,9 +42,27 @@ class EffectiveJob:
     performance_threshold: float
     strategy: str
     primary_metric: str
-    hyperparameters: dict[str, Any]
     max_model_age_s: int | None
-    spec: JobSpec
+    document: dict[str, Any]  # the stored spec
+    type_hyperparameters: dict[str, Any]  # the model type's defaults
+
+    @cached_property
+    def spec(self) -> JobSpec:
+        """The typed spec, validated on first use (listing 10,000 jobs needs none of it)."""
+        from retrain_cli.jobspec import JobSpec
+
+        return JobSpec.from_stored(self.document)
+
+    @cached_property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The type's defaults, then the job's; its `members` and `device` travel with them."""
+        merged = {**self.type_hyperparameters, **self.spec.hyperparameters}
+        stored = self.spec.stored()
+        if self.spec.members:
+            merged["members"] = stored["members"]
+        if stored["device"] != "auto":
+            merged["device"] = stored["device"]
+        return merged
 
 
 def apply_jobs(
@@ -143,12 +162,9 @@ def load_configs(session: Session) -> dict[str, AutoRetrainingConfig]:
 
 def effective_job(job: AutoRetrainingJob, configs: dict[str, AutoRetrainingConfig]) -> EffectiveJob:
     """Resolve the job's defaults from its model type's config row."""
-    from retrain_cli.jobspec import JobSpec
-
     config = configs.get(job.model_type)
     if config is None:
         raise DatabaseError(f"no auto_retraining_config row for {job.model_type}: run `db init`")
-    spec = JobSpec.from_stored(job.spec)
     return EffectiveJob(
         id=job.id,
         name=job.name,
@@ -162,21 +178,10 @@ def effective_job(job: AutoRetrainingJob, configs: dict[str, AutoRetrainingConfi
         performance_threshold=_first(job.performance_threshold, config.performance_threshold),
         strategy=job.strategy or config.strategy,
         primary_metric=job.primary_metric,
-        hyperparameters=_hyperparameters(config.hyperparameters, spec),
         max_model_age_s=job.max_model_age_s or config.max_model_age_s,
-        spec=spec,
+        document=job.spec,
+        type_hyperparameters=config.hyperparameters,
     )
-
-
-def _hyperparameters(defaults: dict[str, Any], spec: JobSpec) -> dict[str, Any]:
-    """The type's defaults, then the job's; its `members` and `device` travel with them."""
-    merged = {**defaults, **spec.hyperparameters}
-    stored = spec.stored()
-    if spec.members:
-        merged["members"] = stored["members"]
-    if stored["device"] != "auto":
-        merged["device"] = stored["device"]
-    return merged
 
 
 def _first(value: float | None, default: float) -> float:

@@ -81,7 +81,12 @@ def show(
         job = library.get_job(session, name)
         effective = library.effective_job(job, library.load_configs(session))
         document = {
-            **{k: v for k, v in effective.__dict__.items() if k != "spec"},
+            **{
+                k: v
+                for k, v in vars(effective).items()
+                if k not in ("document", "spec", "type_hyperparameters")
+            },
+            "hyperparameters": effective.hyperparameters,
             "timeout_s": job.timeout_s,
             "triggers": job.triggers,
             "source_file": job.source_file,

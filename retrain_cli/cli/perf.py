@@ -98,8 +98,8 @@ def _seconds(window: str | None) -> int | None:
 
 
 def _with_window(job: Any, window_s: int) -> Any:
-    performance = job.spec.performance.model_copy(update={"window": window_s})
-    return replace(job, spec=job.spec.model_copy(update={"performance": performance}))
+    performance = {**job.document.get("performance", {}), "window": window_s}
+    return replace(job, document={**job.document, "performance": performance})
 
 
 def _render(console: Console, results: list[PerfResult]) -> None:
