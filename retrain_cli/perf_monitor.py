@@ -205,7 +205,7 @@ def _floats(series: pd.Series[Any], name: str) -> performance.FloatArray:
 
     if not pd.api.types.is_numeric_dtype(series.dtype):  # bool counts as numeric
         raise DataError(f"column {name!r} must be numeric, not {series.dtype}")
-    values: performance.FloatArray = series.to_numpy(dtype=np.float64)
+    values: performance.FloatArray = series.to_numpy(dtype=np.float64, na_value=np.nan)
     if not np.isfinite(values).all():
         raise DataError(f"column {name!r} has infinite values")
     return values

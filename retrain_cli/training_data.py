@@ -67,7 +67,9 @@ def prepare(job: EffectiveJob) -> Prepared:
         categorical=categorical,
         train=_data(train, features, target),
         holdout=_data(holdout, features, target),
-        holdout_returns=holdout[returns].to_numpy(dtype=np.float64) if returns else None,
+        holdout_returns=holdout[returns].to_numpy(dtype=np.float64, na_value=np.nan)
+        if returns
+        else None,
         fingerprint=fingerprint(frame, time_column),
     )
 
@@ -85,7 +87,7 @@ def _categorical(frame: pd.DataFrame, features: list[str], declared: list[str]) 
 
 
 def _data(frame: pd.DataFrame, features: list[str], target: str) -> TrainingData:
-    return TrainingData(frame[features], frame[target].to_numpy(dtype=np.float64))
+    return TrainingData(frame[features], frame[target].to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def fingerprint(frame: pd.DataFrame, time_column: str | None) -> dict[str, Any]:

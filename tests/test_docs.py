@@ -27,8 +27,6 @@ def test_every_readme_link_exists(link: str) -> None:
 
 def test_every_docs_page_says_what_the_reader_can_do_after_it() -> None:
     for page in sorted((ROOT / "docs").glob("*.md")):
-        if page.name == "benchmarks.md":
-            continue
         opening = " ".join(page.read_text().split("\n\n", 2)[1].split())
         assert opening.startswith("After this page you can"), page.name
 

@@ -362,10 +362,15 @@ def test_lightgbm_grows_the_same_trees_from_its_arrow_input_as_from_a_float64_ma
     )
     plain = lgb.train(
         {**LightGBMTrainer({}).params, **params},
-        lgb.Dataset(features.to_numpy(dtype=np.float64), label=target, feature_name=list(features)),
+        lgb.Dataset(
+            features.to_numpy(dtype=np.float64, na_value=np.nan),
+            label=target,
+            feature_name=list(features),
+        ),
         num_boost_round=15,
     )
     assert trainer.booster_.model_to_string() == plain.model_to_string()
     assert np.array_equal(
-        trainer.predict(features), plain.predict(features.to_numpy(dtype=np.float64))
+        trainer.predict(features),
+        plain.predict(features.to_numpy(dtype=np.float64, na_value=np.nan)),
     )

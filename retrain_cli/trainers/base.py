@@ -107,5 +107,5 @@ class FakeTrainer:
 
     @staticmethod
     def _design(features: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
-        numeric = features.select_dtypes("number").to_numpy(dtype=np.float64)
+        numeric = features.select_dtypes("number").to_numpy(dtype=np.float64, na_value=np.nan)
         return np.column_stack([np.nan_to_num(numeric), np.ones(len(features))])

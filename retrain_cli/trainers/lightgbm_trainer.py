@@ -60,7 +60,11 @@ class LightGBMTrainer:
 
     def predict(self, features: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
         # a row-major matrix: LightGBM scores row by row
-        data = features.to_numpy(dtype=np.float64) if _all_numeric(features) else features
+        data = (
+            features.to_numpy(dtype=np.float64, na_value=np.nan)
+            if _all_numeric(features)
+            else features
+        )
         return np.asarray(self.booster_.predict(data), dtype=np.float64)
 
     def save(self, directory: Path) -> str:
@@ -88,7 +92,10 @@ def _lightgbm_input(features: pd.DataFrame) -> Any:
 
     if _all_numeric(features):
         return pa.table(
-            [pa.array(features[c].to_numpy(dtype=np.float64)) for c in features.columns],
+            [
+                pa.array(features[c].to_numpy(dtype=np.float64, na_value=np.nan))
+                for c in features.columns
+            ],
             names=[str(c) for c in features.columns],
         )
     return features

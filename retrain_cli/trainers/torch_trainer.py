@@ -256,9 +256,9 @@ def _numeric(features: pd.DataFrame) -> np.ndarray[Any, Any]:
     import pandas as pd
 
     columns = [
-        features[c].cat.codes.to_numpy(dtype=np.float64)
+        features[c].cat.codes.to_numpy(dtype=np.float64, na_value=np.nan)
         if isinstance(features[c].dtype, pd.CategoricalDtype)
-        else np.nan_to_num(features[c].to_numpy(dtype=np.float64))
+        else np.nan_to_num(features[c].to_numpy(dtype=np.float64, na_value=np.nan))
         for c in features.columns
     ]
     return np.column_stack(columns)
