@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from retrain_cli import drift
+from retrain_cli.columns import category_counts, numeric_values
 from retrain_cli.datasource import file_source, read_table
 from retrain_cli.db.models import ModelDriftMonitoring
 from retrain_cli.errors import DataError
@@ -261,14 +262,14 @@ def _column_drift(
     metrics: dict[str, Any]
     method = drift.decision_method(settings.method, kind)
     if kind == "numeric":
-        ref, missing_ref = _numeric(reference.column(name), name, "reference")
-        cur, missing_cur = _numeric(current.column(name), name, "current")
+        ref, missing_ref = numeric_values(reference.column(name), name, "reference")
+        cur, missing_cur = numeric_values(current.column(name), name, "current")
         ordered = settings.all_statistics or method in drift.ORDERED_STATISTICS
         metrics, histogram = drift.numeric_drift(ref, cur, settings.bins, ordered=ordered)
         n_reference, n_current = ref.size, cur.size
     else:
-        ref_counts, missing_ref = _counts(reference.column(name), name, "reference")
-        cur_counts, missing_cur = _counts(current.column(name), name, "current")
+        ref_counts, missing_ref = category_counts(reference.column(name), name, "reference")
+        cur_counts, missing_cur = category_counts(current.column(name), name, "current")
         metrics, histogram = drift.categorical_drift(ref_counts, cur_counts)
         n_reference, n_current = sum(ref_counts.values()), sum(cur_counts.values())
     metrics["missing_rate_ref"], metrics["missing_rate_cur"] = missing_ref, missing_cur
@@ -288,53 +289,6 @@ def _column_drift(
         metrics=metrics,
         histogram=histogram,
     )
-
-
-def _numeric(column: pa.ChunkedArray, name: str, window: str) -> tuple[drift.FloatArray, float]:
-    """The column as float64, nulls and NaN dropped, and the share of them."""
-    import numpy as np
-    import pyarrow as pa
-
-    chunks = [_float64_values(c) for c in column.cast(pa.float64()).chunks if len(c)]
-    values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks or [np.empty(0)])
-    finite, missing = drift.drop_missing(values)
-    if finite.size == 0:
-        raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
-    if not np.isfinite(finite).all():
-        raise DataError(f"feature {name!r} has infinite values in the {window} window")
-    return finite, missing
-
-
-def _float64_values(chunk: pa.Array) -> drift.FloatArray:
-    """A non-empty float64 Arrow array as numpy, nulls as NaN, read from its buffers.
-
-    Arrow's own `to_numpy` would import pandas; the data buffer is wrapped without a copy when
-    there are no nulls.
-    """
-    import numpy as np
-
-    end = chunk.offset + len(chunk)
-    validity, data = chunk.buffers()
-    values: drift.FloatArray = np.frombuffer(data, dtype=np.float64, count=end)[chunk.offset :]
-    if chunk.null_count:
-        bits = np.frombuffer(validity, dtype=np.uint8)
-        valid = np.unpackbits(bits, count=end, bitorder="little")[chunk.offset :].view(bool)
-        values = np.where(valid, values, np.nan)
-    return values
-
-
-def _counts(column: pa.ChunkedArray, name: str, window: str) -> tuple[dict[str, int], float]:
-    """Count per category (its value as text), nulls and NaN left out; and the share of them."""
-    import pyarrow.compute as pc
-
-    counts = {
-        str(entry["values"]): int(entry["counts"])
-        for entry in pc.value_counts(column).to_pylist()
-        if entry["values"] is not None and entry["values"] == entry["values"]  # not NaN
-    }
-    if not counts:
-        raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
-    return counts, (len(column) - sum(counts.values())) / len(column)
 
 
 def record(session: Session, result: DriftResult, job_id: int | None) -> None:
