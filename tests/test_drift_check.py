@@ -315,7 +315,7 @@ def test_numeric_columns_read_from_arrow_buffers_as_arrow_converts_them(
     # arrays start mid-bitmap, which is where a reader of buffers goes wrong
     import pyarrow as pa
 
-    from retrain_cli.drift_monitor import _numeric
+    from retrain_cli.columns import numeric_values
 
     padding = [7.0, None, 9.0][:offset]
     column = pa.chunked_array(
@@ -323,9 +323,9 @@ def test_numeric_columns_read_from_arrow_buffers_as_arrow_converts_them(
         pa.float64(),
     )
     expected = column.to_numpy()  # Arrow's own conversion: nulls become NaN
-    values, missing = _numeric(column, "x", "reference")
+    values, missing = numeric_values(column, "x", "reference")
     assert np.array_equal(values, expected[~np.isnan(expected)])
     assert missing == np.isnan(expected).mean()
     ints = pa.chunked_array([pa.array([5, None, 6, 7], pa.int64()).slice(offset // 3)])
     expected_ints = [6.0, 7.0] if offset else [5.0, 6.0, 7.0]
-    assert _numeric(ints, "n", "reference")[0].tolist() == expected_ints
+    assert numeric_values(ints, "n", "reference")[0].tolist() == expected_ints
