@@ -147,6 +147,12 @@ def evaluate(
     labels = arrays[columns.label]
     if not set(labels.tolist()) <= {0.0, 1.0}:
         raise DataError(f"column {columns.label!r} must hold 0/1 outcomes")
+    outside = int(((arrays[columns.score] < 0) | (arrays[columns.score] > 1)).sum())
+    if outside:
+        raise DataError(
+            f"column {columns.score!r} has {outside} scores outside [0, 1]: "
+            "probabilities are expected, not logits"
+        )
     evaluation = performance.evaluate(
         labels,
         arrays[columns.score],

@@ -101,10 +101,16 @@ def recall(y_true: FloatArray, y_score: FloatArray, threshold: float = 0.5) -> f
 
 
 def f1(y_true: FloatArray, y_score: FloatArray, threshold: float = 0.5) -> float:
-    """Harmonic mean of precision and recall: 2 TP / (2 TP + FP + FN)."""
-    p = precision(y_true, y_score, threshold)
-    r = recall(y_true, y_score, threshold)
-    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+    """2 TP / (2 TP + FP + FN), as scikit-learn defines it: 0 when positives exist but none is
+    found (a collapsed model), undefined only with no positive label and no positive prediction.
+
+    >>> f1(np.array([0, 1]), np.array([0.1, 0.2]))
+    0.0
+    """
+    tp, fp, fn, _ = _confusion(y_true, y_score, threshold)
+    if tp + fp + fn == 0:
+        raise Undefined("no_positives")
+    return 2 * tp / (2 * tp + fp + fn)
 
 
 def accuracy(y_true: FloatArray, y_score: FloatArray, threshold: float = 0.5) -> float:
@@ -152,8 +158,16 @@ def max_drawdown(returns: FloatArray) -> float:
     >>> max_drawdown(np.array([-0.5, 1.0]))
     -0.5
     """
-    equity = np.concatenate(([1.0], np.cumprod(1.0 + _returns(returns))))
-    return float(np.min(equity / np.maximum.accumulate(equity) - 1.0))
+    r = _returns(returns)
+    with np.errstate(over="ignore", invalid="ignore"):
+        equity = np.concatenate(([1.0], np.cumprod(1.0 + r)))
+        drawdown = float(np.min(equity / np.maximum.accumulate(equity) - 1.0))
+    if math.isfinite(drawdown):
+        return drawdown
+    if np.all(r > -1.0):  # an equity curve too steep for float64: the same in log space
+        log_equity = np.concatenate(([0.0], np.cumsum(np.log1p(r))))
+        return float(np.expm1(np.min(log_equity - np.maximum.accumulate(log_equity))))
+    raise Undefined("equity_overflow")
 
 
 def win_rate(returns: FloatArray) -> float:
@@ -167,7 +181,11 @@ def win_rate(returns: FloatArray) -> float:
 
 def total_return(returns: FloatArray) -> float:
     """Compounded return over the window: prod(1 + r) - 1."""
-    return float(np.prod(1.0 + _returns(returns)) - 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = float(np.prod(1.0 + _returns(returns)) - 1.0)
+    if not math.isfinite(value):
+        raise Undefined("equity_overflow")
+    return value
 
 
 def _returns(returns: FloatArray) -> FloatArray:

@@ -166,8 +166,12 @@ def test_window_keeps_only_the_newest_rows(cli: Cli, tmp_path: Path) -> None:
         (predictions().assign(y=2), "column 'y' must hold 0/1 outcomes"),
         (predictions().assign(score="high"), "column 'score' must be numeric"),
         (predictions().head(0), "is empty"),
+        (
+            predictions().assign(score=lambda f: f.score + 1.0),  # shifted, as logits often are
+            "column 'score' has 300 scores outside [0, 1]",
+        ),
     ],
-    ids=["missing column", "labels not 0/1", "text scores", "empty"],
+    ids=["missing column", "labels not 0/1", "text scores", "empty", "logits"],
 )
 def test_bad_predictions_exit_1_and_write_nothing(
     cli: Cli, tmp_path: Path, session: SessionFactory, frame: pd.DataFrame, message: str

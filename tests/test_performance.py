@@ -51,7 +51,7 @@ def test_log_loss_clips_certain_mistakes() -> None:
         (perf.log_loss, [0.0, 0.0], [0.2, 0.9], "single_class"),
         (perf.precision, [0.0, 1.0], [0.1, 0.2], "no_positive_pred"),
         (perf.recall, [0.0, 0.0], [0.9, 0.2], "no_positive_label"),
-        (perf.f1, [0.0, 1.0], [0.1, 0.2], "no_positive_pred"),
+        (perf.f1, [0.0, 0.0], [0.1, 0.2], "no_positives"),
     ],
 )
 def test_undefined_classification_metrics_say_why(
@@ -60,6 +60,29 @@ def test_undefined_classification_metrics_say_why(
     with pytest.raises(perf.Undefined) as info:
         function(np.array(y), np.array(scores))  # type: ignore[operator]
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("y", "scores"),
+    [
+        ([0.0, 1.0], [0.1, 0.2]),  # positives exist, none predicted: a collapsed model
+        ([0.0, 0.0, 1.0], [0.9, 0.1, 0.2]),  # only false positives and misses
+        ([1.0, 1.0], [0.1, 0.9]),
+    ],
+)
+def test_f1_is_scikit_learns_wherever_it_defines_one(y: list[float], scores: list[float]) -> None:
+    predicted = (np.array(scores) >= 0.5).astype(int)
+    expected = sk.f1_score(np.array(y), predicted, zero_division=np.nan)
+    assert perf.f1(np.array(y), np.array(scores)) == close(expected)
+
+
+def test_an_equity_curve_beyond_float64_still_has_a_drawdown_and_no_nan() -> None:
+    returns = np.array([1e200, 1e200, -0.5, 0.1])  # the curve passes 1e400
+    assert perf.max_drawdown(returns) == close(-0.5)
+    with pytest.raises(perf.Undefined, match="equity_overflow"):
+        perf.total_return(returns)
+    with pytest.raises(perf.Undefined, match="equity_overflow"):
+        perf.max_drawdown(np.array([1e200, 1e200, -2.0]))  # below -100%: no log-space fallback
 
 
 RETURNS = np.array([0.01, -0.02, 0.015, 0.0, 0.03, -0.01, 0.005])
