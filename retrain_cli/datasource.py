@@ -98,6 +98,7 @@ def _read_parquet(path: Path, role: str, columns: Sequence[str] | None) -> pa.Ta
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path, memory_map=True)
+    _require_unique(parquet.schema_arrow.names, f"{role} data {path}")
     _require_columns(parquet.schema_arrow.names, columns, f"{role} data {path}")
     return parquet.read(columns=list(columns) if columns is not None else None)
 
@@ -124,6 +125,12 @@ def _read_query(url: str, query: str, role: str) -> pd.DataFrame:
     except Exception as exc:
         reason = redact_text(_first_line(exc), expanded)
         raise DataError(f"{role} query on {redact_url(url)} failed: {reason}") from exc
+
+
+def _require_unique(names: Sequence[str], where: str) -> None:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"{where}: column {', '.join(map(repr, repeated))} appears more than once")
 
 
 def _require_columns(present: Any, wanted: Sequence[str] | None, what: str) -> None:

@@ -28,6 +28,7 @@ from retrain_cli.db.models import (
     RetrainingJobHistory,
 )
 from retrain_cli.db.queries import newest_per_model
+from retrain_cli.jobs import JobFailure
 from retrain_cli.schedule import JobState, Verdict
 from retrain_cli.settings import Settings
 from retrain_cli.slots import file_slots
@@ -42,11 +43,17 @@ class DueReport:
     not_due: int
     started: list[dict[str, Any]] = field(default_factory=list)
     slots_held: int = 0  # database slots held now, across hosts
+    errors: list[JobFailure] = field(default_factory=list)  # jobs that could not be decided
 
 
 def due_jobs(session: Session, now: datetime) -> DueReport:
     """Every enabled job's verdict at `now`; due jobs by priority, then the oldest last run."""
-    verdicts = [schedule.evaluate(state, now) for state in job_states(session)]
+    verdicts, errors = [], []
+    for state in job_states(session):
+        try:
+            verdicts.append(schedule.evaluate(state, now))
+        except Exception as exc:  # one job's broken state must not stop the others
+            errors.append(JobFailure(state.job, " ".join(str(exc).split()) or type(exc).__name__))
     due = [v for v in verdicts if v.is_due]
     due.sort(
         key=lambda v: (-v.priority, v.last_run_at or datetime.min.replace(tzinfo=now.tzinfo), v.job)
@@ -67,6 +74,7 @@ def due_jobs(session: Session, now: datetime) -> DueReport:
             )
             or 0
         ),
+        errors=errors,
     )
 
 

@@ -204,9 +204,9 @@ def check_each(
     applies: Callable[[EffectiveJob], bool],
     every_enabled: bool,
 ) -> list[R | JobFailure]:
-    """Evaluate each job and record its result; a job that fails records nothing and the
-    others go on. With `every_enabled` (`--all`), jobs the check does not apply to (no data
-    source for it) are skipped rather than failed."""
+    """Evaluate each job and record its result; a job that fails, whatever the error, records
+    nothing and the others go on. With `every_enabled` (`--all`), jobs the check does not apply
+    to (no data source for it) are skipped rather than failed."""
     outcomes: list[R | JobFailure] = []
     for job in jobs:
         if every_enabled and not applies(job):
@@ -215,6 +215,10 @@ def check_each(
             result = evaluate(job)
         except RetrainError as exc:
             outcomes.append(JobFailure(job.name, str(exc)))
+            continue
+        except Exception as exc:  # a library's surprise with one job's data
+            message = " ".join(str(exc).split()) or "no details"
+            outcomes.append(JobFailure(job.name, f"unexpected {type(exc).__name__}: {message}"))
             continue
         record(result, job.id)
         outcomes.append(result)

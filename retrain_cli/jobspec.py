@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -54,10 +55,14 @@ def _identifier(text: str) -> str:
 
 
 def _cron(text: str) -> str:
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     if len(text.split()) != 5 or not croniter.is_valid(text):
         raise ValueError(f"invalid cron expression {text!r} (five fields: min hour dom mon dow)")
+    try:  # croniter searches a bounded number of years: February 29 fires, February 31 never
+        croniter(text, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"cron expression {text!r} never fires") from None
     return text
 
 

@@ -180,9 +180,19 @@ def _fire(expression: str, timezone: str, now: datetime, *, previous: bool) -> d
     instants can differ; wall times within DST_MARGIN beyond `now` are compared by instant.
     Cached per (expression, zone, minute): thousands of jobs share a few schedules.
     """
+    from croniter import CroniterBadDateError
+
+    try:
+        return _nearest_fire(expression, ZoneInfo(timezone), now, previous=previous)
+    except CroniterBadDateError:
+        raise ValueError(f"schedule {expression!r} never fires") from None
+
+
+def _nearest_fire(
+    expression: str, zone: ZoneInfo, now: datetime, *, previous: bool
+) -> datetime | None:
     from croniter import croniter
 
-    zone = ZoneInfo(timezone)
     wall = now.astimezone(zone).replace(tzinfo=None)
     if (now - DST_MARGIN).astimezone(zone).utcoffset() == (now + DST_MARGIN).astimezone(
         zone

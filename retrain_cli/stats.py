@@ -101,9 +101,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 active_age_s=(now - promoted_at).total_seconds() if promoted_at else None,
                 drift_alerts=drift.get(job.model_name, 0),
                 degradations=degraded.get(job.model_name, 0),
-                next_fire=schedule.next_fire(
-                    job.schedule or defaults[job.model_type], job.timezone, now
-                )
+                next_fire=_next_fire(job.schedule or defaults[job.model_type], job.timezone, now)
                 if job.enabled
                 else None,
             )
@@ -191,3 +189,11 @@ def _totals(jobs: list[JobStats]) -> dict[str, Any]:
         "degradations": sum(j.degradations for j in jobs),
         "models_with_active_version": len({j.model for j in jobs if j.active_version}),
     }
+
+
+def _next_fire(expression: str, timezone: str, now: datetime) -> datetime | None:
+    """None for a schedule that never fires (stored before apply rejected them)."""
+    try:
+        return schedule.next_fire(expression, timezone, now)
+    except ValueError:
+        return None

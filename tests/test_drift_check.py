@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import ModelDriftMonitoring
+from retrain_cli.jobs import EffectiveJob
 from tests.conftest import Cli
 from tests.helpers import window, write_job
 
@@ -177,6 +178,48 @@ def test_all_reports_a_broken_job_and_still_checks_the_others(
     assert [e["job"] for e in document["errors"]] == ["broken"]
     assert "Error: broken: current data" in result.stderr
     assert {r.job_id for r in rows(session)} != set() and len(rows(session)) == 5
+
+
+def test_a_window_with_a_repeated_column_name_is_one_line_naming_file_and_column(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    setup_job(cli, tmp_path / "a", shift=0.0, name="good")
+    setup_job(cli, tmp_path / "b", shift=0.0, name="twice")
+    current = pa.Table.from_pandas(window(seed=2), preserve_index=False)
+    doubled = current.append_column("f0", current.column("f0"))  # Arrow allows it, pandas not
+    pq.write_table(doubled, tmp_path / "b" / "cur.parquet")
+    result = cli("drift", "check", "--all", "--json")
+    assert result.exit_code == 1
+    assert f"Error: twice: current data {tmp_path / 'b' / 'cur.parquet'}: column 'f0' appears " in (
+        result.stderr
+    )
+    assert [r["job"] for r in json.loads(result.stdout)["results"]] == ["good"]
+    assert len(rows(session)) == 5
+
+
+def test_any_error_of_one_job_is_reported_and_the_others_are_still_recorded(
+    cli: Cli, tmp_path: Path, session: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrain_cli import drift_monitor
+
+    setup_job(cli, tmp_path / "a", shift=0.0, name="good")
+    setup_job(cli, tmp_path / "b", shift=0.0, name="surprising")
+    real = drift_monitor.evaluate_job
+
+    def evaluate(job: EffectiveJob, now: object) -> object:
+        if job.name == "surprising":  # stands for any library error on one job's data
+            raise TypeError("unsupported operand type(s)")
+        return real(job, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(drift_monitor, "evaluate_job", evaluate)
+    result = cli("drift", "check", "--all", "--json")
+    assert result.exit_code == 1
+    assert "Error: surprising: unexpected TypeError: unsupported operand" in result.stderr
+    assert [r["job"] for r in json.loads(result.stdout)["results"]] == ["good"]
+    assert len(rows(session)) == 5
 
 
 def test_all_skips_disabled_jobs_and_jobs_without_windows(cli: Cli, tmp_path: Path) -> None:

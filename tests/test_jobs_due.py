@@ -144,6 +144,34 @@ def test_a_failed_job_waits_for_its_retry_backoff(
     assert [d["job"] for d in due(cli, NOW + timedelta(minutes=41))["due"]] == ["j1"]
 
 
+def test_a_job_whose_schedule_never_fires_is_reported_and_the_others_still_decided(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    add_job(cli, tmp_path, "good", schedule="0 2 * * *")
+    add_job(cli, tmp_path, "broken", schedule="0 2 * * *")
+    set_job(session, "good", created_at=NOW - timedelta(days=2))
+    set_job(session, "broken", schedule="* * 31 2 *")  # stored before apply rejected it
+    result = cli("jobs", "due", "--now", NOW.isoformat(), "--json")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert [d["job"] for d in document["due"]] == ["good"]
+    assert document["errors"] == [{"job": "broken", "error": "schedule '* * 31 2 *' never fires"}]
+    assert result.stderr == "Error: broken: schedule '* * 31 2 *' never fires\n"
+    stats = cli("stats", "--json")
+    assert stats.exit_code == 0, stats.stderr
+    fires = {j["job"]: j["next_fire"] for j in json.loads(stats.stdout)["jobs"]}
+    assert fires["broken"] is None and fires["good"] is not None
+
+
+def test_a_schedule_that_never_fires_is_refused_at_apply(cli: Cli, tmp_path: Path) -> None:
+    path = write_training_job(tmp_path, "never", schedule="* * 31 2 *")
+    result = cli("jobs", "apply", "-f", str(path))
+    assert result.exit_code == 1
+    assert "schedule: cron expression '* * 31 2 *' never fires" in result.stderr
+    leap_day = write_training_job(tmp_path / "leap", "leap", schedule="0 0 29 2 *")
+    assert cli("jobs", "apply", "-f", str(leap_day)).exit_code == 0
+
+
 def wait_for_runs(session: SessionFactory, count: int, timeout: float = 120) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

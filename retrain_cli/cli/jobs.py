@@ -150,6 +150,10 @@ def due(
     if run:
         start_due(report, settings, database_url)
     Output(as_json, quiet).emit(_due_document(report), lambda c: _render_due(c, report))
+    for failure in report.errors:
+        typer.echo(f"Error: {failure.job}: {failure.error}", err=True)
+    if report.errors:
+        raise typer.Exit(1)
 
 
 def _due_document(report: Any) -> dict[str, Any]:
@@ -170,6 +174,7 @@ def _due_document(report: Any) -> dict[str, Any]:
         "backoff": [{"job": v.job, "model": v.model, "detail": v.detail} for v in report.backoff],
         "not_due": report.not_due,
         "started": report.started,
+        "errors": report.errors,
     }
 
 
