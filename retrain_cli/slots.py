@@ -35,15 +35,13 @@ from retrain_cli.durations import utcnow
 from retrain_cli.errors import BusyError, ConfigError, RetrainError
 from retrain_cli.settings import Settings
 
-CLAIM_POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2  # between tries for a host slot
+CLAIM_POLL_SECONDS = 0.5  # between tries for a database slot
 
 
 class LeaseLost(RetrainError):
     """The run's database lease expired (the process was frozen or cut off): stop, register
     nothing, and leave the slot to whoever holds it now."""
-
-
-POLL_SECONDS = 0.2
 
 
 @dataclass
