@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, ValidationError
 
-from retrain_cli.fields import NotifyTarget, Seconds, Spec, Text, first_problem
+from retrain_cli.fields import FineSeconds, NotifyTarget, Spec, Text, first_problem
 from retrain_cli.notify import DEFAULT_TIMEOUT_S
 
 Section = Spec
@@ -41,8 +41,8 @@ class ConfigFile(Section):
     metrics: Metrics = Metrics()
     notifications: Notifications = Notifications()
     semaphore: Literal["auto", "file", "database"] = "auto"
-    lease_ttl: Seconds = 60
-    heartbeat_interval: Seconds = 15
+    lease_ttl: FineSeconds = 60.0
+    heartbeat_interval: FineSeconds = 15.0
 
     def notification_settings(self) -> dict[str, Any]:
         """The `notifications` section as `notify.Notifier` reads it."""

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from retrain_cli import schedule
@@ -31,7 +31,8 @@ from retrain_cli.db.queries import newest_per_model
 from retrain_cli.jobs import JobFailure
 from retrain_cli.schedule import JobState, Verdict
 from retrain_cli.settings import Settings
-from retrain_cli.slots import file_slots
+from retrain_cli.slots.database import slots_held
+from retrain_cli.slots.files import file_slots
 
 
 @dataclass
@@ -64,16 +65,7 @@ def due_jobs(session: Session, now: datetime) -> DueReport:
         running=[v for v in verdicts if v.state == "running"],
         backoff=[v for v in verdicts if v.state == "backoff"],
         not_due=sum(v.state == "not_due" for v in verdicts),
-        slots_held=int(
-            session.scalar(
-                select(func.count())
-                .select_from(RetrainingJobHistory)
-                .where(
-                    RetrainingJobHistory.status == "running", RetrainingJobHistory.slot.is_not(None)
-                )
-            )
-            or 0
-        ),
+        slots_held=slots_held(session),
         errors=errors,
     )
 

@@ -19,14 +19,15 @@ from pydantic import (
 from retrain_cli.durations import parse_duration
 
 
-def _seconds(value: Any) -> int:
+def _seconds(value: Any) -> float:
     if not isinstance(value, str | int | float):
         raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 1h, 30d, 2w)")
-    return int(parse_duration(value).total_seconds())
+    return parse_duration(value).total_seconds()
 
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, strict=True)]
-Seconds = Annotated[int, BeforeValidator(_seconds)]
+Seconds = Annotated[int, BeforeValidator(lambda value: int(_seconds(value)))]  # whole seconds
+FineSeconds = Annotated[float, BeforeValidator(_seconds)]  # fractions kept: leases, heartbeats
 
 
 class Spec(BaseModel):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import AutoRetrainingJob, RetrainingJobHistory
+from retrain_cli.db.queries import database_now
 
 HOST = socket.gethostname()
 DEFAULT_TIMEOUT_S = 3600
@@ -96,20 +97,6 @@ def finish_run(
     return run
 
 
-def beat(session: Session, run_id: int, now: datetime, lease_s: float | None = None) -> bool:
-    """Renew the heartbeat (and the lease); False when the run is no longer `running` or its
-    lease already expired (another host may hold the slot now), so its holder must stop."""
-    table = RetrainingJobHistory
-    values: dict[str, Any] = {"heartbeat_at": now}
-    conditions = [table.id == run_id, table.status == "running"]
-    if lease_s is not None:
-        clock = database_now(session)
-        values["lease_expires_at"] = clock + timedelta(seconds=lease_s)
-        conditions.append(or_(table.lease_expires_at.is_(None), table.lease_expires_at >= clock))
-    result = session.execute(update(table).where(*conditions).values(**values))
-    return bool(getattr(result, "rowcount", 0))
-
-
 def expire_leases(session: Session) -> int:
     """Mark `abandoned` the running rows whose lease expired, by the database's clock."""
     table = RetrainingJobHistory
@@ -126,53 +113,6 @@ def expire_leases(session: Session) -> int:
     for run_id in expired:
         finish_run(session, run_id, "abandoned", clock, error="abandoned: lease expired")
     return len(expired)
-
-
-def database_now(session: Session) -> datetime:
-    """The database server's clock (PostgreSQL), shared by every host; on SQLite (one host)
-    this host's clock."""
-    from retrain_cli.durations import utcnow
-
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        value = session.scalar(select(func.clock_timestamp()))
-        if isinstance(value, datetime):
-            return value.astimezone(UTC)
-    return utcnow()
-
-
-def running_slots(session: Session) -> list[dict[str, Any]]:
-    """The database slots held now: which host and run holds each, and the lease's age."""
-    table, job = RetrainingJobHistory, AutoRetrainingJob
-    clock = database_now(session)
-    rows = session.execute(
-        select(
-            table.slot,
-            table.host,
-            table.pid,
-            table.id,
-            job.name,
-            table.started_at,
-            table.heartbeat_at,
-            table.lease_expires_at,
-        )
-        .join(job, job.id == table.job_id)
-        .where(table.status == "running", table.slot.is_not(None))
-        .order_by(table.slot)
-    )
-    return [
-        {
-            "slot": slot,
-            "host": host,
-            "pid": pid,
-            "run_id": run_id,
-            "job": name,
-            "held_s": (clock - started).total_seconds(),
-            "lease_age_s": (clock - (beat or started)).total_seconds(),
-            "lease_expires_in_s": (expires - clock).total_seconds() if expires else None,
-        }
-        for slot, host, pid, run_id, name, started, beat, expires in rows
-    ]
 
 
 def sweep_abandoned(session: Session, now: datetime) -> list[int]:

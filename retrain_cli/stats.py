@@ -106,7 +106,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 else None,
             )
         )
-    from retrain_cli.history import running_slots
+    from retrain_cli.slots.database import running_slots
 
     return Stats(
         now=now,

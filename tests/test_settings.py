@@ -80,3 +80,9 @@ def test_redact_url_masks_only_the_password(url: str, expected: str) -> None:
 def test_redact_text_removes_password_echoed_by_a_driver() -> None:
     url = "postgresql://app:hunter2@db/ml"
     assert "hunter2" not in redact_text('password "hunter2" rejected for app', url)
+
+
+def test_lease_and_heartbeat_keep_fractions_of_a_second(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("lease_ttl: 2\nheartbeat_interval: 0.5\n")
+    settings = load_settings(env={"RETRAIN_HOME": str(tmp_path)})
+    assert (settings.lease_ttl_s, settings.heartbeat_s) == (2.0, 0.5)

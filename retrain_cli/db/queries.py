@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnExpressionArgument, Select, and_, func, select
+from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import ModelDriftMonitoring, ModelPerformanceTracking
 
@@ -27,3 +29,16 @@ def newest_per_model(
     )
     matches = and_(table.model_name == newest.c.model_name, table.checked_at == newest.c.at)
     return select(*columns).join(newest, matches).where(condition)
+
+
+def database_now(session: Session) -> datetime:
+    """The database server's clock (PostgreSQL), shared by every host; on SQLite (one host)
+    this host's clock."""
+    from retrain_cli.durations import utcnow
+
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        value = session.scalar(select(func.clock_timestamp()))
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+    return utcnow()
