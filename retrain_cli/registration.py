@@ -110,34 +110,26 @@ def register(
         with session_scope(engine, check_schema=False) as session:
             heartbeat.fence(session)  # a run whose lease expired registers nothing
             registry.lock_active(session, job.model)  # numbering and switching, serialised
-            number = registry.next_version(session, job.model)
-            target = artifacts.version_dir(settings.artifacts_dir, job.model, number)
             now = utcnow()
-            version = ModelVersionManagement(
-                model_name=job.model,
-                version=number,
+            trained = registry.Trained(
+                model=job.model,
                 model_type=job.type,
                 job_id=job.id,
-                status="registered",
-                artifact_path=str(target / artifacts.MANIFEST),
-                sha256=digest,
-                size_bytes=size,
                 strategy=job.strategy,
                 parent_version=parent.version if parent else None,
-                metrics=jsonable(
-                    {
-                        **metrics.values,
-                        "n_holdout": len(prepared.holdout.target),
-                        "n_scored": metrics.n_samples,
-                        "undefined": metrics.reasons,
-                    }
-                ),
-                hyperparameters=jsonable(job.hyperparameters),
-                data_fingerprint=jsonable(prepared.fingerprint),
-                created_at=now,
+                metrics={
+                    **metrics.values,
+                    "n_holdout": len(prepared.holdout.target),
+                    "n_scored": metrics.n_samples,
+                    "undefined": metrics.reasons,
+                },
+                hyperparameters=job.hyperparameters,
+                data_fingerprint=prepared.fingerprint,
+                sha256=digest,
+                size_bytes=size,
             )
-            session.add(version)
-            session.flush()
+            version = registry.add_version(session, trained, settings.artifacts_dir, now)
+            target = Path(version.artifact_path).parent
             artifacts.publish(staging, target)
             decision = _promote(session, job, run_id, version, decision, champion, now)
             gate_doc = {
@@ -166,7 +158,7 @@ def register(
         raise
     described = {
         "model": job.model,
-        "version": number,
+        "version": version.version,
         "sha256": digest,
         "artifact": str(target),
         "metrics": version.metrics,

@@ -179,14 +179,55 @@ def lock_active(session: Session, model: str) -> None:
     )
 
 
-def next_version(session: Session, model: str) -> int:
-    """The number the model's next version gets (call under `lock_active`)."""
+@dataclass(frozen=True)
+class Trained:
+    """A trained model whose files are staged, before it has a version number."""
+
+    model: str
+    model_type: str
+    job_id: int
+    strategy: str | None
+    parent_version: int | None
+    metrics: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    data_fingerprint: dict[str, Any]
+    sha256: str  # of the staged manifest
+    size_bytes: int
+
+
+def add_version(
+    session: Session, trained: Trained, artifacts_dir: Path, now: datetime
+) -> ModelVersionManagement:
+    """Number the model's next version (call under `lock_active`) and record it `registered`,
+    its files expected in its own directory under `artifacts_dir`."""
+    from retrain_cli.serialize import jsonable
+
     latest = session.scalar(
         select(func.max(ModelVersionManagement.version)).where(
-            ModelVersionManagement.model_name == model
+            ModelVersionManagement.model_name == trained.model
         )
     )
-    return (latest or 0) + 1
+    number = (latest or 0) + 1
+    directory = artifacts.version_dir(artifacts_dir, trained.model, number)
+    version = ModelVersionManagement(
+        model_name=trained.model,
+        version=number,
+        model_type=trained.model_type,
+        job_id=trained.job_id,
+        status="registered",
+        artifact_path=str(directory / artifacts.MANIFEST),
+        sha256=trained.sha256,
+        size_bytes=trained.size_bytes,
+        strategy=trained.strategy,
+        parent_version=trained.parent_version,
+        metrics=jsonable(trained.metrics),
+        hyperparameters=jsonable(trained.hyperparameters),
+        data_fingerprint=jsonable(trained.data_fingerprint),
+        created_at=now,
+    )
+    session.add(version)
+    session.flush()
+    return version
 
 
 def promote(session: Session, model: str, version: int, now: datetime, **options: Any) -> Switch:
