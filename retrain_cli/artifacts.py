@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ from typing import Any
 from retrain_cli.errors import ConfigError, DataError
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())  # no '-': it separates name parts
 MANIFEST = "manifest.json"
+STAGING_PREFIX = ".staging-"
 CHUNK = 1 << 20
 
 
@@ -36,10 +40,32 @@ def model_dir(root: Path, model: str) -> Path:
 
 
 def staging_dir(root: Path, model: str) -> Path:
-    """A fresh private directory to write a version's files into before it is registered."""
-    path = model_dir(root, model) / f".staging-{uuid.uuid4().hex}"
+    """A fresh private directory to write a version's files into before it is registered.
+
+    Its name says which process on which host made it, so that the staging directories of
+    killed runs are removed here, by the next run of the model on the same host.
+    """
+    parent = model_dir(root, model)
+    remove_stale_staging(parent)
+    path = parent / f"{STAGING_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}"
     path.mkdir(parents=True, mode=0o700)
     return path
+
+
+def remove_stale_staging(parent: Path) -> list[Path]:
+    """Remove the staging directories under `parent` whose process on this host is gone."""
+    from retrain_cli.history import pid_alive
+
+    removed = []
+    for path in parent.glob(f"{STAGING_PREFIX}*") if parent.is_dir() else []:
+        host, _, rest = path.name.removeprefix(STAGING_PREFIX).rpartition("-")[0].rpartition("-")
+        pid = int(rest) if rest.isdigit() else None
+        # unnamed ones predate host and pid in the name: stale once older than any run lasts
+        unnamed_and_old = pid is None and time.time() - path.stat().st_mtime > 7 * 86400
+        if unnamed_and_old or (pid is not None and host == _HOST and not pid_alive(pid)):
+            discard(path)
+            removed.append(path)
+    return removed
 
 
 def version_dir(root: Path, model: str, version: int) -> Path:
@@ -69,21 +95,27 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, *, sync: bool = False) -> str:
+    """The file's sha256; with `sync`, its data is also flushed to disk first."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
+        if sync:
+            os.fsync(handle.fileno())
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def write_manifest(directory: Path, primary: str, extra: dict[str, Any]) -> Path:
-    """`manifest.json` listing every file in `directory` with its sha256 and size."""
+    """`manifest.json` listing every file in `directory` with its sha256 and size. Each file is
+    fsynced as it is hashed (trainers write theirs in place), so that once the directory is
+    renamed into place every file it lists is on disk."""
     files = {
-        p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
+        p.name: {"sha256": sha256_file(p, sync=True), "size": p.stat().st_size}
         for p in sorted(directory.iterdir())
         if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")
     }
+    fsync_dir(directory)
     path = directory / MANIFEST
     write_json(path, {**extra, "primary": primary, "files": files})
     return path

@@ -374,3 +374,34 @@ def test_lightgbm_grows_the_same_trees_from_its_arrow_input_as_from_a_float64_ma
         trainer.predict(features),
         plain.predict(features.to_numpy(dtype=np.float64, na_value=np.nan)),
     )
+
+
+def test_a_killed_runs_staging_is_removed_by_the_next_run_and_a_live_ones_kept(
+    cli: Cli, tmp_path: Path, home: Path
+) -> None:
+    import os
+
+    apply(cli, write_training_job(tmp_path))
+    model = home / "artifacts" / "j1-model"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )  # a process that has exited
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = artifacts._HOST
+        killed = model / f".staging-{host}-{gone.stdout.strip()}-{'a' * 32}"
+        running = model / f".staging-{host}-{live.pid}-{'b' * 32}"
+        elsewhere = model / f".staging-otherhost-{gone.stdout.strip()}-{'c' * 32}"
+        for path in (killed, running, elsewhere):
+            path.mkdir(parents=True)
+            (path / "model.txt").write_text("half a model")
+        assert run(cli)[0] == 0
+        assert not killed.exists()
+        assert running.exists() and elsewhere.exists()  # another host's process is its own
+    finally:
+        live.kill()
+        live.wait()
+    assert os.stat(model / "1" / "model.txt").st_size > 0
