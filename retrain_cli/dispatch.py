@@ -29,6 +29,7 @@ from retrain_cli.db.models import (
 )
 from retrain_cli.db.queries import newest_per_model
 from retrain_cli.jobs import JobFailure
+from retrain_cli.private import open_private_append, private_dir
 from retrain_cli.schedule import JobState, Verdict
 from retrain_cli.settings import Settings
 from retrain_cli.slots.database import slots_held
@@ -227,8 +228,7 @@ def start_due(report: DueReport, settings: Settings, database_url: str | None) -
 
 
 def _log_path(settings: Settings, job: str, now: datetime) -> Path:
-    folder = settings.logs_dir / job
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(settings.logs_dir / job)
     return folder / f"{now.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}.log"
 
 
@@ -257,7 +257,7 @@ def _spawn(
         detail,
         *(["--scheduled-for", fire.isoformat()] if fire else []),
     ]
-    with open(log, "ab") as output:
+    with open_private_append(log) as output:
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

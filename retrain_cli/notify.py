@@ -12,6 +12,7 @@ HMAC-SHA256 of the body>`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -112,13 +113,27 @@ class Notifier:
             client.send_message(message)
 
     def _record_failure(self, event: Event, target: Mapping[str, str], exc: Exception) -> None:
-        try:
-            self.log.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.log, "a", encoding="utf-8") as handle:
-                kind, address = next(iter(target.items())) if target else ("?", "?")
-                handle.write(
-                    f"{event.at.isoformat()} {event.kind} -> {kind} {address}: "
-                    f"{type(exc).__name__}: {' '.join(str(exc).split())}\n"
-                )
-        except OSError:
-            pass  # nowhere left to say it; the command's own record is what matters
+        from retrain_cli.private import append_line
+
+        kind, address = next(iter(target.items())) if target else ("?", "?")
+        where = address if kind == "email" else _without_secrets(address)
+        error = " ".join(str(exc).split()).replace(address, where)
+        line = (
+            f"{event.at.isoformat()} {event.kind} -> {kind} {where}: {type(exc).__name__}: {error}"
+        )
+        # nowhere left to say it if this fails; the command's own record is what matters
+        with contextlib.suppress(OSError):
+            append_line(self.log, line)
+
+
+def _without_secrets(url: str) -> str:
+    """A webhook URL as logs show it: scheme and host only (Slack-style paths are tokens)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "***"
+    return f"{parts.scheme}://{host}{port}/***"

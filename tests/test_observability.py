@@ -170,3 +170,28 @@ def test_an_unreachable_target_is_logged_and_never_fails_the_command(
     assert cli("retrain", "j1").exit_code == 0  # promoted: a notification is attempted
     log = (home / "logs" / "notifications.log").read_text()
     assert "version_promoted -> webhook" in log and "Connection refused" in log
+    assert (home / "logs" / "notifications.log").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_notification_log_never_shows_a_webhook_token(
+    cli: Cli, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    token = "T000/B000/s3cr3t-t0ken"
+    configure(
+        home,
+        monkeypatch,
+        {
+            "notifications": {
+                "timeout": 2,
+                "targets": [{"slack": f"http://127.0.0.1:{dead}/{token}"}],
+            }
+        },
+    )
+    assert cli("jobs", "apply", "-f", str(write_training_job(tmp_path))).exit_code == 0
+    assert cli("retrain", "j1").exit_code == 0
+    log = (home / "logs" / "notifications.log").read_text()
+    assert f"-> slack http://127.0.0.1:{dead}/***" in log
+    assert "s3cr3t" not in log

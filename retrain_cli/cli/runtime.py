@@ -85,8 +85,8 @@ def notify(settings: Settings, events: Sequence[Event]) -> None:
 
 def _log(settings: Settings, name: str, line: str) -> None:
     try:
-        settings.logs_dir.mkdir(parents=True, exist_ok=True)
-        with open(settings.logs_dir / name, "a", encoding="utf-8") as handle:
-            handle.write(f"{utcnow().isoformat()} {' '.join(line.split())}\n")
+        from retrain_cli.private import append_line
+
+        append_line(settings.logs_dir / name, f"{utcnow().isoformat()} {' '.join(line.split())}")
     except OSError:
         pass

@@ -225,3 +225,10 @@ def test_the_entry_point_freezes_what_the_cli_imported_and_keeps_collecting(
     assert len(seen) == 1
     enabled, frozen = seen[0]
     assert enabled and frozen > 10_000  # the imports' objects, out of every later collection
+
+
+def test_state_on_a_fresh_machine_is_private(tmp_path: Path) -> None:
+    home = tmp_path / "fresh" / "home"
+    assert run("db", "init", "--quiet", env={"RETRAIN_HOME": str(home)}).returncode == 0
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert (home / "retrain.db").stat().st_mode & 0o777 == 0o600
