@@ -39,6 +39,7 @@ from retrain_cli.errors import JobSpecError
 from retrain_cli.fields import NotifyTarget, Seconds, Spec, Text, first_problem
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
+MAX_JOB_FILE_BYTES = 1 << 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -236,11 +237,21 @@ class JobSpec(Spec):
 
 
 def load_job_file(path: Path) -> list[JobSpec]:
-    """Read and validate every job in `path`; raise `JobSpecError` on the first problem."""
+    """Read and validate every job in `path`; raise `JobSpecError` on the first problem.
+
+    A job file is small and plain: at most MAX_JOB_FILE_BYTES, no YAML aliases (a few hundred
+    bytes of them expand to gigabytes) and no key given twice in one mapping.
+    """
     import yaml
 
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_JOB_FILE_BYTES + 1)
+        if len(raw) > MAX_JOB_FILE_BYTES:
+            raise JobSpecError(
+                f"{path}: larger than a job file may be ({MAX_JOB_FILE_BYTES} bytes)"
+            )
+        document = yaml.load(raw.decode("utf-8"), Loader=_strict_loader())
     except FileNotFoundError as exc:
         raise JobSpecError(f"{path}: no such job file") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -266,6 +277,33 @@ def load_job_file(path: Path) -> list[JobSpec]:
             raise JobSpecError(f"{path}: job '{spec.name}' is declared twice")
         specs.append(spec)
     return specs
+
+
+def _strict_loader() -> type:
+    """yaml.SafeLoader, refusing aliases and keys given twice."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed in job files", mark
+                )
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 def validate_job(raw: Any, *, base_dir: Path, source: str, index: int = 1) -> JobSpec:

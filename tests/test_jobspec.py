@@ -1,3 +1,4 @@
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def test_invalid_field_is_named_with_file_and_job(
         ("name: [unclosed\n", "malformed YAML at line"),
         ("- just\n- a list\n", "expected a job mapping"),
         ({"jobs": []}, "'jobs' must be a non-empty list"),
-        ({"jobs": [MINIMAL, MINIMAL]}, "job 'j1' is declared twice"),
+        ({"jobs": [MINIMAL, copy.deepcopy(MINIMAL)]}, "job 'j1' is declared twice"),
         ({k: v for k, v in MINIMAL.items() if k != "target"}, "job 'j1': target: is required"),
     ],
 )
@@ -120,6 +121,26 @@ def test_malformed_file_is_one_clear_error(tmp_path: Path, document: Any, messag
     with pytest.raises(JobSpecError, match=None) as info:
         load_job_file(write(tmp_path, document))
     assert message in str(info.value)
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path: Path) -> None:
+    bomb = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 10))
+    path = write(tmp_path, "l0: &l0 [x]\n" + bomb + "name: j1\n")  # 9^9 leaves if expanded
+    with pytest.raises(JobSpecError, match=r"aliases .* are not allowed in job files"):
+        load_job_file(path)
+
+
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: j1\nmodel: m1\nmodel: m2\n")
+    with pytest.raises(JobSpecError, match="at line 3: key 'model' is given twice"):
+        load_job_file(path)
+
+
+def test_an_oversized_job_file_fails_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"# " + b"x" * (50 << 20) + b"\n")  # 50 MB
+    with pytest.raises(JobSpecError, match="larger than a job file may be"):
+        load_job_file(path)
 
 
 def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
