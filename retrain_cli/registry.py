@@ -135,7 +135,7 @@ def switch_active(
     """Make `target` the active version in the caller's transaction; nothing changes if the
     active version is not `expect_current` (when given) or the preflight fails."""
     model = target.model_name
-    lock_active(session, model)
+    lock_active(session, model)  # `target` is read again: as committed now
     current = active_version(session, model)
     current_number = current.version if current else None
     if expect_current is not None and current_number != expect_current:
@@ -168,15 +168,16 @@ def switch_active(
 
 
 def lock_active(session: Session, model: str) -> None:
-    """Take the model's write lock before reading: a row lock on PostgreSQL, the database write
-    lock on SQLite (reading first would pin a snapshot that a concurrent commit makes stale)."""
+    """Take the model's write lock before reading: a lock on every version row of the model on
+    PostgreSQL, the database write lock on SQLite. Every row, not the active one: a waiter for
+    the active row would find it retired when it wakes, lock nothing, and go on unserialised.
+    Objects the session read before the lock are expired, so that nothing stale is written."""
     session.execute(
         update(ModelVersionManagement)
-        .where(
-            ModelVersionManagement.model_name == model, ModelVersionManagement.status == "active"
-        )
+        .where(ModelVersionManagement.model_name == model)
         .values(status=ModelVersionManagement.status)
     )
+    session.expire_all()
 
 
 @dataclass(frozen=True)

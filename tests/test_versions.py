@@ -2,10 +2,12 @@
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -179,6 +181,48 @@ def test_two_racing_promotions_one_wins_cleanly_20_times(
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_promotions_queued_behind_the_lock_leave_exactly_one_champion(
+    three_versions: Cli, db_url: str, session: SessionFactory
+) -> None:
+    """v2 is active. A promotion of v3 and then one of v2 (active when it is read) wait behind a
+    lock the test holds; the log of switches replays to the one active version."""
+    with session() as s:
+        registry.promote(s, "j1-model", 2, datetime.now(UTC))
+    engines = [make_engine(db_url) for _ in range(3)]
+    outcomes: list[str] = []
+
+    def promote(engine: Any, version: int) -> None:
+        try:
+            with session_scope(engine, check_schema=False) as s:
+                registry.promote(s, "j1-model", version, datetime.now(UTC))
+            outcomes.append(f"promoted v{version}")
+        except Exception as exc:
+            outcomes.append(f"v{version}: {exc}")
+
+    try:
+        with session_scope(engines[0], check_schema=False) as held:
+            registry.lock_active(held, "j1-model")
+            threads = []
+            for engine, version in ((engines[1], 3), (engines[2], 2)):
+                threads.append(threading.Thread(target=promote, args=(engine, version)))
+                threads[-1].start()
+                time.sleep(0.5)  # each reads its target, then waits for the lock
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for engine in engines:
+            engine.dispose()
+    actives = [v for v, status in state(session).items() if status == "active"]
+    assert len(actives) == 1, (state(session), outcomes)
+    with session() as s:
+        events = list(s.scalars(select(ModelVersionEvent).order_by(ModelVersionEvent.id)))
+    replayed = None
+    for event in events:
+        assert event.from_version == replayed, [(e.from_version, e.to_version) for e in events]
+        replayed = event.to_version
+    assert replayed == actives[0]
 
 
 def test_a_retrain_promotion_is_audited_with_its_run(
