@@ -37,7 +37,7 @@ class ConfigFile(Section):
     artifacts_dir: Text | None = None
     locks_dir: Text | None = None
     logs_dir: Text | None = None
-    max_concurrent_retrains: Annotated[StrictInt, Field(ge=1)] = 3
+    max_concurrent_retrains: Annotated[StrictInt, Field(ge=1, le=256)] = 3
     metrics: Metrics = Metrics()
     notifications: Notifications = Notifications()
     semaphore: Literal["auto", "file", "database"] = "auto"

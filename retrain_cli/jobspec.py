@@ -39,6 +39,16 @@ from retrain_cli.errors import JobSpecError
 from retrain_cli.fields import NotifyTarget, Seconds, Spec, Text, first_problem
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
+# The hyperparameters retrain-cli itself reads or whose misuse fails a retrain late: checked at
+# apply. Others go to the library as given (LightGBM has hundreds).
+_WHOLE = frozenset(
+    {"num_boost_round", "num_leaves", "max_epochs", "incremental_epochs", "batch_size"}
+    | {"sequence_length", "hidden_size", "num_layers", "d_model", "nhead", "patience"}
+)
+_POSITIVE = ("learning_rate",)
+_FRACTIONS = ("dropout", "validation_fraction")
+# the gate and the checks judge probabilities of a binary outcome
+_PROBABILITY_OBJECTIVES = ("binary", "cross_entropy", "xentropy")
 MAX_JOB_FILE_BYTES = 1 << 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -171,7 +181,7 @@ class JobSpec(Spec):
     enabled: StrictBool = True
     schedule: Cron | None = None
     timezone: TimeZone = "UTC"
-    priority: Annotated[StrictInt, Field(ge=-1_000_000)] = 0
+    priority: Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)] = 0
     data: DataSources
     target: Text
     time_column: Text | None = None
@@ -218,6 +228,10 @@ class JobSpec(Spec):
             raise ValueError(f"features: {', '.join(overlap)} is the target, time, score or return")
         if self.members and self.type is not ModelType.ENSEMBLE:
             raise ValueError("members: only an ensemble job has members")
+        _check_hyperparameters("hyperparameters", self.hyperparameters)
+        for member in self.members:
+            if isinstance(member, Member):
+                _check_hyperparameters(f"members.{member.type}", member.hyperparameters)
         return self
 
     @property
@@ -234,6 +248,24 @@ class JobSpec(Spec):
     def from_stored(cls, document: Mapping[str, Any]) -> JobSpec:
         """The spec of a stored document (older documents spell defaults as nulls)."""
         return cls.model_validate({k: v for k, v in document.items() if v is not None})
+
+
+def _check_hyperparameters(where: str, values: Mapping[str, Any]) -> None:
+    for name, value in values.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if name in _WHOLE and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise ValueError(f"{where}.{name}: expected a whole number, got {value!r}")
+        if name in _WHOLE and value < (0 if name == "patience" else 1):
+            raise ValueError(f"{where}.{name}: {value} is too small")
+        if name in _POSITIVE and not (number and 0 < value < float("inf")):
+            raise ValueError(f"{where}.{name}: expected a positive number, got {value!r}")
+        if name in _FRACTIONS and not (number and 0 <= value < 1):
+            raise ValueError(f"{where}.{name}: expected a number in [0, 1), got {value!r}")
+        if name == "objective" and value not in _PROBABILITY_OBJECTIVES:
+            raise ValueError(
+                f"{where}.objective: {value!r} does not score probabilities of a 0/1 target "
+                f"(use one of {', '.join(_PROBABILITY_OBJECTIVES)})"
+            )
 
 
 def load_job_file(path: Path) -> list[JobSpec]:

@@ -94,6 +94,24 @@ def test_jobs_list_form_and_sql_source(tmp_path: Path) -> None:
         ({"members": ["lstm"]}, "members: only an ensemble job has members"),
         ({"drift": {"method": "magic"}}, "drift.method: 'magic' is not one of"),
         ({"priority": "high"}, "priority: Input should be a valid integer"),
+        ({"priority": 10**26}, "priority: Input should be less than or equal to 1000000"),
+        ({"hyperparameters": {"num_boost_round": -5}}, "hyperparameters.num_boost_round: -5 is"),
+        ({"hyperparameters": {"num_leaves": 7.5}}, "num_leaves: expected a whole number"),
+        (
+            {"hyperparameters": {"learning_rate": "fast"}},
+            "hyperparameters.learning_rate: expected a positive number, got 'fast'",
+        ),
+        (
+            {"hyperparameters": {"objective": "regression"}},
+            "hyperparameters.objective: 'regression' does not score probabilities",
+        ),
+        (
+            {
+                "type": "ensemble",
+                "members": [{"type": "lstm", "hyperparameters": {"batch_size": 0}}],
+            },
+            "members.lstm.batch_size: 0 is too small",
+        ),
     ],
 )
 def test_invalid_field_is_named_with_file_and_job(

@@ -47,6 +47,7 @@ def test_config_file_moves_directories(tmp_path: Path) -> None:
             "max_concurrent_retrains: 0\n",
             "max_concurrent_retrains: Input should be greater than or equal to 1",
         ),
+        ("max_concurrent_retrains: 200000\n", "less than or equal to 256"),
         ("semaphore: magic\n", "semaphore: 'magic' is not one of 'auto', 'file' or 'database'"),
         ("lease_ttl: soon\n", "lease_ttl: not a duration"),
     ],
