@@ -54,8 +54,10 @@ def prepare(job: EffectiveJob) -> Prepared:
         raise DataError(f"target {target!r} must hold 0/1 labels")
     if len(frame) < MIN_ROWS:
         raise DataError(f"train data has {len(frame)} labelled rows; at least {MIN_ROWS} needed")
-    if time_column and not frame[time_column].is_monotonic_increasing:
-        frame = frame.sort_values(time_column, kind="stable")
+    if time_column:
+        order = _time_order(frame[time_column], time_column)
+        if not order.is_monotonic_increasing:
+            frame = frame.sort_values(time_column, kind="stable", key=lambda _: order)
     frame = frame.reset_index(drop=True)
     categorical = _categorical(frame, features, spec.categorical)
     for column in categorical:
@@ -72,6 +74,21 @@ def prepare(job: EffectiveJob) -> Prepared:
         else None,
         fingerprint=fingerprint(frame, time_column),
     )
+
+
+def _time_order(column: pd.Series[Any], name: str) -> pd.Series[Any]:
+    """The time column as something that orders by time: timestamps and numbers as they are,
+    text parsed as timestamps (text would sort as text); unparsable values are an error."""
+    import pandas as pd
+
+    kind = column.dtype
+    if pd.api.types.is_datetime64_any_dtype(kind) or pd.api.types.is_numeric_dtype(kind):
+        return column
+    parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
+    bad = int((parsed.isna() & column.notna()).sum())
+    if bad:
+        raise DataError(f"time column {name!r} has {bad} values that are not timestamps")
+    return parsed
 
 
 def _categorical(frame: pd.DataFrame, features: list[str], declared: list[str]) -> list[str]:
