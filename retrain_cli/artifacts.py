@@ -25,6 +25,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())  # no '-': it separates name parts
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
+_STAGING_NAME = re.compile(r"(?P<host>[^-]+)-(?P<pid>\d+)-[0-9a-f]{32}")
 CHUNK = 1 << 20
 
 
@@ -58,11 +59,12 @@ def remove_stale_staging(parent: Path) -> list[Path]:
 
     removed = []
     for path in parent.glob(f"{STAGING_PREFIX}*") if parent.is_dir() else []:
-        host, _, rest = path.name.removeprefix(STAGING_PREFIX).rpartition("-")[0].rpartition("-")
-        pid = int(rest) if rest.isdigit() else None
-        # unnamed ones predate host and pid in the name: stale once older than any run lasts
-        unnamed_and_old = pid is None and time.time() - path.stat().st_mtime > 7 * 86400
-        if unnamed_and_old or (pid is not None and host == _HOST and not pid_alive(pid)):
+        named = _STAGING_NAME.fullmatch(path.name.removeprefix(STAGING_PREFIX))
+        if named is None:  # predates host and pid in the name: stale once older than any run
+            stale = time.time() - path.stat().st_mtime > 7 * 86400
+        else:
+            stale = named["host"] == _HOST and not pid_alive(int(named["pid"]))
+        if stale:
             discard(path)
             removed.append(path)
     return removed

@@ -10,27 +10,25 @@ from pydantic import Field, StrictInt, ValidationError
 from retrain_cli.fields import FineSeconds, NotifyTarget, Spec, Text, first_problem
 from retrain_cli.notify import DEFAULT_TIMEOUT_S
 
-Section = Spec
 
-
-class Metrics(Section):
+class Metrics(Spec):
     textfile_dir: Text | None = None
 
 
-class Smtp(Section):
+class Smtp(Spec):
     host: Text = "localhost"
     port: Annotated[StrictInt, Field(ge=1, le=65535)] = 25
     from_: Annotated[Text, Field(alias="from")] = "retrain-cli@localhost"
 
 
-class Notifications(Section):
+class Notifications(Spec):
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = DEFAULT_TIMEOUT_S
     secret: Text | None = None
     smtp: Smtp | None = None
     targets: list[NotifyTarget] = Field(default_factory=list)
 
 
-class ConfigFile(Section):
+class ConfigFile(Spec):
     """Every key of the config file, with its default; an unknown key is an error."""
 
     database_url: Text | None = None

@@ -28,6 +28,7 @@ from retrain_cli.db.models import (
     RetrainingJobHistory,
 )
 from retrain_cli.db.queries import newest_per_model
+from retrain_cli.errors import one_line
 from retrain_cli.jobs import JobFailure
 from retrain_cli.private import open_private_append, private_dir
 from retrain_cli.schedule import JobState, Verdict
@@ -55,7 +56,7 @@ def due_jobs(session: Session, now: datetime) -> DueReport:
         try:
             verdicts.append(schedule.evaluate(state, now))
         except Exception as exc:  # one job's broken state must not stop the others
-            errors.append(JobFailure(state.job, " ".join(str(exc).split()) or type(exc).__name__))
+            errors.append(JobFailure(state.job, one_line(exc)))
     due = [v for v in verdicts if v.is_due]
     due.sort(
         key=lambda v: (-v.priority, v.last_run_at or datetime.min.replace(tzinfo=now.tzinfo), v.job)

@@ -57,3 +57,8 @@ class BusyError(RetrainError):
     """Try again later: no retrain slot is free, or the job is already running."""
 
     exit_code = EX_TEMPFAIL
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a library's multi-line text folded), or its type."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -8,6 +8,7 @@ from typing import Any
 
 from retrain_cli import artifacts, gate, performance
 from retrain_cli.db.models import ModelVersionManagement
+from retrain_cli.errors import one_line
 from retrain_cli.jobs import EffectiveJob
 from retrain_cli.trainers import load_trainer
 from retrain_cli.training_data import Prepared
@@ -103,7 +104,3 @@ def decide(
     if decision.promote and not may_promote:
         return gate.GateDecision(False, [*decision.reasons, "held: --no-promote"], decision.values)
     return gate.GateDecision(decision.promote, [*notes, *decision.reasons], decision.values)
-
-
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import AutoRetrainingConfig, AutoRetrainingJob
-from retrain_cli.errors import DatabaseError, NotFoundError, RetrainError
+from retrain_cli.errors import DatabaseError, NotFoundError, RetrainError, one_line
 
 if TYPE_CHECKING:
     from retrain_cli.jobspec import JobSpec
@@ -217,8 +217,9 @@ def check_each(
             outcomes.append(JobFailure(job.name, str(exc)))
             continue
         except Exception as exc:  # a library's surprise with one job's data
-            message = " ".join(str(exc).split()) or "no details"
-            outcomes.append(JobFailure(job.name, f"unexpected {type(exc).__name__}: {message}"))
+            outcomes.append(
+                JobFailure(job.name, f"unexpected {type(exc).__name__}: {one_line(exc)}")
+            )
             continue
         record(result, job.id)
         outcomes.append(result)

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from retrain_cli.errors import one_line
 from retrain_cli.serialize import jsonable
 
 EVENTS = (
@@ -117,7 +118,7 @@ class Notifier:
 
         kind, address = next(iter(target.items())) if target else ("?", "?")
         where = address if kind == "email" else _without_secrets(address)
-        error = " ".join(str(exc).split()).replace(address, where)
+        error = one_line(exc).replace(address, where)
         line = (
             f"{event.at.isoformat()} {event.kind} -> {kind} {where}: {type(exc).__name__}: {error}"
         )

@@ -22,8 +22,8 @@ from sqlalchemy import Engine
 from retrain_cli import artifacts, evaluation, history, registry, slots
 from retrain_cli.db.session import session_scope
 from retrain_cli.durations import utcnow
-from retrain_cli.errors import BusyError, RetrainError
-from retrain_cli.evaluation import Champion, one_line
+from retrain_cli.errors import BusyError, RetrainError, one_line
+from retrain_cli.evaluation import Champion
 from retrain_cli.jobs import EffectiveJob, effective_job, get_job, load_configs
 from retrain_cli.notify import Event
 from retrain_cli.registration import Evaluated, register, stage

@@ -18,6 +18,13 @@ from tests.conftest import Cli
 from tests.helpers import training_frame, window, write_job, write_training_job
 
 
+def unused_port() -> int:
+    """A local port that nothing listens on (the OS handed it out and it was closed again)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A local HTTP server recording every POST (path, headers, body)."""
@@ -53,9 +60,7 @@ def smtp() -> Iterator[tuple[int, list[Any]]]:
             messages.append(envelope)
             return "250 OK"
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port()
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     yield port, messages
@@ -158,9 +163,7 @@ def test_a_failed_retrain_emails_the_jobs_target(
 def test_an_unreachable_target_is_logged_and_never_fails_the_command(
     cli: Cli, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]
+    dead = unused_port()
     configure(
         home,
         monkeypatch,
@@ -176,9 +179,7 @@ def test_an_unreachable_target_is_logged_and_never_fails_the_command(
 def test_the_notification_log_never_shows_a_webhook_token(
     cli: Cli, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]
+    dead = unused_port()
     token = "T000/B000/s3cr3t-t0ken"
     configure(
         home,
