@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from retrain_cli.errors import DataError
 from retrain_cli.jobspec import DataSource
-from retrain_cli.settings import redact_text, redact_url
+from retrain_cli.redaction import check_url, redact_url, remember, scrub
 
 T = TypeVar("T")
 
@@ -114,16 +114,20 @@ def _read_query(url: str, query: str, role: str) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import create_engine, text
 
+    from retrain_cli.db.session import with_default_driver
+
     expanded = os.path.expandvars(url)
+    remember(expanded)
+    parsed = with_default_driver(check_url(expanded, f"{role} data URL"))
     try:
-        engine = create_engine(expanded)
+        engine = create_engine(parsed)
         try:
             with engine.connect() as conn:
                 return pd.read_sql(text(query), conn)
         finally:
             engine.dispose()
     except Exception as exc:
-        reason = redact_text(_first_line(exc), expanded)
+        reason = scrub(_first_line(exc))
         raise DataError(f"{role} query on {redact_url(url)} failed: {reason}") from exc
 
 

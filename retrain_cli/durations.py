@@ -31,6 +31,18 @@ def parse_duration(text: str | int | float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def format_duration(seconds: float) -> str:
+    """Seconds as a job file writes them, in the largest unit that is exact: `1h`, `90m`, `30d`.
+
+    >>> format_duration(5400)
+    '90m'
+    """
+    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_instant(text: str) -> datetime:
     """Parse an ISO 8601 time; a time without an offset is taken as UTC.
 

@@ -9,6 +9,7 @@ stay None and are resolved per model type when the job is used (`jobs.effective_
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -35,8 +36,9 @@ from retrain_cli.choices import (
     Strategy,
     Trigger,
 )
-from retrain_cli.errors import JobSpecError
+from retrain_cli.errors import ConfigError, JobSpecError
 from retrain_cli.fields import NotifyTarget, Seconds, Spec, Text, first_problem
+from retrain_cli.redaction import check_url, remember
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
 # The hyperparameters retrain-cli itself reads or whose misuse fails a retrain late: checked at
@@ -118,6 +120,13 @@ class DataSource(Spec):
     def _one_kind(self) -> DataSource:
         if (self.path is None) == (self.url is None or self.query is None):
             raise ValueError("expected a file path or {url: ..., query: ...}")
+        if self.url is not None:
+            for url in (self.url, os.path.expandvars(self.url)):
+                remember(url)
+            try:
+                check_url(self.url, "url")
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("url ")) from None
         return self
 
     def resolved(self, base_dir: Path) -> DataSource:

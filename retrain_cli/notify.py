@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from retrain_cli.errors import one_line
+from retrain_cli.redaction import scrub
 from retrain_cli.serialize import jsonable
 
 EVENTS = (
@@ -90,7 +91,7 @@ class Notifier:
     def _post(self, url: str, document: dict[str, Any]) -> None:
         import urllib.request  # here, not at import: every command start imports this module
 
-        body = json.dumps(document, sort_keys=True).encode("utf-8")
+        body = scrub(json.dumps(document, sort_keys=True)).encode("utf-8")
         headers = {"Content-Type": "application/json", "User-Agent": "retrain-cli"}
         if self.secret:
             digest = hmac.new(str(self.secret).encode(), body, hashlib.sha256).hexdigest()
@@ -108,7 +109,7 @@ class Notifier:
         message["Subject"] = f"[retrain-cli] {event.summary}"
         message["From"] = self.smtp.get("from", "retrain-cli@localhost")
         message["To"] = address
-        message.set_content(json.dumps(event.document(), indent=2))
+        message.set_content(scrub(json.dumps(event.document(), indent=2)))
         host, port = self.smtp.get("host", "localhost"), int(self.smtp.get("port", 25))
         with smtplib.SMTP(host, port, timeout=self.timeout) as client:
             client.send_message(message)

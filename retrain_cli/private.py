@@ -31,5 +31,8 @@ def open_private_append(path: Path) -> BinaryIO:
 
 
 def append_line(path: Path, line: str) -> None:
+    """Append one line (passwords scrubbed: logs are output too)."""
+    from retrain_cli.redaction import scrub
+
     with open_private_append(path) as handle:
-        handle.write(line.encode("utf-8") + b"\n")
+        handle.write(scrub(line).encode("utf-8") + b"\n")

@@ -10,13 +10,13 @@ file is `RETRAIN_CONFIG`, else `$RETRAIN_HOME/config.yaml` when present.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrain_cli.errors import ConfigError
+from retrain_cli.redaction import redact_url, remember
 
 if TYPE_CHECKING:
     from retrain_cli.config_file import ConfigFile
@@ -73,6 +73,7 @@ def load_settings(
     url = database_url or env.get("RETRAIN_DATABASE_URL") or config.database_url
     if not url:
         url = f"sqlite:///{home / 'retrain.db'}"
+    remember(str(url))
     metrics_dir = env.get("RETRAIN_METRICS_DIR") or config.metrics.textfile_dir
     return Settings(
         home=home,
@@ -124,23 +125,6 @@ def _read_config(path: Path | None) -> ConfigFile:
 
 def _dir(value: str | None, default: Path) -> Path:
     return Path(value).expanduser() if value else default
-
-
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
-
-
-def redact_url(url: str) -> str:
-    """Mask the password of a database URL: `postgresql://u:***@host/db`."""
-    return _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}***{m['at']}", url)
-
-
-def redact_text(text: str, url: str) -> str:
-    """Remove the password of `url` wherever it appears in `text` (driver messages echo it)."""
-    match = _PASSWORD_IN_URL.search(url)
-    text = redact_url(text)
-    if match and match["pw"]:
-        text = text.replace(match["pw"], "***")
-    return text
 
 
 def _first_line(exc: BaseException) -> str:

@@ -57,6 +57,19 @@ def test_effective_schedule_comes_from_the_type_config(cli: Cli) -> None:
     assert shown["hyperparameters"]["num_layers"] == 1  # default kept
 
 
+def test_show_prints_the_job_as_yaml_with_durations_as_written(cli: Cli) -> None:
+    cli("jobs", "apply", "-f", str(EXAMPLES / "jobs" / "fraud-lgbm.yaml"))
+    shown = cli("jobs", "show", "fraud-lgbm").stdout
+    settings, applied = shown.split("# the job file as applied from ")
+    effective = yaml.safe_load(settings)
+    assert effective["timeout"] == "1h" and effective["max_model_age"] == "30d"
+    assert effective["hyperparameters"]["num_boost_round"] == 200
+    spec = yaml.safe_load(applied.split("\n", 1)[1])
+    assert (
+        spec["data"]["train"]["path"].endswith("train.parquet") and spec["retry_backoff"] == "30m"
+    )
+
+
 def test_a_bad_file_among_several_applies_nothing(cli: Cli, db_url: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(

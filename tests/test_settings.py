@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from retrain_cli.errors import ConfigError
-from retrain_cli.settings import load_settings, redact_text, redact_url
+from retrain_cli.redaction import redact_url, remember, scrub
+from retrain_cli.settings import load_settings
 
 
 def test_default_database_is_sqlite_file_in_retrain_home(tmp_path: Path) -> None:
@@ -78,9 +79,15 @@ def test_redact_url_masks_only_the_password(url: str, expected: str) -> None:
     assert redact_url(url) == expected
 
 
-def test_redact_text_removes_password_echoed_by_a_driver() -> None:
-    url = "postgresql://app:hunter2@db/ml"
-    assert "hunter2" not in redact_text('password "hunter2" rejected for app', url)
+def test_a_remembered_password_is_scrubbed_from_any_text() -> None:
+    remember("postgresql://app:hunter2%20x@db/ml")
+    assert scrub('password "hunter2 x" rejected; url app:hunter2%20x@db') == (
+        'password "***" rejected; url app:***@db'
+    )
+
+
+def test_a_variable_reference_is_not_a_password() -> None:
+    assert redact_url("postgresql://app:${PW}@db/ml") == "postgresql://app:${PW}@db/ml"
 
 
 def test_lease_and_heartbeat_keep_fractions_of_a_second(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from retrain_cli import __version__
+from retrain_cli.cli.output import echo
 from retrain_cli.errors import RetrainError
 
 DEBUG_KEY = "retrain_cli.debug"
@@ -29,12 +30,12 @@ class ErrorBoundary(TyperGroup):
         except RetrainError as exc:
             if ctx.meta.get(DEBUG_KEY):
                 raise
-            typer.echo(f"Error: {_one_line(str(exc))}", err=True)
+            echo(f"Error: {_one_line(str(exc))}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:
             if ctx.meta.get(DEBUG_KEY):
                 raise
-            typer.echo(
+            echo(
                 f"Error: unexpected {type(exc).__name__}: {_one_line(str(exc))} "
                 "(rerun with --debug for the traceback)",
                 err=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,9 +10,10 @@ import typer
 
 from retrain_cli import jobs as library
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
-from retrain_cli.cli.output import Output, table
+from retrain_cli.cli.output import Output, echo, table
 from retrain_cli.cli.runtime import open_session
 from retrain_cli.durations import utcnow
+from retrain_cli.redaction import redact_urls
 
 app = typer.Typer(
     help="Declare, inspect, enable and trigger retraining jobs.", no_args_is_help=True
@@ -93,12 +95,45 @@ def show(
             "manual_requested_at": job.manual_requested_at,
             "last_run_at": job.last_run_at,
             "last_run_status": job.last_run_status,
-            "spec": job.spec,
+            "spec": redact_urls(job.spec),
         }
-    Output(as_json, quiet).emit(
-        document,
-        lambda c: c.print(table(name, ["field", "value"], [(k, v) for k, v in document.items()])),
+    Output(as_json, quiet).emit(document, lambda c: c.print(_as_yaml(document), markup=False))
+
+
+_DURATIONS = {"max_model_age_s", "timeout_s", "timeout", "retry_backoff", "max_model_age", "window"}
+
+
+def _as_yaml(document: dict[str, Any]) -> str:
+    """A job as its user writes it: YAML, durations as `1h` or `30d`, times in UTC."""
+    import yaml
+
+    from retrain_cli.durations import format_duration
+
+    def readable(key: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: readable(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [readable(key, v) for v in value]
+        if key in _DURATIONS and isinstance(value, int | float) and not isinstance(value, bool):
+            return format_duration(value)
+        if isinstance(value, datetime):
+            return f"{value:%Y-%m-%d %H:%M:%SZ}"
+        return value
+
+    settings = {
+        key.removesuffix("_s"): readable(key, value)
+        for key, value in document.items()
+        if key != "spec"
+    }
+    applied = yaml.safe_dump(
+        readable("spec", document["spec"]), sort_keys=False, allow_unicode=True, width=100
     )
+    return (
+        "# effective settings: the job file over its model type's defaults\n"
+        + yaml.safe_dump(settings, sort_keys=False, allow_unicode=True, width=100)
+        + f"# the job file as applied from {document['source_file']}\n"
+        + applied
+    ).rstrip("\n")
 
 
 @app.command("enable")
@@ -151,7 +186,7 @@ def due(
         start_due(report, settings, database_url)
     Output(as_json, quiet).emit(_due_document(report), lambda c: _render_due(c, report))
     for failure in report.errors:
-        typer.echo(f"Error: {failure.job}: {failure.error}", err=True)
+        echo(f"Error: {failure.job}: {failure.error}", err=True)
     if report.errors:
         raise typer.Exit(1)
 

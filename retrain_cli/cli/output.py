@@ -7,10 +7,11 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import typer
 
+from retrain_cli.redaction import scrub
 from retrain_cli.serialize import jsonable
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class Output:
         if self.quiet:
             return
         if self.as_json:
-            typer.echo(to_json(document, pretty=sys.stdout.isatty()))
+            echo(to_json(document, pretty=sys.stdout.isatty()))
             return
         render(console())
 
@@ -41,7 +42,7 @@ class Output:
         if not needs_attention:
             return
         if self.quiet:
-            typer.echo(summary, err=True)
+            echo(summary, err=True)
         raise typer.Exit(EXIT_ATTENTION)
 
 
@@ -61,11 +62,16 @@ def finish_checks(
     failures = [o for o in outcomes if isinstance(o, JobFailure)]
     output.emit({"results": results, "errors": failures}, lambda c: render(c, results))
     for failure in failures:
-        typer.echo(f"Error: {failure.job}: {failure.error}", err=True)
+        echo(f"Error: {failure.job}: {failure.error}", err=True)
     if failures:
         raise typer.Exit(1)
     names = [r.job or r.model for r in results if flagged(r)]
     output.finish(bool(names), f"{what}: {', '.join(names)}")
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """Print one message; this and `console()` are the only ways out, and both scrub passwords."""
+    typer.echo(scrub(text), err=err)
 
 
 def to_json(document: Any, *, pretty: bool = False) -> str:
@@ -88,7 +94,25 @@ def console() -> Console:
     from rich.console import Console
 
     is_tty = sys.stdout.isatty()
-    return Console(highlight=False, width=None if is_tty else PLAIN_WIDTH, soft_wrap=not is_tty)
+    return Console(
+        file=cast("TextIO", _Scrubbed(sys.stdout)),
+        highlight=False,
+        width=None if is_tty else PLAIN_WIDTH,
+        soft_wrap=not is_tty,
+    )
+
+
+class _Scrubbed:
+    """A text stream that scrubs passwords from what is written to it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(scrub(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Any:

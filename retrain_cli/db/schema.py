@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import AutoRetrainingConfig
 from retrain_cli.errors import DatabaseError
-from retrain_cli.settings import redact_text
+from retrain_cli.redaction import scrub
 
 DAY_S = 86_400
 
@@ -91,10 +91,9 @@ def init_database(engine: Engine, now: datetime) -> InitResult:
                 added = seed_default_configs(session, now)
                 session.flush()
     except OperationalError as exc:
-        url = engine.url.render_as_string(hide_password=False)
         raise DatabaseError(
             f"cannot initialise {engine.url.render_as_string(hide_password=True)}: "
-            f"{redact_text(str(exc.orig).strip().splitlines()[0], url)}"
+            f"{scrub(str(exc.orig).strip().splitlines()[0])}"
         ) from exc
     return InitResult(
         database=engine.url.render_as_string(hide_password=True),

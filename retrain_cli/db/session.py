@@ -11,14 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy import URL, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from retrain_cli.errors import DatabaseError
+from retrain_cli.errors import ConfigError, DatabaseError
 from retrain_cli.private import create_private, private_dir
-from retrain_cli.settings import redact_text, redact_url
+from retrain_cli.redaction import check_url, redact_url, scrub
 
 # The Alembic revision this release's models correspond to (a test keeps it equal to the head).
 SCHEMA_REVISION = "0003_leases"
@@ -28,9 +27,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
     try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise DatabaseError(f"not a database URL: {redact_url(url)}") from exc
+        parsed = check_url(url, "the database URL")
+    except ConfigError as exc:
+        raise DatabaseError(str(exc)) from exc
+    parsed = with_default_driver(parsed)
     kwargs: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -49,6 +49,12 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def with_default_driver(url: URL) -> URL:
+    """`postgresql://` means psycopg2, the driver retrain-cli depends on (SQLAlchemy 2.1 would
+    pick psycopg 3)."""
+    return url.set(drivername="postgresql+psycopg2") if url.drivername == "postgresql" else url
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -80,7 +86,7 @@ def session_scope(engine: Engine, *, check_schema: bool = True) -> Iterator[Sess
                 raise
     except OperationalError as exc:
         raise DatabaseError(
-            f"cannot use database {redact_url(url)}: {redact_text(_reason(exc), url)}"
+            f"cannot use database {redact_url(url)}: {scrub(_reason(exc))}"
         ) from exc
 
 
