@@ -1,13 +1,16 @@
 """Model artifacts on disk: safe paths, atomic writes, sha256 checksums, manifests.
 
-A version's files live in `<artifacts>/<model>/<version>/`. They are written into a private
-staging directory first and renamed into place when the version is registered, so a reader never
-sees half a version. A model of several files records one digest: that of `manifest.json`, which
-lists every other file with its own sha256.
+A version's files live in `<artifacts>/<model>/<version>-<digest>/`, `<digest>` being the start of
+its manifest's sha256: two databases that share one artifacts directory (dev and prod on one host)
+never choose the same place, and nothing is ever published onto an existing directory. The files
+are written into a private staging directory first and renamed into place when the version is
+registered, so a reader never sees half a version. A model of several files records one digest:
+that of `manifest.json`, which lists every other file with its own sha256.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from retrain_cli.errors import ConfigError, DataError
+from retrain_cli.errors import ConfigError, ConflictError, DataError
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())  # no '-': it separates name parts
@@ -27,6 +30,8 @@ MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
 _STAGING_NAME = re.compile(r"(?P<host>[^-]+)-(?P<pid>\d+)-[0-9a-f]{32}")
 CHUNK = 1 << 20
+DIGEST_CHARS = 16
+UNREGISTERED = ".unregistered"  # in a published directory until its version row is committed
 
 
 def model_dir(root: Path, model: str) -> Path:
@@ -70,8 +75,19 @@ def remove_stale_staging(parent: Path) -> list[Path]:
     return removed
 
 
-def version_dir(root: Path, model: str, version: int) -> Path:
-    return model_dir(root, model) / str(version)
+def version_dir(root: Path, model: str, version: int, digest: str) -> Path:
+    return model_dir(root, model) / f"{version}-{digest[:DIGEST_CHARS]}"
+
+
+def require_reachable(manifest: Path, label: str) -> None:
+    """One clear line when a version's files are not where it was registered (a host with its
+    own RETRAIN_HOME cannot see the versions another host trained)."""
+    if not manifest.is_file():
+        raise DataError(
+            f"{label}'s files are not reachable from {socket.gethostname()} at {manifest.parent}: "
+            "every host that retrains, promotes or rolls back a model must share one "
+            "artifacts_dir (see docs/many-hosts.md)"
+        )
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -138,13 +154,45 @@ def verify(directory: Path, expected_sha256: str) -> dict[str, Any]:
     return manifest
 
 
-def publish(staging: Path, target: Path) -> None:
-    """Rename a staged version into place; a leftover directory of an unregistered version (a
-    run killed between rename and commit) is removed first."""
+def publish(staging: Path, target: Path, database: str) -> None:
+    """Rename a staged version into place, never onto anything that exists. Until the version
+    row commits, the directory holds a marker naming this process and `database` (a key without
+    secrets), so that a run killed in between leaves nothing the next run does not remove."""
     if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
+        raise ConflictError(f"{target} already exists: a published artifact is never overwritten")
+    write_json(staging / UNREGISTERED, {"host": _HOST, "pid": os.getpid(), "database": database})
+    os.rename(staging, target)
     fsync_dir(target.parent)
+
+
+def registered(target: Path) -> None:
+    """The version row committed: drop the marker (a leftover marker is harmless)."""
+    with contextlib.suppress(OSError):
+        (target / UNREGISTERED).unlink()
+
+
+def remove_unregistered(parent: Path, database: str, recorded: set[Path]) -> list[Path]:
+    """Remove the published directories under `parent` whose run (on this host, for
+    `database`) died before its version row committed; `recorded` are the directories that
+    `database` has rows for, whose markers only outlived the commit."""
+    from retrain_cli.history import pid_alive
+
+    removed = []
+    for marker in parent.glob(f"*/{UNREGISTERED}") if parent.is_dir() else []:
+        try:
+            owner = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if owner.get("host") != _HOST or owner.get("database") != database:
+            continue
+        if pid_alive(int(owner.get("pid", 0))):
+            continue
+        if marker.parent in recorded:
+            registered(marker.parent)
+        else:
+            discard(marker.parent)
+            removed.append(marker.parent)
+    return removed
 
 
 def discard(path: Path) -> None:

@@ -110,6 +110,12 @@ def register(
         with session_scope(engine, check_schema=False) as session:
             heartbeat.fence(session)  # a run whose lease expired registers nothing
             registry.lock_active(session, job.model)  # numbering and switching, serialised
+            database = database_key(engine)
+            artifacts.remove_unregistered(
+                artifacts.model_dir(settings.artifacts_dir, job.model),
+                database,
+                registry.artifact_dirs(session, job.model),
+            )
             now = utcnow()
             trained = registry.Trained(
                 model=job.model,
@@ -130,7 +136,7 @@ def register(
             )
             version = registry.add_version(session, trained, settings.artifacts_dir, now)
             target = Path(version.artifact_path).parent
-            artifacts.publish(staging, target)
+            artifacts.publish(staging, target, database)
             decision = _promote(session, job, run_id, version, decision, champion, now)
             gate_doc = {
                 "decision": decision.decision,
@@ -156,6 +162,7 @@ def register(
         if target is not None and not staging.exists():
             artifacts.discard(target)
         raise
+    artifacts.registered(target)
     described = {
         "model": job.model,
         "version": version.version,
@@ -164,6 +171,14 @@ def register(
         "metrics": version.metrics,
     }
     return Registered(described, decision.promote, gate_doc)
+
+
+def database_key(engine: Engine) -> str:
+    """Which database a published directory belongs to, without its password."""
+    import hashlib
+
+    url = engine.url.render_as_string(hide_password=True)
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
 
 
 def _promote(

@@ -209,7 +209,7 @@ def add_version(
         )
     )
     number = (latest or 0) + 1
-    directory = artifacts.version_dir(artifacts_dir, trained.model, number)
+    directory = artifacts.version_dir(artifacts_dir, trained.model, number, trained.sha256)
     version = ModelVersionManagement(
         model_name=trained.model,
         version=number,
@@ -229,6 +229,16 @@ def add_version(
     session.add(version)
     session.flush()
     return version
+
+
+def artifact_dirs(session: Session, model: str) -> set[Path]:
+    """The directories `model`'s versions are recorded in."""
+    paths = session.scalars(
+        select(ModelVersionManagement.artifact_path).where(
+            ModelVersionManagement.model_name == model
+        )
+    )
+    return {Path(path).parent for path in paths}
 
 
 def promote(session: Session, model: str, version: int, now: datetime, **options: Any) -> Switch:
@@ -279,8 +289,7 @@ def check_artifact(version: ModelVersionManagement) -> None:
 
     directory = Path(version.artifact_path).parent
     label = f"{version.model_name} v{version.version}"
-    if not directory.is_dir():
-        raise DataError(f"preflight of {label} failed: {directory} does not exist")
+    artifacts.require_reachable(Path(version.artifact_path), label)
     try:
         manifest = artifacts.verify(directory, version.sha256)
         trainer = load_trainer(version.model_type, directory, manifest)

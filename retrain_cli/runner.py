@@ -160,6 +160,8 @@ def _run(
             with session_scope(engine) as session:
                 active = registry.active_version(session, job.model)
                 champion = Champion.of(active) if active else None
+            if champion is not None:  # fail here, not after training, on a host without it
+                artifacts.require_reachable(champion.manifest, f"{job.model} v{champion.version}")
         with phases("train"):
             parent = champion if _continues_from(job, champion) else None
             init_from = parent.verified_directory() if parent else None

@@ -100,3 +100,9 @@ SMALL_SEQUENCE = {
     "batch_size": 32,
     "learning_rate": 0.01,
 }
+
+
+def published(home: Path, model: str, version: int) -> Path:
+    """The one directory version `version` of `model` was published to."""
+    (found,) = (home / "artifacts" / model).glob(f"{version}-*")
+    return found

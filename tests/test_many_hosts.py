@@ -235,3 +235,29 @@ def test_wait_timeout_waits_for_a_slot_held_on_another_host(pg: str, tmp_path: P
     (first,) = [r for r in runs if r.name == "first"]
     (second,) = [r for r in runs if r.name == "second"]
     assert second.started_at >= first.finished_at  # it waited for the slot, never overlapped
+
+
+@pytest.mark.slow
+def test_a_host_that_cannot_see_a_versions_files_says_so_and_registers_nothing(
+    pg: str, tmp_path: Path
+) -> None:
+    a, b = host(tmp_path, "a", pg), host(tmp_path, "b", pg)
+    add_jobs(a, tmp_path, ["j1"])
+    assert cli(a, "retrain", "j1").returncode == 0
+    assert cli(a, "retrain", "j1", "--no-promote").returncode == 0  # v2, registered only
+    on_a = tmp_path / "a" / "artifacts"
+    on_a.rename(tmp_path / "a-disk")  # one machine here: hide host a's disk from host b
+    for command, version in ((["retrain", "j1"], 1), (["versions", "promote", "j1-model", "2"], 2)):
+        result = cli(b, *command)
+        assert result.returncode == 1
+        assert f"j1-model v{version}'s files are not reachable from" in result.stderr
+        assert "share one artifacts_dir" in result.stderr and len(result.stderr.splitlines()) == 1
+    with scope(pg) as s:
+        assert s.scalar(select(func.count()).select_from(ModelVersionManagement)) == 2
+        statuses = s.scalars(select(RetrainingJobHistory.status).order_by(RetrainingJobHistory.id))
+        assert list(statuses) == ["succeeded", "succeeded", "failed"]
+    (tmp_path / "a-disk").rename(on_a)  # now a mount at the same path on every host
+    b = host(tmp_path, "b", pg, artifacts_dir=str(on_a))
+    result = cli(b, "retrain", "j1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["version"]["version"] == 3

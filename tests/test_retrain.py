@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from retrain_cli import artifacts
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
 from retrain_cli.db.session import make_engine
+from retrain_cli.errors import ConflictError
+from retrain_cli.registration import database_key
 from retrain_cli.runner import Hooks, Phases, RetrainRequest, RunFailed, retrain
 from retrain_cli.settings import load_settings
 from retrain_cli.slots import FileSlots
@@ -24,7 +26,7 @@ from retrain_cli.trainers import load_trainer
 from retrain_cli.trainers.base import FakeTrainer
 from retrain_cli.training_data import prepare
 from tests.conftest import Cli
-from tests.helpers import training_frame, write_training_job
+from tests.helpers import published, training_frame, write_training_job
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
@@ -67,7 +69,7 @@ def test_first_run_registers_and_promotes_with_a_verified_artifact(
         None,
         "incremental",
     )
-    directory = home / "artifacts" / "j1-model" / "1"
+    directory = published(home, "j1-model", 1)
     assert sorted(p.name for p in directory.iterdir()) == [
         "manifest.json",
         "metadata.json",
@@ -287,7 +289,7 @@ def test_a_tampered_champion_is_never_built_upon(
 ) -> None:
     apply(cli, write_training_job(tmp_path))
     assert run(cli)[0] == 0
-    (home / "artifacts" / "j1-model" / "1" / "model.txt").write_text("tree=evil\n")
+    (published(home, "j1-model", 1) / "model.txt").write_text("tree=evil\n")
     code, _, stderr = run(cli)
     assert code == 1 and "sha256 does not match" in stderr
     assert [(v.version, v.status) for v in versions(session)] == [(1, "active")]
@@ -404,4 +406,63 @@ def test_a_killed_runs_staging_is_removed_by_the_next_run_and_a_live_ones_kept(
     finally:
         live.kill()
         live.wait()
-    assert os.stat(model / "1" / "model.txt").st_size > 0
+    assert os.stat(published(home, "j1-model", 1) / "model.txt").st_size > 0
+
+
+def test_two_databases_sharing_one_home_never_overwrite_each_others_artifacts(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    apply(cli, write_training_job(tmp_path))
+    assert run(cli)[0] == 0
+    (mine,) = versions(session)
+    other = Cli(f"sqlite:///{tmp_path / 'other.db'}")
+    assert other("db", "init").exit_code == 0
+    apply(other, tmp_path / "j1.yaml")
+    assert run(other)[0] == 0  # the other database's v1 of the same model
+    assert len(list((home / "artifacts" / "j1-model").glob("1-*"))) == 2
+    artifacts.verify(Path(mine.artifact_path).parent, mine.sha256)  # untouched
+    code, result, stderr = run(cli)  # incremental from this database's v1
+    assert code == 0 and result["version"]["version"] == 2, stderr
+
+
+def test_publishing_onto_an_existing_directory_is_refused(tmp_path: Path) -> None:
+    staging, target = tmp_path / "staging", tmp_path / "1-abc"
+    staging.mkdir()
+    target.mkdir()
+    (target / "model.txt").write_text("published")
+    with pytest.raises(ConflictError, match="never overwritten"):
+        artifacts.publish(staging, target, "db")
+    assert (target / "model.txt").read_text() == "published" and staging.is_dir()
+
+
+def test_a_directory_published_by_a_run_killed_before_its_commit_is_removed_by_the_next_run(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory, db_url: str
+) -> None:
+    apply(cli, write_training_job(tmp_path))
+    assert run(cli)[0] == 0
+    dead = subprocess.run(
+        [sys.executable, "-c", "print(__import__('os').getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    engine = make_engine(db_url)
+    ours = database_key(engine)
+    engine.dispose()
+    model = home / "artifacts" / "j1-model"
+    committed = published(home, "j1-model", 1)
+
+    def leftover(name: str, database: str, pid: str = dead) -> Path:
+        path = model / name
+        path.mkdir(exist_ok=True)
+        marker = {"host": artifacts._HOST, "pid": int(pid), "database": database}
+        (path / artifacts.UNREGISTERED).write_text(json.dumps(marker))
+        return path
+
+    killed = leftover("2-" + "a" * 16, ours)
+    foreign = leftover("9-" + "b" * 16, "another-database")
+    leftover(committed.name, ours)  # killed after its commit, before dropping the marker
+    assert run(cli)[0] == 0
+    assert not killed.exists() and foreign.exists()
+    assert committed.is_dir() and not (committed / artifacts.UNREGISTERED).exists()
+    assert not (published(home, "j1-model", 2) / artifacts.UNREGISTERED).exists()

@@ -127,4 +127,4 @@ def test_sigkill_frees_the_slot_and_the_next_command_marks_the_run_abandoned(
         assert row is not None and row.status == "abandoned" and "died" in (row.error or "")
         versions = list(s.scalars(select(ModelVersionManagement)))
     assert [(v.version, v.status) for v in versions] == [(1, "active")]
-    assert not list((home / "artifacts" / "j1-model").glob("2"))
+    assert not list((home / "artifacts" / "j1-model").glob("2-*"))

@@ -18,7 +18,7 @@ from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
 from retrain_cli.db.session import make_engine, session_scope
 from retrain_cli.errors import ConflictError
 from tests.conftest import Cli
-from tests.helpers import write_training_job
+from tests.helpers import published, write_training_job
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
@@ -77,7 +77,7 @@ def test_failed_preflight_changes_nothing(
 ) -> None:
     cli = three_versions
     assert cli("versions", "promote", "j1-model", "1").exit_code == 0
-    model_file = home / "artifacts" / "j1-model" / "2" / "model.txt"
+    model_file = published(home, "j1-model", 2) / "model.txt"
     if damage == "tamper":
         model_file.write_text("tree=0\n")
     else:
