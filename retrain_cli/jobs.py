@@ -6,12 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import AutoRetrainingConfig, AutoRetrainingJob
+from retrain_cli.db.queries import JOBS_LOCK, take_turns
 from retrain_cli.errors import DatabaseError, NotFoundError, RetrainError, one_line
 
 if TYPE_CHECKING:
@@ -65,11 +67,24 @@ class EffectiveJob:
         return merged
 
 
-def apply_jobs(
+def apply_files(
+    session: Session, files: Sequence[tuple[Path, Sequence[JobSpec]]], now: datetime
+) -> list[ApplyOutcome]:
+    """Apply the jobs of every file in one transaction. Racing applies take turns, so the
+    later one updates what the earlier created."""
+    take_turns(session.connection(), JOBS_LOCK)
+    _require_configs(session)
+    return [
+        outcome
+        for path, specs in files
+        for outcome in _apply_jobs(session, specs, str(path.resolve()), now)
+    ]
+
+
+def _apply_jobs(
     session: Session, specs: Sequence[JobSpec], source_file: str, now: datetime
 ) -> list[ApplyOutcome]:
     """Create or update each job by name; a job whose spec is unchanged is left untouched."""
-    _require_configs(session)
     existing = {
         job.name: job
         for job in session.scalars(

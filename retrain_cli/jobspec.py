@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -239,6 +239,8 @@ class JobSpec(Spec):
             raise ValueError("members: only an ensemble job has members")
         _check_hyperparameters("hyperparameters", self.hyperparameters)
         for member in self.members:
+            if (member.type if isinstance(member, Member) else member) is ModelType.ENSEMBLE:
+                raise ValueError("members: a member is lightgbm, lstm or transformer, not ensemble")
             if isinstance(member, Member):
                 _check_hyperparameters(f"members.{member.type}", member.hyperparameters)
         return self
@@ -318,6 +320,18 @@ def load_job_file(path: Path) -> list[JobSpec]:
             raise JobSpecError(f"{path}: job '{spec.name}' is declared twice")
         specs.append(spec)
     return specs
+
+
+def load_job_files(paths: Sequence[Path]) -> list[tuple[Path, list[JobSpec]]]:
+    """Every file's jobs, validated; a job name declared in two of the files is an error."""
+    loaded = [(path, load_job_file(path)) for path in paths]
+    seen: dict[str, Path] = {}
+    for path, specs in loaded:
+        for spec in specs:
+            first = seen.setdefault(spec.name, path)
+            if first != path:
+                raise JobSpecError(f"{path}: job '{spec.name}' is also declared in {first}")
+    return loaded
 
 
 def _strict_loader() -> type:

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from retrain_cli.db.models import AutoRetrainingJob
 from tests.conftest import EXAMPLES, Cli
+from tests.helpers import write_job
 
 
 def example_files() -> list[str]:
@@ -68,6 +69,20 @@ def test_show_prints_the_job_as_yaml_with_durations_as_written(cli: Cli) -> None
     assert (
         spec["data"]["train"]["path"].endswith("train.parquet") and spec["retry_backoff"] == "30m"
     )
+
+
+def test_one_name_in_two_files_of_one_apply_is_an_error(cli: Cli, tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    result = cli(
+        "jobs", "apply", "-f", str(write_job(first, "same")), "-f", str(write_job(second, "same"))
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: {second / 'same.yaml'}: job 'same' is also declared in"
+    )
+    assert "same" not in cli("jobs", "list", "--json").stdout
 
 
 def test_a_bad_file_among_several_applies_nothing(cli: Cli, db_url: str, tmp_path: Path) -> None:

@@ -92,6 +92,15 @@ def test_jobs_list_form_and_sql_source(tmp_path: Path) -> None:
         ({"primary_metric": "sharpe"}, "primary_metric: sharpe needs a return_column"),
         ({"features": ["y"]}, "features: y is the target"),
         ({"members": ["lstm"]}, "members: only an ensemble job has members"),
+        ({"type": "ensemble", "members": ["ensemble"]}, "members: a member is lightgbm, lstm"),
+        (
+            {"type": "ensemble", "members": [{"type": "ensemble"}]},
+            "members: a member is lightgbm, lstm or transformer, not ensemble",
+        ),
+        (
+            {"data": {"train": {"url": "postgresql://u:p@ss@db/x", "query": "q"}}},
+            "data.train: postgresql://u:***@db/x: the password holds an '@'",
+        ),
         ({"drift": {"method": "magic"}}, "drift.method: 'magic' is not one of"),
         ({"priority": "high"}, "priority: Input should be a valid integer"),
         ({"priority": 10**26}, "priority: Input should be less than or equal to 1000000"),

@@ -33,16 +33,11 @@ def apply(
     quiet: Quiet = False,
 ) -> None:
     """Create or update jobs from YAML files, by name; all are validated before any is written."""
-    from retrain_cli.jobspec import load_job_file
+    from retrain_cli.jobspec import load_job_files
 
-    loaded = [(path, load_job_file(path)) for path in files]
+    loaded = load_job_files(files)
     with open_session(database_url) as (_, session):
-        now = utcnow()
-        outcomes = [
-            outcome
-            for path, specs in loaded
-            for outcome in library.apply_jobs(session, specs, str(path.resolve()), now)
-        ]
+        outcomes = library.apply_files(session, loaded, utcnow())
     Output(as_json, quiet).emit(
         {"jobs": outcomes},
         lambda c: c.print("\n".join(f"{o.action:>9}  {o.job}" for o in outcomes)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnExpressionArgument, Select, and_, func, select
+from sqlalchemy import ColumnExpressionArgument, Connection, Select, and_, func, select, text
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import ModelDriftMonitoring, ModelPerformanceTracking
@@ -29,6 +29,20 @@ def newest_per_model(
     )
     matches = and_(table.model_name == newest.c.model_name, table.checked_at == newest.c.at)
     return select(*columns).join(newest, matches).where(condition)
+
+
+SCHEMA_LOCK = 0x7265747261696E  # "retrain"
+JOBS_LOCK = SCHEMA_LOCK + 1
+
+
+def take_turns(conn: Connection, key: int) -> None:
+    """Serialise this transaction with every other that takes turns on `key` (racing `db init`s,
+    racing `jobs apply`s): the later one sees what the earlier committed. The lock ends with
+    the transaction (PgBouncer's transaction mode keeps working); SQLite's is its write lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # before the first statement of the transaction
 
 
 def database_now(session: Session) -> datetime:

@@ -10,7 +10,9 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from retrain_cli import __version__
 from retrain_cli.db.models import AutoRetrainingConfig
+from retrain_cli.db.queries import SCHEMA_LOCK, take_turns
 from retrain_cli.errors import DatabaseError
 from retrain_cli.redaction import scrub
 
@@ -86,6 +88,7 @@ def init_database(engine: Engine, now: datetime) -> InitResult:
     """Upgrade the schema to head and add the missing default configs, in one transaction."""
     try:
         with engine.begin() as conn:
+            take_turns(conn, SCHEMA_LOCK)  # racing inits: the later one finds the head
             before, after = _upgrade(conn)
             with Session(bind=conn) as session:
                 added = seed_default_configs(session, now)
@@ -120,6 +123,8 @@ def _upgrade(conn: Connection) -> tuple[str | None, str]:
     from alembic.runtime.migration import MigrationContext
 
     before = MigrationContext.configure(conn).get_current_revision()
+    if before is not None:
+        require_known_revision(before)
     config = alembic_config()
     config.attributes["connection"] = conn
     command.upgrade(config, "head")
@@ -127,6 +132,22 @@ def _upgrade(conn: Connection) -> tuple[str | None, str]:
     if after is None:
         raise DatabaseError("the schema upgrade ran but left no Alembic revision")
     return before, after
+
+
+def require_known_revision(revision: str) -> None:
+    """A schema revision that no migration of this release made was made by a newer release:
+    say so, rather than let Alembic fail on a revision it cannot locate."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    except CommandError:
+        raise DatabaseError(
+            f"the database schema is at revision {revision}, which retrain-cli {__version__} "
+            "does not know: a newer retrain-cli upgraded it; install that release here "
+            "(`retrain-cli --version` on the host that last ran `db init` says which)"
+        ) from None
 
 
 def alembic_config() -> Any:

@@ -99,6 +99,9 @@ def ensure_schema(engine: Engine) -> None:
     if found is None:
         raise DatabaseError("the database has no retrain-cli schema: run `retrain-cli db init`")
     if found != SCHEMA_REVISION:
+        from retrain_cli.db.schema import require_known_revision
+
+        require_known_revision(found)
         raise DatabaseError(
             f"the database schema is at revision {found}, this retrain-cli expects "
             f"{SCHEMA_REVISION}: run `retrain-cli db init` to upgrade it"

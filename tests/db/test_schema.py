@@ -204,3 +204,20 @@ def test_foreign_keys_are_enforced(session: SessionFactory) -> None:
     )
     with pytest.raises(IntegrityError), session() as s:
         s.add(job)
+
+
+def test_a_schema_from_a_newer_release_says_so_instead_of_failing_oddly(db_url: str) -> None:
+    from retrain_cli.errors import DatabaseError
+    from tests.conftest import Cli
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    for command in (["jobs", "list"], ["db", "init"]):
+        result = Cli(db_url)(*command)
+        assert result.exit_code == 1
+        assert "revision 0099_from_the_future, which retrain-cli" in result.stderr
+        assert "a newer retrain-cli upgraded it" in result.stderr
+    with pytest.raises(DatabaseError, match="newer retrain-cli"):
+        init_database(engine, NOW)
+    engine.dispose()
