@@ -44,7 +44,27 @@ def read_table(source: DataSource, role: str, columns: Sequence[str] | None = No
     import pyarrow as pa
 
     frame = read_frame(source, role, columns)
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(
+            f"{role} data {describe(source)}: {_mixed(frame) or _first_line(exc)}"
+        ) from exc
+
+
+def _mixed(frame: pd.DataFrame) -> str | None:
+    """Which columns hold values of more than one type (text and numbers, say)."""
+    import pandas as pd
+
+    mixed = [
+        str(name)
+        for name in frame.columns
+        if frame[name].dtype == object
+        and pd.api.types.infer_dtype(frame[name], skipna=True).startswith("mixed")
+    ]
+    if not mixed:
+        return None
+    return f"column {', '.join(map(repr, mixed))} mixes values of several types (text and numbers)"
 
 
 def file_source(path: Path | str) -> DataSource:

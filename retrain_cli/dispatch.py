@@ -169,9 +169,13 @@ def _newest_drift(session: Session) -> dict[str, tuple[datetime, str | None]]:
         )
     )
     return {
-        m: (at, f"drift share {share:.2f} at {at.isoformat()}" if drifted else None)
-        for m, at, drifted, share in rows
+        m: (at, _drift_detail(share, at) if drifted else None) for m, at, drifted, share in rows
     }
+
+
+def _drift_detail(share: float | None, at: datetime) -> str:
+    what = "predictions drifted" if share is None else f"drift share {share:.2f}"
+    return f"{what} at {at.isoformat()}"
 
 
 def _newest_performance(session: Session) -> dict[str, tuple[datetime, str | None]]:

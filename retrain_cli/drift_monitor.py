@@ -10,10 +10,11 @@ import importlib
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,7 @@ class ColumnDrift:
     kind: str
     drifted: bool
     method: str
-    statistic: float
+    statistic: float | None  # None: too few values to say (the reason is in `metrics`)
     threshold: float
     n_reference: int
     n_current: int
@@ -72,7 +73,7 @@ class DriftResult:
     model: str
     checked_at: datetime
     drifted: bool
-    drift_share: float
+    drift_share: float | None  # None: no feature had enough values to decide
     required_share: float
     threshold: float
     decision_method: str
@@ -90,6 +91,9 @@ class DriftResult:
         summary = f"drift in {self.job or self.model}: {self.drift_share:.0%} of features"
         details = {"drift_share": self.drift_share, "drifted": drifted}
         return [Event("drift_detected", summary, self.checked_at, self.job, self.model, details)]
+
+
+NO_SHARE = "too_few_values: no feature had enough values in both windows"
 
 
 def settings_for(job: EffectiveJob) -> DriftSettings:
@@ -197,12 +201,14 @@ def compare_windows(
         tasks.append((score, "numeric"))
     compared = _compare_columns(reference, current, tasks, settings)
     prediction = compared.pop() if has_score else None
-    share = sum(c.drifted for c in compared) / len(compared)
+    decided = [c for c in compared if c.statistic is not None or c.drifted]
+    share = sum(c.drifted for c in decided) / len(decided) if decided else None
     return DriftResult(
         job=job,
         model=model,
         checked_at=now,
-        drifted=share >= settings.drift_share or bool(prediction and prediction.drifted),
+        drifted=(share is not None and share >= settings.drift_share)
+        or bool(prediction and prediction.drifted),
         drift_share=share,
         required_share=settings.drift_share,
         threshold=settings.threshold,
@@ -259,29 +265,39 @@ def _kind(arrow_type: pa.DataType, name: str, columns: Columns) -> str:
 def _column_drift(
     reference: pa.Table, current: pa.Table, name: str, kind: str, settings: DriftSettings
 ) -> ColumnDrift:
-    metrics: dict[str, Any]
     method = drift.decision_method(settings.method, kind)
+    compute: Callable[[], tuple[dict[str, Any], drift.Histogram]]
     if kind == "numeric":
         ref, missing_ref = numeric_values(reference.column(name), name, "reference")
         cur, missing_cur = numeric_values(current.column(name), name, "current")
-        ordered = settings.all_statistics or method in drift.ORDERED_STATISTICS
-        metrics, histogram = drift.numeric_drift(ref, cur, settings.bins, ordered=ordered)
         n_reference, n_current = ref.size, cur.size
+        ordered = settings.all_statistics or method in drift.ORDERED_STATISTICS
+        compute = partial(drift.numeric_drift, ref, cur, settings.bins, ordered=ordered)
     else:
         ref_counts, missing_ref = category_counts(reference.column(name), name, "reference")
         cur_counts, missing_cur = category_counts(current.column(name), name, "current")
-        metrics, histogram = drift.categorical_drift(ref_counts, cur_counts)
         n_reference, n_current = sum(ref_counts.values()), sum(cur_counts.values())
+        compute = partial(drift.categorical_drift, ref_counts, cur_counts)
+    statistic: float | None = None
+    threshold = settings.alpha if method in drift.P_VALUE_METHODS else settings.threshold
+    drifted = False
+    if min(n_reference, n_current) >= settings.min_samples:
+        metrics, histogram = compute()
+        decision = drift.decide(metrics, method, settings.threshold, settings.alpha)
+        statistic, drifted = decision.statistic, decision.drifted
+    else:  # a statistic of a handful of values would raise false alarms
+        reason = f"too_few_values: {n_reference} reference and {n_current} current values"
+        metrics = {"undefined": f"{reason}, needs {settings.min_samples}"}
+        histogram = drift.Histogram([], [], [])
     metrics["missing_rate_ref"], metrics["missing_rate_cur"] = missing_ref, missing_cur
-    decision = drift.decide(metrics, method, settings.threshold, settings.alpha)
     missing_shift = abs(missing_cur - missing_ref) > settings.max_missing_rate_change
     return ColumnDrift(
         feature=name,
         kind=kind,
-        drifted=decision.drifted or missing_shift,
-        method=decision.method,
-        statistic=decision.statistic,
-        threshold=decision.threshold,
+        drifted=drifted or missing_shift,
+        method=method,
+        statistic=statistic,
+        threshold=threshold,
         n_reference=n_reference,
         n_current=n_current,
         missing_rate_ref=missing_ref,
@@ -339,6 +355,7 @@ def record(session: Session, result: DriftResult, job_id: int | None) -> None:
                 "n_drifted": n_drifted,
                 "drifted_features": [c.feature for c in result.features if c.drifted],
                 "prediction_drifted": bool(result.prediction and result.prediction.drifted),
+                **({"undefined": NO_SHARE} if result.drift_share is None else {}),
             },
         )
     )

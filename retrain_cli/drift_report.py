@@ -37,6 +37,7 @@ def write_report(path: Path, results: Sequence[DriftResult]) -> None:
         f"<span style='background:{CUR}'></span>current</p>{body}</body></html>"
     )
     path = path.expanduser()
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -44,6 +45,8 @@ def write_report(path: Path, results: Sequence[DriftResult]) -> None:
             handle.write(document)
         os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise DataError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
 
 
@@ -56,7 +59,7 @@ def _result(result: DriftResult) -> str:
     charts = "".join(_chart(c) for c in columns)
     return (
         f"<h2>{title}: {verdict}</h2><p>checked {result.checked_at:%Y-%m-%d %H:%M UTC}; "
-        f"drift share {result.drift_share:.2f} (alarm at {result.required_share:.2f}); "
+        f"drift share {_number(result.drift_share, '.2f')} (alarm at {result.required_share:.2f}); "
         f"{result.n_reference} reference rows, {result.n_current} current rows</p>"
         "<table><tr><th>column</th><th>kind</th><th>drifted</th><th>method</th>"
         "<th>statistic</th><th>threshold</th><th>psi</th><th>js</th><th>p-value</th>"
@@ -72,14 +75,18 @@ def _row(column: ColumnDrift) -> str:
         column.kind,
         "<span class='drift'>yes</span>" if column.drifted else "no",
         column.method,
-        f"{column.statistic:.4g}",
+        _number(column.statistic, ".4g", m.get("undefined")),
         f"{column.threshold:.4g}",
-        f"{m['psi']:.4g}",
-        f"{m['js']:.4g}",
+        _number(m.get("psi"), ".4g"),
+        _number(m.get("js"), ".4g"),
         "-" if p_value is None else f"{p_value:.3g}",
         f"{column.missing_rate_ref:.1%} / {column.missing_rate_cur:.1%}",
     ]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _number(value: float | None, spec: str, why: str | None = None) -> str:
+    return format(value, spec) if value is not None else html.escape(why or "-")
 
 
 def _chart(column: ColumnDrift) -> str:

@@ -153,6 +153,8 @@ class DriftSpec(Spec):
     drift_share: Annotated[Number, Field(gt=0, le=1)] = 0.5
     bins: Annotated[StrictInt, Field(ge=2)] = 10
     max_missing_rate_change: Annotated[Number, Field(ge=0, le=1)] = 0.1
+    # fewer values than this in either window: the column's statistic is NULL, with the reason
+    min_samples: Annotated[StrictInt, Field(ge=1)] = 30
     # the order statistics (KS, Wasserstein) sort every numeric column: computed when the
     # method needs them, for every column when asked
     all_statistics: StrictBool = False

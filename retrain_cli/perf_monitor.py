@@ -198,7 +198,9 @@ def _window(frame: pd.DataFrame, time_column: str | None, window_s: int | None) 
         raise DataError("a performance window needs the job's time_column")
     import pandas as pd
 
-    times = pd.to_datetime(frame[time_column], utc=True, errors="coerce")
+    from retrain_cli.training_data import time_order
+
+    times = pd.to_datetime(time_order(frame[time_column], time_column), utc=True)
     newest = times.max()
     if pd.isna(newest):
         raise DataError(f"column {time_column!r} has no timestamps")

@@ -55,7 +55,7 @@ def prepare(job: EffectiveJob) -> Prepared:
     if len(frame) < MIN_ROWS:
         raise DataError(f"train data has {len(frame)} labelled rows; at least {MIN_ROWS} needed")
     if time_column:
-        order = _time_order(frame[time_column], time_column)
+        order = time_order(frame[time_column], time_column)
         if not order.is_monotonic_increasing:
             frame = frame.sort_values(time_column, kind="stable", key=lambda _: order)
     frame = frame.reset_index(drop=True)
@@ -76,7 +76,7 @@ def prepare(job: EffectiveJob) -> Prepared:
     )
 
 
-def _time_order(column: pd.Series[Any], name: str) -> pd.Series[Any]:
+def time_order(column: pd.Series[Any], name: str) -> pd.Series[Any]:
     """The time column as something that orders by time: timestamps and numbers as they are,
     text parsed as timestamps (text would sort as text); unparsable values are an error."""
     import pandas as pd

@@ -36,3 +36,13 @@ def test_the_exit_code_table_is_one_table_with_every_code() -> None:
     table = text.split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
     codes = [row.split("|")[1].strip() for row in table.strip().splitlines()[1:]]
     assert codes == ["0", "1", "2", "3", "75"]
+
+
+def test_every_test_the_reliability_page_names_exists() -> None:
+    named = set(re.findall(r"`(test_\w+)`", (ROOT / "docs" / "reliability.md").read_text()))
+    defined = {
+        name
+        for path in (ROOT / "tests").rglob("test_*.py")
+        for name in re.findall(r"^def (test_\w+)\(", path.read_text(), flags=re.MULTILINE)
+    }
+    assert len(named) >= 40 and named <= defined, sorted(named - defined)

@@ -372,3 +372,60 @@ def test_numeric_columns_read_from_arrow_buffers_as_arrow_converts_them(
     ints = pa.chunked_array([pa.array([5, None, 6, 7], pa.int64()).slice(offset // 3)])
     expected_ints = [6.0, 7.0] if offset else [5.0, 6.0, 7.0]
     assert numeric_values(ints, "n", "reference")[0].tolist() == expected_ints
+
+
+def test_a_window_of_a_few_rows_gives_no_statistic_and_says_why(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    setup_job(cli, tmp_path, shift=0.0, drift={"min_samples": 30})
+    window(n=1, seed=3, shift=5.0).to_parquet(tmp_path / "ref.parquet")  # one reference row
+    result = cli("drift", "check", "j1", "--json")
+    assert result.exit_code == 0, result.stderr  # unknown, not drift
+    (checked,) = json.loads(result.stdout)["results"]
+    assert checked["drifted"] is False and checked["drift_share"] is None
+    for column in [*checked["features"], checked["prediction"]]:
+        assert column["statistic"] is None
+        assert column["metrics"]["undefined"] == (
+            "too_few_values: 1 reference and 600 current values, needs 30"
+        )
+    dataset = rows(session)[-1]
+    assert dataset.drift_share is None and dataset.metrics["undefined"].startswith("too_few")
+    assert "too_few_values" in cli("drift", "check", "j1").stdout
+
+
+def test_a_failed_check_leaves_the_previous_report_in_place(cli: Cli, tmp_path: Path) -> None:
+    setup_job(cli, tmp_path, shift=1.5)
+    report = tmp_path / "drift.html"
+    assert cli("drift", "check", "j1", "--report", str(report)).exit_code == 3
+    before = report.read_text()
+    (tmp_path / "cur.parquet").write_bytes(b"not parquet")
+    assert cli("drift", "check", "j1", "--report", str(report)).exit_code == 1
+    assert report.read_text() == before
+    assert [p.name for p in tmp_path.glob(".drift.html.*")] == []
+
+
+@pytest.mark.slow
+def test_a_csv_column_of_mixed_types_is_one_line_and_pandas_warning_goes_to_the_log(
+    tmp_path: Path, home: Path, db_url: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    window(1000, seed=1).to_csv(tmp_path / "ref.csv", index=False)
+    current = window(300_000, seed=2)  # enough rows for pandas to read it in chunks
+    current["f0"] = current["f0"].astype(object)
+    current.loc[250_000:, "f0"] = "abc"
+    current.to_csv(tmp_path / "cur.csv", index=False)
+    data = {"train": "ref.csv", "reference": "ref.csv", "current": "cur.csv"}
+    job = write_job(tmp_path, "mixed", data=data)
+    env = {**os.environ, "RETRAIN_HOME": str(home), "RETRAIN_DATABASE_URL": db_url}
+    for args in (["jobs", "apply", "-f", str(job)], ["drift", "check", "mixed"]):
+        argv = [sys.executable, "-m", "retrain_cli", *args]
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"Error: mixed: current data {tmp_path / 'cur.csv'}: column 'f0' mixes values of "
+        "several types (text and numbers)"
+    ]
+    assert "DtypeWarning" in (home / "logs" / "warnings.log").read_text()

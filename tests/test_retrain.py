@@ -1,6 +1,7 @@
 """`retrain` end to end in-process: real LightGBM on small data, both backends."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -466,3 +467,23 @@ def test_a_directory_published_by_a_run_killed_before_its_commit_is_removed_by_t
     assert not killed.exists() and foreign.exists()
     assert committed.is_dir() and not (committed / artifacts.UNREGISTERED).exists()
     assert not (published(home, "j1-model", 2) / artifacts.UNREGISTERED).exists()
+
+
+@pytest.mark.slow
+def test_a_lightgbm_fatal_error_is_the_one_line_on_stderr(
+    tmp_path: Path, home: Path, db_url: str
+) -> None:
+    job = write_training_job(tmp_path, hyperparameters={"num_boost_round": 5, "max_bin": 1})
+    env = {**os.environ, "RETRAIN_HOME": str(home), "RETRAIN_DATABASE_URL": db_url}
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "retrain_cli", *args]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+
+    assert command("jobs", "apply", "-f", str(job)).returncode == 0
+    result = command("retrain", "j1", "--json")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error: " + json.loads(result.stdout)["error"]
+    ]  # LightGBM's own "[LightGBM] [Fatal] ..." echo is not there
+    assert "(max_bin) > (1)" in result.stderr

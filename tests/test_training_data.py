@@ -69,10 +69,10 @@ def test_the_fingerprint_needs_no_linux_only_call(monkeypatch: pytest.MonkeyPatc
 
 
 def test_text_timestamps_order_by_time_not_as_text() -> None:
-    from retrain_cli.training_data import _time_order
+    from retrain_cli.training_data import time_order
 
     text = pd.Series(["2026-01-10 00:00", "2026-1-9 00:00", "2026-02-01T00:00Z"])
-    order = _time_order(text, "ts")
+    order = time_order(text, "ts")
     assert list(text.sort_values(key=lambda _: order, kind="stable")) == [
         "2026-1-9 00:00",
         "2026-01-10 00:00",
@@ -82,7 +82,7 @@ def test_text_timestamps_order_by_time_not_as_text() -> None:
 
 def test_a_time_column_with_text_that_is_no_timestamp_is_an_error() -> None:
     from retrain_cli.errors import DataError
-    from retrain_cli.training_data import _time_order
+    from retrain_cli.training_data import time_order
 
     with pytest.raises(DataError, match="time column 'ts' has 2 values that are not timestamps"):
-        _time_order(pd.Series(["2026-01-10", "soon", None, "later"]), "ts")
+        time_order(pd.Series(["2026-01-10", "soon", None, "later"]), "ts")

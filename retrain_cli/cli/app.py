@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +25,13 @@ class ErrorBoundary(TyperGroup):
     """
 
     def invoke(self, ctx: Any) -> Any:
+        with warnings.catch_warnings(record=True) as caught:
+            try:
+                return self._invoke(ctx)
+            finally:
+                _log_warnings(caught, ctx.invoked_subcommand, shown=bool(ctx.meta.get(DEBUG_KEY)))
+
+    def _invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, TyperException):
@@ -41,6 +50,30 @@ class ErrorBoundary(TyperGroup):
                 err=True,
             )
             raise typer.Exit(1) from None
+
+
+def _log_warnings(
+    caught: list[warnings.WarningMessage], command: str | None, *, shown: bool
+) -> None:
+    """Library warnings (pandas, PyTorch) go to `logs/warnings.log`, not between a command's
+    output and its one error line; `--debug` shows them."""
+    if not caught:
+        return
+    lines = [
+        f"{w.category.__name__}: {_one_line(str(w.message))} ({w.filename}:{w.lineno})"
+        for w in caught
+    ]
+    if shown:
+        echo("\n".join(lines), err=True)
+        return
+    with contextlib.suppress(Exception):  # a warning must never fail the command
+        from retrain_cli.durations import utcnow
+        from retrain_cli.private import append_line
+        from retrain_cli.settings import load_settings
+
+        log = load_settings().logs_dir / "warnings.log"
+        for line in lines:
+            append_line(log, f"{utcnow().isoformat()} {command}: {line}")
 
 
 def _one_line(message: str) -> str:

@@ -85,7 +85,7 @@ def check(
             outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     notify(settings, [event for r in results for event in r.events()])
-    if report is not None:
+    if report is not None and results:  # a check that failed keeps the last report
         from retrain_cli.drift_report import write_report
 
         write_report(report, results)
@@ -107,7 +107,7 @@ def _render(console: Console, results: list[DriftResult]) -> None:
             prediction = f"; predictions {'drifted' if result.prediction.drifted else 'stable'}"
         console.print(
             f"{result.job or '(ad hoc)'} ({result.model}): {verdict} — {n_drifted}/"
-            f"{len(result.features)} features drifted (share {result.drift_share:.2f}, "
+            f"{len(result.features)} features drifted (share {cell(result.drift_share)}, "
             f"alarm at {result.required_share:.2f}){prediction}"
         )
         columns = [*result.features, *([result.prediction] if result.prediction else [])]
@@ -134,7 +134,7 @@ def _render(console: Console, results: list[DriftResult]) -> None:
                         c.method,
                         c.statistic,
                         c.threshold,
-                        c.metrics["psi"],
+                        c.metrics.get("psi", c.metrics.get("undefined")),
                         c.metrics.get("ks_pvalue", c.metrics.get("chi2_pvalue")),
                         f"{cell(c.missing_rate_ref)}/{cell(c.missing_rate_cur)}",
                     )

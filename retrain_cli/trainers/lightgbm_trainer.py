@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from retrain_cli.trainers.base import TrainingContext, TrainingData
+from retrain_cli.trainers.native import native_stderr_captured
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,13 +50,14 @@ class LightGBMTrainer:
             feature_name=[str(c) for c in data.features.columns],
             free_raw_data=False,
         )
-        self.booster_ = lgb.train(
-            self.params,
-            dataset,
-            num_boost_round=total,
-            init_model=str(init_from / MODEL_FILE) if init_from else None,
-            callbacks=[report],
-        )
+        with native_stderr_captured():
+            self.booster_ = lgb.train(
+                self.params,
+                dataset,
+                num_boost_round=total,
+                init_model=str(init_from / MODEL_FILE) if init_from else None,
+                callbacks=[report],
+            )
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -65,7 +67,8 @@ class LightGBMTrainer:
             if _all_numeric(features)
             else features
         )
-        return np.asarray(self.booster_.predict(data), dtype=np.float64)
+        with native_stderr_captured():
+            return np.asarray(self.booster_.predict(data), dtype=np.float64)
 
     def save(self, directory: Path) -> str:
         self.booster_.save_model(str(directory / MODEL_FILE))
@@ -76,7 +79,8 @@ class LightGBMTrainer:
         import lightgbm as lgb
 
         trainer = cls(manifest.get("hyperparameters", {}))
-        trainer.booster_ = lgb.Booster(model_file=str(directory / MODEL_FILE))
+        with native_stderr_captured():
+            trainer.booster_ = lgb.Booster(model_file=str(directory / MODEL_FILE))
         return trainer
 
 
