@@ -99,6 +99,7 @@ def decide(
         min_improvement=job.spec.gate.min_improvement,
         n_holdout=metrics.n_samples,
         min_samples=job.spec.gate.min_samples,
+        allow_ties=job.spec.gate.allow_ties,
     )
     notes = [champion_note] if champion_note else []
     if decision.promote and not may_promote:

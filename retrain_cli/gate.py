@@ -28,13 +28,18 @@ def decide(
     min_improvement: float,
     n_holdout: int,
     min_samples: int,
+    allow_ties: bool = False,
 ) -> GateDecision:
     """Promote when the challenger meets the threshold, has at least `min_samples` hold-out rows,
-    and beats the champion (if any) by at least `min_improvement`. A NULL metric holds.
+    and beats the champion (if any) by more than `min_improvement` (a tie is no improvement;
+    with `allow_ties`, by at least). A NULL metric holds.
 
     >>> decide("auc", 0.9, 0.85, threshold=0.8, min_improvement=0.0, n_holdout=100,
     ...        min_samples=30).promote
     True
+    >>> decide("auc", 0.9, 0.9, threshold=0.8, min_improvement=0.0, n_holdout=100,
+    ...        min_samples=30).promote
+    False
     >>> decide("auc", 0.9, None, threshold=0.95, min_improvement=0.0, n_holdout=100,
     ...        min_samples=30).reasons
     ['challenger auc 0.9 misses the threshold 0.95']
@@ -45,6 +50,7 @@ def decide(
         "champion": champion,
         "threshold": threshold,
         "min_improvement": min_improvement,
+        "allow_ties": allow_ties,
         "n_holdout": n_holdout,
         "min_samples": min_samples,
     }
@@ -72,12 +78,13 @@ def decide(
         )
     margin = sign * (challenger - champion)
     values["margin"] = margin
-    if margin >= min_improvement:
+    needed = f"at least {min_improvement:.4g}" if allow_ties else f"more than {min_improvement:.4g}"
+    if margin > min_improvement or (allow_ties and margin == min_improvement):
         return GateDecision(
             True,
             [
                 f"challenger {metric} {challenger:.4g} beats the champion's {champion:.4g} "
-                f"by {margin:.4g} (needed {min_improvement:.4g})"
+                f"by {margin:.4g} (needed {needed})"
             ],
             values,
         )
@@ -85,7 +92,7 @@ def decide(
         False,
         [
             f"challenger {metric} {challenger:.4g} does not beat the champion's "
-            f"{champion:.4g} by {min_improvement:.4g} (margin {margin:.4g})"
+            f"{champion:.4g} by {needed} (margin {margin:.4g})"
         ],
         values,
     )

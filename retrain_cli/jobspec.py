@@ -172,6 +172,7 @@ class PerformanceSpec(Spec):
 class GateSpec(Spec):
     min_improvement: Number = 0.0
     min_samples: Annotated[StrictInt, Field(ge=1)] = 30
+    allow_ties: StrictBool = False  # promote a challenger that only equals the champion
 
 
 class Member(Spec):

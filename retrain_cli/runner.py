@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from retrain_cli import artifacts, evaluation, history, registry, slots
+from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.db.session import session_scope
 from retrain_cli.durations import utcnow
 from retrain_cli.errors import BusyError, RetrainError, one_line
@@ -42,6 +43,7 @@ class RetrainRequest:
     wait_seconds: float = 0.0
     promote: bool = True
     scheduled_for: datetime | None = None  # the cron fire time this run serves, if any
+    force: bool = False  # train even when nothing changed since the active version
 
 
 @dataclass
@@ -160,8 +162,21 @@ def _run(
             with session_scope(engine) as session:
                 active = registry.active_version(session, job.model)
                 champion = Champion.of(active) if active else None
-            if champion is not None:  # fail here, not after training, on a host without it
+                unchanged = None if request.force else _nothing_to_learn(job, prepared, active)
+            if unchanged is None and champion is not None:  # here, not after training
                 artifacts.require_reachable(champion.manifest, f"{job.model} v{champion.version}")
+        if unchanged is not None:
+            with session_scope(engine) as session:
+                history.finish_run(session, run_id, "skipped", utcnow(), error=unchanged)
+            return RunResult(
+                job.name,
+                run_id,
+                "skipped",
+                request.trigger,
+                duration_s=time.monotonic() - started,
+                error=unchanged,
+                phases=phases.seconds,
+            )
         with phases("train"):
             parent = champion if _continues_from(job, champion) else None
             init_from = parent.verified_directory() if parent else None
@@ -222,6 +237,24 @@ def _prepare_while_importing(job: EffectiveJob, modules: tuple[str, ...]) -> Pre
         return prepare(job)
     finally:
         importer.join()
+
+
+def _nothing_to_learn(
+    job: EffectiveJob, prepared: Prepared, active: ModelVersionManagement | None
+) -> str | None:
+    """Why a retrain would learn nothing: the active version was trained by the same family on
+    the same data (by fingerprint) with the same hyperparameters."""
+    from retrain_cli.serialize import jsonable
+
+    if active is None or active.model_type != job.type:
+        return None
+    same_data = active.data_fingerprint == jsonable(prepared.fingerprint)
+    if not same_data or active.hyperparameters != jsonable(job.hyperparameters):
+        return None
+    return (
+        f"nothing to learn: {job.model} v{active.version}, the active version, was trained on "
+        "the same data with the same hyperparameters (--force retrains anyway)"
+    )
 
 
 def _continues_from(job: EffectiveJob, champion: Champion | None) -> bool:

@@ -128,7 +128,7 @@ def test_incremental_ensemble_reuses_members_whose_data_did_not_change(
     )
     assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
     assert cli("retrain", "j1").exit_code == 0
-    assert cli("retrain", "j1").exit_code == 0
+    assert cli("retrain", "j1", "--force").exit_code == 0
     with session() as s:
         second = s.scalars(
             select(ModelVersionManagement).where(ModelVersionManagement.version == 2)

@@ -112,7 +112,9 @@ def test_incremental_run_has_the_champion_as_parent(
 ) -> None:
     apply(cli, write_training_job(tmp_path))
     assert run(cli)[0] == 0
-    code, _result, _ = run(cli, "j1", "--trigger", "drift", "--trigger-detail", "psi 0.4")
+    code, _result, _ = run(
+        cli, "j1", "--trigger", "drift", "--trigger-detail", "psi 0.4", "--force"
+    )
     assert code == 0
     _first, second = versions(session)
     assert (second.version, second.parent_version) == (2, 1)
@@ -196,7 +198,7 @@ def in_process(db_url: str, job: str, hooks: Hooks) -> Any:
     settings = load_settings(db_url)
     engine = make_engine(db_url)
     try:
-        return retrain(engine, settings, RetrainRequest(job), hooks)
+        return retrain(engine, settings, RetrainRequest(job, force=True), hooks)
     finally:
         engine.dispose()
 
@@ -229,7 +231,7 @@ def test_each_step_of_a_run_reports_its_wall_seconds(cli: Cli, db_url: str, tmp_
     apply(cli, write_training_job(tmp_path))
     text = cli("retrain", "j1")
     assert text.exit_code == 0 and ", train " in text.stdout and "s, register " in text.stdout
-    code, result, _ = run(cli)  # the JSON document carries them too
+    code, result, _ = run(cli, "j1", "--force")  # the JSON document carries them too
     assert code == 0
     assert list(result["phases"]) == ["load", "train", "evaluate", "champion", "register"]
     hooks = Hooks(trainer_factory=lambda kind, hp: FakeTrainer(steps=3, seconds_per_step=0.1))
@@ -291,7 +293,7 @@ def test_a_tampered_champion_is_never_built_upon(
     apply(cli, write_training_job(tmp_path))
     assert run(cli)[0] == 0
     (published(home, "j1-model", 1) / "model.txt").write_text("tree=evil\n")
-    code, _, stderr = run(cli)
+    code, _, stderr = run(cli, "j1", "--force")
     assert code == 1 and "sha256 does not match" in stderr
     assert [(v.version, v.status) for v in versions(session)] == [(1, "active")]
 
@@ -422,7 +424,7 @@ def test_two_databases_sharing_one_home_never_overwrite_each_others_artifacts(
     assert run(other)[0] == 0  # the other database's v1 of the same model
     assert len(list((home / "artifacts" / "j1-model").glob("1-*"))) == 2
     artifacts.verify(Path(mine.artifact_path).parent, mine.sha256)  # untouched
-    code, result, stderr = run(cli)  # incremental from this database's v1
+    code, result, stderr = run(cli, "j1", "--force")  # incremental from this v1
     assert code == 0 and result["version"]["version"] == 2, stderr
 
 
@@ -463,7 +465,7 @@ def test_a_directory_published_by_a_run_killed_before_its_commit_is_removed_by_t
     killed = leftover("2-" + "a" * 16, ours)
     foreign = leftover("9-" + "b" * 16, "another-database")
     leftover(committed.name, ours)  # killed after its commit, before dropping the marker
-    assert run(cli)[0] == 0
+    assert run(cli, "j1", "--force")[0] == 0
     assert not killed.exists() and foreign.exists()
     assert committed.is_dir() and not (committed / artifacts.UNREGISTERED).exists()
     assert not (published(home, "j1-model", 2) / artifacts.UNREGISTERED).exists()
@@ -487,3 +489,39 @@ def test_a_lightgbm_fatal_error_is_the_one_line_on_stderr(
         "Error: " + json.loads(result.stdout)["error"]
     ]  # LightGBM's own "[LightGBM] [Fatal] ..." echo is not there
     assert "(max_bin) > (1)" in result.stderr
+
+
+def test_a_retrain_on_unchanged_data_and_hyperparameters_is_skipped_and_trains_nothing(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    apply(cli, write_training_job(tmp_path))
+    assert run(cli)[0] == 0
+    code, result, _ = run(cli)
+    assert code == 0 and result["status"] == "skipped" and result["version"] is None
+    assert "nothing to learn: j1-model v1, the active version" in result["error"]
+    assert list(result["phases"]) == ["load"]
+    assert "skipped, nothing to learn" in cli("retrain", "j1").stdout
+    assert [v.version for v in versions(session)] == [1]
+    assert [r.status for r in runs(session)] == ["succeeded", "skipped", "skipped"]
+    apply(cli, write_training_job(tmp_path, hyperparameters={"num_boost_round": 31}))
+    assert run(cli)[1]["status"] == "succeeded"  # new hyperparameters: something to learn
+
+
+def test_force_retrains_unchanged_data_and_a_tie_is_not_promoted_unless_allowed(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    apply(cli, write_training_job(tmp_path, strategy="full"))
+    assert run(cli)[0] == 0
+    code, result, _ = run(cli, "j1", "--force")  # deterministic: the same model again
+    assert code == 0 and result["gate"]["values"]["margin"] == 0
+    assert (
+        result["promoted"] is False and "by more than 0 (margin 0)" in result["gate"]["reasons"][0]
+    )
+    apply(cli, write_training_job(tmp_path, strategy="full", gate={"allow_ties": True}))
+    code, result, _ = run(cli, "j1", "--force")
+    assert result["promoted"] is True and "(needed at least 0)" in result["gate"]["reasons"][0]
+    assert [(v.version, v.status) for v in versions(session)] == [
+        (1, "retired"),  # the champion it replaced
+        (2, "registered"),
+        (3, "active"),
+    ]

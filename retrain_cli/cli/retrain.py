@@ -39,6 +39,13 @@ def retrain(
     no_promote: Annotated[
         bool, typer.Option("--no-promote", help="Register the new version, never promote it.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Train even when the data and hyperparameters equal the active version's.",
+        ),
+    ] = False,
     database_url: DatabaseUrl = None,
     as_json: Json = False,
     quiet: Quiet = False,
@@ -58,7 +65,7 @@ def retrain(
     engine = make_engine(settings.database_url)
     output = Output(as_json, quiet)
     request = RetrainRequest(
-        job, trigger, trigger_detail, wait_timeout, not no_promote, scheduled_for
+        job, trigger, trigger_detail, wait_timeout, not no_promote, scheduled_for, force
     )
     try:
         with _progress(quiet or as_json) as on_progress:
@@ -80,6 +87,8 @@ def retrain(
 
 
 def _describe(result: RunResult) -> str:
+    if result.status == "skipped":
+        return f"{result.job}: skipped, {result.error}"
     version, gate = result.version or {}, result.gate or {}
     verdict = "promoted" if result.promoted else "not promoted"
     reasons = "; ".join(gate.get("reasons", []))
