@@ -95,9 +95,9 @@ def main() -> None:
         cli = [sys.executable, "-m", "retrain_cli"]
         assert timed_run([*cli, "db", "init", "--quiet"], env)[1] == 0
         assert timed_run([*cli, "jobs", "apply", "-f", str(folder / "job.yaml"), "-q"], env)[1] == 0
-        retrain = [*cli, "retrain", "bench", "--json"]
+        retrain = [*cli, "retrain", "bench", "--json", "--force"]  # the same data every run
         assert timed_run(retrain, env)[1] == 0  # the champion
-        champion = folder / "home" / "artifacts" / "bench" / "1" / "model.txt"
+        (champion,) = (folder / "home" / "artifacts" / "bench").glob("1-*/model.txt")
         effective = LightGBMTrainer(job["hyperparameters"]).params
         plain = [sys.executable, "-c", PLAIN_SCRIPT, str(folder / "train.parquet")]
         plain += [str(champion), str(folder / "plain.txt"), json.dumps(effective)]

@@ -46,7 +46,9 @@ DATA_SUFFIXES = (".parquet", ".pq", ".csv")
 _WHOLE = frozenset(
     {"num_boost_round", "num_leaves", "max_epochs", "incremental_epochs", "batch_size"}
     | {"sequence_length", "hidden_size", "num_layers", "d_model", "nhead", "patience"}
+    | {"num_threads"}
 )
+_ZERO_ALLOWED = ("patience", "num_threads")  # num_threads 0: every core
 _POSITIVE = ("learning_rate",)
 _FRACTIONS = ("dropout", "validation_fraction")
 # the gate and the checks judge probabilities of a binary outcome
@@ -269,7 +271,7 @@ def _check_hyperparameters(where: str, values: Mapping[str, Any]) -> None:
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if name in _WHOLE and not (isinstance(value, int) and not isinstance(value, bool)):
             raise ValueError(f"{where}.{name}: expected a whole number, got {value!r}")
-        if name in _WHOLE and value < (0 if name == "patience" else 1):
+        if name in _WHOLE and value < (0 if name in _ZERO_ALLOWED else 1):
             raise ValueError(f"{where}.{name}: {value} is too small")
         if name in _POSITIVE and not (number and 0 < value < float("inf")):
             raise ValueError(f"{where}.{name}: expected a positive number, got {value!r}")

@@ -30,6 +30,7 @@ from retrain_cli.notify import Event
 from retrain_cli.registration import Evaluated, register, stage
 from retrain_cli.settings import Settings
 from retrain_cli.slots import Claim, Heartbeat, HostSlots, LeaseLost
+from retrain_cli.threads import thread_share
 from retrain_cli.trainers import preload, trainer_for
 from retrain_cli.trainers.base import Trainer, TrainingContext
 from retrain_cli.training_data import Prepared, prepare
@@ -57,6 +58,7 @@ class RunResult:
     gate: dict[str, Any] | None = None
     duration_s: float = 0.0
     error: str | None = None
+    threads: int = 0  # the run's share of the host's cores (0: every core)
     # wall seconds of each step the run reached: load (read, validate and fingerprint the
     # data while the trainer's library imports), train, evaluate (the new model on the
     # hold-out), champion (the active model on the same hold-out), register (gate, artifact,
@@ -156,7 +158,8 @@ def _run(
 
     try:
         heartbeat.start()
-        trainer = hooks.trainer_factory(job.type, job.hyperparameters)
+        threads = thread_share(job.hyperparameters, settings.max_concurrent_retrains)
+        trainer = hooks.trainer_factory(job.type, {"num_threads": threads, **job.hyperparameters})
         with phases("load"):
             prepared = _prepare_while_importing(job, trainer.modules)
             with session_scope(engine) as session:
@@ -175,6 +178,7 @@ def _run(
                 request.trigger,
                 duration_s=time.monotonic() - started,
                 error=unchanged,
+                threads=threads,
                 phases=phases.seconds,
             )
         with phases("train"):
@@ -203,6 +207,7 @@ def _run(
             promoted=registered.promoted,
             gate=registered.gate,
             duration_s=time.monotonic() - started,
+            threads=threads,
             phases=phases.seconds,
         )
     except Exception as exc:

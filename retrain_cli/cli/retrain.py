@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -60,8 +61,12 @@ def retrain(
     from retrain_cli.runner import Hooks, RetrainRequest, RunFailed
     from retrain_cli.runner import retrain as run
     from retrain_cli.settings import load_settings
+    from retrain_cli.threads import native_thread_environment, thread_share
 
     settings = load_settings(database_url)
+    # before numpy and the trainers load: their thread pools are sized once, at start
+    share = thread_share({}, settings.max_concurrent_retrains)
+    os.environ.update(native_thread_environment(share))
     engine = make_engine(settings.database_url)
     output = Output(as_json, quiet)
     request = RetrainRequest(

@@ -148,7 +148,11 @@ def _member(spec: str | dict[str, Any]) -> dict[str, Any]:
 def _member_hyperparameters(member: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
     """The ensemble's shared hyperparameters that fit the member's family, then its own."""
     torch_family = member["type"] in ("lstm", "transformer")
-    base = {k: v for k, v in shared.items() if (k in TORCH_KEYS) == torch_family and k != "device"}
+    base = {
+        k: v
+        for k, v in shared.items()
+        if k == "num_threads" or ((k in TORCH_KEYS) == torch_family and k != "device")
+    }
     return {**base, **member["hyperparameters"]}
 
 

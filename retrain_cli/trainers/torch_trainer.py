@@ -115,6 +115,8 @@ class SequenceTrainer:
         import torch
 
         hp = self.hyperparameters
+        if hp.get("num_threads"):
+            torch.set_num_threads(int(hp["num_threads"]))  # this retrain's share of the cores
         torch.manual_seed(hp["seed"])
         if init_from is not None:
             self._load(init_from)
