@@ -30,6 +30,26 @@ def open_private_append(path: Path) -> BinaryIO:
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE), "ab")
 
 
+LOG_MAX_BYTES = 10 << 20
+LOG_KEEP = 3
+
+
+def append_rotating(path: Path, line: str) -> None:
+    """`append_line`, first moving a log past LOG_MAX_BYTES to `.1` (`.1` to `.2`, and so on,
+    keeping LOG_KEEP old files)."""
+    try:
+        full = path.stat().st_size >= LOG_MAX_BYTES
+    except FileNotFoundError:
+        full = False
+    if full:
+        for index in range(LOG_KEEP - 1, 0, -1):
+            older = path.with_name(f"{path.name}.{index}")
+            if older.exists():
+                os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
+        os.replace(path, path.with_name(f"{path.name}.1"))
+    append_line(path, line)
+
+
 def append_line(path: Path, line: str) -> None:
     """Append one line (passwords scrubbed: logs are output too)."""
     from retrain_cli.redaction import scrub

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from retrain_cli import __version__
-from retrain_cli.cli.output import echo
+from retrain_cli.cli.output import close_log, echo, open_log
 from retrain_cli.errors import RetrainError
 
 DEBUG_KEY = "retrain_cli.debug"
@@ -25,11 +25,18 @@ class ErrorBoundary(TyperGroup):
     """
 
     def invoke(self, ctx: Any) -> Any:
+        code = 1
         with warnings.catch_warnings(record=True) as caught:
             try:
-                return self._invoke(ctx)
+                result = self._invoke(ctx)
+                code = 0
+                return result
+            except (typer.Exit, TyperException) as exc:
+                code = exc.exit_code
+                raise
             finally:
                 _log_warnings(caught, ctx.invoked_subcommand, shown=bool(ctx.meta.get(DEBUG_KEY)))
+                close_log(code)
 
     def _invoke(self, ctx: Any) -> Any:
         try:
@@ -105,9 +112,28 @@ def root(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    log: Annotated[
+        str | None,
+        typer.Option(
+            "--log",
+            envvar="RETRAIN_LOG",
+            metavar="FILE",
+            help="Also append each message on stderr, and a failing exit code, to FILE (a bare "
+            "name: in $RETRAIN_HOME/logs); rotated at 10 MB. For cron hosts without syslog.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Keep production models healthy from cron."""
     ctx.meta[DEBUG_KEY] = debug
+    if log:
+        from pathlib import Path
+
+        from retrain_cli.settings import load_settings
+
+        path = Path(log).expanduser()
+        where = path if path.is_absolute() else load_settings().logs_dir / path
+        open_log(where, ctx.invoked_subcommand or "retrain-cli")
 
 
 def _register() -> None:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import typer
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 EXIT_ATTENTION = 3
+EXIT_BUSY = 75  # a slot or the job is taken: normal under cron, and silent in the log
 PLAIN_WIDTH = 160
 
 
@@ -70,8 +72,46 @@ def finish_checks(
 
 
 def echo(text: str, *, err: bool = False) -> None:
-    """Print one message; this and `console()` are the only ways out, and both scrub passwords."""
-    typer.echo(scrub(text), err=err)
+    """Print one message; this and `console()` are the only ways out, and both scrub passwords.
+    A message on stderr also goes to the `--log` file, when there is one."""
+    text = scrub(text)
+    typer.echo(text, err=err)
+    if err and _log is not None:
+        _log.write(text)
+
+
+@dataclass
+class _Log:
+    """`--log FILE`: the command's stderr messages, appended with the time and command."""
+
+    path: Path
+    command: str
+
+    def write(self, text: str) -> None:
+        from retrain_cli.durations import utcnow
+        from retrain_cli.private import append_rotating
+
+        try:  # the log is a copy: stderr already has the message
+            for line in text.splitlines():
+                append_rotating(self.path, f"{utcnow().isoformat()} {self.command}: {line}")
+        except OSError:
+            pass
+
+
+_log: _Log | None = None
+
+
+def open_log(path: Path, command: str) -> None:
+    global _log
+    _log = _Log(path, command)
+
+
+def close_log(code: int) -> None:
+    """Record a failing exit code (the one thing a pipe to `logger` used to hide), then stop."""
+    global _log
+    if _log is not None and code not in (0, EXIT_BUSY):
+        _log.write(f"exit {code}")
+    _log = None
 
 
 def to_json(document: Any, *, pretty: bool = False) -> str:
