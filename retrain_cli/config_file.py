@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt, ValidationError
 
-from retrain_cli.fields import FineSeconds, NotifyTarget, Spec, Text, first_problem
+from retrain_cli.fields import FineSeconds, NotifyTarget, Seconds, Spec, Text, first_problem
 from retrain_cli.notify import DEFAULT_TIMEOUT_S
 
 
@@ -41,6 +41,7 @@ class ConfigFile(Spec):
     semaphore: Literal["auto", "file", "database"] = "auto"
     lease_ttl: FineSeconds = 60.0
     heartbeat_interval: FineSeconds = 15.0
+    max_wait: Seconds = 3600  # a job due this long goes ahead of every job that waited less
 
     def notification_settings(self) -> dict[str, Any]:
         """The `notifications` section as `notify.Notifier` reads it."""

@@ -45,22 +45,20 @@ class DueReport:
     backoff: list[Verdict]
     not_due: int
     started: list[dict[str, Any]] = field(default_factory=list)
+    waiting: list[dict[str, Any]] = field(default_factory=list)  # due, not started: why
     slots_held: int = 0  # database slots held now, across hosts
     errors: list[JobFailure] = field(default_factory=list)  # jobs that could not be decided
 
 
-def due_jobs(session: Session, now: datetime) -> DueReport:
-    """Every enabled job's verdict at `now`; due jobs by priority, then the oldest last run."""
+def due_jobs(session: Session, now: datetime, max_wait_s: float = 3600.0) -> DueReport:
+    """Every enabled job's verdict at `now`; due jobs in turn (`schedule.by_turn`)."""
     verdicts, errors = [], []
     for state in job_states(session):
         try:
             verdicts.append(schedule.evaluate(state, now))
         except Exception as exc:  # one job's broken state must not stop the others
             errors.append(JobFailure(state.job, one_line(exc)))
-    due = [v for v in verdicts if v.is_due]
-    due.sort(
-        key=lambda v: (-v.priority, v.last_run_at or datetime.min.replace(tzinfo=now.tzinfo), v.job)
-    )
+    due = schedule.by_turn([v for v in verdicts if v.is_due], now, max_wait_s)
     return DueReport(
         now=now,
         due=due,
@@ -218,10 +216,22 @@ def start_due(report: DueReport, settings: Settings, database_url: str | None) -
     """Start the highest-priority due jobs as detached `retrain-cli retrain` processes, at most
     as many as there are free slots now; the rest stay due for the next tick."""
     limit = settings.max_concurrent_retrains
-    free = limit - file_slots(settings).slots_in_use()
+    in_use = file_slots(settings).slots_in_use()
     if settings.database_slots:  # the global limit, across hosts
-        free = min(free, limit - report.slots_held)
-    for verdict in report.due[: max(free, 0)]:
+        in_use = max(in_use, report.slots_held)
+    free = max(limit - in_use, 0)
+    for verdict in report.due[free:]:
+        waited = (report.now - (verdict.due_since or report.now)).total_seconds()
+        report.waiting.append(
+            {
+                "job": verdict.job,
+                "priority": verdict.priority,
+                "due_since": verdict.due_since,
+                "waited_s": waited,
+                "why": f"no free slot ({in_use} of {limit} in use, {free} started by this tick)",
+            }
+        )
+    for verdict in report.due[:free]:
         reason = verdict.reasons[0]
         # a run that serves a cron fire time is keyed by it: on many hosts it starts once
         fire = next((r.fire_time for r in verdict.reasons if r.fire_time is not None), None)

@@ -9,6 +9,11 @@ Triggers, each only when enabled for the job:
 - manual: `jobs trigger` was asked after the last run.
 A running job is never due; a job whose last run failed (or was abandoned) waits `retry_backoff`.
 
+A due job has been due since its earliest reason arose (the first fire time after its last run,
+the drift or degradation found, the manual request, the moment its model grew too old): due jobs
+go by priority, except that a job due for `max_wait` or longer goes ahead of every job that has
+waited less, the longest waiting first. So a stream of higher-priority jobs cannot starve it.
+
 Cron expressions are evaluated on the local wall clock, then mapped to instants: a fire time that
 a spring-forward gap skips happens with the offset from before the gap (an hour later in London),
 and one that a fall-back repeats happens at its first occurrence only, so a daily job runs exactly
@@ -30,6 +35,7 @@ class Reason:
     trigger: str
     detail: str
     fire_time: datetime | None = None  # for `scheduled`: the fire time the run serves
+    since: datetime | None = None  # when this reason arose
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,25 @@ class Verdict:
     @property
     def is_due(self) -> bool:
         return self.state == "due"
+
+    @property
+    def due_since(self) -> datetime | None:
+        """When the job became due: its earliest reason."""
+        return min((r.since for r in self.reasons if r.since is not None), default=None)
+
+
+def by_turn(due: list[Verdict], now: datetime, max_wait_s: float) -> list[Verdict]:
+    """Due jobs in the order they get slots: those due for `max_wait_s` or longer first, the
+    longest waiting first; then the rest by priority and the oldest last run."""
+    oldest = datetime.min.replace(tzinfo=UTC)
+
+    def turn(verdict: Verdict) -> tuple[bool, float, datetime, str]:
+        waited = (now - (verdict.due_since or now)).total_seconds()
+        if waited >= max_wait_s:
+            return (False, -waited, verdict.last_run_at or oldest, verdict.job)
+        return (True, -verdict.priority, verdict.last_run_at or oldest, verdict.job)
+
+    return sorted(due, key=turn)
 
 
 def evaluate(state: JobState, now: datetime) -> Verdict:
@@ -118,19 +143,23 @@ def _after_last_run(state: JobState, at: datetime | None) -> bool:
 def _manual(state: JobState) -> Reason | None:
     if not _after_last_run(state, state.manual_requested_at):
         return None
-    return Reason("manual", state.manual_reason or "requested with `jobs trigger`")
+    return Reason(
+        "manual",
+        state.manual_reason or "requested with `jobs trigger`",
+        since=state.manual_requested_at,
+    )
 
 
 def _drift(state: JobState) -> Reason | None:
     if state.drift_detail is None or not _after_last_run(state, state.drift_at):
         return None
-    return Reason("drift", state.drift_detail)
+    return Reason("drift", state.drift_detail, since=state.drift_at)
 
 
 def _performance(state: JobState) -> Reason | None:
     if state.degraded_detail is None or not _after_last_run(state, state.degraded_at):
         return None
-    return Reason("performance", state.degraded_detail)
+    return Reason("performance", state.degraded_detail, since=state.degraded_at)
 
 
 def _age(state: JobState, now: datetime) -> Reason | None:
@@ -143,6 +172,7 @@ def _age(state: JobState, now: datetime) -> Reason | None:
         "age",
         f"active version is {age.days}d {age.seconds // 3600}h old "
         f"(max {timedelta(seconds=state.max_model_age_s)})",
+        since=state.active_created_at + timedelta(seconds=state.max_model_age_s),
     )
 
 
@@ -152,7 +182,8 @@ def _scheduled(state: JobState, now: datetime) -> Reason | None:
     if fire is None or fire <= since:
         return None
     detail = f"fire time {fire.isoformat()} ({state.schedule} {state.timezone})"
-    return Reason("scheduled", detail, fire)
+    first = next_fire(state.schedule, state.timezone, since) or fire  # the first one missed
+    return Reason("scheduled", detail, fire, since=min(first, fire))
 
 
 def last_fire(expression: str, timezone: str, now: datetime) -> datetime | None:

@@ -38,6 +38,7 @@ class Settings:
     semaphore: str
     lease_ttl_s: float
     heartbeat_s: float
+    max_wait_s: float = 3600.0
 
     @property
     def database_slots(self) -> bool:
@@ -88,6 +89,7 @@ def load_settings(
         semaphore=config.semaphore,
         lease_ttl_s=float(config.lease_ttl),
         heartbeat_s=float(config.heartbeat_interval),
+        max_wait_s=float(config.max_wait),
     )
 
 

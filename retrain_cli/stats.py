@@ -38,6 +38,7 @@ class JobStats:
     drift_alerts: int
     degradations: int
     next_fire: datetime | None
+    waiting_s: float | None = None  # due and not started: for how long
 
 
 @dataclass
@@ -81,6 +82,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
             select(AutoRetrainingConfig.model_type, AutoRetrainingConfig.schedule)
         ).all()
     )
+    waiting = _waiting(session, now)
     jobs = []
     for job in session.scalars(select(AutoRetrainingJob).order_by(AutoRetrainingJob.name)):
         counts = runs.get(job.id, {})
@@ -104,6 +106,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 next_fire=_next_fire(job.schedule or defaults[job.model_type], job.timezone, now)
                 if job.enabled
                 else None,
+                waiting_s=waiting.get(job.name),
             )
         )
     from retrain_cli.slots.database import running_slots
@@ -116,6 +119,21 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
         slots_in_use=slots_in_use,
         database_slots=running_slots(session),
     )
+
+
+def _waiting(session: Session, now: datetime) -> dict[str, float]:
+    """How long each due job has waited for a slot, as `jobs due` decides it."""
+    from retrain_cli.dispatch import job_states
+
+    waited = {}
+    for state in job_states(session):
+        try:
+            verdict = schedule.evaluate(state, now)
+        except ValueError:  # `jobs due` reports a job it cannot decide
+            continue
+        if verdict.is_due and verdict.due_since is not None:
+            waited[state.job] = (now - verdict.due_since).total_seconds()
+    return waited
 
 
 def _runs_by_status(session: Session, since: datetime) -> dict[int, dict[str, int]]:

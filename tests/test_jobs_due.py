@@ -103,10 +103,15 @@ def test_due_reads_every_trigger_from_the_tables(
     document = due(cli)
     reasons = {d["job"]: [r["trigger"] for r in d["reasons"]] for d in document["due"]}
     assert reasons == {"drifted": ["drift"], "degraded": ["performance"], "sched": ["scheduled"]}
-    assert [d["job"] for d in document["due"]] == ["degraded", "drifted", "sched"]  # priority
+    # "sched" has been due since yesterday's fire time, longer than max_wait (1h): it goes
+    # first; the others by priority
+    assert [d["job"] for d in document["due"]] == ["sched", "degraded", "drifted"]
+    assert document["due"][0]["due_since"].startswith(
+        (NOW - timedelta(days=1)).strftime("%Y-%m-%dT02:00")
+    )
     assert [r["job"] for r in document["running"]] == ["busy"]
     assert document["not_due"] == 1  # "quiet"; "off" is disabled and not counted
-    assert "drift share 0.70" in document["due"][1]["reasons"][0]["detail"]
+    assert "drift share 0.70" in document["due"][2]["reasons"][0]["detail"]
 
 
 def test_manual_trigger_makes_a_job_due_until_it_runs(
@@ -209,6 +214,9 @@ def test_run_starts_one_process_per_free_slot_highest_priority_first(
         )
         document = json.loads(started.stdout)
         assert [s["job"] for s in document["started"]] == ["p4", "p3"]
+        assert [(w["job"], w["why"]) for w in document["waiting"]] == [
+            (f"p{p}", "no free slot (1 of 3 in use, 2 started by this tick)") for p in (2, 1, 0)
+        ]
         assert all(s["trigger"] == "manual" for s in document["started"])
         assert wait_for_runs(session, 2) == ["p3", "p4"]
     finally:
@@ -219,3 +227,50 @@ def test_run_starts_one_process_per_free_slot_highest_priority_first(
         assert {r.status for r in s.scalars(select(RetrainingJobHistory))} == {"succeeded"}
     # the rest stay due for the next tick
     assert [d["job"] for d in due(cli, datetime.now(UTC))["due"]] == ["p2", "p1", "p0"]
+
+
+def _tick(cli: Cli, session: SessionFactory, now: datetime, slots: int = 3) -> list[str]:
+    """One cron tick, simulated: the jobs `jobs due --run` would start in the free slots, each
+    recorded as a run that started now and succeeded within the tick."""
+    started = [entry["job"] for entry in due(cli, now)["due"][:slots]]
+    with session() as s:
+        for job in s.scalars(select(AutoRetrainingJob).where(AutoRetrainingJob.name.in_(started))):
+            s.add(
+                RetrainingJobHistory(
+                    job_id=job.id,
+                    trigger="scheduled",
+                    status="succeeded",
+                    host="sim",
+                    pid=1,
+                    started_at=now,
+                    finished_at=now + timedelta(minutes=1),
+                )
+            )
+            job.last_run_at, job.last_run_status = now, "succeeded"
+    return started
+
+
+@pytest.mark.parametrize(("max_wait", "starts_at_tick"), [("1h", 12), ("52w", None)])
+def test_a_low_priority_job_is_not_starved_by_higher_priority_ones(
+    cli: Cli,
+    tmp_path: Path,
+    session: SessionFactory,
+    home: Path,
+    max_wait: str,
+    starts_at_tick: int | None,
+) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(f"max_wait: {max_wait}\n")
+    for name, priority in (("hi1", 10), ("hi2", 10), ("hi3", 10), ("lo", 0)):
+        add_job(cli, tmp_path, name, schedule="*/5 * * * *", priority=priority)
+        set_job(session, name, created_at=NOW - timedelta(minutes=1))
+    ticks = [_tick(cli, session, NOW + timedelta(minutes=5 * k)) for k in range(16)]
+    lo_ticks = [k for k, started in enumerate(ticks) if "lo" in started]
+    if starts_at_tick is None:  # strict priority: the three always win the three slots
+        assert lo_ticks == []
+        end = NOW + timedelta(minutes=5 * 16)
+        stats = json.loads(cli("stats", "--now", end.isoformat(), "--json").stdout)
+        waiting = {j["job"]: j["waiting_s"] for j in stats["jobs"]}
+        assert waiting["lo"] == (end - NOW).total_seconds()  # due since its first fire time
+    else:  # due since NOW, it goes first once it has waited max_wait: 12 ticks of 5 minutes
+        assert lo_ticks[0] == starts_at_tick and ticks[starts_at_tick][0] == "lo"

@@ -10,7 +10,7 @@ import typer
 
 from retrain_cli import jobs as library
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
-from retrain_cli.cli.output import Output, echo, table
+from retrain_cli.cli.output import Output, echo, minutes, table
 from retrain_cli.cli.runtime import open_session
 from retrain_cli.durations import utcnow
 from retrain_cli.redaction import redact_urls
@@ -176,7 +176,7 @@ def due(
     from retrain_cli.dispatch import due_jobs, start_due
 
     with open_session(database_url) as (settings, session):
-        report = due_jobs(session, now or utcnow())
+        report = due_jobs(session, now or utcnow(), settings.max_wait_s)
     if run:
         start_due(report, settings, database_url)
     Output(as_json, quiet).emit(_due_document(report), lambda c: _render_due(c, report))
@@ -193,6 +193,7 @@ def _due_document(report: Any) -> dict[str, Any]:
             "model": v.model,
             "priority": v.priority,
             "reasons": [{"trigger": r.trigger, "detail": r.detail} for r in v.reasons],
+            "due_since": v.due_since,
             "last_run_at": v.last_run_at,
             "next_fire": v.next_fire,
         }
@@ -204,6 +205,7 @@ def _due_document(report: Any) -> dict[str, Any]:
         "backoff": [{"job": v.job, "model": v.model, "detail": v.detail} for v in report.backoff],
         "not_due": report.not_due,
         "started": report.started,
+        "waiting": report.waiting,
         "errors": report.errors,
     }
 
@@ -215,13 +217,22 @@ def _render_due(console: Any, report: Any) -> None:
             v.model,
             v.priority,
             "; ".join(f"{r.trigger}: {r.detail}" for r in v.reasons),
+            minutes(_seconds_since(report.now, v.due_since)),
             v.last_run_at,
             v.next_fire,
         )
         for v in report.due
     ]
     rows += [
-        (v.job, v.model, v.priority, v.state + ": " + (v.detail or ""), v.last_run_at, v.next_fire)
+        (
+            v.job,
+            v.model,
+            v.priority,
+            v.state + ": " + (v.detail or ""),
+            None,
+            v.last_run_at,
+            v.next_fire,
+        )
         for v in [*report.running, *report.backoff]
     ]
     console.print(
@@ -231,13 +242,24 @@ def _render_due(console: Any, report: Any) -> None:
     )
     if rows:
         console.print(
-            table(None, ["job", "model", "priority", "why", "last run", "next fire"], rows)
+            table(
+                None, ["job", "model", "priority", "why", "due for", "last run", "next fire"], rows
+            )
         )
     for started in report.started:
         console.print(
             f"started {started['job']} ({started['trigger']}), pid {started['pid']}, "
             f"log {started['log']}"
         )
+    for waiting in report.waiting:
+        console.print(
+            f"waits {waiting['job']} (priority {waiting['priority']}, due for "
+            f"{minutes(waiting['waited_s'])}): {waiting['why']}"
+        )
+
+
+def _seconds_since(now: datetime, since: datetime | None) -> float | None:
+    return None if since is None else (now - since).total_seconds()
 
 
 def _values(rows: list[dict[str, Any]]) -> list[list[Any]]:

@@ -168,6 +168,13 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     return result
 
 
+def minutes(seconds: float | None) -> str | None:
+    """A wait as a duration in whole minutes (`25m`, `2h`), at least a minute."""
+    from retrain_cli.durations import format_duration
+
+    return None if seconds is None else format_duration(max(60, seconds // 60 * 60))
+
+
 def cell(value: Any) -> str:
     if value is None:
         return "-"

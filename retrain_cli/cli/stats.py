@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
-from retrain_cli.cli.output import Output, table
+from retrain_cli.cli.output import Output, minutes, table
 from retrain_cli.cli.runtime import open_session
 from retrain_cli.durations import parse_duration, utcnow
 
@@ -48,6 +48,7 @@ def _render(console: Any, result: Any, since: str) -> None:
             f"{j.active_age_s / 86400:.1f}d" if j.active_age_s is not None else "-",
             j.drift_alerts,
             j.degradations,
+            minutes(j.waiting_s),
             j.next_fire,
         )
         for j in result.jobs
@@ -67,6 +68,7 @@ def _render(console: Any, result: Any, since: str) -> None:
                 "age",
                 "drift",
                 "degraded",
+                "waiting",
                 "next fire",
             ],
             rows,
