@@ -48,15 +48,17 @@ def pg_admin_url() -> str:
 
 
 @pytest.fixture
-def new_pg_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
-    """Make fresh, empty PostgreSQL databases; all are dropped after the test."""
+def new_pg_database(pg_admin_url: str) -> Iterator[Callable[..., str]]:
+    """Make fresh PostgreSQL databases, empty or copies of `template`; all are dropped after
+    the test."""
     admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     names: list[str] = []
 
-    def create() -> str:
+    def create(template: str | None = None) -> str:
         name = f"retrain_test_{uuid.uuid4().hex[:12]}"
+        copy = f' TEMPLATE "{template}"' if template else ""
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
         names.append(name)
         return make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
 
@@ -72,19 +74,42 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'retrain.db'}"
-    create: Callable[[], str] = request.getfixturevalue("new_pg_database")
+    create: Callable[..., str] = request.getfixturevalue("new_pg_database")
     return create()
 
 
-@pytest.fixture
-def db_url(empty_db_url: str) -> str:
+@pytest.fixture(scope="session")
+def pg_initialised(pg_admin_url: str) -> Iterator[str]:
+    """One PostgreSQL database after `db init`, the template every test's database copies
+    (copying is faster than migrating each one)."""
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    name = f"retrain_test_template_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(pg_admin_url).set(database=name).render_as_string(False))
+    try:
+        init_database(engine, utcnow())
+    finally:
+        engine.dispose()  # a template must have no connections
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database after `db init`, on each backend."""
-    engine = make_engine(empty_db_url)
+    if request.param == "postgresql":
+        create: Callable[..., str] = request.getfixturevalue("new_pg_database")
+        return create(request.getfixturevalue("pg_initialised"))
+    url = f"sqlite:///{tmp_path / 'retrain.db'}"
+    engine = make_engine(url)
     try:
         init_database(engine, utcnow())
     finally:
         engine.dispose()
-    return empty_db_url
+    return url
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ def _cron_file() -> tuple[dict[str, str], list[str]]:
     return variables, commands
 
 
+@pytest.mark.slow
 def test_the_cron_lines_in_a_shell_without_syslog_keep_exit_codes_and_reach_the_log(
     tmp_path: Path, home: Path
 ) -> None:
