@@ -8,14 +8,16 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 export RETRAIN_HOME="${RETRAIN_HOME:-$(mktemp -d -t retrain-walkthrough.XXXXXX)}"
 unset RETRAIN_DATABASE_URL RETRAIN_CONFIG
-echo "# RETRAIN_HOME=$RETRAIN_HOME"
+echo "# RETRAIN_HOME=$RETRAIN_HOME (the walk-through's database, models and logs)"
+trap 'echo; echo "# everything the walk-through made is in $RETRAIN_HOME; remove it with: rm -rf $(printf %q "$RETRAIN_HOME")"' EXIT
 
-# step EXPECTED_EXIT_CODE COMMAND...: print the command, run it, insist on its exit code.
+# step EXPECTED_EXIT_CODE COMMAND...: print the command (quoted, so it can be pasted into a
+# shell), run it, insist on its exit code.
 step() {
   local expected=$1 code=0
   shift
   echo
-  echo "\$ $*"
+  echo "\$ $(printf '%q ' "$@")"
   "$@" || code=$?
   if [ "$code" != "$expected" ]; then
     echo "walk-through: expected exit $expected, got $code" >&2
@@ -45,7 +47,9 @@ echo
 echo "\$ retrain-cli jobs due --run --json    # start the due jobs, at most three at once"
 started=$(retrain-cli jobs due --run --json)
 echo "$started" | python -c 'import json,sys
-for s in json.load(sys.stdin)["started"]: print("started", s["job"], "(" + s["trigger"] + "), pid", s["pid"])'
+report = json.load(sys.stdin)
+for s in report["started"]: print("started", s["job"], "(" + s["trigger"] + "), pid", s["pid"])
+for w in report["waiting"]: print("waits", w["job"], "for the next tick:", w["why"])'
 echo "# waiting for them to finish (their logs are in \$RETRAIN_HOME/logs/)"
 for pid in $(echo "$started" | python -c 'import json,sys; print(*[s["pid"] for s in json.load(sys.stdin)["started"]])'); do
   while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import warnings
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from retrain_cli import __version__
+from retrain_cli.cli.options import Command, Group
 from retrain_cli.cli.output import close_log, echo, open_log
 from retrain_cli.errors import RetrainError
 
 DEBUG_KEY = "retrain_cli.debug"
+CYCLE = ["db", "jobs", "drift", "perf", "retrain", "versions", "stats"]
 
 
-class ErrorBoundary(TyperGroup):
+class ErrorBoundary(Group):
     """Turn library errors into one `Error: ...` line on stderr and DESIGN.md's exit code.
 
     With `--debug` the exception propagates with its traceback instead.
     """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """In the order of the cron cycle, not of registration."""
+        return sorted(super().list_commands(ctx), key=lambda name: CYCLE.index(name))
 
     def invoke(self, ctx: Any) -> Any:
         code = 1
@@ -41,7 +47,7 @@ class ErrorBoundary(TyperGroup):
     def _invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, TyperException):
+        except (typer.Exit, typer.Abort, TyperException, BrokenPipeError):
             raise
         except RetrainError as exc:
             if ctx.meta.get(DEBUG_KEY):
@@ -144,8 +150,8 @@ def _register() -> None:
     app.add_typer(drift.app, name="drift")
     app.add_typer(perf.app, name="perf")
     app.add_typer(versions.app, name="versions")
-    app.command("retrain")(retrain.retrain)
-    app.command("stats")(stats.stats)
+    app.command("retrain", cls=Command)(retrain.retrain)
+    app.command("stats", cls=Command)(stats.stats)
 
 
 _register()
@@ -153,4 +159,11 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="retrain-cli", args=sys.argv[1:])
+    try:
+        app(prog_name="retrain-cli", args=sys.argv[1:])
+    except BrokenPipeError:
+        # the reader went away (`| head`): what Python's signal docs advise, so that the
+        # interpreter's last flush does not complain about it
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from retrain_cli.cli.options import DatabaseUrl, Json, Quiet
+from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Quiet
 from retrain_cli.cli.output import Output
 from retrain_cli.db.schema import InitResult, init_database, render_postgresql_ddl
 from retrain_cli.db.session import make_engine
 from retrain_cli.durations import utcnow
 from retrain_cli.settings import load_settings
 
-app = typer.Typer(help="Create or upgrade the schema.", no_args_is_help=True)
+app = typer.Typer(cls=Group, help="Create or upgrade the schema.", no_args_is_help=True)
 
 
-@app.command("init")
+@app.command("init", cls=Command)
 def init(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False) -> None:
-    """Create or upgrade the six tables and seed the default configs (idempotent)."""
+    """Create or upgrade the six tables and seed the default configs (idempotent).
+
+    Example: retrain-cli db init
+    """
     settings = load_settings(database_url)
     engine = make_engine(settings.database_url)
     try:
@@ -35,7 +38,10 @@ def _describe(result: InitResult) -> str:
     return f"{result.database}: {schema}; default configs added: {added}"
 
 
-@app.command("sql")
+@app.command("sql", cls=Command)
 def sql() -> None:
-    """Print the PostgreSQL DDL of the schema (what schemas.sql holds)."""
+    """Print the PostgreSQL DDL of the schema (what schemas.sql holds).
+
+    Example: retrain-cli db sql > schemas.sql
+    """
     typer.echo(render_postgresql_ddl(), nl=False)

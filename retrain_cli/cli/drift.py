@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retrain_cli.choices import DriftMethod
-from retrain_cli.cli.options import AD_HOC, AdHocModel, DatabaseUrl, Every, Json, Now, Quiet
+from retrain_cli.cli.options import (
+    AD_HOC,
+    AdHocModel,
+    Command,
+    DatabaseUrl,
+    Every,
+    Group,
+    Json,
+    Now,
+    Quiet,
+)
 from retrain_cli.cli.output import Output, cell, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import utcnow
@@ -20,10 +30,10 @@ if TYPE_CHECKING:
 
     from retrain_cli.drift_monitor import DriftResult
 
-app = typer.Typer(help="Detect data drift.", no_args_is_help=True)
+app = typer.Typer(cls=Group, help="Detect data drift.", no_args_is_help=True)
 
 
-@app.command("check")
+@app.command("check", cls=Command)
 def check(
     jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to check.")] = None,
     every: Every = False,
@@ -52,7 +62,8 @@ def check(
         ),
     ] = False,
     report: Annotated[
-        Path | None, typer.Option(help="Also write a self-contained HTML report here.")
+        Path | None,
+        typer.Option(help="Also write a self-contained HTML report here.", metavar="FILE.html"),
     ] = None,
     now: Now = None,
     database_url: DatabaseUrl = None,
@@ -62,6 +73,8 @@ def check(
     """Compare reference and current windows per feature and for the predictions.
 
     Exit 0: no drift; 3: drift found; 1: an error (other jobs of --all still run).
+
+    Example: retrain-cli drift check --all --report drift.html
     """
     from retrain_cli import drift_monitor as monitor
     from retrain_cli.jobs import select_jobs

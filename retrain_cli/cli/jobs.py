@@ -9,30 +9,41 @@ from typing import Annotated, Any
 import typer
 
 from retrain_cli import jobs as library
-from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
+from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quiet
 from retrain_cli.cli.output import Output, echo, minutes, table
 from retrain_cli.cli.runtime import open_session
 from retrain_cli.durations import utcnow
 from retrain_cli.redaction import redact_urls
 
 app = typer.Typer(
-    help="Declare, inspect, enable and trigger retraining jobs.", no_args_is_help=True
+    cls=Group, help="Declare, inspect, enable and trigger retraining jobs.", no_args_is_help=True
 )
 
 JobName = Annotated[str, typer.Argument(help="The job's name.", show_default=False)]
 
 
-@app.command("apply")
+@app.command("apply", cls=Command)
 def apply(
     files: Annotated[
         list[Path],
-        typer.Option("--file", "-f", help="Job YAML file (repeatable).", show_default=False),
+        typer.Option(
+            "--file",
+            "-f",
+            help="Job YAML file (repeatable).",
+            show_default=False,
+            metavar="FILE",
+        ),
     ],
     database_url: DatabaseUrl = None,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Create or update jobs from YAML files, by name; all are validated before any is written."""
+    """Create or update jobs from YAML files, by name; all are validated before any is written.
+
+    Example: retrain-cli jobs apply -f jobs/fraud.yaml -f jobs/churn.yaml
+
+    Every field of a job file, with its default: docs/job-files.md.
+    """
     from retrain_cli.jobspec import load_job_files
 
     loaded = load_job_files(files)
@@ -44,9 +55,12 @@ def apply(
     )
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 def list_(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False) -> None:
-    """List every job with its effective schedule and last run."""
+    """List every job with its effective schedule and last run.
+
+    Example: retrain-cli jobs list --json
+    """
     with open_session(database_url) as (_, session):
         configs = library.load_configs(session)
         rows = [
@@ -69,11 +83,14 @@ def list_(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet 
     )
 
 
-@app.command("show")
+@app.command("show", cls=Command)
 def show(
     name: JobName, database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False
 ) -> None:
-    """Show one job: its effective settings and the spec it was applied with."""
+    """Show one job: its effective settings and the spec it was applied with.
+
+    Example: retrain-cli jobs show fraud-lgbm
+    """
     with open_session(database_url) as (_, session):
         job = library.get_job(session, name)
         effective = library.effective_job(job, library.load_configs(session))
@@ -131,15 +148,21 @@ def _as_yaml(document: dict[str, Any]) -> str:
     ).rstrip("\n")
 
 
-@app.command("enable")
+@app.command("enable", cls=Command)
 def enable(name: JobName, database_url: DatabaseUrl = None, quiet: Quiet = False) -> None:
-    """Enable a job: triggers and `--all` checks consider it again."""
+    """Enable a job: triggers and `--all` checks consider it again.
+
+    Example: retrain-cli jobs enable fraud-lgbm
+    """
     _set_enabled(name, True, database_url, quiet)
 
 
-@app.command("disable")
+@app.command("disable", cls=Command)
 def disable(name: JobName, database_url: DatabaseUrl = None, quiet: Quiet = False) -> None:
-    """Disable a job: no trigger starts it and `--all` checks skip it."""
+    """Disable a job: no trigger starts it and `--all` checks skip it.
+
+    Example: retrain-cli jobs disable fraud-lgbm
+    """
     _set_enabled(name, False, database_url, quiet)
 
 
@@ -149,20 +172,23 @@ def _set_enabled(name: str, enabled: bool, database_url: str | None, quiet: bool
     Output(quiet=quiet).emit(None, lambda c: c.print(f"{name}: {'en' if enabled else 'dis'}abled"))
 
 
-@app.command("trigger")
+@app.command("trigger", cls=Command)
 def trigger(
     name: JobName,
     reason: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
     database_url: DatabaseUrl = None,
     quiet: Quiet = False,
 ) -> None:
-    """Ask for a manual retrain: the job is due at the next `jobs due`."""
+    """Ask for a manual retrain: the job is due at the next `jobs due`.
+
+    Example: retrain-cli jobs trigger fraud-lgbm --reason "labels fixed"
+    """
     with open_session(database_url) as (_, session):
         library.request_manual_run(session, name, reason, utcnow())
     Output(quiet=quiet).emit(None, lambda c: c.print(f"{name}: manual retrain requested"))
 
 
-@app.command("due")
+@app.command("due", cls=Command)
 def due(
     now: Now = None,
     run: Annotated[
@@ -172,7 +198,10 @@ def due(
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """List the jobs due at NOW and why; with --run, start them as detached retrains."""
+    """List the jobs due at NOW and why; with --run, start them as detached retrains.
+
+    Example: retrain-cli jobs due --run --quiet   (what cron runs every five minutes)
+    """
     from retrain_cli.dispatch import due_jobs, start_due
 
     with open_session(database_url) as (settings, session):

@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from retrain_cli.durations import parse_instant
+
+
+def _plain(params: list[Any]) -> None:
+    """Help that reads like git's or kubectl's: a value in capitals (`--report REPORT`, `JOB`),
+    a flag with no `<bool>` label."""
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if param.metavar is not None or not param.name or getattr(descriptor, "is_choice", False):
+            continue  # a closed set of values keeps its list of choices
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""
+        elif isinstance(param, TyperArgument | TyperOption):
+            param.metavar = param.name.upper()
+
+
+class Command(TyperCommand):
+    """Every command: plain metavars, and `JOB` rather than `{JOB}` in its usage line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _plain([option] if option is not None else [])
+        return option
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces: list[str] = super().collect_usage_pieces(ctx)
+        return [re.sub(r"^\{(.*)\}(\.\.\.)?$", r"\1\2", piece) for piece in pieces]
+
+
+class Group(TyperGroup):
+    """Every command group: plain metavars."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _plain([option] if option is not None else [])
+        return option
+
 
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
         help="SQLAlchemy URL; overrides RETRAIN_DATABASE_URL and the config file.",
+        metavar="URL",
         show_default=False,
     ),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -156,16 +156,57 @@ class _Scrubbed:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Any:
-    """A rich table with plain borders, cells rendered with `cell`."""
-    from rich import box
-    from rich.table import Table
+    """Rows for a person or a program, never cut short. In a pipe: tab-separated lines (a
+    header, then one line per row) for `cut`, `awk` and spreadsheets. On a terminal: a table
+    when it fits the width, else one block of `column: value` lines per row (like `psql`'s
+    expanded mode)."""
+    cells = [[" ".join(cell(value).split()) for value in row] for row in rows]
+    if not sys.stdout.isatty():
+        return _TabSeparated([list(columns), *cells])
+    return _Rows(title, list(columns), cells)
 
-    result = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for column in columns:
-        result.add_column(column)
-    for row in rows:
-        result.add_row(*(cell(value) for value in row))
-    return result
+
+@dataclass(frozen=True)
+class _TabSeparated:
+    lines: list[list[str]]
+
+    def __rich_console__(self, console: Console, options: Any) -> Iterator[Any]:
+        from rich.segment import Segment
+
+        for line in self.lines:
+            yield Segment("\t".join(line) + "\n")
+
+
+@dataclass(frozen=True)
+class _Rows:
+    title: str | None
+    columns: list[str]
+    cells: list[list[str]]
+
+    def __rich_console__(self, console: Console, options: Any) -> Iterator[Any]:
+        from rich import box
+        from rich.segment import Segment
+        from rich.table import Table
+
+        widths = [
+            max([len(name), *(len(row[i]) for row in self.cells)])
+            for i, name in enumerate(self.columns)
+        ]
+        if sum(widths) + 3 * len(widths) <= options.max_width:
+            result = Table(title=self.title, box=box.SIMPLE_HEAD, title_justify="left")
+            for name in self.columns:
+                result.add_column(name, no_wrap=True)
+            for row in self.cells:
+                result.add_row(*row)
+            yield result
+            return
+        if self.title:
+            yield Segment(self.title + "\n")
+        label = max(len(name) for name in self.columns)
+        for index, row in enumerate(self.cells):
+            yield Segment("\n" if index else "")
+            for name, value in zip(self.columns, row, strict=True):
+                yield Segment(f"{name:<{label}}  {value}\n")
 
 
 def minutes(seconds: float | None) -> str | None:

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retrain_cli.choices import Metric
-from retrain_cli.cli.options import AD_HOC, AdHocModel, DatabaseUrl, Every, Json, Now, Quiet
+from retrain_cli.cli.options import (
+    AD_HOC,
+    AdHocModel,
+    Command,
+    DatabaseUrl,
+    Every,
+    Group,
+    Json,
+    Now,
+    Quiet,
+)
 from retrain_cli.cli.output import Output, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import parse_duration, utcnow
@@ -21,10 +31,10 @@ if TYPE_CHECKING:
 
     from retrain_cli.perf_monitor import PerfResult
 
-app = typer.Typer(help="Check model performance.", no_args_is_help=True)
+app = typer.Typer(cls=Group, help="Check model performance.", no_args_is_help=True)
 
 
-@app.command("check")
+@app.command("check", cls=Command)
 def check(
     jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to check.")] = None,
     every: Every = False,
@@ -53,6 +63,8 @@ def check(
     """Compute, store and judge performance metrics on predictions with outcomes.
 
     Exit 0: healthy or unknown; 3: degraded; 1: an error (other jobs of --all still run).
+
+    Example: retrain-cli perf check fraud-lgbm --json
     """
     from retrain_cli import perf_monitor as monitor
     from retrain_cli.jobs import select_jobs

@@ -54,6 +54,8 @@ def retrain(
     """Retrain JOB: train, evaluate against the champion, register, promote if better.
 
     Exit 0: succeeded; 1: failed (recorded); 75: no slot free or the job is already running.
+
+    Example: retrain-cli retrain fraud-lgbm --trigger manual --trigger-detail "new labels"
     """
     from retrain_cli.cli.runtime import export_metrics, notify
     from retrain_cli.db.session import make_engine

@@ -20,7 +20,10 @@ def stats(
     quiet: Quiet = False,
 ) -> None:
     """Per job: runs by status, success rate, p50/p95 duration, last run, active version and
-    its age, drift alerts and degradations in the period, next fire; totals; slots in use."""
+    its age, drift alerts and degradations in the period, next fire; totals; slots in use.
+
+    Example: retrain-cli stats --since 7d
+    """
     from retrain_cli.slots import file_slots
     from retrain_cli.stats import pipeline_stats
 

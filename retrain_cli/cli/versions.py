@@ -8,20 +8,22 @@ from typing import Annotated, Any
 import typer
 
 from retrain_cli import registry
-from retrain_cli.cli.options import DatabaseUrl, Json, Quiet, parse_time
+from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Quiet, parse_time
 from retrain_cli.cli.output import Output, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import utcnow
 from retrain_cli.settings import Settings
 
-app = typer.Typer(help="List, promote, roll back and retire model versions.", no_args_is_help=True)
+app = typer.Typer(
+    cls=Group, help="List, promote, roll back and retire model versions.", no_args_is_help=True
+)
 Model = Annotated[str, typer.Argument(help="The model's name.", show_default=False)]
 Version = Annotated[int, typer.Argument(help="Version number.", show_default=False)]
 Reason = Annotated[str | None, typer.Option(help="Why, for the audit log.", show_default=False)]
 Actor = Annotated[str | None, typer.Option(help="Who (default: the OS user).", show_default=False)]
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 def list_(
     model: Model,
     at: Annotated[
@@ -38,7 +40,10 @@ def list_(
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """List MODEL's versions, its active one, and its promotion history."""
+    """List MODEL's versions, its active one, and its promotion history.
+
+    Example: retrain-cli versions list fraud --at 2026-11-01T00:00Z
+    """
     with open_session(database_url) as (_, session):
         versions = [_row(v) for v in registry.list_versions(session, model)]
         history = [_event(e) for e in registry.events(session, model)]
@@ -49,7 +54,7 @@ def list_(
     Output(as_json, quiet).emit(document, lambda c: _render(c, document))
 
 
-@app.command("promote")
+@app.command("promote", cls=Command)
 def promote(
     model: Model,
     version: Version,
@@ -66,7 +71,10 @@ def promote(
     quiet: Quiet = False,
 ) -> None:
     """Make VERSION active after a preflight (checksums, load, score a sample), in one
-    transaction that retires the active version."""
+    transaction that retires the active version.
+
+    Example: retrain-cli versions promote fraud 7 --expect-current 6 --reason "canary passed"
+    """
     with open_session(database_url) as (settings, session):
         switch = registry.promote(
             session,
@@ -80,7 +88,7 @@ def promote(
     _done(Output(as_json, quiet), switch, settings)
 
 
-@app.command("rollback")
+@app.command("rollback", cls=Command)
 def rollback(
     model: Model,
     to: Annotated[
@@ -95,17 +103,23 @@ def rollback(
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Return MODEL to the version that was champion before the active one (or --to)."""
+    """Return MODEL to the version that was champion before the active one (or --to).
+
+    Example: retrain-cli versions rollback fraud --reason "bad release"
+    """
     with open_session(database_url) as (settings, session):
         switch = registry.rollback(session, model, utcnow(), to, reason=reason, actor=actor)
     _done(Output(as_json, quiet), switch, settings)
 
 
-@app.command("retire")
+@app.command("retire", cls=Command)
 def retire(
     model: Model, version: Version, database_url: DatabaseUrl = None, quiet: Quiet = False
 ) -> None:
-    """Retire VERSION by hand (never the active version or the rollback target)."""
+    """Retire VERSION by hand (never the active version or the rollback target).
+
+    Example: retrain-cli versions retire fraud 3
+    """
     with open_session(database_url) as (_, session):
         registry.retire(session, model, version, utcnow())
     Output(quiet=quiet).emit(None, lambda c: c.print(f"{model} v{version} retired"))

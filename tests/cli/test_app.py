@@ -232,3 +232,49 @@ def test_state_on_a_fresh_machine_is_private(tmp_path: Path) -> None:
     assert run("db", "init", "--quiet", env={"RETRAIN_HOME": str(home)}).returncode == 0
     assert home.stat().st_mode & 0o777 == 0o700
     assert (home / "retrain.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_table_in_a_pipe_is_tab_separated_with_one_field_per_column(cli: Cli) -> None:
+    from tests.conftest import EXAMPLES
+
+    assert cli("jobs", "apply", "-f", str(EXAMPLES / "jobs" / "fraud-lgbm.yaml")).exit_code == 0
+    lines = cli("stats").stdout.splitlines()
+    header, row = lines[0].split("\t"), lines[1].split("\t")
+    assert header[:3] == ["job", "model", "runs"] and "next fire" in header
+    assert len(row) == len(header) and row[0] == "fraud-lgbm"
+
+
+def test_a_table_on_an_80_column_terminal_keeps_every_name_and_header_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from retrain_cli.cli import output
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    names = ["fraud-detector-eu-west-2", "fraud-detector-eu-east-1"]
+    columns = ["job", "model", "runs", "success", "p50 s", "last run", "drift", "next fire"]
+    rows = [
+        (name, name + "-model", "failed 2 succeeded 40", 0.95, 12.5, "succeeded", 3, "soon")
+        for name in names
+    ]
+
+    def shown(width: int) -> str:
+        screen = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+        screen.print(output.table(None, columns, rows))
+        return screen.file.getvalue()  # type: ignore[attr-defined, no-any-return]
+
+    narrow, wide = shown(80), shown(200)
+    for text in (narrow, wide):
+        assert "…" not in text and all(name + "-model" in text for name in names)
+        assert all(f"{name} " in text or f"{name}\n" in text for name in names)
+        assert all(column in text for column in columns)
+    assert all(len(line) <= 80 for line in narrow.splitlines())  # one block per job
+    assert "\nsuccess    0.95\n" in narrow and "failed 2 succeeded 40" in narrow
+    assert any(names[0] in line and "soon" in line for line in wide.splitlines())  # a table
