@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import AutoRetrainingConfig, AutoRetrainingJob
 from retrain_cli.db.queries import JOBS_LOCK, take_turns
-from retrain_cli.errors import DatabaseError, NotFoundError, RetrainError, one_line
+from retrain_cli.errors import (
+    ConflictError,
+    DatabaseError,
+    NotFoundError,
+    RetrainError,
+    one_line,
+)
 
 if TYPE_CHECKING:
     from retrain_cli.jobspec import JobSpec
@@ -152,6 +158,44 @@ def list_jobs(session: Session, *, enabled_only: bool = False) -> list[AutoRetra
     if enabled_only:
         query = query.where(AutoRetrainingJob.enabled.is_(True))
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class Deleted:
+    job: str
+    model: str
+    runs_removed: int
+
+
+def delete_job(session: Session, name: str, *, purge: bool) -> Deleted:
+    """Delete a job that is not running. Its run history goes with it (the database cascades),
+    so a job with history is deleted only with `purge`; the model's versions, artifacts, drift
+    and performance results stay (they belong to the model: rollback keeps working)."""
+    from sqlalchemy import func
+
+    from retrain_cli.db.models import RetrainingJobHistory
+
+    take_turns(session.connection(), JOBS_LOCK)
+    job = session.scalar(
+        select(AutoRetrainingJob).where(AutoRetrainingJob.name == name).with_for_update()
+    )  # a retrain starting now waits for this transaction, then finds no job
+    if job is None:
+        raise NotFoundError(f"no job named {name!r} (see `retrain-cli jobs list`)")
+    runs = RetrainingJobHistory
+    running = session.scalar(
+        select(runs.id).where(runs.job_id == job.id, runs.status == "running").limit(1)
+    )
+    if running is not None:
+        raise ConflictError(f"job {name!r} is running (run {running}): let it finish first")
+    count = session.scalar(select(func.count()).select_from(runs).where(runs.job_id == job.id))
+    if count and not purge:
+        raise ConflictError(
+            f"job {name!r} has {count} runs: `retrain-cli jobs disable {name}` keeps it and its "
+            f"history; `retrain-cli jobs delete {name} --purge` removes both"
+        )
+    session.delete(job)
+    session.flush()
+    return Deleted(name, job.model_name, int(count or 0))
 
 
 def set_enabled(session: Session, name: str, enabled: bool, now: datetime) -> AutoRetrainingJob:

@@ -1,6 +1,7 @@
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy import func, select
@@ -117,3 +118,35 @@ def test_unknown_job_is_exit_1_with_a_hint(cli: Cli) -> None:
     result = cli("jobs", "show", "nope")
     assert result.exit_code == 1
     assert result.stderr == "Error: no job named 'nope' (see `retrain-cli jobs list`)\n"
+
+
+def test_delete_refuses_a_running_job_and_needs_purge_for_one_with_history(
+    cli: Cli, tmp_path: Path, session: Any
+) -> None:
+    from sqlalchemy import func, select
+
+    from retrain_cli.db.models import AutoRetrainingJob, RetrainingJobHistory
+    from retrain_cli.durations import utcnow
+
+    for name in ("fresh", "used"):
+        assert cli("jobs", "apply", "-f", str(write_job(tmp_path, name))).exit_code == 0
+    assert cli("jobs", "delete", "fresh").exit_code == 0  # no history: nothing to lose
+    with session() as s:
+        used = s.scalar(select(AutoRetrainingJob).where(AutoRetrainingJob.name == "used"))
+        run = RetrainingJobHistory(
+            job_id=used.id, trigger="manual", status="running", host="h", pid=1, started_at=utcnow()
+        )
+        s.add(run)
+    refused = cli("jobs", "delete", "used", "--purge")
+    assert refused.exit_code == 1 and "is running (run" in refused.stderr
+    with session() as s:
+        s.get(RetrainingJobHistory, run.id).status = "succeeded"
+    refused = cli("jobs", "delete", "used")
+    assert refused.exit_code == 1 and "has 1 runs" in refused.stderr and "--purge" in refused.stderr
+    deleted = cli("jobs", "delete", "used", "--purge", "--json")
+    assert deleted.exit_code == 0
+    assert json.loads(deleted.stdout) == {"job": "used", "model": "used-model", "runs_removed": 1}
+    with session() as s:
+        assert s.scalar(select(func.count()).select_from(RetrainingJobHistory)) == 0
+    assert job_rows(cli) == []
+    assert cli("jobs", "delete", "nope").exit_code == 1

@@ -109,7 +109,9 @@ def test_three_hosts_admit_exactly_three_retrains(pg: str, tmp_path: Path) -> No
     add_jobs(hosts[0], tmp_path / "jobs", names, hyperparameters=SLOW)
     for round_ in range(ROUNDS):
         processes = [
-            spawn(hosts[i // 4], "retrain", name, "--quiet") for i, name in enumerate(names)
+            # --force: each round trains again on the same data (admission is what is tested)
+            spawn(hosts[i // 4], "retrain", name, "--quiet", "--force")
+            for i, name in enumerate(names)
         ]
         errors = [p.communicate(timeout=300)[1] for p in processes]
         codes = sorted(p.returncode for p in processes)
@@ -244,10 +246,13 @@ def test_a_host_that_cannot_see_a_versions_files_says_so_and_registers_nothing(
     a, b = host(tmp_path, "a", pg), host(tmp_path, "b", pg)
     add_jobs(a, tmp_path, ["j1"])
     assert cli(a, "retrain", "j1").returncode == 0
-    assert cli(a, "retrain", "j1", "--no-promote").returncode == 0  # v2, registered only
+    assert cli(a, "retrain", "j1", "--no-promote", "--force").returncode == 0  # v2, registered
     on_a = tmp_path / "a" / "artifacts"
     on_a.rename(tmp_path / "a-disk")  # one machine here: hide host a's disk from host b
-    for command, version in ((["retrain", "j1"], 1), (["versions", "promote", "j1-model", "2"], 2)):
+    for command, version in (
+        (["retrain", "j1", "--force"], 1),
+        (["versions", "promote", "j1-model", "2"], 2),
+    ):
         result = cli(b, *command)
         assert result.returncode == 1
         assert f"j1-model v{version}'s files are not reachable from" in result.stderr
@@ -258,6 +263,6 @@ def test_a_host_that_cannot_see_a_versions_files_says_so_and_registers_nothing(
         assert list(statuses) == ["succeeded", "succeeded", "failed"]
     (tmp_path / "a-disk").rename(on_a)  # now a mount at the same path on every host
     b = host(tmp_path, "b", pg, artifacts_dir=str(on_a))
-    result = cli(b, "retrain", "j1", "--json")
+    result = cli(b, "retrain", "j1", "--json", "--force")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["version"]["version"] == 3

@@ -99,7 +99,7 @@ app = typer.Typer(
     help="Keep production models healthy from cron: drift and performance checks, retraining, "
     "versions. Exit codes: 0 ok, 1 error, 2 usage, 3 needs attention, 75 busy.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion for bash, zsh, fish and PowerShell
     pretty_exceptions_enable=False,
 )
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retrain_cli.choices import DriftMethod
+from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import (
     AD_HOC,
     AdHocModel,
@@ -35,7 +36,9 @@ app = typer.Typer(cls=Group, help="Detect data drift.", no_args_is_help=True)
 
 @app.command("check", cls=Command)
 def check(
-    jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to check.")] = None,
+    jobs: Annotated[
+        list[str] | None, typer.Argument(help="Jobs to check.", autocompletion=job_names)
+    ] = None,
     every: Every = False,
     model: AdHocModel = None,
     reference: Annotated[

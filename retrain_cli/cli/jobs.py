@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from retrain_cli import jobs as library
+from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quiet
 from retrain_cli.cli.output import Output, echo, minutes, table
 from retrain_cli.cli.runtime import open_session
@@ -19,7 +20,10 @@ app = typer.Typer(
     cls=Group, help="Declare, inspect, enable and trigger retraining jobs.", no_args_is_help=True
 )
 
-JobName = Annotated[str, typer.Argument(help="The job's name.", show_default=False)]
+JobName = Annotated[
+    str,
+    typer.Argument(help="The job's name.", show_default=False, autocompletion=job_names),
+]
 
 
 @app.command("apply", cls=Command)
@@ -170,6 +174,32 @@ def _set_enabled(name: str, enabled: bool, database_url: str | None, quiet: bool
     with open_session(database_url) as (_, session):
         library.set_enabled(session, name, enabled, utcnow())
     Output(quiet=quiet).emit(None, lambda c: c.print(f"{name}: {'en' if enabled else 'dis'}abled"))
+
+
+@app.command("delete", cls=Command)
+def delete(
+    name: JobName,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also remove the job's run history.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Delete a job that is not running. A job with run history needs --purge, which removes
+    that history too; the model's versions, artifacts, drift and performance results stay.
+
+    Example: retrain-cli jobs delete old-fraud --purge
+    """
+    with open_session(database_url) as (_, session):
+        deleted = library.delete_job(session, name, purge=purge)
+    Output(as_json, quiet).emit(
+        deleted,
+        lambda c: c.print(
+            f"deleted {deleted.job} ({deleted.runs_removed} runs removed; the versions and "
+            f"results of model {deleted.model} are kept)"
+        ),
+    )
 
 
 @app.command("trigger", cls=Command)

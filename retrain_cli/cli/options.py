@@ -28,14 +28,10 @@ def _plain(params: list[Any]) -> None:
 class Command(TyperCommand):
     """Every command: plain metavars, and `JOB` rather than `{JOB}` in its usage line."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _plain(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        _plain([option] if option is not None else [])
-        return option
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        _plain(params)
+        return params
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces: list[str] = super().collect_usage_pieces(ctx)
@@ -45,14 +41,10 @@ class Command(TyperCommand):
 class Group(TyperGroup):
     """Every command group: plain metavars."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _plain(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        _plain([option] if option is not None else [])
-        return option
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        _plain(params)
+        return params
 
 
 DatabaseUrl = Annotated[

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retrain_cli.choices import Metric
+from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import (
     AD_HOC,
     AdHocModel,
@@ -36,7 +37,9 @@ app = typer.Typer(cls=Group, help="Check model performance.", no_args_is_help=Tr
 
 @app.command("check", cls=Command)
 def check(
-    jobs: Annotated[list[str] | None, typer.Argument(help="Jobs to check.")] = None,
+    jobs: Annotated[
+        list[str] | None, typer.Argument(help="Jobs to check.", autocompletion=job_names)
+    ] = None,
     every: Every = False,
     model: AdHocModel = None,
     predictions: Annotated[

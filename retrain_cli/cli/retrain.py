@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from retrain_cli.choices import Trigger
+from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import DatabaseUrl, Json, Quiet, parse_time
 from retrain_cli.cli.output import Output
 from retrain_cli.errors import BusyError
@@ -20,7 +21,10 @@ if TYPE_CHECKING:
 
 
 def retrain(
-    job: Annotated[str, typer.Argument(help="The job to retrain.", show_default=False)],
+    job: Annotated[
+        str,
+        typer.Argument(help="The job to retrain.", show_default=False, autocompletion=job_names),
+    ],
     trigger: Annotated[Trigger, typer.Option(help="Why this run.")] = Trigger.MANUAL,
     trigger_detail: Annotated[
         str | None, typer.Option(help="Free text stored with the run.", show_default=False)

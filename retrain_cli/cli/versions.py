@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from retrain_cli import registry
+from retrain_cli.cli.completion import model_names
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Quiet, parse_time
 from retrain_cli.cli.output import Output, table
 from retrain_cli.cli.runtime import notify, open_session
@@ -17,7 +18,10 @@ from retrain_cli.settings import Settings
 app = typer.Typer(
     cls=Group, help="List, promote, roll back and retire model versions.", no_args_is_help=True
 )
-Model = Annotated[str, typer.Argument(help="The model's name.", show_default=False)]
+Model = Annotated[
+    str,
+    typer.Argument(help="The model's name.", show_default=False, autocompletion=model_names),
+]
 Version = Annotated[int, typer.Argument(help="Version number.", show_default=False)]
 Reason = Annotated[str | None, typer.Option(help="Why, for the audit log.", show_default=False)]
 Actor = Annotated[str | None, typer.Option(help="Who (default: the OS user).", show_default=False)]

@@ -24,7 +24,7 @@ SCHEMA_REVISION = "0003_leases"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, connect_timeout: int = 10) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
     try:
         parsed = check_url(url, "the database URL")
@@ -41,7 +41,10 @@ def make_engine(url: str) -> Engine:
     else:
         kwargs["pool_pre_ping"] = True
         if parsed.get_backend_name() == "postgresql":
-            kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "retrain-cli"}
+            kwargs["connect_args"] = {
+                "connect_timeout": connect_timeout,
+                "application_name": "retrain-cli",
+            }
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:

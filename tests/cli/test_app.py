@@ -278,3 +278,44 @@ def test_a_table_on_an_80_column_terminal_keeps_every_name_and_header_whole(
     assert all(len(line) <= 80 for line in narrow.splitlines())  # one block per job
     assert "\nsuccess    0.95\n" in narrow and "failed 2 succeeded 40" in narrow
     assert any(names[0] in line and "soon" in line for line in wide.splitlines())  # a table
+
+
+def _complete(env: dict[str, str], words: str) -> subprocess.CompletedProcess[str]:
+    environment = {**env, "_RETRAIN_CLI_COMPLETE": "complete_bash", "COMP_WORDS": words}
+    environment["COMP_CWORD"] = str(len(words.split()) - 1)
+    argv = [sys.executable, "-m", "retrain_cli"]
+    return subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=30)
+
+
+def test_shell_completion_offers_job_and_model_names_from_the_database(
+    cli: Cli, db_url: str, tmp_path: Path, home: Path
+) -> None:
+    from tests.conftest import EXAMPLES
+
+    for name in ("fraud-lgbm", "demand-lstm"):
+        assert cli("jobs", "apply", "-f", str(EXAMPLES / "jobs" / f"{name}.yaml")).exit_code == 0
+    env = {**os.environ, "RETRAIN_HOME": str(home), "RETRAIN_DATABASE_URL": db_url}
+    assert _complete(env, "retrain-cli jobs show fr").stdout.split() == ["fraud-lgbm"]
+    assert _complete(env, "retrain-cli retrain d").stdout.split() == ["demand-lstm"]
+    assert _complete(env, "retrain-cli versions list fr").stdout.split() == ["fraud"]
+    unreachable = {**env, "RETRAIN_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    silent = _complete(unreachable, "retrain-cli jobs show fr")
+    assert (silent.returncode, silent.stdout.strip(), silent.stderr) == (0, "", "")
+    fresh = {**env, "RETRAIN_HOME": str(tmp_path / "fresh")}
+    fresh.pop("RETRAIN_DATABASE_URL")
+    assert _complete(fresh, "retrain-cli jobs show fr").stdout.strip() == ""
+    assert not (tmp_path / "fresh" / "retrain.db").exists()  # completing created nothing
+
+
+@pytest.mark.parametrize(
+    ("shell", "script"),
+    [("bash", ".bash_completions/retrain-cli.sh"), ("zsh", ".zfunc/_retrain-cli")],
+)
+def test_install_completion_writes_the_shell_script(
+    tmp_path: Path, shell: str, script: str
+) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    argv = [sys.executable, "-m", "retrain_cli", "--install-completion", shell]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "_RETRAIN_CLI_COMPLETE" in (tmp_path / script).read_text()
