@@ -25,7 +25,11 @@ def _seconds(value: Any) -> float:
     return parse_duration(value).total_seconds()
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, strict=True)]
+MAX_FIELD_CHARS = 65_536  # any one text field, or a job's hyperparameters as JSON
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_FIELD_CHARS, strict=True),
+]
 Seconds = Annotated[int, BeforeValidator(lambda value: int(_seconds(value)))]  # whole seconds
 FineSeconds = Annotated[float, BeforeValidator(_seconds)]  # fractions kept: leases, heartbeats
 

@@ -37,7 +37,14 @@ from retrain_cli.choices import (
     Trigger,
 )
 from retrain_cli.errors import ConfigError, JobSpecError
-from retrain_cli.fields import NotifyTarget, Seconds, Spec, Text, first_problem
+from retrain_cli.fields import (
+    MAX_FIELD_CHARS,
+    NotifyTarget,
+    Seconds,
+    Spec,
+    Text,
+    first_problem,
+)
 from retrain_cli.redaction import check_url, remember
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
@@ -267,6 +274,10 @@ class JobSpec(Spec):
 
 
 def _check_hyperparameters(where: str, values: Mapping[str, Any]) -> None:
+    import json
+
+    if len(json.dumps(values, default=str)) > MAX_FIELD_CHARS:
+        raise ValueError(f"{where}: longer than {MAX_FIELD_CHARS} characters as JSON")
     for name, value in values.items():
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if name in _WHOLE and not (isinstance(value, int) and not isinstance(value, bool)):

@@ -24,6 +24,7 @@ from retrain_cli.cli.app import app
 from retrain_cli.db.schema import init_database
 from retrain_cli.db.session import make_engine, session_scope
 from retrain_cli.durations import utcnow
+from retrain_cli.threads import NATIVE_THREAD_VARIABLES
 
 PG_ADMIN_URL = os.environ.get(
     "RETRAIN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -125,7 +126,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own RETRAIN_HOME and no inherited settings."""
     path = tmp_path / "home"
     monkeypatch.setenv("RETRAIN_HOME", str(path))
-    for name in ("RETRAIN_DATABASE_URL", "RETRAIN_CONFIG", "XDG_DATA_HOME"):
+    for name in ("RETRAIN_DATABASE_URL", "RETRAIN_CONFIG", "XDG_DATA_HOME", "RETRAIN_LOG"):
+        monkeypatch.delenv(name, raising=False)
+    for name in NATIVE_THREAD_VARIABLES:  # `retrain` sets them: unset again after each test
         monkeypatch.delenv(name, raising=False)
     return path
 

@@ -92,6 +92,11 @@ def test_jobs_list_form_and_sql_source(tmp_path: Path) -> None:
         ({"primary_metric": "sharpe"}, "primary_metric: sharpe needs a return_column"),
         ({"features": ["y"]}, "features: y is the target"),
         ({"members": ["lstm"]}, "members: only an ensemble job has members"),
+        ({"description": "x" * 70_000}, "description: String should have at most 65536"),
+        (
+            {"hyperparameters": {"note": "x" * 70_000}},
+            "hyperparameters: longer than 65536 characters as JSON",
+        ),
         ({"type": "ensemble", "members": ["ensemble"]}, "members: a member is lightgbm, lstm"),
         (
             {"type": "ensemble", "members": [{"type": "ensemble"}]},
