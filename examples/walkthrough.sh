@@ -17,7 +17,7 @@ step() {
   local expected=$1 code=0
   shift
   echo
-  echo "\$ $(printf '%q ' "$@")"
+  printf '$'; printf ' %q' "$@"; echo
   "$@" || code=$?
   if [ "$code" != "$expected" ]; then
     echo "walk-through: expected exit $expected, got $code" >&2

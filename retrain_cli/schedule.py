@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 FAILED = ("failed", "abandoned")
@@ -182,8 +183,19 @@ def _scheduled(state: JobState, now: datetime) -> Reason | None:
     if fire is None or fire <= since:
         return None
     detail = f"fire time {fire.isoformat()} ({state.schedule} {state.timezone})"
-    first = next_fire(state.schedule, state.timezone, since) or fire  # the first one missed
-    return Reason("scheduled", detail, fire, since=min(first, fire))
+    return Reason("scheduled", detail, fire, since=_first_missed(state, since, fire))
+
+
+def _first_missed(state: JobState, since: datetime, fire: datetime) -> datetime:
+    """The first fire time after `since`: usually `fire` itself, told by the schedule's fire
+    before it (cached, shared by every job on that schedule); only a job that missed several
+    fire times costs a walk of its own."""
+    previous = last_fire(state.schedule, state.timezone, fire - timedelta(minutes=1))
+    if previous is None or previous <= since:
+        return fire
+    # not through `_fire`'s cache: one entry per job would evict the shared ones
+    first = _nearest_fire(state.schedule, ZoneInfo(state.timezone), _minute(since), previous=False)
+    return min(first or fire, fire)
 
 
 def last_fire(expression: str, timezone: str, now: datetime) -> datetime | None:
@@ -228,11 +240,12 @@ def _nearest_fire(
     if (now - DST_MARGIN).astimezone(zone).utcoffset() == (now + DST_MARGIN).astimezone(
         zone
     ).utcoffset():  # no transition near: wall clock and instants keep their order
+        cursor = _parsed(expression)  # parsing costs more than the step itself
         if previous:  # get_prev is strictly before its start: a minute on a fire time counts
-            return to_instant(
-                croniter(expression, wall + timedelta(seconds=1)).get_prev(datetime), zone
-            )
-        return to_instant(croniter(expression, wall).get_next(datetime), zone)
+            cursor.set_current(wall + timedelta(seconds=1), force=True)
+            return to_instant(cursor.get_prev(datetime), zone)
+        cursor.set_current(wall, force=True)
+        return to_instant(cursor.get_next(datetime), zone)
     if previous:
         cursor = croniter(expression, wall + DST_MARGIN + timedelta(seconds=1))
         step, stop = cursor.get_prev, wall - DST_MARGIN
@@ -250,6 +263,14 @@ def _nearest_fire(
         if best is not None and ((candidate < stop) if previous else (candidate > stop)):
             return best
     return best
+
+
+@lru_cache(maxsize=256)
+def _parsed(expression: str) -> Any:
+    """One parsed croniter per expression, moved with `set_current` (single-threaded use)."""
+    from croniter import croniter
+
+    return croniter(expression, datetime(2000, 1, 1))
 
 
 def to_instant(wall: datetime, zone: ZoneInfo) -> datetime:

@@ -174,3 +174,32 @@ def test_the_cron_cycle_end_to_end(
     stats = json.loads(cli("stats", "--json").stdout)
     assert stats["totals"]["runs"] == {"succeeded": 7}
     assert stats["totals"]["drift_alerts"] == 4
+
+
+@pytest.mark.slow
+def test_the_walkthrough_runs_and_says_what_it_did(tmp_path: Path) -> None:
+    """The README's first command (with .venv in place): every step exits as it expects, the
+    commands it echoes can be pasted into a shell, it says who waits and where its home is."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".venv" / "bin" / "retrain-cli").exists():
+        pytest.skip("the walk-through installs .venv first; run .ci/setup")
+    env = {**os.environ, "RETRAIN_HOME": str(tmp_path / "home")}
+    for name in ("RETRAIN_DATABASE_URL", "RETRAIN_CONFIG"):
+        env.pop(name, None)
+    result = subprocess.run(
+        ["bash", "examples/walkthrough.sh"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert (
+        "$ retrain-cli jobs trigger fraud-lgbm --reason walk-through:\\ new\\ labels\\ arrived"
+        in out
+    )
+    assert "waits " in out and "for the next tick: no free slot" in out
+    assert f"everything the walk-through made is in {tmp_path / 'home'}" in out

@@ -67,6 +67,7 @@ def test_help_runs_as_a_subprocess() -> None:
     assert b"retrain" in result.stdout
 
 
+@pytest.mark.slow
 def test_quiet_commands_print_zero_bytes_under_a_pipe(home: Path) -> None:
     env = {"RETRAIN_HOME": str(home)}
     for args in (
@@ -176,6 +177,7 @@ def test_fast_commands_import_no_heavy_library(args: tuple[str, ...], home: Path
     assert imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))
 
 
+@pytest.mark.slow
 def test_a_drift_check_on_parquet_windows_never_imports_pandas(home: Path, tmp_path: Path) -> None:
     # Parquet windows stay Arrow tables end to end: no pandas frame is ever built
     import pandas as pd
@@ -287,6 +289,7 @@ def _complete(env: dict[str, str], words: str) -> subprocess.CompletedProcess[st
     return subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=30)
 
 
+@pytest.mark.slow
 def test_shell_completion_offers_job_and_model_names_from_the_database(
     cli: Cli, db_url: str, tmp_path: Path, home: Path
 ) -> None:
