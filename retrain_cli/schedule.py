@@ -22,6 +22,7 @@ once either way.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -186,16 +187,34 @@ def _scheduled(state: JobState, now: datetime) -> Reason | None:
     return Reason("scheduled", detail, fire, since=_first_missed(state, since, fire))
 
 
+MAX_WALK = 2016  # fire times walked back from the latest: a week of a five-minute schedule
+
+
 def _first_missed(state: JobState, since: datetime, fire: datetime) -> datetime:
-    """The first fire time after `since`: usually `fire` itself, told by the schedule's fire
-    before it (cached, shared by every job on that schedule); only a job that missed several
-    fire times costs a walk of its own."""
-    previous = last_fire(state.schedule, state.timezone, fire - timedelta(minutes=1))
-    if previous is None or previous <= since:
-        return fire
-    # not through `_fire`'s cache: one entry per job would evict the shared ones
-    first = _nearest_fire(state.schedule, ZoneInfo(state.timezone), _minute(since), previous=False)
-    return min(first or fire, fire)
+    """The first fire time after `since`, `fire` being the latest: looked up in the schedule's
+    fire times walked back from `fire`, a walk shared by every job on that schedule (a job
+    that missed more than MAX_WALK fire times is due since the oldest one walked)."""
+    walk = _walk_back(state.schedule, state.timezone, fire)
+    zone = ZoneInfo(state.timezone)
+    while walk.fires[-1] > since and len(walk.fires) < MAX_WALK:
+        before = _nearest_fire(state.schedule, zone, walk.fires[-1] - MINUTE, previous=True)
+        if before is None:
+            break
+        walk.fires.append(before)
+        walk.keys.append(-before.timestamp())
+    index = bisect.bisect_left(walk.keys, -since.timestamp())  # the first one at or before
+    return walk.fires[max(index - 1, 0)]
+
+
+@dataclass
+class _Walk:
+    fires: list[datetime]  # newest first
+    keys: list[float]  # -timestamp of each, ascending, for bisect
+
+
+@lru_cache(maxsize=256)
+def _walk_back(expression: str, timezone: str, latest: datetime) -> _Walk:
+    return _Walk([latest], [-latest.timestamp()])
 
 
 def last_fire(expression: str, timezone: str, now: datetime) -> datetime | None:
@@ -212,6 +231,7 @@ def _minute(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+MINUTE = timedelta(minutes=1)
 DST_MARGIN = timedelta(hours=3)  # wider than any daylight-saving shift
 
 
