@@ -195,3 +195,17 @@ def test_an_hourly_job_runs_a_repeated_wall_clock_hour_once() -> None:
     runs = simulate("0 * * * *", "Europe/London", start, hours=5)
     local = [r.astimezone(ZoneInfo("Europe/London")).strftime("%H:%M %Z") for r in runs]
     assert local == ["00:00 BST", "01:00 BST", "02:00 GMT", "03:00 GMT"]
+
+
+@pytest.mark.parametrize("schedule", ["*/15 * * * *", "0 * * * *", "0 2 * * *", "30 4 * * 1-5"])
+@pytest.mark.parametrize("zone", ["UTC", "Europe/London"])
+def test_a_scheduled_job_is_due_since_the_first_fire_time_after_its_last_run(
+    schedule: str, zone: str
+) -> None:
+    now = datetime(2026, 3, 30, 12, 0, tzinfo=UTC)  # the day after London's spring forward
+    for hours_ago in (0.5, 1, 5, 26, 49, 75):
+        last_run = now - timedelta(hours=hours_ago, minutes=7)
+        job = replace(BASE, schedule=schedule, timezone=zone, last_run_at=last_run)
+        verdict = evaluate(job, now)
+        if verdict.is_due:
+            assert verdict.due_since == next_fire(schedule, zone, last_run), hours_ago
