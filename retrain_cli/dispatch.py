@@ -50,7 +50,7 @@ class DueReport:
     errors: list[JobFailure] = field(default_factory=list)  # jobs that could not be decided
 
 
-def due_jobs(session: Session, now: datetime, max_wait_s: float = 3600.0) -> DueReport:
+def due_jobs(session: Session, now: datetime, max_wait_s: float) -> DueReport:
     """Every enabled job's verdict at `now`; due jobs in turn (`schedule.by_turn`)."""
     verdicts, errors = [], []
     for state in job_states(session):

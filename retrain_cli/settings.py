@@ -38,7 +38,7 @@ class Settings:
     semaphore: str
     lease_ttl_s: float
     heartbeat_s: float
-    max_wait_s: float = 3600.0
+    max_wait_s: float
 
     @property
     def database_slots(self) -> bool:

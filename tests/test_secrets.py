@@ -58,7 +58,7 @@ def test_a_password_written_unencoded_is_masked_whole(password: str) -> None:
     assert not _leaks(password, result.stdout, result.stderr)
 
 
-def test_an_unencoded_at_sign_is_refused_without_showing_any_part(cli: Cli) -> None:
+def test_an_unencoded_at_sign_is_refused_without_showing_any_part() -> None:
     result = Cli("postgresql://postgres:p@ss@127.0.0.1/db")("jobs", "list")
     assert result.exit_code == 1
     assert "write it as %40" in result.stderr

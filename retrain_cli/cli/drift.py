@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retrain_cli.choices import DriftMethod
-from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import (
     AD_HOC,
     AdHocModel,
@@ -16,6 +15,7 @@ from retrain_cli.cli.options import (
     DatabaseUrl,
     Every,
     Group,
+    JobNames,
     Json,
     Now,
     Quiet,
@@ -36,9 +36,7 @@ app = typer.Typer(cls=Group, help="Detect data drift.", no_args_is_help=True)
 
 @app.command("check", cls=Command)
 def check(
-    jobs: Annotated[
-        list[str] | None, typer.Argument(help="Jobs to check.", autocompletion=job_names)
-    ] = None,
+    jobs: JobNames = None,
     every: Every = False,
     model: AdHocModel = None,
     reference: Annotated[

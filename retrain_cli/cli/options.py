@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from retrain_cli.cli.completion import job_names
 from retrain_cli.durations import parse_instant
 
 
@@ -80,6 +81,10 @@ Now = Annotated[
     ),
 ]
 
+
+JobNames = Annotated[
+    list[str] | None, typer.Argument(help="Jobs to check.", autocompletion=job_names)
+]
 
 AD_HOC = "Ad hoc (no job)"
 Every = Annotated[bool, typer.Option("--all", help="Check every enabled job.")]

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retrain_cli.choices import Metric
-from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import (
     AD_HOC,
     AdHocModel,
@@ -17,6 +16,7 @@ from retrain_cli.cli.options import (
     DatabaseUrl,
     Every,
     Group,
+    JobNames,
     Json,
     Now,
     Quiet,
@@ -37,9 +37,7 @@ app = typer.Typer(cls=Group, help="Check model performance.", no_args_is_help=Tr
 
 @app.command("check", cls=Command)
 def check(
-    jobs: Annotated[
-        list[str] | None, typer.Argument(help="Jobs to check.", autocompletion=job_names)
-    ] = None,
+    jobs: JobNames = None,
     every: Every = False,
     model: AdHocModel = None,
     predictions: Annotated[
