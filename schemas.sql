@@ -209,5 +209,11 @@ CREATE UNIQUE INDEX ux_retraining_job_history_running_slot ON retraining_job_his
 
 UPDATE alembic_version SET version_num='0003_leases' WHERE alembic_version.version_num = '0002_version_events';
 
+-- Running upgrade 0003_leases -> 0004_reference_profiles
+
+ALTER TABLE auto_retraining_jobs ADD COLUMN reference_profile JSONB;
+
+UPDATE alembic_version SET version_num='0004_reference_profiles' WHERE alembic_version.version_num = '0003_leases';
+
 COMMIT;
 

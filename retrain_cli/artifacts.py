@@ -141,16 +141,22 @@ def write_manifest(directory: Path, primary: str, extra: dict[str, Any]) -> Path
 
 def verify(directory: Path, expected_sha256: str) -> dict[str, Any]:
     """Check the manifest's digest and every file it lists; return the manifest."""
+    manifest = verify_manifest(directory, expected_sha256)
+    for name, entry in manifest["files"].items():
+        member = directory / name
+        if not member.is_file() or sha256_file(member) != entry["sha256"]:
+            raise DataError(f"artifact file {member} is missing or its sha256 does not match")
+    return manifest
+
+
+def verify_manifest(directory: Path, expected_sha256: str) -> dict[str, Any]:
+    """The manifest, checked against the registered digest (the files it lists are not)."""
     path = directory / MANIFEST
     if not path.is_file():
         raise DataError(f"artifact {directory} has no {MANIFEST}")
     if sha256_file(path) != expected_sha256:
         raise DataError(f"artifact {path}: sha256 does not match the registered digest")
     manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    for name, entry in manifest["files"].items():
-        member = directory / name
-        if not member.is_file() or sha256_file(member) != entry["sha256"]:
-            raise DataError(f"artifact file {member} is missing or its sha256 does not match")
     return manifest
 
 

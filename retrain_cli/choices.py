@@ -37,6 +37,21 @@ class DriftMethod(StrEnum):
     CHI2_PVALUE = "chi2_pvalue"
 
 
+class DriftMode(StrEnum):
+    """How a drift check reads its reference: the whole window, or a stored profile of it."""
+
+    EXACT = "exact"
+    PROFILE = "profile"
+    AUTO = "auto"  # exact while both windows are small enough, a profile beyond
+
+
+class DriftReference(StrEnum):
+    """What a drift check compares the current window with."""
+
+    WINDOW = "window"  # the job's data.reference
+    TRAINING = "training"  # the active version's training data, profiled when it registered
+
+
 class Metric(StrEnum):
     """The metrics a job can judge by: bounded classification metrics, then trading ones."""
 

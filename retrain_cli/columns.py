@@ -18,7 +18,7 @@ def numeric_values(column: pa.ChunkedArray, name: str, window: str) -> tuple[Flo
     """The column as float64, nulls and NaN dropped, and the share of them."""
     import pyarrow as pa
 
-    chunks = [_float64_values(c) for c in column.cast(pa.float64()).chunks if len(c)]
+    chunks = [float64_values(c) for c in column.cast(pa.float64()).chunks if len(c)]
     values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks or [np.empty(0)])
     finite, missing = drop_missing(values)
     if finite.size == 0:
@@ -28,7 +28,7 @@ def numeric_values(column: pa.ChunkedArray, name: str, window: str) -> tuple[Flo
     return finite, missing
 
 
-def _float64_values(chunk: pa.Array) -> FloatArray:
+def float64_values(chunk: pa.Array) -> FloatArray:
     """A non-empty float64 Arrow array as numpy, nulls as NaN, read from its buffers.
 
     Arrow's own `to_numpy` would import pandas; the data buffer is wrapped without a copy when

@@ -1,25 +1,32 @@
 """Read a job's data sources: Parquet, CSV, or an SQL query against any SQLAlchemy URL.
 
-A source (`jobspec.DataSource`) is a file path, or an SQL query against a SQLAlchemy URL; `${VAR}`
-in a URL is expanded from the environment so that passwords stay out of job files and the database.
+A source (`jobspec.DataSource`) is a file path, a Parquet dataset (a directory, hive-partitioned or
+not, or a glob of Parquet files, read with `pyarrow.dataset`), or an SQL query against a SQLAlchemy
+URL; `${VAR}` in a URL is expanded from the environment so that passwords stay out of job files and
+the database. A window is read whole (`read_table`, `read_frame`) or streamed in record batches of
+at most `BATCH_ROWS` rows (`iter_batches`).
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from retrain_cli.errors import DataError
-from retrain_cli.jobspec import DataSource
+from retrain_cli.jobspec import GLOB_CHARS, DataSource
 from retrain_cli.redaction import check_url, redact_url, remember, scrub
 
 T = TypeVar("T")
+BATCH_ROWS = 1 << 16  # rows per streamed record batch
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.dataset as ds
 
 
 def describe(source: DataSource) -> str:
@@ -29,7 +36,7 @@ def describe(source: DataSource) -> str:
 
 def read_frame(source: DataSource, role: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Load `columns` (default: all) of one source; raise `DataError` naming what is wrong."""
-    if _is_parquet(source):
+    if is_parquet(source):
         # one block per column, built on Arrow's buffers where it can (no full copy)
         return read_table(source, role, columns).to_pandas(split_blocks=True)
     return _nonempty(_read_with_pandas(source, role, columns), source, role)
@@ -37,9 +44,13 @@ def read_frame(source: DataSource, role: str, columns: Sequence[str] | None = No
 
 def read_table(source: DataSource, role: str, columns: Sequence[str] | None = None) -> pa.Table:
     """`read_frame` as an Arrow table: Parquet is never converted to a pandas frame."""
-    if _is_parquet(source):
+    if is_parquet(source):
         path = Path(str(source.path))
-        table = _guarded(path, role, lambda: _read_parquet(path, role, columns))
+        if is_dataset(source):
+            dataset = parquet_dataset(source, role, columns)
+            table = _guarded(path, role, lambda: dataset.to_table(columns=_listed(columns)))
+        else:
+            table = _guarded(path, role, lambda: _read_parquet(path, role, columns))
         return _nonempty(table, source, role)
     import pyarrow as pa
 
@@ -67,12 +78,145 @@ def _mixed(frame: pd.DataFrame) -> str | None:
     return f"column {', '.join(map(repr, mixed))} mixes values of several types (text and numbers)"
 
 
+def iter_batches(
+    source: DataSource, role: str, columns: Sequence[str], numeric: Sequence[str] = ()
+) -> Iterator[pa.RecordBatch]:
+    """The window's `columns` in record batches of at most `BATCH_ROWS` rows: Parquet through
+    `pyarrow.dataset` (row groups are read one after another), CSV and SQL in chunks. CSV
+    columns in `numeric` are parsed as numbers and the others as text, in every chunk alike."""
+    import pyarrow as pa
+
+    if is_parquet(source):
+        dataset = parquet_dataset(source, role, columns)
+        # a couple of batches read ahead, not whole files: memory bounded by the batch size
+        batches = dataset.to_batches(
+            columns=list(columns), batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
+        )
+        yield from _guarded_iter(Path(str(source.path)), role, batches)
+        return
+    for chunk in _guarded_chunks(source, role, columns, numeric):
+        yield pa.RecordBatch.from_pandas(chunk, preserve_index=False)
+
+
+def _guarded_chunks(
+    source: DataSource, role: str, columns: Sequence[str], numeric: Sequence[str]
+) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
+    if source.path is None:
+        yield from (frame[list(columns)] for frame in _query_chunks(source, role, columns))
+        return
+    path = Path(source.path)
+    types = {name: "float64" if name in numeric else "str" for name in columns}
+
+    def open_chunks() -> Iterator[pd.DataFrame]:
+        _require_columns(pd.read_csv(path, nrows=0).columns, columns, f"{role} data {path}")
+        return iter(pd.read_csv(path, usecols=list(columns), dtype=types, chunksize=BATCH_ROWS))
+
+    yield from _guarded_iter(path, role, _guarded(path, role, open_chunks))
+
+
+def _guarded_iter(path: Path, role: str, items: Iterator[T]) -> Iterator[T]:
+    """`_guarded` for each step of a reader that fails as it goes."""
+    end = object()
+    while (item := _guarded(path, role, lambda: next(items, end))) is not end:
+        yield item  # type: ignore[misc]
+
+
+def _query_chunks(source: DataSource, role: str, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
+    frame = _read_query(source.url or "", source.query or "", role)
+    _require_columns(frame.columns, columns, f"{role} query")
+    for start in range(0, len(frame), BATCH_ROWS):
+        yield frame.iloc[start : start + BATCH_ROWS]
+
+
+def column_types(source: DataSource, role: str) -> dict[str, pa.DataType | None] | None:
+    """The window's columns without reading its rows: Parquet with their types, CSV by its
+    header (types unknown); None for a query."""
+    if is_parquet(source):
+        schema = parquet_dataset(source, role).schema
+        return {name: schema.field(name).type for name in schema.names}
+    if source.path is None:
+        return None
+    import pandas as pd
+
+    path = Path(source.path)
+    header = _guarded(path, role, lambda: pd.read_csv(path, nrows=0).columns)
+    return dict.fromkeys(map(str, header))
+
+
+def row_count(source: DataSource, role: str) -> int | None:
+    """The window's rows from Parquet metadata (no data read); None for CSV and SQL."""
+    if not is_parquet(source):
+        return None
+    path = Path(str(source.path))
+    if not is_dataset(source):
+        import pyarrow.parquet as pq
+
+        return int(_guarded(path, role, lambda: pq.ParquetFile(path).metadata.num_rows))
+    dataset = parquet_dataset(source, role)
+    return int(_guarded(path, role, dataset.count_rows))
+
+
+def is_dataset(source: DataSource) -> bool:
+    """A directory or a glob of Parquet files rather than one file."""
+    path = source.path
+    return path is not None and (bool(GLOB_CHARS.search(path)) or Path(path).is_dir())
+
+
+def parquet_dataset(
+    source: DataSource, role: str, columns: Sequence[str] | None = None
+) -> ds.Dataset:
+    """A Parquet file or dataset: a directory (hive partitions become columns; files whose
+    names start with '.' or '_' are skipped) or the files a glob matches, in name order."""
+    import pyarrow.dataset as ds
+
+    path = str(source.path)
+    target: str | list[str] = path
+    if GLOB_CHARS.search(path):
+        target = sorted(p for p in glob.glob(path) if Path(p).is_file())
+        if not target:
+            raise DataError(f"{role} data {path}: no file matches")
+    where = Path(target[0] if isinstance(target, list) else target)
+    dataset = _guarded(
+        where, role, lambda: ds.dataset(target, format="parquet", partitioning="hive")
+    )
+    if not dataset.files:
+        raise DataError(f"{role} data {path}: no Parquet files")
+    _require_unique(dataset.schema.names, f"{role} data {path}")
+    _require_columns(dataset.schema.names, columns, f"{role} data {path}")
+    return dataset
+
+
+def source_fingerprint(source: DataSource, role: str) -> dict[str, Any]:
+    """What says a window has changed without reading it: each file's name, size and
+    modification time; for a query, its URL (without secrets) and a digest of its text."""
+    if source.path is None:
+        digest = hashlib.sha256((source.query or "").encode()).hexdigest()
+        return {"url": redact_url(source.url or ""), "query_sha256": digest}
+    if is_dataset(source):
+        files = [Path(f) for f in parquet_dataset(source, role).files]
+    else:
+        files = [Path(source.path)]
+    stats = []
+    for file in files:
+        stat = _guarded(file, role, file.stat)
+        stats.append([str(file), stat.st_size, stat.st_mtime_ns])
+    return {"path": source.path, "files": stats}
+
+
+def _listed(columns: Sequence[str] | None) -> list[str] | None:
+    return list(columns) if columns is not None else None
+
+
 def file_source(path: Path | str) -> DataSource:
     return DataSource(path=str(Path(path).expanduser().resolve()))
 
 
-def _is_parquet(source: DataSource) -> bool:
-    return source.path is not None and Path(source.path).suffix.lower() in (".parquet", ".pq")
+def is_parquet(source: DataSource) -> bool:
+    if source.path is None:
+        return False
+    return Path(source.path).suffix.lower() in (".parquet", ".pq") or is_dataset(source)
 
 
 class _Shaped(Protocol):
@@ -101,7 +245,7 @@ def _read_with_pandas(source: DataSource, role: str, columns: Sequence[str] | No
 
 def _guarded(path: Path, role: str, read: Callable[[], T]) -> T:
     """Run `read`, turning a missing file and any reader's error into one `DataError` line."""
-    if not path.is_file():
+    if not (path.is_file() or path.is_dir() or GLOB_CHARS.search(str(path))):
         raise DataError(f"{role} data {path}: no such file")
     try:
         return read()

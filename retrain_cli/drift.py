@@ -163,7 +163,7 @@ def numeric_drift(
         edges = bin_edges(ref, bins)
         ref_counts, cur_counts = bin_lookup(ref, edges), bin_lookup(cur, edges)
         metrics = distribution_metrics(ref_counts, cur_counts)
-        return metrics, _histogram(_bin_labels(edges), ref_counts, cur_counts)
+        return metrics, _histogram(bin_labels(edges), ref_counts, cur_counts)
     ref_sorted, cur_sorted = np.sort(ref), np.sort(cur)
     edges = bin_edges(ref_sorted, bins)
     ref_counts, cur_counts = bin_counts(ref_sorted, edges), bin_counts(cur_sorted, edges)
@@ -173,7 +173,7 @@ def numeric_drift(
     metrics["wasserstein"] = wasserstein
     metrics["wasserstein_norm"] = wasserstein / max(float(np.std(ref)), MIN_STD)
     metrics["ks_pvalue"] = ks_pvalue(ref_sorted, cur_sorted, ks_stat)
-    return metrics, _histogram(_bin_labels(edges), ref_counts, cur_counts)
+    return metrics, _histogram(bin_labels(edges), ref_counts, cur_counts)
 
 
 def bin_lookup(values: FloatArray, edges: FloatArray) -> NDArray[np.int64]:
@@ -186,7 +186,7 @@ def bin_lookup(values: FloatArray, edges: FloatArray) -> NDArray[np.int64]:
     return np.bincount(index, minlength=edges.size + 1).astype(np.int64)
 
 
-def _bin_labels(edges: FloatArray) -> list[str]:
+def bin_labels(edges: FloatArray) -> list[str]:
     bounds = ["-inf", *(f"{e:.4g}" for e in edges), "inf"]
     return [f"[{lo}, {hi})" for lo, hi in itertools.pairwise(bounds)]
 
@@ -240,11 +240,19 @@ def ks_pvalue(ref_sorted: FloatArray, cur_sorted: FloatArray, ks_stat: float) ->
     ks_2samp uses for them, `kstwo.sf(D, round(n1 * n2 / (n1 + n2)))`, so that the statistic
     already known is not computed again.
     """
-    from scipy.stats import ks_2samp, kstwo
+    from scipy.stats import ks_2samp
 
     if max(ref_sorted.size, cur_sorted.size) <= KS_EXACT_MAX_N:
         return float(ks_2samp(ref_sorted, cur_sorted).pvalue)
-    m, n = sorted([float(ref_sorted.size), float(cur_sorted.size)], reverse=True)
+    return ks_asymptotic_pvalue(ks_stat, ref_sorted.size, cur_sorted.size)
+
+
+def ks_asymptotic_pvalue(ks_stat: float, n1: int, n2: int) -> float:
+    """Two-sided KS p-value of a statistic between samples of n1 and n2 values, from the
+    distribution ks_2samp's 'asymp' method uses: `kstwo.sf(D, round(n1 * n2 / (n1 + n2)))`."""
+    from scipy.stats import kstwo
+
+    m, n = sorted([float(n1), float(n2)], reverse=True)
     return float(np.clip(kstwo.sf(ks_stat, np.round(m * n / (m + n))), 0, 1))
 
 

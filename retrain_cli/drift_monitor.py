@@ -1,7 +1,10 @@
-"""One drift check: load two windows, compare every feature (and the score), decide, record.
+"""One drift check: compare every feature (and the score) of two windows, decide, record.
 
-Windows are Arrow tables (Parquet is never converted to pandas here); columns are compared on a
-thread pool (Arrow and numpy release the GIL), one column per task.
+In the exact mode both windows are read whole as Arrow tables (Parquet is never converted to
+pandas here) and the columns are compared on a thread pool (Arrow and numpy release the GIL). In
+the profile mode the reference is a stored profile (`profiles`) and the current window is
+streamed through it in record batches. `drift.mode: auto` takes the exact mode while both
+windows have at most `drift.exact_max_rows` rows.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli import drift
+from retrain_cli import datasource, drift, profile_store, profiles
+from retrain_cli.choices import DriftMode, DriftReference
 from retrain_cli.columns import category_counts, numeric_values
 from retrain_cli.datasource import file_source, read_table
 from retrain_cli.db.models import ModelDriftMonitoring
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from retrain_cli.jobs import EffectiveJob
+    from retrain_cli.profiles import Profile
 
 
 class DriftSettings(DriftSpec):
@@ -82,6 +87,8 @@ class DriftResult:
     features: list[ColumnDrift]
     prediction: ColumnDrift | None
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    mode: str = DriftMode.EXACT
+    profile: dict[str, Any] | None = None  # the profile a profile-mode check used
 
     def events(self) -> list[Event]:
         """What operators are told after the check is recorded."""
@@ -111,34 +118,175 @@ def columns_for(job: EffectiveJob) -> Columns:
 
 
 def has_windows(job: EffectiveJob) -> bool:
-    return job.spec.data.reference is not None and job.spec.data.current is not None
+    data = job.spec.data
+    against_training = job.spec.drift.reference is DriftReference.TRAINING
+    return data.current is not None and (data.reference is not None or against_training)
 
 
-def evaluate_job(job: EffectiveJob, now: datetime) -> DriftResult:
-    """Compare the job's reference and current windows (nothing recorded)."""
+def evaluate_job(session: Session, root: Path, job: EffectiveJob, now: datetime) -> DriftResult:
+    """Compare the job's current window with its reference (nothing recorded but a profile
+    built on the way); `root` is the artifacts directory, where profiles live."""
     reference_source, current_source = job.spec.data.reference, job.spec.data.current
-    if reference_source is None or current_source is None:
+    if current_source is None or (reference_source is None and not _against_training(job)):
         raise DataError(f"job {job.name!r} needs data.reference and data.current to check drift")
-    reference, current = _load_windows(reference_source, current_source)
-    return compare_windows(
-        reference,
-        current,
-        columns_for(job),
-        settings_for(job),
-        model=job.model,
-        job=job.name,
-        now=now,
+    kwargs: dict[str, Any] = {"model": job.model, "job": job.name, "now": now}
+    if choose_mode(job) is DriftMode.EXACT:
+        assert reference_source is not None
+        reference, current = _load_windows(reference_source, current_source)
+        return compare_windows(reference, current, columns_for(job), settings_for(job), **kwargs)
+    if _against_training(job):
+        profile, described = profile_store.training(session, job.model)
+        hint = f"retrain {job.model!r} to profile its training data again"
+    else:
+        profile, described = reference_profile(session, root, job)
+        hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
+    return compare_with_profile(
+        profile, described, current_source, columns_for(job), settings_for(job), hint, **kwargs
+    )
+
+
+def _against_training(job: EffectiveJob) -> bool:
+    return job.spec.drift.reference is DriftReference.TRAINING
+
+
+def choose_mode(job: EffectiveJob) -> DriftMode:
+    """The job's `drift.mode`; auto is exact unless a window has more than `exact_max_rows`
+    rows by its Parquet metadata (CSV and SQL windows count as small), or the reference is
+    the training data (only ever profiled)."""
+    spec = job.spec.drift
+    if _against_training(job):
+        return DriftMode.PROFILE
+    if spec.mode is not DriftMode.AUTO:
+        return spec.mode
+    sources = {"reference": job.spec.data.reference, "current": job.spec.data.current}
+    rows = [datasource.row_count(s, role) for role, s in sources.items() if s is not None]
+    large = any(n is not None and n > spec.exact_max_rows for n in rows)
+    return DriftMode.PROFILE if large else DriftMode.EXACT
+
+
+def reference_profile(
+    session: Session, root: Path, job: EffectiveJob, *, rebuild: bool = False
+) -> tuple[Profile, dict[str, Any]]:
+    """The job's stored profile of its reference window, built (and recorded) when there is
+    none, or when the window's files or the job's bins, features or categorical columns
+    changed since."""
+    source = job.spec.data.reference
+    if source is None:
+        raise DataError(f"job {job.name!r} has no data.reference to profile")
+    fingerprint = {
+        **datasource.source_fingerprint(source, "reference"),
+        "bins": job.spec.drift.bins,
+        "features": job.spec.features,
+        "categorical": job.spec.categorical,
+    }
+    recorded = profile_store.recorded_reference(session, job.id)
+    current = recorded is not None and recorded["source"] == fingerprint
+    if recorded is not None and current and not rebuild:
+        hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
+        profile = profile_store.read(Path(recorded["path"]), recorded["sha256"], hint)
+        return profile, {**recorded, "built": False}
+    profile = profile_window(source, columns_for(job), job.spec.drift.bins)
+    path, digest = profile_store.write_reference(root, job.model, job.name, profile)
+    recorded = profile_store.record_reference(session, job.id, path, digest, profile, fingerprint)
+    return profile, {**recorded, "built": True}
+
+
+def profile_window(source: DataSource, columns: Columns, bins: int) -> Profile:
+    """Profile a reference window: a Parquet file or dataset one column at a time, a CSV file
+    or query whole."""
+    if datasource.is_parquet(source):
+        dataset = datasource.parquet_dataset(source, "reference")
+        names = _profiled_names(dataset.schema.names, columns)
+        kinds = {name: _kind(dataset.schema.field(name).type, name, columns) for name in names}
+        rows = dataset.count_rows()
+        if rows == 0:
+            raise DataError(f"reference data {datasource.describe(source)} is empty")
+        return profiles.build(
+            lambda name: dataset.to_table(columns=[name]).column(0),
+            kinds,
+            bins,
+            rows,
+            "reference window",
+        )
+    return profile_table(read_table(source, "reference"), columns, bins, "reference window")
+
+
+def profile_table(table: pa.Table, columns: Columns, bins: int, built_from: str) -> Profile:
+    names = _profiled_names(table.column_names, columns)
+    kinds = {name: _kind(table.schema.field(name).type, name, columns) for name in names}
+    return profiles.build(table.column, kinds, bins, table.num_rows, built_from)
+
+
+def _profiled_names(present: Sequence[str], columns: Columns) -> list[str]:
+    """The features of a reference window, and its score column when it has one."""
+    if columns.features is not None:
+        names = list(columns.features)
+        missing = [name for name in names if name not in present]
+        if missing:
+            raise DataError(f"feature {missing[0]!r} is missing from the reference window")
+    else:
+        skip = {*columns.excluded, columns.score}
+        names = [c for c in present if c not in skip]
+    if not names:
+        raise DataError("no feature columns to compare")
+    if columns.score and columns.score in present and columns.score not in names:
+        names.append(columns.score)
+    return names
+
+
+@dataclass
+class Profiled:
+    """A reference profile that `drift profile` built and recorded."""
+
+    job: str
+    model: str
+    path: str
+    sha256: str
+    rows: int
+    columns: int
+    rank_error: float
+
+
+def profile_jobs(
+    session: Session, root: Path, jobs: Sequence[EffectiveJob], *, every_enabled: bool
+) -> list[Profiled | JobFailure]:
+    """Build and record each job's reference profile anew; `--all` skips jobs without a
+    reference window."""
+
+    def build(job: EffectiveJob) -> Profiled:
+        profile, recorded = reference_profile(session, root, job, rebuild=True)
+        return Profiled(
+            job.name,
+            job.model,
+            recorded["path"],
+            recorded["sha256"],
+            profile.rows,
+            len(profile.columns),
+            profile.rank_error,
+        )
+
+    return check_each(
+        jobs,
+        build,
+        lambda result, job_id: None,
+        applies=lambda job: job.spec.data.reference is not None,
+        every_enabled=every_enabled,
     )
 
 
 def check_jobs(
-    session: Session, jobs: Sequence[EffectiveJob], now: datetime, *, every_enabled: bool
+    session: Session,
+    root: Path,
+    jobs: Sequence[EffectiveJob],
+    now: datetime,
+    *,
+    every_enabled: bool,
 ) -> list[DriftResult | JobFailure]:
     """Check and record each job (see `jobs.check_each`); `--all` skips jobs without both
     windows."""
     return check_each(
         jobs,
-        lambda job: evaluate_job(job, now),
+        lambda job: evaluate_job(session, root, job, now),
         lambda result, job_id: record(session, result, job_id),
         applies=has_windows,
         every_enabled=every_enabled,
@@ -200,6 +348,132 @@ def compare_windows(
         assert score is not None
         tasks.append((score, "numeric"))
     compared = _compare_columns(reference, current, tasks, settings)
+    return _result(
+        compared,
+        has_score,
+        settings,
+        (reference.num_rows, current.num_rows),
+        model=model,
+        job=job,
+        now=now,
+    )
+
+
+def compare_with_profile(
+    profile: Profile,
+    described: dict[str, Any],
+    current_source: DataSource,
+    columns: Columns,
+    settings: DriftSettings,
+    hint: str,
+    *,
+    model: str,
+    job: str | None,
+    now: datetime,
+) -> DriftResult:
+    """Drift of the current window against a profile, streaming the window once in record
+    batches (nothing recorded). `hint` says how to make a profile that fits the job again."""
+    present = datasource.column_types(current_source, "current")
+    features = _profile_features(profile, columns, present, hint)
+    score = columns.score
+    has_score = bool(score and score in profile.columns and (present is None or score in present))
+    names = [*features, *([score] if has_score and score else [])]
+    kinds = {name: profile.columns[name].kind for name in names}
+    for name in names:
+        arrow_type = present.get(name) if present is not None else None
+        if arrow_type is not None and str(arrow_type) != "null":
+            kind = _kind(arrow_type, name, columns)
+            if kind != kinds[name]:
+                raise DataError(
+                    f"feature {name!r} is {kinds[name]} in the profile but {kind} in the "
+                    f"current window: {hint}"
+                )
+    ordered = settings.all_statistics or settings.method in drift.ORDERED_STATISTICS
+    summary = profiles.WindowSummary(profile, names, ordered=ordered)
+    numeric = [name for name in names if kinds[name] == "numeric"]
+    for batch in datasource.iter_batches(current_source, "current", names, numeric):
+        summary.add(batch)
+    if summary.rows == 0:
+        raise DataError(f"current data {datasource.describe(current_source)} is empty")
+    compared = []
+    for name in names:
+        if summary.n(name) == 0:
+            raise DataError(f"feature {name!r} has no values in the current window (all missing)")
+        reference = profile.columns[name]
+        compared.append(
+            _decided(
+                name,
+                kinds[name],
+                settings,
+                (reference.n, summary.n(name)),
+                (reference.missing / reference.rows, summary.missing[name] / summary.rows),
+                partial(summary.compare, name),
+            )
+        )
+    result = _result(
+        compared,
+        has_score,
+        settings,
+        (profile.rows, summary.rows),
+        model=model,
+        job=job,
+        now=now,
+    )
+    result.mode = DriftMode.PROFILE
+    result.profile = {
+        **described,
+        "built_from": profile.built_from,
+        "kll_k": profile.kll_k,
+        "rank_error": profile.rank_error,
+        "max_categories": profile.max_categories,
+        "peak_batch_rows": summary.peak_rows,
+    }
+    return result
+
+
+def _profile_features(
+    profile: Profile,
+    columns: Columns,
+    present: dict[str, pa.DataType | None] | None,
+    hint: str,
+) -> list[str]:
+    """The features to compare: the job's, or the profile's; each one in the profile and in the
+    current window, and (without a feature list) no column of the window the profile lacks."""
+    skip = {*columns.excluded, columns.score}
+    names = (
+        list(columns.features)
+        if columns.features is not None
+        else [c for c in profile.columns if c not in skip]
+    )
+    for name in names:
+        if name not in profile.columns:
+            raise DataError(
+                f"feature {name!r} is not in the profile ({profile.built_from}): {hint}"
+            )
+        if present is not None and name not in present:
+            raise DataError(f"feature {name!r} is missing from the current window")
+    if columns.features is None and present is not None:
+        added = [c for c in present if c not in profile.columns and c not in skip]
+        if added:
+            raise DataError(
+                f"column {added[0]!r} of the current window is not in the profile "
+                f"({profile.built_from}): {hint}, or list the job's features"
+            )
+    if not names:
+        raise DataError("no feature columns to compare")
+    return names
+
+
+def _result(
+    compared: list[ColumnDrift],
+    has_score: bool,
+    settings: DriftSettings,
+    rows: tuple[int, int],
+    *,
+    model: str,
+    job: str | None,
+    now: datetime,
+) -> DriftResult:
     prediction = compared.pop() if has_score else None
     decided = [c for c in compared if c.statistic is not None or c.drifted]
     share = sum(c.drifted for c in decided) / len(decided) if decided else None
@@ -213,8 +487,8 @@ def compare_windows(
         required_share=settings.drift_share,
         threshold=settings.threshold,
         decision_method=settings.method,
-        n_reference=reference.num_rows,
-        n_current=current.num_rows,
+        n_reference=rows[0],
+        n_current=rows[1],
         features=compared,
         prediction=prediction,
     )
@@ -265,12 +539,12 @@ def _kind(arrow_type: pa.DataType, name: str, columns: Columns) -> str:
 def _column_drift(
     reference: pa.Table, current: pa.Table, name: str, kind: str, settings: DriftSettings
 ) -> ColumnDrift:
-    method = drift.decision_method(settings.method, kind)
     compute: Callable[[], tuple[dict[str, Any], drift.Histogram]]
     if kind == "numeric":
         ref, missing_ref = numeric_values(reference.column(name), name, "reference")
         cur, missing_cur = numeric_values(current.column(name), name, "current")
         n_reference, n_current = ref.size, cur.size
+        method = drift.decision_method(settings.method, kind)
         ordered = settings.all_statistics or method in drift.ORDERED_STATISTICS
         compute = partial(drift.numeric_drift, ref, cur, settings.bins, ordered=ordered)
     else:
@@ -278,6 +552,23 @@ def _column_drift(
         cur_counts, missing_cur = category_counts(current.column(name), name, "current")
         n_reference, n_current = sum(ref_counts.values()), sum(cur_counts.values())
         compute = partial(drift.categorical_drift, ref_counts, cur_counts)
+    return _decided(
+        name, kind, settings, (n_reference, n_current), (missing_ref, missing_cur), compute
+    )
+
+
+def _decided(
+    name: str,
+    kind: str,
+    settings: DriftSettings,
+    counts: tuple[int, int],
+    missing: tuple[float, float],
+    compute: Callable[[], tuple[dict[str, Any], drift.Histogram]],
+) -> ColumnDrift:
+    """One column's verdict from its statistics (`compute`), its value counts in the two
+    windows and their missing rates."""
+    method = drift.decision_method(settings.method, kind)
+    (n_reference, n_current), (missing_ref, missing_cur) = counts, missing
     statistic: float | None = None
     threshold = settings.alpha if method in drift.P_VALUE_METHODS else settings.threshold
     drifted = False
@@ -350,6 +641,8 @@ def record(session: Session, result: DriftResult, job_id: int | None) -> None:
             n_reference=result.n_reference,
             n_current=result.n_current,
             metrics={
+                "mode": result.mode,
+                **({"profile": result.profile} if result.profile is not None else {}),
                 "n_features": len(result.features),
                 "required_share": result.required_share,
                 "n_drifted": n_drifted,

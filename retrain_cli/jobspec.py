@@ -31,6 +31,8 @@ from retrain_cli.choices import (
     TRADING_METRICS,
     Device,
     DriftMethod,
+    DriftMode,
+    DriftReference,
     Metric,
     ModelType,
     Strategy,
@@ -48,6 +50,7 @@ from retrain_cli.fields import (
 from retrain_cli.redaction import check_url, remember
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
+GLOB_CHARS = re.compile(r"[*?\[]")
 # The hyperparameters retrain-cli itself reads or whose misuse fails a retrain late: checked at
 # apply. Others go to the library as given (LightGBM has hundreds).
 _WHOLE = frozenset(
@@ -110,7 +113,8 @@ Names = Annotated[list[Text], AfterValidator(_unique)]
 
 
 class DataSource(Spec):
-    """A file (`.parquet`, `.csv`) or an SQL query against any SQLAlchemy URL."""
+    """A file (`.parquet`, `.csv`), a Parquet dataset (a directory, hive-partitioned or not, or
+    a glob of Parquet files), or an SQL query against any SQLAlchemy URL."""
 
     path: str | None = None
     url: Text | None = None
@@ -120,8 +124,12 @@ class DataSource(Spec):
     @classmethod
     def _from_path(cls, value: Any) -> Any:
         if isinstance(value, str):
-            if not value.lower().endswith(DATA_SUFFIXES):
-                raise ValueError(f"{value!r} is not a .parquet or .csv file")
+            dataset = value.endswith("/") or GLOB_CHARS.search(value)
+            if not (dataset or value.lower().endswith(DATA_SUFFIXES)):
+                raise ValueError(
+                    f"{value!r} is not a .parquet or .csv file, a directory (ending in '/') "
+                    "or a glob of Parquet files"
+                )
             return {"path": value}
         return value
 
@@ -167,6 +175,16 @@ class DriftSpec(Spec):
     # the order statistics (KS, Wasserstein) sort every numeric column: computed when the
     # method needs them, for every column when asked
     all_statistics: StrictBool = False
+    mode: DriftMode = DriftMode.AUTO
+    reference: DriftReference = DriftReference.WINDOW
+    # auto: a window with more rows than this (by its Parquet metadata) is checked by profile
+    exact_max_rows: Annotated[StrictInt, Field(ge=1)] = 5_000_000
+
+    @model_validator(mode="after")
+    def _profile_for_training(self) -> DriftSpec:
+        if self.reference is DriftReference.TRAINING and self.mode is DriftMode.EXACT:
+            raise ValueError("reference: training is checked by profile, not in mode exact")
+        return self
 
 
 class PerformanceSpec(Spec):

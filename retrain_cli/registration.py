@@ -16,7 +16,7 @@ from retrain_cli import artifacts, gate, history, performance, registry
 from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.db.session import session_scope
 from retrain_cli.durations import utcnow
-from retrain_cli.errors import ConflictError
+from retrain_cli.errors import ConflictError, DataError
 from retrain_cli.evaluation import Champion
 from retrain_cli.jobs import EffectiveJob
 from retrain_cli.serialize import jsonable
@@ -53,7 +53,8 @@ def stage(
     metrics: performance.Evaluation,
 ) -> Path:
     """Write the new version's files into a private staging directory: the trainer's own
-    files, `metadata.json`, a sample of hold-out rows and the manifest of checksums."""
+    files, `metadata.json`, a sample of hold-out rows, the profile of its training data and
+    the manifest of checksums."""
     staging = artifacts.staging_dir(settings.artifacts_dir, job.model)
     try:
         primary = trainer.save(staging)
@@ -76,6 +77,7 @@ def stage(
         prepared.holdout.features.head(registry.SAMPLE_ROWS).to_parquet(
             staging / registry.SAMPLE_FILE
         )
+        _write_training_profile(staging, job, prepared)
         artifacts.write_manifest(
             staging,
             primary,
@@ -89,6 +91,22 @@ def stage(
         artifacts.discard(staging)
         raise
     return staging
+
+
+def _write_training_profile(staging: Path, job: EffectiveJob, prepared: Prepared) -> None:
+    """The profile that `drift.reference: training` checks against. Training data the drift
+    statistics cannot summarise (a feature with no values) leaves the version without one."""
+    import pyarrow as pa
+
+    from retrain_cli import drift_monitor, profile_store
+
+    columns = drift_monitor.Columns(features=prepared.features, categorical=prepared.categorical)
+    table = pa.Table.from_pandas(prepared.train.features, preserve_index=False)
+    try:
+        profile = drift_monitor.profile_table(table, columns, job.spec.drift.bins, "training data")
+    except DataError:
+        return
+    artifacts.write_atomic(staging / profile_store.TRAINING_FILE, profile_store.encode(profile))
 
 
 def register(

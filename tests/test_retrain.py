@@ -75,6 +75,7 @@ def test_first_run_registers_and_promotes_with_a_verified_artifact(
         "manifest.json",
         "metadata.json",
         "model.txt",
+        "profile.json",
         "sample.parquet",
     ]
     manifest = artifacts.verify(directory, version.sha256)

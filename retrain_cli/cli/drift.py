@@ -29,7 +29,7 @@ from retrain_cli.jobs import JobFailure
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from retrain_cli.drift_monitor import DriftResult
+    from retrain_cli.drift_monitor import DriftResult, Profiled
 
 app = typer.Typer(cls=Group, help="Detect data drift.", no_args_is_help=True)
 
@@ -96,7 +96,9 @@ def check(
             ]
         else:
             selected = select_jobs(session, jobs or [], every)
-            outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
+            outcomes = monitor.check_jobs(
+                session, settings.artifacts_dir, selected, at, every_enabled=every
+            )
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     notify(settings, [event for r in results for event in r.events()])
     if report is not None and results:  # a check that failed keeps the last report
@@ -112,6 +114,44 @@ def check(
     )
 
 
+@app.command("profile", cls=Command)
+def profile(
+    jobs: JobNames = None,
+    every: Every = False,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Profile each job's reference window once, so that drift checks stream only the current
+    window (see docs/profiles.md). A check builds a missing or outdated profile by itself.
+
+    Exit 0: profiled; 1: an error (other jobs of --all still run).
+
+    Example: retrain-cli drift profile churn
+    """
+    from retrain_cli import drift_monitor as monitor
+    from retrain_cli.jobs import select_jobs
+
+    with open_session(database_url) as (settings, session):
+        selected = select_jobs(session, jobs or [], every)
+        outcomes = monitor.profile_jobs(
+            session, settings.artifacts_dir, selected, every_enabled=every
+        )
+    finish_checks(
+        Output(as_json, quiet), outcomes, _render_profiles, flagged=lambda r: False, what=""
+    )
+
+
+def _render_profiles(console: Console, results: list[Profiled]) -> None:
+    console.print(
+        table(
+            None,
+            ["job", "model", "rows", "columns", "KS rank error", "profile"],
+            [(p.job, p.model, p.rows, p.columns, f"{p.rank_error:.2%}", p.path) for p in results],
+        )
+    )
+
+
 def _render(console: Console, results: list[DriftResult]) -> None:
     for result in results:
         verdict = "[red]DRIFT[/]" if result.drifted else "[green]no drift[/]"
@@ -119,10 +159,13 @@ def _render(console: Console, results: list[DriftResult]) -> None:
         prediction = ""
         if result.prediction is not None:
             prediction = f"; predictions {'drifted' if result.prediction.drifted else 'stable'}"
+        mode = ""
+        if result.profile is not None:
+            mode = f"; against the profile of the {result.profile['built_from']}"
         console.print(
             f"{result.job or '(ad hoc)'} ({result.model}): {verdict} — {n_drifted}/"
             f"{len(result.features)} features drifted (share {cell(result.drift_share)}, "
-            f"alarm at {result.required_share:.2f}){prediction}"
+            f"alarm at {result.required_share:.2f}){prediction}{mode}"
         )
         columns = [*result.features, *([result.prediction] if result.prediction else [])]
         columns.sort(key=lambda c: (not c.drifted, c.feature))

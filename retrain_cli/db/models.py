@@ -135,6 +135,8 @@ class AutoRetrainingJob(Base):
     manual_reason: Mapped[str | None] = mapped_column(Text)
     last_run_at: Mapped[datetime | None]
     last_run_status: Mapped[str | None] = mapped_column(String(16))
+    # the stored profile of the job's reference window: path, sha256, source, built_at
+    reference_profile: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
