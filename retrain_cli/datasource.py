@@ -21,12 +21,13 @@ from retrain_cli.jobspec import GLOB_CHARS, DataSource
 from retrain_cli.redaction import check_url, redact_url, remember, scrub
 
 T = TypeVar("T")
-BATCH_ROWS = 1 << 16  # rows per streamed record batch
+BATCH_ROWS = 1 << 17  # rows per streamed record batch (Arrow's own default)
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
 
 def describe(source: DataSource) -> str:
@@ -81,11 +82,18 @@ def _mixed(frame: pd.DataFrame) -> str | None:
 def iter_batches(
     source: DataSource, role: str, columns: Sequence[str], numeric: Sequence[str] = ()
 ) -> Iterator[pa.RecordBatch]:
-    """The window's `columns` in record batches of at most `BATCH_ROWS` rows: Parquet through
-    `pyarrow.dataset` (row groups are read one after another), CSV and SQL in chunks. CSV
-    columns in `numeric` are parsed as numbers and the others as text, in every chunk alike."""
+    """The window's `columns` in record batches of at most `BATCH_ROWS` rows: Parquet row groups
+    one after another (one file through `ParquetFile`, a dataset through `pyarrow.dataset`), CSV
+    and SQL in chunks. CSV columns in `numeric` are parsed as numbers and the others as text, in
+    every chunk alike."""
     import pyarrow as pa
 
+    if is_parquet(source) and not is_dataset(source):
+        path = Path(str(source.path))
+        parquet = _guarded(path, role, lambda: _parquet_file(path, role, columns))
+        batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=list(columns))
+        yield from _guarded_iter(path, role, batches)
+        return
     if is_parquet(source):
         dataset = parquet_dataset(source, role, columns)
         # a couple of batches read ahead, not whole files: memory bounded by the batch size
@@ -134,7 +142,12 @@ def column_types(source: DataSource, role: str) -> dict[str, pa.DataType | None]
     """The window's columns without reading its rows: Parquet with their types, CSV by its
     header (types unknown); None for a query."""
     if is_parquet(source):
-        schema = parquet_dataset(source, role).schema
+        path = Path(str(source.path))
+        schema = (
+            parquet_dataset(source, role).schema
+            if is_dataset(source)
+            else _guarded(path, role, lambda: _parquet_file(path, role, None)).schema_arrow
+        )
         return {name: schema.field(name).type for name in schema.names}
     if source.path is None:
         return None
@@ -259,12 +272,17 @@ def _read_parquet(path: Path, role: str, columns: Sequence[str] | None) -> pa.Ta
     """The file memory-mapped: Arrow decodes straight from the page cache instead of first
     copying every column chunk. `ParquetFile`, not `read_table`: that one imports
     `pyarrow.dataset` and pandas."""
+    parquet = _parquet_file(path, role, columns)
+    return parquet.read(columns=list(columns) if columns is not None else None)
+
+
+def _parquet_file(path: Path, role: str, columns: Sequence[str] | None) -> pq.ParquetFile:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path, memory_map=True)
     _require_unique(parquet.schema_arrow.names, f"{role} data {path}")
     _require_columns(parquet.schema_arrow.names, columns, f"{role} data {path}")
-    return parquet.read(columns=list(columns) if columns is not None else None)
+    return parquet
 
 
 def _read_csv(path: Path, role: str, columns: Sequence[str] | None) -> pd.DataFrame:

@@ -9,11 +9,12 @@ windows have at most `drift.exact_max_rows` rows.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -319,12 +320,18 @@ def check_files(
 
 
 def _load_windows(reference: DataSource, current: DataSource) -> tuple[pa.Table, pa.Table]:
-    """Both windows, read while scipy.stats (the p-values) imports on a thread: the Parquet
-    reader releases the GIL, the import would otherwise stall the column threads."""
+    with _importing_scipy():
+        return read_table(reference, "reference"), read_table(current, "current")
+
+
+@contextlib.contextmanager
+def _importing_scipy() -> Iterator[None]:
+    """Import scipy.stats (the p-values) on a thread while the windows are read: the readers
+    release the GIL, the import would otherwise stall the column threads."""
     importer = threading.Thread(target=importlib.import_module, args=("scipy.stats",))
     importer.start()
     try:
-        return read_table(reference, "reference"), read_table(current, "current")
+        yield
     finally:
         importer.join()
 
@@ -391,8 +398,9 @@ def compare_with_profile(
     ordered = settings.all_statistics or settings.method in drift.ORDERED_STATISTICS
     summary = profiles.WindowSummary(profile, names, ordered=ordered)
     numeric = [name for name in names if kinds[name] == "numeric"]
-    for batch in datasource.iter_batches(current_source, "current", names, numeric):
-        summary.add(batch)
+    with _importing_scipy(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for batch in datasource.iter_batches(current_source, "current", names, numeric):
+            summary.add(batch, pool)
     if summary.rows == 0:
         raise DataError(f"current data {datasource.describe(current_source)} is empty")
     compared = []
