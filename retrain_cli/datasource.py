@@ -90,20 +90,49 @@ def iter_batches(
 
     if is_parquet(source) and not is_dataset(source):
         path = Path(str(source.path))
-        parquet = _guarded(path, role, lambda: _parquet_file(path, role, columns))
-        batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=list(columns))
-        yield from _guarded_iter(path, role, batches)
+        _guarded(path, role, lambda: _parquet_file(path, role, columns))
+        yield from _guarded_iter(path, role, _file_batches(path, list(columns), {}, {}))
         return
     if is_parquet(source):
         dataset = parquet_dataset(source, role, columns)
-        # a couple of batches read ahead, not whole files: memory bounded by the batch size
-        batches = dataset.to_batches(
-            columns=list(columns), batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
-        )
-        yield from _guarded_iter(Path(str(source.path)), role, batches)
+        types = {name: dataset.schema.field(name).type for name in columns}
+        for fragment in dataset.get_fragments():
+            path = Path(fragment.path)
+            keys = _partition_keys(fragment)
+            yield from _guarded_iter(path, role, _file_batches(path, list(columns), keys, types))
         return
     for chunk in _guarded_chunks(source, role, columns, numeric):
         yield pa.RecordBatch.from_pandas(chunk, preserve_index=False)
+
+
+def _file_batches(
+    path: Path, columns: list[str], keys: dict[str, Any], types: dict[str, pa.DataType]
+) -> Iterator[pa.RecordBatch]:
+    """One Parquet file's batches, one row group decoded at a time, hive partition `keys` added
+    as constant columns. (`pyarrow.dataset`'s scanner reads ahead across row groups and files:
+    twice the memory; see docs/benchmarks.md.)"""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    stored = [name for name in columns if name not in keys]
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=stored):
+        if not keys:
+            yield batch
+            continue
+        arrays = [
+            pa.repeat(pa.scalar(keys[name], types[name]), batch.num_rows)
+            if name in keys
+            else batch.column(name)
+            for name in columns
+        ]
+        yield pa.RecordBatch.from_arrays(arrays, names=columns)
+
+
+def _partition_keys(fragment: Any) -> dict[str, Any]:
+    import pyarrow.dataset as ds
+
+    return dict(ds.get_partition_keys(fragment.partition_expression))
 
 
 def _guarded_chunks(

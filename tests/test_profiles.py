@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import datasource, drift, drift_monitor, profiles
+from retrain_cli import datasource, drift, drift_monitor, profile_store, profiles
 from retrain_cli.datasource import file_source
 from retrain_cli.db.models import AutoRetrainingJob, ModelDriftMonitoring
 from retrain_cli.drift_monitor import Columns, DriftSettings
-from retrain_cli.errors import JobSpecError
+from retrain_cli.errors import DataError, JobSpecError
 from retrain_cli.jobspec import validate_job
 from tests.conftest import Cli
 from tests.helpers import window, write_job, write_training_job
@@ -319,3 +319,54 @@ def test_drift_against_the_active_versions_training_profile(cli: Cli, tmp_path: 
     assert checked["mode"] == "profile" and checked["profile"]["version"] == 1  # type: ignore[index]
     assert checked["profile"]["built_from"] == "training data"  # type: ignore[index]
     assert checked["drifted"] is False
+
+
+def test_a_profile_survives_its_json_round_trip() -> None:
+    table = pa.Table.from_pandas(_frame("missing", 5000, 1, 0.0))
+    built = drift_monitor.profile_table(table, Columns(features=None), 10, "reference window")
+    read = profiles.Profile.model_validate_json(profile_store.encode(built))
+    assert read == built
+    numeric = read.columns["x"]
+    assert isinstance(numeric, profiles.NumericColumn)
+    sketch = profiles.sketch_of(numeric)
+    assert sketch.n == numeric.n == 5000 - numeric.missing
+    assert (sketch.get_min_value(), sketch.get_max_value()) == (numeric.min, numeric.max)
+
+
+def test_the_html_report_draws_a_profile_checks_histograms(cli: Cli, tmp_path: Path) -> None:
+    _setup(tmp_path, cli, drift={"mode": "profile"})
+    result = cli("drift", "check", "j1", "--report", str(tmp_path / "drift.html"))
+    assert result.exit_code in (0, 3), result.stderr
+    report = (tmp_path / "drift.html").read_text()
+    assert report.count("<svg") == 4 and "<b>f0" in report and "red: reference" in report
+
+
+@pytest.mark.parametrize(
+    ("path", "valid"),
+    [("windows/current/", True), ("parts/*.parquet", True), ("cur.csv", True), ("cur.txt", False)],
+)
+def test_a_window_is_a_file_a_directory_or_a_glob(path: str, valid: bool) -> None:
+    job = {
+        "name": "j",
+        "model": "m",
+        "type": "lightgbm",
+        "data": {"train": "t.parquet", "current": path},
+        "target": "y",
+    }
+    if valid:
+        validate_job(job, base_dir=Path("."), source="j.yaml")
+    else:
+        with pytest.raises(JobSpecError, match="a directory"):
+            validate_job(job, base_dir=Path("."), source="j.yaml")
+
+
+def test_training_data_reads_from_a_hive_partitioned_directory(tmp_path: Path) -> None:
+    frame = window(300, seed=1).assign(day=np.repeat([1, 2, 3], 100))
+    pq.write_to_dataset(pa.Table.from_pandas(frame), tmp_path / "train", ["day"])
+    read = datasource.read_frame(file_source(tmp_path / "train"), "train")
+    assert len(read) == 300 and sorted(read["day"].astype(int).unique()) == [1, 2, 3]
+    assert read["f0"].sum() == pytest.approx(frame["f0"].sum())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no Parquet files"):
+        datasource.read_frame(file_source(empty), "train")
