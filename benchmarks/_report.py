@@ -19,16 +19,28 @@ def timed_run(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
     return time.perf_counter() - start, code
 
 
+_LAUNCHER = (
+    "import resource, subprocess, sys; "
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)"
+)
+
+
 def timed_run_rss(argv: list[str], env: dict[str, str]) -> tuple[float, int, float]:
-    """Wall seconds, exit code and peak resident set (MB) of one child process."""
-    import os
+    """Wall seconds, exit code and peak resident set (MB) of one child process.
+
+    The child is started by a small launcher: on Linux a process forked from this one (which
+    holds the benchmark's data) would start with this one's peak in its `ru_maxrss`.
+    """
+    import sys
 
     start = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *argv], env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return seconds, child.returncode, usage.ru_maxrss / 1024
+    peak_kb, code = done.stdout.split()
+    return seconds, int(code), int(peak_kb) / 1024
 
 
 def median(values: list[float]) -> float:
