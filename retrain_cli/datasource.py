@@ -83,9 +83,8 @@ def iter_batches(
     source: DataSource, role: str, columns: Sequence[str], numeric: Sequence[str] = ()
 ) -> Iterator[pa.RecordBatch]:
     """The window's `columns` in record batches of at most `BATCH_ROWS` rows: Parquet row groups
-    one after another (one file through `ParquetFile`, a dataset through `pyarrow.dataset`), CSV
-    and SQL in chunks. CSV columns in `numeric` are parsed as numbers and the others as text, in
-    every chunk alike."""
+    one after another (a dataset file by file), CSV and SQL in chunks. CSV columns in `numeric`
+    are parsed as numbers and the others as text, in every chunk alike."""
     import pyarrow as pa
 
     if is_parquet(source) and not is_dataset(source):
@@ -109,8 +108,7 @@ def _file_batches(
     path: Path, columns: list[str], keys: dict[str, Any], types: dict[str, pa.DataType]
 ) -> Iterator[pa.RecordBatch]:
     """One Parquet file's batches, one row group decoded at a time, hive partition `keys` added
-    as constant columns. (`pyarrow.dataset`'s scanner reads ahead across row groups and files:
-    twice the memory; see docs/benchmarks.md.)"""
+    as constant columns (`pyarrow.dataset`'s scanner would read ahead across files)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
