@@ -52,6 +52,13 @@ class DriftReference(StrEnum):
     TRAINING = "training"  # the active version's training data, profiled when it registered
 
 
+class Compute(StrEnum):
+    """Where a job's heavy work runs."""
+
+    LOCAL = "local"
+    DASK = "dask"  # the Dask cluster of the config file's `dask.scheduler`
+
+
 class Metric(StrEnum):
     """The metrics a job can judge by: bounded classification metrics, then trading ones."""
 

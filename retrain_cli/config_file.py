@@ -28,6 +28,11 @@ class Notifications(Spec):
     targets: list[NotifyTarget] = Field(default_factory=list)
 
 
+class Dask(Spec):
+    scheduler: Text | None = None  # tcp://host:8786; RETRAIN_DASK_SCHEDULER wins
+    timeout: FineSeconds = 10.0  # to reach the scheduler
+
+
 class ConfigFile(Spec):
     """Every key of the config file, with its default; an unknown key is an error."""
 
@@ -42,6 +47,7 @@ class ConfigFile(Spec):
     lease_ttl: FineSeconds = 60.0
     heartbeat_interval: FineSeconds = 15.0
     max_wait: Seconds = 3600  # a job due this long goes ahead of every job that waited less
+    dask: Dask = Dask()
 
     def notification_settings(self) -> dict[str, Any]:
         """The `notifications` section as `notify.Notifier` reads it."""

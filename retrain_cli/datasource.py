@@ -14,7 +14,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from retrain_cli.errors import DataError
 from retrain_cli.jobspec import GLOB_CHARS, DataSource
@@ -87,50 +87,77 @@ def iter_batches(
     are parsed as numbers and the others as text, in every chunk alike."""
     import pyarrow as pa
 
-    if is_parquet(source) and not is_dataset(source):
-        path = Path(str(source.path))
-        _guarded(path, role, lambda: _parquet_file(path, role, columns))
-        yield from _guarded_iter(path, role, _file_batches(path, list(columns), {}, {}))
-        return
-    if is_parquet(source):
-        dataset = parquet_dataset(source, role, columns)
-        types = {name: dataset.schema.field(name).type for name in columns}
-        for fragment in dataset.get_fragments():
-            path = Path(fragment.path)
-            keys = _partition_keys(fragment)
-            yield from _guarded_iter(path, role, _file_batches(path, list(columns), keys, types))
+    parts = partitions(source, role, columns)
+    if parts is not None:
+        for part in parts:
+            yield from partition_batches(part, role, columns)
         return
     for chunk in _guarded_chunks(source, role, columns, numeric):
         yield pa.RecordBatch.from_pandas(chunk, preserve_index=False)
 
 
-def _file_batches(
-    path: Path, columns: list[str], keys: dict[str, Any], types: dict[str, pa.DataType]
+class Partition(NamedTuple):
+    """A piece of a Parquet window that one task reads: a file of a dataset (with its hive
+    partition values), or some row groups of one file."""
+
+    path: str
+    keys: dict[str, pa.Scalar]
+    row_groups: list[int] | None
+
+
+def partitions(source: DataSource, role: str, columns: Sequence[str]) -> list[Partition] | None:
+    """A Parquet window's files (of a dataset) or row groups (of one file); None for CSV and
+    SQL, which are read in chunks instead."""
+    if not is_parquet(source):
+        return None
+    if is_dataset(source):
+        dataset = parquet_dataset(source, role, columns)
+        return [
+            Partition(fragment.path, _partition_keys(fragment, dataset.schema), None)
+            for fragment in dataset.get_fragments()
+        ]
+    path = Path(str(source.path))
+    parquet = _guarded(path, role, lambda: _parquet_file(path, role, columns))
+    return [Partition(str(path), {}, [group]) for group in range(parquet.num_row_groups)]
+
+
+def partition_batches(
+    part: Partition, role: str, columns: Sequence[str]
 ) -> Iterator[pa.RecordBatch]:
-    """One Parquet file's batches, one row group decoded at a time, hive partition `keys` added
-    as constant columns (`pyarrow.dataset`'s scanner would read ahead across files)."""
+    """One partition's batches, one row group decoded at a time, its hive partition values
+    added as constant columns (`pyarrow.dataset`'s scanner would read ahead across files)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-    stored = [name for name in columns if name not in keys]
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=stored):
-        if not keys:
-            yield batch
-            continue
-        arrays = [
-            pa.repeat(pa.scalar(keys[name], types[name]), batch.num_rows)
-            if name in keys
-            else batch.column(name)
-            for name in columns
-        ]
-        yield pa.RecordBatch.from_arrays(arrays, names=columns)
+    path = Path(part.path)
+    names = list(columns)
+    stored = [name for name in names if name not in part.keys]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        for batch in parquet.iter_batches(
+            batch_size=BATCH_ROWS, columns=stored, row_groups=part.row_groups
+        ):
+            if not part.keys:
+                yield batch
+                continue
+            arrays = [
+                pa.repeat(part.keys[name], batch.num_rows)
+                if name in part.keys
+                else batch.column(name)
+                for name in names
+            ]
+            yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+    yield from _guarded_iter(path, role, batches())
 
 
-def _partition_keys(fragment: Any) -> dict[str, Any]:
+def _partition_keys(fragment: Any, schema: pa.Schema) -> dict[str, pa.Scalar]:
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
-    return dict(ds.get_partition_keys(fragment.partition_expression))
+    keys = ds.get_partition_keys(fragment.partition_expression)
+    return {name: pa.scalar(value, schema.field(name).type) for name, value in keys.items()}
 
 
 def _guarded_chunks(

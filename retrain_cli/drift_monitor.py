@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from retrain_cli import datasource, drift, profile_store, profiles
-from retrain_cli.choices import DriftMode, DriftReference
+from retrain_cli.choices import Compute, DriftMode, DriftReference
+from retrain_cli.cluster import Cluster, run_all
 from retrain_cli.columns import category_counts, numeric_values
 from retrain_cli.datasource import file_source, read_table
 from retrain_cli.db.models import ModelDriftMonitoring
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
     from retrain_cli.jobs import EffectiveJob
     from retrain_cli.profiles import Profile
+    from retrain_cli.settings import Settings
 
 
 class DriftSettings(DriftSpec):
@@ -90,6 +92,8 @@ class DriftResult:
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     mode: str = DriftMode.EXACT
     profile: dict[str, Any] | None = None  # the profile a profile-mode check used
+    compute: str = "local"  # where the current window was counted
+    compute_note: str | None = None  # why a `compute: dask` job ran here
 
     def events(self) -> list[Event]:
         """What operators are told after the check is recorded."""
@@ -124,9 +128,12 @@ def has_windows(job: EffectiveJob) -> bool:
     return data.current is not None and (data.reference is not None or against_training)
 
 
-def evaluate_job(session: Session, root: Path, job: EffectiveJob, now: datetime) -> DriftResult:
+def evaluate_job(
+    session: Session, root: Path, job: EffectiveJob, now: datetime, cluster: Cluster | None = None
+) -> DriftResult:
     """Compare the job's current window with its reference (nothing recorded but a profile
-    built on the way); `root` is the artifacts directory, where profiles live."""
+    built on the way); `root` is the artifacts directory, where profiles live. A job with
+    `compute: dask` counts its current window on `cluster` when it can (see `cluster.py`)."""
     reference_source, current_source = job.spec.data.reference, job.spec.data.current
     if current_source is None or (reference_source is None and not _against_training(job)):
         raise DataError(f"job {job.name!r} needs data.reference and data.current to check drift")
@@ -134,16 +141,32 @@ def evaluate_job(session: Session, root: Path, job: EffectiveJob, now: datetime)
     if choose_mode(job) is DriftMode.EXACT:
         assert reference_source is not None
         reference, current = _load_windows(reference_source, current_source)
-        return compare_windows(reference, current, columns_for(job), settings_for(job), **kwargs)
+        exact = compare_windows(reference, current, columns_for(job), settings_for(job), **kwargs)
+        if job.spec.compute is Compute.DASK:
+            exact.compute_note = "the exact mode runs here; the profile mode counts on the cluster"
+        return exact
     if _against_training(job):
         profile, described = profile_store.training(session, job.model)
         hint = f"retrain {job.model!r} to profile its training data again"
     else:
         profile, described = reference_profile(session, root, job)
         hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
-    return compare_with_profile(
-        profile, described, current_source, columns_for(job), settings_for(job), hint, **kwargs
+    note = None
+    if job.spec.compute is Compute.DASK and cluster is not None:
+        note = cluster.local_reason()
+    on_cluster = cluster if job.spec.compute is Compute.DASK and note is None else None
+    result = compare_with_profile(
+        profile,
+        described,
+        current_source,
+        columns_for(job),
+        settings_for(job),
+        hint,
+        cluster=on_cluster,
+        **kwargs,
     )
+    result.compute_note = note
+    return result
 
 
 def _against_training(job: EffectiveJob) -> bool:
@@ -277,7 +300,7 @@ def profile_jobs(
 
 def check_jobs(
     session: Session,
-    root: Path,
+    settings: Settings,
     jobs: Sequence[EffectiveJob],
     now: datetime,
     *,
@@ -285,13 +308,14 @@ def check_jobs(
 ) -> list[DriftResult | JobFailure]:
     """Check and record each job (see `jobs.check_each`); `--all` skips jobs without both
     windows."""
-    return check_each(
-        jobs,
-        lambda job: evaluate_job(session, root, job, now),
-        lambda result, job_id: record(session, result, job_id),
-        applies=has_windows,
-        every_enabled=every_enabled,
-    )
+    with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
+        return check_each(
+            jobs,
+            lambda job: evaluate_job(session, settings.artifacts_dir, job, now, cluster),
+            lambda result, job_id: record(session, result, job_id),
+            applies=has_windows,
+            every_enabled=every_enabled,
+        )
 
 
 # Column names of the ad hoc forms of `drift check` and `perf check`.
@@ -377,9 +401,12 @@ def compare_with_profile(
     model: str,
     job: str | None,
     now: datetime,
+    cluster: Cluster | None = None,
 ) -> DriftResult:
     """Drift of the current window against a profile, streaming the window once in record
-    batches (nothing recorded). `hint` says how to make a profile that fits the job again."""
+    batches (nothing recorded). `hint` says how to make a profile that fits the job again. With
+    a `cluster`, each Parquet file or row group is counted by a task there and the counts and
+    sketches are merged here."""
     present = datasource.column_types(current_source, "current")
     features = _profile_features(profile, columns, present, hint)
     score = columns.score
@@ -398,9 +425,23 @@ def compare_with_profile(
     ordered = settings.all_statistics or settings.method in drift.ORDERED_STATISTICS
     summary = profiles.WindowSummary(profile, names, ordered=ordered)
     numeric = [name for name in names if kinds[name] == "numeric"]
-    with _importing_scipy(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for batch in datasource.iter_batches(current_source, "current", names, numeric):
-            summary.add(batch, pool)
+    parts = datasource.partitions(current_source, "current", names) if cluster else None
+    with _importing_scipy():
+        if cluster is not None and parts is not None:
+            for state in run_all(
+                cluster.client(),
+                profiles.summarize,
+                parts,
+                {"profile": profile},
+                names=names,
+                ordered=ordered,
+                role="current",
+            ):
+                summary.merge(state)
+        else:
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                for batch in datasource.iter_batches(current_source, "current", names, numeric):
+                    summary.add(batch, pool)
     if summary.rows == 0:
         raise DataError(f"current data {datasource.describe(current_source)} is empty")
     compared = []
@@ -436,6 +477,7 @@ def compare_with_profile(
         "max_categories": profile.max_categories,
         "peak_batch_rows": summary.peak_rows,
     }
+    result.compute = "dask" if cluster is not None and parts is not None else "local"
     return result
 
 
@@ -650,6 +692,8 @@ def record(session: Session, result: DriftResult, job_id: int | None) -> None:
             n_current=result.n_current,
             metrics={
                 "mode": result.mode,
+                "compute": result.compute,
+                **({"compute_note": result.compute_note} if result.compute_note else {}),
                 **({"profile": result.profile} if result.profile is not None else {}),
                 "n_features": len(result.features),
                 "required_share": result.required_share,

@@ -29,6 +29,7 @@ from pydantic import (
 from retrain_cli.choices import (
     BOUNDED_METRICS,
     TRADING_METRICS,
+    Compute,
     Device,
     DriftMethod,
     DriftMode,
@@ -234,6 +235,7 @@ class JobSpec(Spec):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     members: list[ModelType | Member] = Field(default_factory=list)
     device: Device = Device.AUTO
+    compute: Compute = Compute.LOCAL
     holdout_fraction: Annotated[Number, Field(gt=0, le=0.9)] = 0.2
     timeout: Seconds = 3600
     max_model_age: Seconds | None = None

@@ -215,6 +215,37 @@ class WindowSummary:
     def n(self, name: str) -> int:
         return self.rows - self.missing[name]
 
+    def state(self) -> dict[str, Any]:
+        """What this summary counted, in plain values (sketches in their binary form), for
+        `merge` in another process."""
+        return {
+            "rows": self.rows,
+            "peak_rows": self.peak_rows,
+            "missing": self.missing,
+            "counts": {name: counts.tolist() for name, (_, counts) in self.bins.items()},
+            "ranges": self.ranges,
+            "sketches": {name: sketch.serialize() for name, sketch in self.sketches.items()},
+            "categories": {name: dict(counter) for name, counter in self.categories.items()},
+        }
+
+    def merge(self, state: dict[str, Any]) -> None:
+        """Add another summary's `state` of other rows of the same window: counts add up
+        exactly, sketches merge (within the same rank error)."""
+        from datasketches import kll_doubles_sketch
+
+        self.rows += state["rows"]
+        self.peak_rows = max(self.peak_rows, state["peak_rows"])
+        for name, missing in state["missing"].items():
+            self.missing[name] += missing
+        for name, counts in state["counts"].items():
+            self.bins[name][1][:] += np.asarray(counts, dtype=np.int64)
+            low, high = state["ranges"][name]
+            self.ranges[name] = [min(self.ranges[name][0], low), max(self.ranges[name][1], high)]
+        for name, data in state["sketches"].items():
+            self.sketches[name].merge(kll_doubles_sketch.deserialize(data))
+        for name, counts in state["categories"].items():
+            self.categories[name].update(counts)
+
     def compare(self, name: str) -> tuple[dict[str, Any], drift.Histogram]:
         """The statistics of one column against the profile's, as the exact mode names them."""
         reference = self.profile.columns[name]
@@ -261,6 +292,18 @@ class WindowSummary:
             # the largest differences from the exact values (the p-value is that of ks_stat)
             "approximate": {"ks_stat": ks_error, "wasserstein": ks_error * span},
         }
+
+
+def summarize(
+    part: Any, profile: Profile, names: list[str], ordered: bool, role: str
+) -> dict[str, Any]:
+    """A task on a cluster worker: one partition of a window, counted against `profile`."""
+    from retrain_cli.datasource import partition_batches
+
+    summary = WindowSummary(profile, names, ordered=ordered)
+    for batch in partition_batches(part, role, names):
+        summary.add(batch)
+    return summary.state()
 
 
 def update(sketch: kll_doubles_sketch, values: np.ndarray[Any, Any]) -> None:

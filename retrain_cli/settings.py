@@ -39,6 +39,8 @@ class Settings:
     lease_ttl_s: float
     heartbeat_s: float
     max_wait_s: float
+    dask_scheduler: str | None = None
+    dask_timeout_s: float = 10.0
 
     @property
     def database_slots(self) -> bool:
@@ -90,6 +92,8 @@ def load_settings(
         lease_ttl_s=float(config.lease_ttl),
         heartbeat_s=float(config.heartbeat_interval),
         max_wait_s=float(config.max_wait),
+        dask_scheduler=env.get("RETRAIN_DASK_SCHEDULER") or config.dask.scheduler,
+        dask_timeout_s=float(config.dask.timeout),
     )
 
 

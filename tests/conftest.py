@@ -126,7 +126,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own RETRAIN_HOME and no inherited settings."""
     path = tmp_path / "home"
     monkeypatch.setenv("RETRAIN_HOME", str(path))
-    for name in ("RETRAIN_DATABASE_URL", "RETRAIN_CONFIG", "XDG_DATA_HOME", "RETRAIN_LOG"):
+    inherited = ("RETRAIN_DATABASE_URL", "RETRAIN_CONFIG", "XDG_DATA_HOME", "RETRAIN_LOG")
+    for name in (*inherited, "RETRAIN_DASK_SCHEDULER"):
         monkeypatch.delenv(name, raising=False)
     for name in NATIVE_THREAD_VARIABLES:  # `retrain` sets them: unset again after each test
         monkeypatch.delenv(name, raising=False)

@@ -96,9 +96,7 @@ def check(
             ]
         else:
             selected = select_jobs(session, jobs or [], every)
-            outcomes = monitor.check_jobs(
-                session, settings.artifacts_dir, selected, at, every_enabled=every
-            )
+            outcomes = monitor.check_jobs(session, settings, selected, at, every_enabled=every)
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     notify(settings, [event for r in results for event in r.events()])
     if report is not None and results:  # a check that failed keeps the last report
