@@ -79,7 +79,11 @@ def run_all(
     futures = client.map(function, items, pure=False, **sent, **shared)
     try:
         for future in as_completed(futures, loop=client.loop):
-            yield future.result()
+            try:
+                result = future.result()
+            except Exception as exc:  # a worker without retrain-cli, a file it cannot read
+                raise DataError(f"a task on the Dask cluster failed: {_first_line(exc)}") from exc
+            yield result
     finally:
         client.cancel(futures)
 
