@@ -120,8 +120,9 @@ def profile(
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
-    """Profile each job's reference window once, so that drift checks stream only the current
-    window (see docs/profiles.md). A check builds a missing or outdated profile by itself.
+    """Profile each job's reference window, for checks that stream only the current one.
+
+    See docs/profiles.md. A check also builds a missing or outdated profile by itself.
 
     Exit 0: profiled; 1: an error (other jobs of --all still run).
 
