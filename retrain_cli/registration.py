@@ -95,16 +95,16 @@ def stage(
 
 def _write_training_profile(staging: Path, job: EffectiveJob, prepared: Prepared) -> None:
     """The profile that `drift.reference: training` checks against. Training data the drift
-    statistics cannot summarise (a feature with no values) leaves the version without one."""
+    statistics cannot summarise leaves the version without one; the retrain goes on."""
     import pyarrow as pa
 
     from retrain_cli import drift_monitor, profile_store
 
     columns = drift_monitor.Columns(features=prepared.features, categorical=prepared.categorical)
-    table = pa.Table.from_pandas(prepared.train.features, preserve_index=False)
     try:
+        table = pa.Table.from_pandas(prepared.train.features, preserve_index=False)
         profile = drift_monitor.profile_table(table, columns, job.spec.drift.bins, "training data")
-    except DataError:
+    except (DataError, pa.ArrowException):  # a feature with no values; categories of mixed types
         return
     artifacts.write_atomic(staging / profile_store.TRAINING_FILE, profile_store.encode(profile))
 

@@ -21,7 +21,7 @@ from retrain_cli.drift_monitor import Columns, DriftSettings
 from retrain_cli.errors import DataError, JobSpecError
 from retrain_cli.jobspec import validate_job
 from tests.conftest import Cli
-from tests.helpers import window, write_job, write_training_job
+from tests.helpers import published, training_frame, window, write_job, write_training_job
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 BINNED = ("psi", "kl", "js", "hellinger", "chi2_stat", "chi2_pvalue")
@@ -370,3 +370,15 @@ def test_training_data_reads_from_a_hive_partitioned_directory(tmp_path: Path) -
     empty.mkdir()
     with pytest.raises(DataError, match="no Parquet files"):
         datasource.read_frame(file_source(empty), "train")
+
+
+@pytest.mark.slow
+def test_training_data_the_profile_cannot_summarise_still_registers_a_version(
+    cli: Cli, tmp_path: Path, home: Path
+) -> None:
+    empty_feature = training_frame().assign(f2=np.nan)  # LightGBM trains; no bins to cut
+    spec = write_training_job(tmp_path, frame=empty_feature)
+    assert cli("jobs", "apply", "-f", str(spec)).exit_code == 0
+    result = cli("retrain", "j1")
+    assert result.exit_code == 0, result.stderr
+    assert not (published(home, "j1-model", 1) / "profile.json").exists()
