@@ -108,27 +108,27 @@ def in_process(folder: Path, repeats: int) -> dict[str, float]:
     streamed."""
     import hashlib
 
-    from retrain_cli import drift_monitor, profile_store
+    from retrain_cli import drift_compare, profile_check, profile_store
     from retrain_cli.datasource import file_source
 
     ref, cur = file_source(folder / "ref.parquet"), file_source(folder / "cur.parquet")
-    columns = drift_monitor.Columns(features=None)
+    columns = drift_compare.Columns(features=None)
     times: dict[str, list[float]] = {}
     for all_statistics in (False, True):
-        settings = drift_monitor.DriftSettings(threshold=0.1, all_statistics=all_statistics)
-        built = drift_monitor.profile_window(ref, columns, settings.bins)
+        settings = drift_compare.DriftSettings(threshold=0.1, all_statistics=all_statistics)
+        built = profile_check.profile_window(ref, columns, settings.bins)
         path = folder / f"profile-{all_statistics}.json"
         path.write_bytes(profile_store.encode(built))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         suffix = "-all" if all_statistics else ""
         for _ in range(repeats + 1):  # the first run warms the page cache and imports
             start = time.perf_counter()
-            windows = drift_monitor._load_windows(ref, cur)
-            drift_monitor.compare_windows(*windows, columns, settings, model="m", job=None, now=NOW)
+            windows = drift_compare.load_windows(ref, cur)
+            drift_compare.compare_windows(*windows, columns, settings, model="m", job=None, now=NOW)
             exact = time.perf_counter() - start
             start = time.perf_counter()
             profile = profile_store.read(path, digest, "")
-            drift_monitor.compare_with_profile(
+            profile_check.compare_with_profile(
                 profile, {}, cur, columns, settings, "", model="m", job=None, now=NOW
             )
             profiled = time.perf_counter() - start
@@ -229,7 +229,7 @@ def _case(kind: str, n: int, seed: int, shift: float) -> pd.DataFrame:
 def accuracy(rows: int) -> str:
     import pyarrow as pa
 
-    from retrain_cli import drift_monitor, profiles
+    from retrain_cli import drift_compare, profile_check, profiles
 
     lines = [
         f"{rows:,} reference and {rows:,} current rows per case; decisions of psi (0.1), "
@@ -242,9 +242,9 @@ def accuracy(rows: int) -> str:
         for shift in (0.0, 0.01, 0.05, 0.5):
             ref = pa.Table.from_pandas(_case(kind, rows, 1, 0.0))
             cur = pa.Table.from_pandas(_case(kind, rows, 2, shift))
-            columns = drift_monitor.Columns(features=["x"])
-            base = drift_monitor.DriftSettings(threshold=0.1, all_statistics=True)
-            profile = drift_monitor.profile_table(ref, columns, base.bins, "reference window")
+            columns = drift_compare.Columns(features=["x"])
+            base = drift_compare.DriftSettings(threshold=0.1, all_statistics=True)
+            profile = profile_check.profile_table(ref, columns, base.bins, "reference window")
             summary = profiles.WindowSummary(profile, ["x"], ordered=True)
             for batch in cur.to_batches(max_chunksize=1 << 16):
                 summary.add(batch)
@@ -252,7 +252,7 @@ def accuracy(rows: int) -> str:
             same = True
             for method in ("psi", "wasserstein_norm", "ks_pvalue"):
                 settings = base.model_copy(update={"method": method})
-                exact = drift_monitor.compare_windows(
+                exact = drift_compare.compare_windows(
                     ref, cur, columns, settings, model="m", job=None, now=NOW
                 ).features[0]
                 from retrain_cli import drift

@@ -13,7 +13,7 @@ from retrain_cli.errors import DataError
 
 if TYPE_CHECKING:
     from retrain_cli.drift import Histogram
-    from retrain_cli.drift_monitor import ColumnDrift, DriftResult
+    from retrain_cli.drift_compare import ColumnDrift, DriftResult
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:2em;color:#222}

@@ -1,9 +1,10 @@
 """Where profiles live: JSON files under the artifacts directory, their sha256 in the tables.
 
 - A job's profile of its reference window: `<artifacts>/<model>/profiles/<job>-<sha16>.json`,
-  recorded in `auto_retraining_jobs.reference_profile` (path, sha256, the window's source
-  fingerprint, bins, rows, built_at). It describes the job's reference window, which the job row
-  declares, and it is replaced when that window changes: one per job, on the job's row.
+  recorded in `auto_retraining_jobs.reference_profile` (path, sha256, the fingerprint of the
+  window's files and of the job's bins and features it was built for, rows, built_at). It
+  describes the job's reference window, which the job row declares, and it is replaced when
+  that window changes: one per job, on the job's row.
 - A version's profile of its training data: `profile.json` in the version's directory, listed
   with its sha256 in the manifest whose own digest is `model_version_management.sha256`. It
   describes what that version learned from, and is as immutable as the version.
@@ -77,7 +78,6 @@ def record_reference(
         "path": str(path),
         "sha256": sha256,
         "source": source,
-        "bins": profile.bins,
         "rows": profile.rows,
         "built_at": utcnow().isoformat(),
     }

@@ -165,6 +165,7 @@ class WindowSummary:
         from datasketches import kll_doubles_sketch
 
         self.profile = profile
+        self.names = list(names)
         self.rows = 0
         self.peak_rows = 0
         self.missing = dict.fromkeys(names, 0)

@@ -98,12 +98,13 @@ def _write_training_profile(staging: Path, job: EffectiveJob, prepared: Prepared
     statistics cannot summarise leaves the version without one; the retrain goes on."""
     import pyarrow as pa
 
-    from retrain_cli import drift_monitor, profile_store
+    from retrain_cli import profile_check, profile_store
+    from retrain_cli.drift_compare import Columns
 
-    columns = drift_monitor.Columns(features=prepared.features, categorical=prepared.categorical)
+    columns = Columns(features=prepared.features, categorical=prepared.categorical)
     try:
         table = pa.Table.from_pandas(prepared.train.features, preserve_index=False)
-        profile = drift_monitor.profile_table(table, columns, job.spec.drift.bins, "training data")
+        profile = profile_check.profile_table(table, columns, job.spec.drift.bins, "training data")
     except (DataError, pa.ArrowException):  # a feature with no values; categories of mixed types
         return
     artifacts.write_atomic(staging / profile_store.TRAINING_FILE, profile_store.encode(profile))

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import datasource, drift, drift_monitor, profile_store, profiles
+from retrain_cli import datasource, drift, drift_compare, profile_check, profile_store, profiles
 from retrain_cli.datasource import file_source
 from retrain_cli.db.models import AutoRetrainingJob, ModelDriftMonitoring
-from retrain_cli.drift_monitor import Columns, DriftSettings
+from retrain_cli.drift_compare import Columns, DriftSettings
 from retrain_cli.errors import DataError, JobSpecError
 from retrain_cli.jobspec import validate_job
 from tests.conftest import Cli
@@ -45,39 +45,18 @@ def _frame(kind: str, n: int, seed: int, shift: float) -> pd.DataFrame:
 
 def _both_modes(
     reference: pd.DataFrame, current: pd.DataFrame, batch_rows: int = 97
-) -> tuple[drift_monitor.DriftResult, drift_monitor.DriftResult, profiles.WindowSummary]:
+) -> tuple[drift_compare.DriftResult, drift_compare.DriftResult, profiles.WindowSummary]:
     columns = Columns(features=None)
     settings = DriftSettings(threshold=0.2, all_statistics=True)
     ref, cur = pa.Table.from_pandas(reference), pa.Table.from_pandas(current)
-    exact = drift_monitor.compare_windows(ref, cur, columns, settings, model="m", job=None, now=NOW)
-    profile = drift_monitor.profile_table(ref, columns, settings.bins, "reference window")
+    exact = drift_compare.compare_windows(ref, cur, columns, settings, model="m", job=None, now=NOW)
+    profile = profile_check.profile_table(ref, columns, settings.bins, "reference window")
     summary = profiles.WindowSummary(profile, ["x", "colour"], ordered=True)
     for batch in cur.to_batches(max_chunksize=batch_rows):
         summary.add(batch)
     assert summary.peak_rows == min(batch_rows, len(current))
-    return exact, profile_result(profile, summary, settings), summary
-
-
-def profile_result(
-    profile: profiles.Profile, summary: profiles.WindowSummary, settings: DriftSettings
-) -> drift_monitor.DriftResult:
-    compared = [
-        drift_monitor._decided(
-            name,
-            profile.columns[name].kind,
-            settings,
-            (profile.columns[name].n, summary.n(name)),
-            (
-                profile.columns[name].missing / profile.columns[name].rows,
-                summary.missing[name] / summary.rows,
-            ),
-            lambda name=name: summary.compare(name),
-        )
-        for name in ("x", "colour")
-    ]
-    return drift_monitor._result(
-        compared, False, settings, (profile.rows, summary.rows), model="m", job=None, now=NOW
-    )
+    approx = profile_check.summary_result(summary, False, settings, model="m", job=None, now=NOW)
+    return exact, approx, summary
 
 
 NOW = pd.Timestamp("2026-06-01T12:00:00Z").to_pydatetime()
@@ -133,7 +112,7 @@ def test_sketches_that_hold_every_value_give_the_exact_statistics() -> None:
 def test_rare_categories_beyond_the_cap_share_one_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(profiles, "MAX_CATEGORIES", 3)
     reference = pd.DataFrame({"c": list("aaaabbbccd"), "x": np.arange(10.0)})
-    profile = drift_monitor.profile_table(
+    profile = profile_check.profile_table(
         pa.Table.from_pandas(reference), Columns(features=["c"]), 10, "reference window"
     )
     column = profile.columns["c"]
@@ -210,7 +189,7 @@ def test_a_stored_profile_gives_the_exact_modes_binned_results_on_both_backends(
 
 
 @pytest.mark.slow
-def test_a_check_builds_a_missing_profile_and_rebuilds_it_when_the_window_changes(
+def test_a_check_builds_a_missing_profile_and_rebuilds_it_when_the_window_or_job_changes(
     cli: Cli, tmp_path: Path
 ) -> None:
     _setup(tmp_path, cli, drift={"mode": "profile"})
@@ -220,6 +199,14 @@ def test_a_check_builds_a_missing_profile_and_rebuilds_it_when_the_window_change
     window(2000, seed=5).to_parquet(tmp_path / "ref.parquet")
     (third,) = _checked(cli, "j1")
     assert third["profile"]["built"] is True and third["n_reference"] == 2000  # type: ignore[index]
+    _setup(tmp_path, cli, drift={"mode": "profile", "bins": 5})
+    (rebinned,) = _checked(cli, "j1")
+    assert rebinned["profile"]["built"] is True  # type: ignore[index]
+    assert len(rebinned["features"][0]["histogram"]["labels"]) == 5  # type: ignore[index]
+    _setup(tmp_path, cli, drift={"mode": "profile", "bins": 5}, features=["f0", "colour"])
+    (narrowed,) = _checked(cli, "j1")
+    assert narrowed["profile"]["built"] is True  # type: ignore[index]
+    assert [f["feature"] for f in narrowed["features"]] == ["f0", "colour"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("damage", ["tamper", "delete"])
@@ -323,7 +310,7 @@ def test_drift_against_the_active_versions_training_profile(cli: Cli, tmp_path: 
 
 def test_a_profile_survives_its_json_round_trip() -> None:
     table = pa.Table.from_pandas(_frame("missing", 5000, 1, 0.0))
-    built = drift_monitor.profile_table(table, Columns(features=None), 10, "reference window")
+    built = profile_check.profile_table(table, Columns(features=None), 10, "reference window")
     read = profiles.Profile.model_validate_json(profile_store.encode(built))
     assert read == built
     numeric = read.columns["x"]

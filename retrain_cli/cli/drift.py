@@ -29,7 +29,8 @@ from retrain_cli.jobs import JobFailure
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from retrain_cli.drift_monitor import DriftResult, Profiled
+    from retrain_cli.drift_compare import DriftResult
+    from retrain_cli.drift_monitor import Profiled
 
 app = typer.Typer(cls=Group, help="Detect data drift.", no_args_is_help=True)
 
@@ -78,6 +79,7 @@ def check(
     Example: retrain-cli drift check --all --report drift.html
     """
     from retrain_cli import drift_monitor as monitor
+    from retrain_cli.drift_compare import DriftSettings
     from retrain_cli.jobs import select_jobs
 
     at = now or utcnow()
@@ -85,7 +87,7 @@ def check(
         if model is not None:
             if jobs or every or reference is None or current is None:
                 raise ConfigError("the ad hoc form needs --model, --reference and --current only")
-            drift_settings = monitor.DriftSettings(
+            drift_settings = DriftSettings(
                 threshold=threshold,
                 method=method,
                 drift_share=drift_share,
