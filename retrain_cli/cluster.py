@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from retrain_cli.errors import DataError
+from retrain_cli.errors import DataError, RetrainError
 from retrain_cli.redaction import redact_url
 
 if TYPE_CHECKING:
@@ -81,9 +81,25 @@ def run_all(
         for future in as_completed(futures, loop=client.loop):
             try:
                 result = future.result()
+            except RetrainError:
+                raise
             except Exception as exc:  # a worker without retrain-cli, a file it cannot read
                 raise DataError(f"a task on the Dask cluster failed: {_first_line(exc)}") from exc
             yield result
+    finally:
+        client.cancel(futures)
+
+
+def gather(client: Client, function: Any, items: list[Any], **shared: Any) -> list[Any]:
+    """`function(item, **shared)` for each item (data or futures on the cluster), the results in
+    the items' order; the tasks are cancelled when one fails or the caller is interrupted."""
+    futures = client.map(function, items, pure=False, **shared)
+    try:
+        return list(client.gather(futures))
+    except RetrainError:  # the task's own one-line error (bad data), as it would be here
+        raise
+    except Exception as exc:
+        raise DataError(f"a task on the Dask cluster failed: {_first_line(exc)}") from exc
     finally:
         client.cancel(futures)
 

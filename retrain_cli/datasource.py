@@ -152,6 +152,14 @@ def partition_batches(
     yield from _guarded_iter(path, role, batches())
 
 
+def partition_column(part: Partition, name: str, role: str = "reference") -> pa.Array:
+    """One column of one partition, whole (a task on a cluster worker)."""
+    import pyarrow as pa
+
+    chunks = [batch.column(0) for batch in partition_batches(part, role, [name])]
+    return pa.concat_arrays(chunks) if chunks else pa.array([])
+
+
 def _partition_keys(fragment: Any, schema: pa.Schema) -> dict[str, pa.Scalar]:
     import pyarrow as pa
     import pyarrow.dataset as ds

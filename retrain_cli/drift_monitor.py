@@ -76,16 +76,13 @@ def evaluate_job(
         if job.spec.compute is Compute.DASK:
             exact.compute_note = "the exact mode runs here; the profile mode counts on the cluster"
         return exact
+    on_cluster, note = placed(job, cluster)
     if _against_training(job):
         profile, described = profile_store.training(session, job.model)
         hint = f"retrain {job.model!r} to profile its training data again"
     else:
-        profile, described = reference_profile(session, root, job)
+        profile, described = reference_profile(session, root, job, cluster=on_cluster)
         hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
-    note = None
-    if job.spec.compute is Compute.DASK and cluster is not None:
-        note = cluster.local_reason()
-    on_cluster = cluster if job.spec.compute is Compute.DASK and note is None else None
     result = compare_with_profile(
         profile,
         described,
@@ -98,6 +95,15 @@ def evaluate_job(
     )
     result.compute_note = note
     return result
+
+
+def placed(job: EffectiveJob, cluster: Cluster | None) -> tuple[Cluster | None, str | None]:
+    """Where a job's heavy work runs: on `cluster` for `compute: dask` when it can go there,
+    else here, with the reason when the job asked for the cluster."""
+    if job.spec.compute is not Compute.DASK or cluster is None:
+        return None, None
+    note = cluster.local_reason()
+    return (cluster if note is None else None), note
 
 
 def _against_training(job: EffectiveJob) -> bool:
@@ -120,11 +126,16 @@ def choose_mode(job: EffectiveJob) -> DriftMode:
 
 
 def reference_profile(
-    session: Session, root: Path, job: EffectiveJob, *, rebuild: bool = False
+    session: Session,
+    root: Path,
+    job: EffectiveJob,
+    *,
+    rebuild: bool = False,
+    cluster: Cluster | None = None,
 ) -> tuple[Profile, dict[str, Any]]:
-    """The job's stored profile of its reference window, built (and recorded) when there is
-    none, or when the window's files or the job's bins, features or categorical columns
-    changed since."""
+    """The job's stored profile of its reference window, built (and recorded, on `cluster`
+    when given) when there is none, or when the window's files or the job's bins, features or
+    categorical columns changed since."""
     source = job.spec.data.reference
     if source is None:
         raise DataError(f"job {job.name!r} has no data.reference to profile")
@@ -140,7 +151,7 @@ def reference_profile(
         hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
         profile = profile_store.read(Path(recorded["path"]), recorded["sha256"], hint)
         return profile, {**recorded, "built": False}
-    profile = profile_window(source, columns_for(job), job.spec.drift.bins)
+    profile = profile_window(source, columns_for(job), job.spec.drift.bins, cluster)
     path, digest = profile_store.write_reference(root, job.model, job.name, profile)
     recorded = profile_store.record_reference(session, job.id, path, digest, profile, fingerprint)
     return profile, {**recorded, "built": True}
@@ -157,16 +168,24 @@ class Profiled:
     rows: int
     columns: int
     rank_error: float
+    compute: str = "local"  # where it was built: "local" or "dask"
+    compute_note: str | None = None  # why a `compute: dask` job's profile was built here
 
 
 def profile_jobs(
-    session: Session, root: Path, jobs: Sequence[EffectiveJob], *, every_enabled: bool
+    session: Session, settings: Settings, jobs: Sequence[EffectiveJob], *, every_enabled: bool
 ) -> list[Profiled | JobFailure]:
-    """Build and record each job's reference profile anew; `--all` skips jobs without a
-    reference window."""
+    """Build and record each job's reference profile anew (on the Dask cluster for a
+    `compute: dask` job with a Parquet window); `--all` skips jobs without a reference window."""
 
-    def build(job: EffectiveJob) -> Profiled:
-        profile, recorded = reference_profile(session, root, job, rebuild=True)
+    def build(job: EffectiveJob, cluster: Cluster) -> Profiled:
+        on_cluster, note = placed(job, cluster)
+        assert job.spec.data.reference is not None
+        if on_cluster is not None and not datasource.is_parquet(job.spec.data.reference):
+            on_cluster, note = None, "CSV and SQL windows are profiled here"
+        profile, recorded = reference_profile(
+            session, settings.artifacts_dir, job, rebuild=True, cluster=on_cluster
+        )
         return Profiled(
             job.name,
             job.model,
@@ -175,15 +194,18 @@ def profile_jobs(
             profile.rows,
             len(profile.columns),
             profile.rank_error,
+            "dask" if on_cluster is not None else "local",
+            note,
         )
 
-    return check_each(
-        jobs,
-        build,
-        lambda result, job_id: None,
-        applies=lambda job: job.spec.data.reference is not None,
-        every_enabled=every_enabled,
-    )
+    with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
+        return check_each(
+            jobs,
+            lambda job: build(job, cluster),
+            lambda result, job_id: None,
+            applies=lambda job: job.spec.data.reference is not None,
+            every_enabled=every_enabled,
+        )
 
 
 def check_jobs(

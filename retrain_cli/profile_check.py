@@ -168,9 +168,11 @@ def _profile_features(
     return names
 
 
-def profile_window(source: DataSource, columns: Columns, bins: int) -> Profile:
-    """Profile a reference window: a Parquet file or dataset one column at a time, a CSV file
-    or query whole."""
+def profile_window(
+    source: DataSource, columns: Columns, bins: int, cluster: Cluster | None = None
+) -> Profile:
+    """Profile a reference window: a Parquet file or dataset one column at a time (with a
+    `cluster`, one task per file or row group there), a CSV file or query whole."""
     if datasource.is_parquet(source):
         dataset = datasource.parquet_dataset(source, "reference")
         names = _profiled_names(dataset.schema.names, columns)
@@ -180,6 +182,19 @@ def profile_window(source: DataSource, columns: Columns, bins: int) -> Profile:
         rows = dataset.count_rows()
         if rows == 0:
             raise DataError(f"reference data {datasource.describe(source)} is empty")
+        if cluster is not None:
+            from retrain_cli import cluster_profile
+
+            parts = datasource.partitions(source, "reference", names) or []
+            return cluster_profile.build(
+                cluster.client(),
+                parts,
+                datasource.partition_column,
+                kinds,
+                bins,
+                rows,
+                "reference window",
+            )
         return profiles.build(
             lambda name: dataset.to_table(columns=[name]).column(0),
             kinds,

@@ -140,11 +140,17 @@ def _numeric(column: pa.ChunkedArray, name: str, bins: int) -> NumericColumn:
 
 def _categorical(column: pa.ChunkedArray, name: str) -> CategoricalColumn:
     counts, _ = category_counts(column, name, "reference")
+    return categorical_column(counts, len(column))
+
+
+def categorical_column(counts: Mapping[str, int], rows: int) -> CategoricalColumn:
+    """The profile of a categorical column of `rows` rows with these counts per category: the
+    MAX_CATEGORIES most frequent kept by name, the others counted together."""
     kept = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
     n = sum(counts.values())
     return CategoricalColumn(
-        rows=len(column),
-        missing=len(column) - n,
+        rows=rows,
+        missing=rows - n,
         counts=dict(kept),
         other=n - sum(count for _, count in kept),
     )
@@ -204,7 +210,7 @@ class WindowSummary:
             self.missing[name] += missing
             return
         edges, counts = self.bins[name]
-        values, missing = _finite(column, name)
+        values, missing = finite(column, name)
         self.missing[name] += missing
         if values.size:
             counts += drift.bin_lookup(values, edges)
@@ -334,7 +340,9 @@ def _cdf_error(sketch: kll_doubles_sketch, rank_error: float) -> float:
     return rank_error + 1.0 / GRID if sketch.is_estimation_mode() else 0.0
 
 
-def _finite(column: pa.Array, name: str) -> tuple[np.ndarray[Any, Any], int]:
+def finite(
+    column: pa.Array, name: str, window: str = "current"
+) -> tuple[np.ndarray[Any, Any], int]:
     """A batch's numeric column as finite float64 values, and how many were missing."""
     import pyarrow as pa
 
@@ -343,11 +351,11 @@ def _finite(column: pa.Array, name: str) -> tuple[np.ndarray[Any, Any], int]:
     try:
         values = float64_values(column.cast(pa.float64())) if len(column) else np.empty(0)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise DataError(f"feature {name!r} in the current window is not numeric: {exc}") from exc
-    finite, _ = drift.drop_missing(values)
-    if not np.isfinite(finite).all():
-        raise DataError(f"feature {name!r} has infinite values in the current window")
-    return finite, values.size - finite.size
+        raise DataError(f"feature {name!r} in the {window} window is not numeric: {exc}") from exc
+    kept, _ = drift.drop_missing(values)
+    if not np.isfinite(kept).all():
+        raise DataError(f"feature {name!r} has infinite values in the {window} window")
+    return kept, values.size - kept.size
 
 
 def _category_counts(column: pa.Array) -> tuple[dict[str, int], int]:

@@ -155,3 +155,25 @@ def cli(db_url: str) -> Cli:
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def require_distributed() -> None:
+    """Skip without the dask extra; with CI=true, fail (CI runs the cluster tests)."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the dask extra is not installed (CI runs the cluster tests)")
+        pytest.skip("the dask extra is not installed: pip install 'retrain-cli[dask]'")
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of a real Dask cluster: two worker processes over TCP, for the session."""
+    require_distributed()
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address

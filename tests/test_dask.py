@@ -3,8 +3,8 @@ two worker processes over TCP), against the same checks run here."""
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -12,30 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import Cli
+from tests.conftest import Cli, require_distributed
 from tests.helpers import window, write_job
 
+if TYPE_CHECKING:
+    from retrain_cli.datasource import Partition
+    from retrain_cli.profiles import Profile
+
 BINNED = ("psi", "kl", "js", "hellinger", "chi2_stat", "chi2_pvalue")
-
-
-def _require_distributed() -> None:
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the dask extra is not installed (CI runs the cluster tests)")
-        pytest.skip("the dask extra is not installed: pip install 'retrain-cli[dask]'")
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    _require_distributed()
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 def _windows(folder: Path) -> None:
@@ -61,9 +45,9 @@ def _apply(cli: Cli, folder: Path, name: str, compute: str) -> None:
 
 @pytest.mark.slow
 def test_a_drift_check_counted_on_the_cluster_equals_the_local_one(
-    cli: Cli, tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, tmp_path: Path, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", scheduler)
+    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", dask_scheduler)
     _windows(tmp_path)
     _apply(cli, tmp_path, "here", "local")
     _apply(cli, tmp_path, "there", "dask")
@@ -90,7 +74,7 @@ def test_a_drift_check_counted_on_the_cluster_equals_the_local_one(
 def test_an_unreachable_scheduler_fails_the_job_with_one_line(
     cli: Cli, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _require_distributed()
+    require_distributed()
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.yaml").write_text(
         yaml.safe_dump({"dask": {"scheduler": "tcp://127.0.0.1:9", "timeout": 2}})
@@ -113,3 +97,88 @@ def test_without_a_scheduler_a_dask_job_is_checked_here_and_says_why(
     assert result.exit_code in (0, 3), result.stderr
     (checked,) = json.loads(result.stdout)["results"]
     assert checked["compute"] == "local" and "scheduler" in checked["compute_note"]
+
+
+def _reference_dataset(folder: Path) -> Path:
+    """A reference window in six files: ties, missing values, a column all missing in a file."""
+    rng = np.random.default_rng(5)
+    frame = window(30_000, seed=3)
+    frame["f1"] = np.round(frame["f1"], 1)  # many ties at the bin edges
+    frame.loc[rng.random(len(frame)) < 0.05, "f0"] = np.nan
+    frame["part"] = np.repeat(np.arange(6), 5000)
+    frame.loc[frame["part"] == 2, "f0"] = np.nan
+    pq.write_to_dataset(pa.Table.from_pandas(frame), folder / "ref", ["part"])
+    return folder / "ref"
+
+
+def _profiles_equal(local: "Profile", remote: "Profile") -> None:
+    assert remote.rows == local.rows and remote.bins == local.bins
+    assert remote.columns.keys() == local.columns.keys()
+    for name, column in local.columns.items():
+        other = remote.columns[name]
+        if column.kind == "categorical":
+            assert other == column
+            continue
+        exact = ("rows", "missing", "min", "max", "edges", "counts")
+        assert other.model_dump(include=set(exact)) == column.model_dump(include=set(exact))
+        assert other.mean == pytest.approx(column.mean, rel=1e-12, abs=1e-12)
+        assert other.std == pytest.approx(column.std, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_a_profile_built_on_the_cluster_equals_the_local_one_bit_for_bit(
+    tmp_path: Path, dask_scheduler: str
+) -> None:
+    from retrain_cli.cluster import Cluster
+    from retrain_cli.datasource import file_source
+    from retrain_cli.drift_compare import Columns
+    from retrain_cli.profile_check import profile_window
+
+    source = file_source(f"{_reference_dataset(tmp_path)}/")
+    columns = Columns(features=None, categorical=["colour"], excluded=["ts", "y"], score="score")
+    local = profile_window(source, columns, 10)
+    with Cluster(dask_scheduler, 10) as cluster:
+        remote = profile_window(source, columns, 10, cluster)
+    _profiles_equal(local, remote)
+
+
+def _kill_worker_once(marker: str, part: "Partition", name: str) -> pa.Array:
+    """A partition's column, read by a worker that dies by SIGKILL the first time it tries."""
+    import signal
+
+    from retrain_cli.datasource import partition_column
+
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return partition_column(part, name)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_a_profile_build_changes_nothing(
+    tmp_path: Path, dask_scheduler: str
+) -> None:
+    import sys
+    from functools import partial
+
+    import cloudpickle
+
+    from retrain_cli import cluster_profile, datasource
+    from retrain_cli.cluster import Cluster
+    from retrain_cli.datasource import file_source
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers lack tests/
+    source = file_source(f"{_reference_dataset(tmp_path)}/")
+    kinds = {"f0": "numeric", "f1": "numeric", "colour": "categorical"}
+    parts = datasource.partitions(source, "reference", list(kinds)) or []
+    marker = tmp_path / "killed"
+    with Cluster(dask_scheduler, 10) as cluster:
+        client = cluster.client()
+        calm = cluster_profile.build(
+            client, parts, datasource.partition_column, kinds, 10, 30_000, "w"
+        )
+        killing = partial(_kill_worker_once, str(marker))
+        survived = cluster_profile.build(client, parts, killing, kinds, 10, 30_000, "w")
+        client.wait_for_workers(2, timeout=30)
+    assert marker.exists()  # a worker did die
+    _profiles_equal(calm, survived)

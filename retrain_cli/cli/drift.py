@@ -135,9 +135,7 @@ def profile(
 
     with open_session(database_url) as (settings, session):
         selected = select_jobs(session, jobs or [], every)
-        outcomes = monitor.profile_jobs(
-            session, settings.artifacts_dir, selected, every_enabled=every
-        )
+        outcomes = monitor.profile_jobs(session, settings, selected, every_enabled=every)
     finish_checks(
         Output(as_json, quiet), outcomes, _render_profiles, flagged=lambda r: False, what=""
     )
