@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from retrain_cli.choices import Compute
 from retrain_cli.errors import DataError, RetrainError
 from retrain_cli.redaction import redact_url
 
@@ -35,6 +36,14 @@ class Cluster:
         if not self.scheduler:
             return "no Dask scheduler configured (dask.scheduler or RETRAIN_DASK_SCHEDULER)"
         return None
+
+    def placement(self, compute: Compute) -> tuple[Cluster | None, str | None]:
+        """Where work of a job with this `compute` runs: here (None) or on this cluster, and
+        why a job that asked for the cluster runs here."""
+        if compute is not Compute.DASK:
+            return None, None
+        note = self.local_reason()
+        return (self if note is None else None), note
 
     def client(self) -> Client:
         if self._client is None:
@@ -90,10 +99,13 @@ def run_all(
         client.cancel(futures)
 
 
-def gather(client: Client, function: Any, items: list[Any], **shared: Any) -> list[Any]:
-    """`function(item, **shared)` for each item (data or futures on the cluster), the results in
-    the items' order; the tasks are cancelled when one fails or the caller is interrupted."""
-    futures = client.map(function, items, pure=False, **shared)
+def gather(
+    client: Client, function: Any, items: list[Any], *more: list[Any], **shared: Any
+) -> list[Any]:
+    """`function(item, *more's items, **shared)` for each item (data or futures on the
+    cluster), the results in the items' order; the tasks are cancelled when one fails or the
+    caller is interrupted."""
+    futures = client.map(function, items, *more, pure=False, **shared)
     try:
         return list(client.gather(futures))
     except RetrainError:  # the task's own one-line error (bad data), as it would be here

@@ -98,12 +98,7 @@ def evaluate_job(
 
 
 def placed(job: EffectiveJob, cluster: Cluster | None) -> tuple[Cluster | None, str | None]:
-    """Where a job's heavy work runs: on `cluster` for `compute: dask` when it can go there,
-    else here, with the reason when the job asked for the cluster."""
-    if job.spec.compute is not Compute.DASK or cluster is None:
-        return None, None
-    note = cluster.local_reason()
-    return (cluster if note is None else None), note
+    return cluster.placement(job.spec.compute) if cluster is not None else (None, None)
 
 
 def _against_training(job: EffectiveJob) -> bool:

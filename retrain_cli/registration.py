@@ -99,12 +99,17 @@ def _write_training_profile(staging: Path, job: EffectiveJob, prepared: Prepared
     import pyarrow as pa
 
     from retrain_cli import profile_check, profile_store
+    from retrain_cli.cluster_training import ClusterRows, profile_on_cluster
     from retrain_cli.drift_compare import Columns
 
     columns = Columns(features=prepared.features, categorical=prepared.categorical)
+    bins = job.spec.drift.bins
     try:
-        table = pa.Table.from_pandas(prepared.train.features, preserve_index=False)
-        profile = profile_check.profile_table(table, columns, job.spec.drift.bins, "training data")
+        if isinstance(prepared.train, ClusterRows):
+            profile = profile_on_cluster(prepared.train, prepared.categorical, bins)
+        else:
+            table = pa.Table.from_pandas(prepared.train.features, preserve_index=False)
+            profile = profile_check.profile_table(table, columns, bins, "training data")
     except (DataError, pa.ArrowException):  # a feature with no values; categories of mixed types
         return
     artifacts.write_atomic(staging / profile_store.TRAINING_FILE, profile_store.encode(profile))

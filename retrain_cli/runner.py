@@ -19,7 +19,17 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from retrain_cli import artifacts, evaluation, history, registry, slots
+from retrain_cli import (
+    artifacts,
+    cluster_training,
+    datasource,
+    evaluation,
+    history,
+    registry,
+    slots,
+)
+from retrain_cli.cluster import Cluster
+from retrain_cli.cluster_training import ClusterRows
 from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.db.session import session_scope
 from retrain_cli.durations import utcnow
@@ -33,6 +43,7 @@ from retrain_cli.slots import Claim, Heartbeat, HostSlots, LeaseLost
 from retrain_cli.threads import thread_share
 from retrain_cli.trainers import preload, trainer_for
 from retrain_cli.trainers.base import Trainer, TrainingContext
+from retrain_cli.trainers.lightgbm_trainer import LightGBMTrainer
 from retrain_cli.training_data import Prepared, prepare
 
 
@@ -59,6 +70,8 @@ class RunResult:
     duration_s: float = 0.0
     error: str | None = None
     threads: int = 0  # the run's share of the host's cores (0: every core)
+    compute: str = "local"  # where the model trained: "local" or "dask"
+    compute_note: str | None = None  # why a `compute: dask` job trained here
     # wall seconds of each step the run reached: load (read, validate and fingerprint the
     # data while the trainer's library imports), train, evaluate (the new model on the
     # hold-out), champion (the active model on the same hold-out), register (gate, artifact,
@@ -133,7 +146,8 @@ def retrain(
             )
         raise
     try:
-        return _run(engine, settings, request, hooks, job, lease.run_id)
+        with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
+            return _run(engine, settings, request, hooks, job, lease.run_id, cluster)
     finally:
         lease.release()
 
@@ -145,6 +159,7 @@ def _run(
     hooks: Hooks,
     job: EffectiveJob,
     run_id: int,
+    cluster: Cluster,
 ) -> RunResult:
     started = time.monotonic()
     interval = hooks.heartbeat_seconds or settings.heartbeat_s
@@ -160,8 +175,13 @@ def _run(
         heartbeat.start()
         threads = thread_share(job.hyperparameters, settings.max_concurrent_retrains)
         trainer = hooks.trainer_factory(job.type, {"num_threads": threads, **job.hyperparameters})
+        on_cluster, compute_note = _placement(job, trainer, cluster)
         with phases("load"):
-            prepared = _prepare_while_importing(job, trainer.modules)
+            prepared = (
+                cluster_training.prepare(job, on_cluster.client())
+                if on_cluster
+                else _prepare_while_importing(job, trainer.modules)
+            )
             with session_scope(engine) as session:
                 active = registry.active_version(session, job.model)
                 champion = Champion.of(active) if active else None
@@ -185,7 +205,11 @@ def _run(
             parent = champion if _continues_from(job, champion) else None
             init_from = parent.verified_directory() if parent else None
             context = TrainingContext(deadline=started + job.spec.timeout, on_progress=report)
-            trainer.fit(prepared.train, context, init_from)
+            if isinstance(prepared.train, ClusterRows):
+                assert isinstance(trainer, LightGBMTrainer)
+                cluster_training.fit(trainer, prepared.train, context, init_from)
+            else:
+                trainer.fit(prepared.train, context, init_from)
         heartbeat.check()
         with phases("evaluate"):
             scores = trainer.predict(prepared.holdout.features)
@@ -208,6 +232,8 @@ def _run(
             gate=registered.gate,
             duration_s=time.monotonic() - started,
             threads=threads,
+            compute="dask" if on_cluster else "local",
+            compute_note=compute_note,
             phases=phases.seconds,
         )
     except Exception as exc:
@@ -231,6 +257,20 @@ def _run(
         heartbeat.stop()
         if staging is not None:
             artifacts.discard(staging)
+
+
+def _placement(
+    job: EffectiveJob, trainer: Trainer, cluster: Cluster
+) -> tuple[Cluster | None, str | None]:
+    """The cluster a `compute: dask` job trains on, or why it trains here."""
+    on_cluster, note = cluster.placement(job.spec.compute)
+    if on_cluster is None:
+        return None, note
+    if not isinstance(trainer, LightGBMTrainer):
+        return None, f"{trainer.name} models train here; LightGBM trains on the cluster"
+    if not datasource.is_parquet(job.spec.data.train):
+        return None, "CSV and SQL training data is read and trained on here"
+    return on_cluster, None
 
 
 def _prepare_while_importing(job: EffectiveJob, modules: tuple[str, ...]) -> Prepared:

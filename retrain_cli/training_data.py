@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +17,11 @@ from retrain_cli.trainers.base import TrainingData
 if TYPE_CHECKING:
     import pandas as pd
 
+    from retrain_cli.cluster_training import ClusterRows
     from retrain_cli.jobs import EffectiveJob
 
 MIN_ROWS = 20
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
 @dataclass
@@ -27,9 +30,9 @@ class Prepared:
 
     features: list[str]
     categorical: list[str]
-    train: TrainingData
+    train: TrainingData | ClusterRows  # ClusterRows: the training rows stay on a Dask cluster
     holdout: TrainingData
-    holdout_returns: np.ndarray[Any, np.dtype[np.float64]] | None
+    holdout_returns: FloatArray | None
     fingerprint: dict[str, Any]
 
 
@@ -39,41 +42,65 @@ def prepare(job: EffectiveJob) -> Prepared:
     spec = job.spec
     frame = read_frame(spec.data.train, "train")
     target, time_column, returns = spec.target, spec.time_column, spec.return_column
-    special = spec.special_columns
-    features = spec.features or [c for c in frame.columns if c not in special]
-    missing = [c for c in [target, time_column, returns, *features] if c and c not in frame]
-    if missing:
-        raise DataError(f"train data has no column {', '.join(map(repr, missing))}")
-    if not features:
-        raise DataError("train data has no feature columns")
-    if frame[target].isna().any():
-        frame = frame.dropna(subset=[target])
-    if frame.empty:
-        raise DataError(f"target {target!r} has no values in the train data")
-    if not set(np.unique(frame[target].to_numpy())) <= {0, 1}:
-        raise DataError(f"target {target!r} must hold 0/1 labels")
-    if len(frame) < MIN_ROWS:
-        raise DataError(f"train data has {len(frame)} labelled rows; at least {MIN_ROWS} needed")
+    features = feature_names(job, list(frame.columns))
+    frame = labelled(frame, target)
+    require_rows(len(frame), target)
     if time_column:
         order = time_order(frame[time_column], time_column)
         if not order.is_monotonic_increasing:
             frame = frame.sort_values(time_column, kind="stable", key=lambda _: order)
     frame = frame.reset_index(drop=True)
-    categorical = _categorical(frame, features, spec.categorical)
+    categorical = categorical_features(frame, features, spec.categorical)
     for column in categorical:
         frame[column] = frame[column].astype("category")
-    n_holdout = max(1, round(len(frame) * spec.holdout_fraction))
+    n_holdout = holdout_rows(len(frame), spec.holdout_fraction)
     train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
     return Prepared(
         features=list(features),
         categorical=categorical,
-        train=_data(train, features, target),
-        holdout=_data(holdout, features, target),
-        holdout_returns=holdout[returns].to_numpy(dtype=np.float64, na_value=np.nan)
-        if returns
-        else None,
+        train=data_of(train, features, target),
+        holdout=data_of(holdout, features, target),
+        holdout_returns=returns_of(holdout, returns),
         fingerprint=fingerprint(frame, time_column),
     )
+
+
+def feature_names(job: EffectiveJob, present: Sequence[str]) -> list[str]:
+    """The job's features (default: every column but the target, time, return and score
+    columns), after checking that every column the job names is in the data."""
+    spec = job.spec
+    features = spec.features or [c for c in present if c not in spec.special_columns]
+    named = [spec.target, spec.time_column, spec.return_column, *features]
+    missing = [c for c in named if c and c not in present]
+    if missing:
+        raise DataError(f"train data has no column {', '.join(map(repr, missing))}")
+    if not features:
+        raise DataError("train data has no feature columns")
+    return list(features)
+
+
+def labelled(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The rows with a label, each label 0 or 1."""
+    if frame[target].isna().any():
+        frame = frame.dropna(subset=[target])
+    if not set(np.unique(frame[target].to_numpy())) <= {0, 1}:
+        raise DataError(f"target {target!r} must hold 0/1 labels")
+    return frame
+
+
+def require_rows(rows: int, target: str) -> None:
+    if rows == 0:
+        raise DataError(f"target {target!r} has no values in the train data")
+    if rows < MIN_ROWS:
+        raise DataError(f"train data has {rows} labelled rows; at least {MIN_ROWS} needed")
+
+
+def holdout_rows(rows: int, fraction: float) -> int:
+    return max(1, round(rows * fraction))
+
+
+def returns_of(holdout: pd.DataFrame, returns: str | None) -> FloatArray | None:
+    return holdout[returns].to_numpy(dtype=np.float64, na_value=np.nan) if returns else None
 
 
 def time_order(column: pd.Series[Any], name: str) -> pd.Series[Any]:
@@ -91,7 +118,10 @@ def time_order(column: pd.Series[Any], name: str) -> pd.Series[Any]:
     return parsed
 
 
-def _categorical(frame: pd.DataFrame, features: list[str], declared: list[str]) -> list[str]:
+def categorical_features(
+    frame: pd.DataFrame, features: list[str], declared: list[str]
+) -> list[str]:
+    """The features LightGBM treats as categories: declared, text or boolean."""
     import pandas as pd
 
     return [
@@ -103,7 +133,7 @@ def _categorical(frame: pd.DataFrame, features: list[str], declared: list[str]) 
     ]
 
 
-def _data(frame: pd.DataFrame, features: list[str], target: str) -> TrainingData:
+def data_of(frame: pd.DataFrame, features: list[str], target: str) -> TrainingData:
     return TrainingData(frame[features], frame[target].to_numpy(dtype=np.float64, na_value=np.nan))
 
 

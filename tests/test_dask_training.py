@@ -1,0 +1,144 @@
+"""LightGBM training of `compute: dask` jobs on a real Dask cluster (a `distributed.LocalCluster`
+of two worker processes over TCP), against the same retrain run here, on both backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retrain_cli.db.models import ModelVersionManagement, RetrainingJobHistory
+from tests.conftest import Cli, require_distributed
+from tests.helpers import training_frame, write_job
+
+pytestmark = pytest.mark.slow
+
+
+def _dataset(folder: Path, n: int = 6000) -> pd.DataFrame:
+    """Training rows in five files, out of time order across and within files, with many
+    rows sharing a timestamp (the hold-out's boundary falls inside a run of ties)."""
+    frame = training_frame(n, seed=4)
+    frame["ts"] = frame["ts"].dt.floor("D")  # 24 rows per timestamp
+    frame.loc[frame.sample(frac=0.02, random_state=1).index, "y"] = np.nan  # unlabelled rows
+    shuffled = frame.sample(frac=1.0, random_state=2).reset_index(drop=True)
+    shuffled["part"] = np.arange(len(shuffled)) % 5
+    pq.write_to_dataset(pa.Table.from_pandas(shuffled), folder / "train", ["part"])
+    training_frame(2000, seed=5).to_parquet(folder / "cur.parquet")
+    return frame
+
+
+def _apply(cli: Cli, folder: Path, name: str, compute: str, **fields: object) -> None:
+    spec = write_job(
+        folder,
+        name,
+        model=f"{name}-model",
+        data={"train": "train/", "current": "cur.parquet"},
+        features=["f0", "f1", "f2", "colour"],
+        compute=compute,
+        hyperparameters={"num_boost_round": 40},
+        thresholds={"performance": 0.6},
+        **fields,
+    )
+    assert cli("jobs", "apply", "-f", str(spec)).exit_code == 0
+
+
+def test_the_cluster_holds_out_exactly_the_rows_a_local_run_holds_out(
+    cli: Cli,
+    tmp_path: Path,
+    dask_scheduler: str,
+    session: Callable[[], AbstractContextManager[Session]],
+) -> None:
+    from retrain_cli import cluster_training, training_data
+    from retrain_cli.cluster import Cluster
+    from retrain_cli.jobs import effective_job, get_job, load_configs
+
+    _dataset(tmp_path)
+    _apply(cli, tmp_path, "job", "dask", holdout_fraction=0.23)
+    with session() as s:
+        job = effective_job(get_job(s, "job"), load_configs(s))
+    local = training_data.prepare(job)
+    with Cluster(dask_scheduler, 10) as cluster:
+        remote = cluster_training.prepare(job, cluster.client())
+        assert isinstance(remote.train, cluster_training.ClusterRows)
+        assert remote.train.rows == len(local.train.target)
+    pd.testing.assert_frame_equal(
+        remote.holdout.features, local.holdout.features.reset_index(drop=True)
+    )
+    assert remote.holdout.target.tolist() == local.holdout.target.tolist()
+    assert (remote.features, remote.categorical) == (local.features, local.categorical)
+    assert remote.fingerprint["rows"] == local.fingerprint["rows"]
+    assert remote.fingerprint["time_max"] == local.fingerprint["time_max"]
+
+
+def test_a_retrain_on_the_cluster_matches_the_local_one_and_continues_from_it(
+    cli: Cli,
+    tmp_path: Path,
+    dask_scheduler: str,
+    monkeypatch: pytest.MonkeyPatch,
+    session: Callable[[], AbstractContextManager[Session]],
+) -> None:
+    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", dask_scheduler)
+    _dataset(tmp_path)
+    _apply(cli, tmp_path, "here", "local")
+    _apply(cli, tmp_path, "there", "dask", strategy="incremental", drift={"reference": "training"})
+    runs = {}
+    for name in ("here", "there"):
+        result = cli("retrain", name, "--json")
+        assert result.exit_code == 0, result.stderr
+        runs[name] = json.loads(result.stdout)
+    assert (runs["here"]["compute"], runs["there"]["compute"]) == ("local", "dask")
+    here, there = (runs[name]["version"]["metrics"] for name in ("here", "there"))
+    assert there["n_holdout"] == here["n_holdout"]
+    # distributed LightGBM bins and sums histograms per worker: close, not bit for bit
+    assert there["auc"] == pytest.approx(here["auc"], abs=0.02)
+    assert there["auc"] > 0.8
+    # the artifact is LightGBM's text model: an incremental run continues from it
+    again = cli("retrain", "there", "--force", "--json")
+    assert again.exit_code == 0, again.stderr
+    with session() as s:
+        versions = s.scalars(
+            select(ModelVersionManagement).where(ModelVersionManagement.model_name == "there-model")
+        ).all()
+    assert sorted(v.version for v in versions) == [1, 2]
+    assert [v.parent_version for v in sorted(versions, key=lambda v: v.version)] == [None, 1]
+    published = Path(versions[0].artifact_path).parent
+    assert (published / "model.txt").read_text().startswith("tree\n")
+    # its training profile was built on the cluster: the drift check against it
+    assert (published / "profile.json").exists()
+    checked = cli("drift", "check", "there", "--json")
+    assert checked.exit_code == 0, checked.stderr
+    (result,) = json.loads(checked.stdout)["results"]
+    assert result["profile"]["built_from"] == "training data" and not result["drifted"]
+
+
+def test_an_unreachable_scheduler_fails_the_run_and_registers_nothing(
+    cli: Cli,
+    tmp_path: Path,
+    home: Path,
+    session: Callable[[], AbstractContextManager[Session]],
+) -> None:
+    require_distributed()
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(
+        yaml.safe_dump({"dask": {"scheduler": "tcp://127.0.0.1:9", "timeout": 2}})
+    )
+    _dataset(tmp_path)
+    _apply(cli, tmp_path, "there", "dask")
+    result = cli("retrain", "there")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert "the Dask scheduler tcp://127.0.0.1:9 is unreachable" in line
+    with session() as s:
+        (run,) = s.scalars(select(RetrainingJobHistory)).all()
+        assert run.status == "failed" and "unreachable" in (run.error or "")
+        assert s.scalars(select(ModelVersionManagement)).all() == []
