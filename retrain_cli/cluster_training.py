@@ -56,34 +56,30 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared:
     wanted = [c for c in present if c in {*features, *spec.special_columns}]
     parts = datasource.partitions(source, "train", wanted) or []
     frames = client.map(_read_part, parts, columns=wanted, target=spec.target, pure=False)
-    try:
-        described = gather(
-            client,
-            _describe,
-            frames,
-            features=features,
-            declared=spec.categorical,
-            time_column=spec.time_column,
-        )
-        rows = sum(d["rows"] for d in described)
-        training_data.require_rows(rows, spec.target)
-        categorical = described[0]["categorical"]
-        categories = _categories(described, categorical)
-        n_holdout = training_data.holdout_rows(rows, spec.holdout_fraction)
-        cut = _holdout_cut(client, frames, described, spec.time_column, rows - n_holdout)
-        holdout = _holdout(client, frames, cut, spec.time_column, categories)
-        train = client.map(
-            _training_rows,
-            frames,
-            cut,
-            columns=[*features, spec.target],
-            time_column=spec.time_column,
-            categories=categories,
-            pure=False,
-        )
-    except BaseException:
-        client.cancel(frames)
-        raise
+    described = gather(
+        client,
+        _describe,
+        frames,
+        features=features,
+        declared=spec.categorical,
+        time_column=spec.time_column,
+    )
+    rows = sum(d["rows"] for d in described)
+    training_data.require_rows(rows, spec.target)
+    categorical = described[0]["categorical"]
+    categories = _categories(described, categorical)
+    n_holdout = training_data.holdout_rows(rows, spec.holdout_fraction)
+    cut = _holdout_cut(client, frames, described, spec.time_column, rows - n_holdout)
+    holdout = _holdout(client, frames, cut, spec.time_column, categories)
+    train = client.map(
+        _training_rows,
+        frames,
+        cut,
+        columns=[*features, spec.target],
+        time_column=spec.time_column,
+        categories=categories,
+        pure=False,
+    )
     return training_data.Prepared(
         features=features,
         categorical=categorical,
@@ -128,7 +124,8 @@ def _holdout_cut(
         (value,) = selection.select([first], run)
         counts = gather(client, _count_at, keys, value=value)
     finally:
-        client.cancel(keys)
+        for future in keys:  # dropped: their dependent tasks are done
+            future.release()
     ties = first - sum(below for below, _ in counts)  # rows at `value` that stay in training
     cut = []
     for below, equal in counts:
@@ -184,8 +181,8 @@ def fit(
 ) -> LightGBMTrainer:
     """Train `trainer`'s model with `lightgbm.dask` on the rows the cluster holds. Training runs
     on a thread while this one watches the deadline and the run's lease (`context.step`); when
-    either stops the run, the client's tasks are cancelled (one already running finishes on its
-    worker and is dropped)."""
+    either stops the run, the client is closed and the scheduler drops its tasks (one already
+    running finishes on its worker and is dropped)."""
     import dask.dataframe as dd
     import lightgbm as lgb
 
@@ -221,7 +218,10 @@ def fit(
         while not done.wait(1.0):
             context.step(0, total)
     except BaseException:
-        client.cancel(parts, force=True)
+        # a closed client's tasks are released by the scheduler, the standard way a run's work
+        # is dropped (cancelling the inputs of lightgbm.dask's own tasks trips the scheduler)
+        client.close()
+        done.wait(10.0)  # the training thread sees its client gone and ends
         raise
     if "error" in outcome:
         error = outcome["error"]

@@ -4,6 +4,11 @@ of two worker processes over TCP), against the same retrain run here, on both ba
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -22,6 +27,7 @@ from tests.conftest import Cli, require_distributed
 from tests.helpers import training_frame, write_job
 
 pytestmark = pytest.mark.slow
+_COMMAND = [sys.executable, "-m", "retrain_cli", "retrain"]
 
 
 def _dataset(folder: Path, n: int = 6000) -> pd.DataFrame:
@@ -45,9 +51,8 @@ def _apply(cli: Cli, folder: Path, name: str, compute: str, **fields: object) ->
         data={"train": "train/", "current": "cur.parquet"},
         features=["f0", "f1", "f2", "colour"],
         compute=compute,
-        hyperparameters={"num_boost_round": 40},
         thresholds={"performance": 0.6},
-        **fields,
+        **{"hyperparameters": {"num_boost_round": 40}, **fields},
     )
     assert cli("jobs", "apply", "-f", str(spec)).exit_code == 0
 
@@ -142,3 +147,65 @@ def test_an_unreachable_scheduler_fails_the_run_and_registers_nothing(
         (run,) = s.scalars(select(RetrainingJobHistory)).all()
         assert run.status == "failed" and "unreachable" in (run.error or "")
         assert s.scalars(select(ModelVersionManagement)).all() == []
+
+
+def _scheduler_tasks(address: str) -> list[str]:
+    """The keys the scheduler still tracks, asked by a client of our own."""
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        return list(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks)))
+
+
+def _wait_until(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return check()
+
+
+def test_a_retrain_past_its_timeout_on_the_cluster_fails_and_registers_nothing(
+    cli: Cli,
+    db_url: str,
+    tmp_path: Path,
+    dask_scheduler: str,
+    session: Callable[[], AbstractContextManager[Session]],
+) -> None:
+    _dataset(tmp_path)
+    _apply(cli, tmp_path, "there", "dask", timeout=1, hyperparameters={"num_boost_round": 800})
+    done = subprocess.run(
+        [*_COMMAND, "there", "--database-url", db_url],
+        env={**os.environ, "RETRAIN_DASK_SCHEDULER": dask_scheduler},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["Error: timeout: training ran past the job's timeout"]
+    with session() as s:
+        (run,) = s.scalars(select(RetrainingJobHistory)).all()
+        assert run.status == "failed"
+        assert s.scalars(select(ModelVersionManagement)).all() == []
+    # the cancelled run leaves nothing on the scheduler (its running training task ends there)
+    assert _wait_until(lambda: not _scheduler_tasks(dask_scheduler), 60)
+
+
+def test_a_retrain_killed_here_leaves_no_tasks_on_the_cluster(
+    cli: Cli, db_url: str, tmp_path: Path, dask_scheduler: str
+) -> None:
+    _dataset(tmp_path)
+    _apply(cli, tmp_path, "there", "dask", hyperparameters={"num_boost_round": 800})
+    env = {**os.environ, "RETRAIN_DASK_SCHEDULER": dask_scheduler}
+    command = [*_COMMAND, "there", "--database-url", db_url]
+    retrain = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        started = _wait_until(
+            lambda: any("train_part" in key for key in _scheduler_tasks(dask_scheduler)), 60
+        )
+        assert started, "the training never reached the cluster"
+    finally:
+        retrain.send_signal(signal.SIGKILL)
+        retrain.communicate(timeout=30)
+    assert _wait_until(lambda: not _scheduler_tasks(dask_scheduler), 60)
