@@ -66,15 +66,16 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared:
     )
     rows = sum(d["rows"] for d in described)
     training_data.require_rows(rows, spec.target)
-    categorical = described[0]["categorical"]
+    categorical = next(d for d in described if d["rows"])["categorical"]
     categories = _categories(described, categorical)
     n_holdout = training_data.holdout_rows(rows, spec.holdout_fraction)
     cut = _holdout_cut(client, frames, described, spec.time_column, rows - n_holdout)
     holdout = _holdout(client, frames, cut, spec.time_column, categories)
+    kept = [(frame, n) for frame, n in zip(frames, cut, strict=True) if n]  # rows to train on
     train = client.map(
         _training_rows,
-        frames,
-        cut,
+        [frame for frame, _ in kept],
+        [n for _, n in kept],
         columns=[*features, spec.target],
         time_column=spec.time_column,
         categories=categories,
@@ -97,7 +98,7 @@ def _categories(described: list[dict[str, Any]], categorical: list[str]) -> dict
 
     merged = {}
     for name in categorical:
-        values = [value for d in described for value in d["uniques"][name]]
+        values = [value for d in described for value in d["uniques"].get(name, [])]
         merged[name] = pd.Series(values).astype("category").cat.categories
     return merged
 
@@ -146,7 +147,7 @@ def _holdout(
     import pandas as pd
 
     pieces = gather(client, _holdout_rows, frames, cut, time_column=time_column)
-    holdout = pd.concat(pieces, ignore_index=True)
+    holdout = pd.concat([piece for piece in pieces if len(piece)], ignore_index=True)
     if time_column:
         order = training_data.time_order(holdout[time_column], time_column)
         if not order.is_monotonic_increasing:
@@ -189,7 +190,7 @@ def fit(
     from retrain_cli.trainers.lightgbm_trainer import MODEL_FILE
 
     client = rows.client
-    parts = [part for part, n in zip(rows.parts, _sizes(client, rows.parts), strict=True) if n]
+    parts = rows.parts  # none of them empty
     meta = client.submit(_empty, parts[0], pure=False).result()
     # the worker's cores, not this host's share: LightGBM sets num_threads per worker itself
     params = {k: v for k, v in trainer.params.items() if k != "num_threads"}
@@ -250,21 +251,19 @@ def profile_on_cluster(rows: ClusterRows, categorical: list[str], bins: int) -> 
     )
 
 
-def _sizes(client: Client, parts: list[Future[Any]]) -> list[int]:
-    return gather(client, len, parts)
-
-
 # tasks, on the workers
 
 
 def _read_part(part: datasource.Partition, columns: list[str], target: str) -> pd.DataFrame:
+    import pandas as pd
     import pyarrow as pa
 
     batches = list(datasource.partition_batches(part, "train", columns))
-    table = pa.Table.from_batches(batches) if batches else None
-    if table is None:
-        raise DataError(f"train data {part.path} has no rows")
-    frame = training_data.labelled(table.to_pandas(split_blocks=True), target)
+    if not batches:  # an empty file of a dataset: no rows, as in a local read
+        return pd.DataFrame(columns=columns)
+    frame = training_data.labelled(
+        pa.Table.from_batches(batches).to_pandas(split_blocks=True), target
+    )
     return frame.reset_index(drop=True)
 
 

@@ -167,9 +167,10 @@ def require_distributed() -> None:
         pytest.skip("the dask extra is not installed: pip install 'retrain-cli[dask]'")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_scheduler() -> Iterator[str]:
-    """The address of a real Dask cluster: two worker processes over TCP, for the session."""
+    """The address of a real Dask cluster: two worker processes over TCP, for one test module
+    (stopped after it, so that idle workers do not share the cores with the rest)."""
     require_distributed()
     from distributed import LocalCluster
 

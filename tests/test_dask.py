@@ -182,3 +182,18 @@ def test_a_worker_killed_during_a_profile_build_changes_nothing(
         client.wait_for_workers(2, timeout=30)
     assert marker.exists()  # a worker did die
     _profiles_equal(calm, survived)
+
+
+@pytest.mark.slow
+def test_drift_profile_of_a_dask_job_is_built_on_the_cluster_and_says_so(
+    cli: Cli, tmp_path: Path, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", dask_scheduler)
+    _windows(tmp_path)
+    _apply(cli, tmp_path, "here", "local")
+    _apply(cli, tmp_path, "there", "dask")
+    result = cli("drift", "profile", "here", "there", "--json")
+    assert result.exit_code == 0, result.stderr
+    here, there = json.loads(result.stdout)["results"]
+    assert (here["compute"], there["compute"]) == ("local", "dask")
+    assert there["compute_note"] is None and there["rows"] == here["rows"] == 4000

@@ -31,14 +31,17 @@ _COMMAND = [sys.executable, "-m", "retrain_cli", "retrain"]
 
 
 def _dataset(folder: Path, n: int = 6000) -> pd.DataFrame:
-    """Training rows in five files, out of time order across and within files, with many
-    rows sharing a timestamp (the hold-out's boundary falls inside a run of ties)."""
+    """Training rows in five files and an empty one, out of time order across and within files,
+    with many rows sharing a timestamp (the hold-out's boundary falls inside a run of ties)."""
     frame = training_frame(n, seed=4)
     frame["ts"] = frame["ts"].dt.floor("D")  # 24 rows per timestamp
     frame.loc[frame.sample(frac=0.02, random_state=1).index, "y"] = np.nan  # unlabelled rows
     shuffled = frame.sample(frac=1.0, random_state=2).reset_index(drop=True)
     shuffled["part"] = np.arange(len(shuffled)) % 5
     pq.write_to_dataset(pa.Table.from_pandas(shuffled), folder / "train", ["part"])
+    (folder / "train" / "part=9").mkdir()  # and an empty file
+    empty = pa.Table.from_pandas(shuffled.drop(columns="part").head(0), preserve_index=False)
+    pq.write_table(empty, folder / "train" / "part=9" / "empty.parquet")
     training_frame(2000, seed=5).to_parquet(folder / "cur.parquet")
     return frame
 

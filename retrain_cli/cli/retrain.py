@@ -104,9 +104,10 @@ def _describe(result: RunResult) -> str:
     verdict = "promoted" if result.promoted else "not promoted"
     reasons = "; ".join(gate.get("reasons", []))
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.phases.items())
+    where = " on the Dask cluster" if result.compute == "dask" else ""
     return (
         f"{result.job}: registered {version.get('model')} v{version.get('version')} "
-        f"({verdict}: {reasons}) in {result.duration_s:.1f}s ({steps})"
+        f"({verdict}: {reasons}) in {result.duration_s:.1f}s{where} ({steps})"
     )
 
 
