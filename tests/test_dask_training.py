@@ -212,3 +212,23 @@ def test_a_retrain_killed_here_leaves_no_tasks_on_the_cluster(
         retrain.send_signal(signal.SIGKILL)
         retrain.communicate(timeout=30)
     assert _wait_until(lambda: not _scheduler_tasks(dask_scheduler), 60)
+
+
+def test_without_the_dask_extra_a_dask_job_trains_here_and_says_why(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "distributed" else real(name, *a),
+    )
+    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", "tcp://127.0.0.1:9")  # never contacted
+    _dataset(tmp_path)
+    _apply(cli, tmp_path, "there", "dask")
+    result = cli("retrain", "there", "--json")
+    assert result.exit_code == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["compute"] == "local" and "pip install 'retrain-cli[dask]'" in run["compute_note"]
