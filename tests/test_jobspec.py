@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from retrain_cli.errors import JobSpecError
-from retrain_cli.jobspec import JobSpec, load_job_file
+from retrain_cli.job_files import load_job_file
+from retrain_cli.jobspec import JobSpec
 from tests.conftest import EXAMPLES
 
 MINIMAL = {

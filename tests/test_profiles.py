@@ -19,7 +19,7 @@ from retrain_cli.datasource import file_source
 from retrain_cli.db.models import AutoRetrainingJob, ModelDriftMonitoring
 from retrain_cli.drift_compare import Columns, DriftSettings
 from retrain_cli.errors import DataError, JobSpecError
-from retrain_cli.jobspec import validate_job
+from retrain_cli.job_files import validate_job
 from tests.conftest import Cli
 from tests.helpers import published, training_frame, window, write_job, write_training_job
 

@@ -17,8 +17,8 @@ from retrain_cli.db.queries import SCHEMA_LOCK, take_turns
 from retrain_cli.db.schema import _upgrade, seed_default_configs
 from retrain_cli.db.session import SCHEMA_REVISION, make_engine
 from retrain_cli.durations import utcnow
+from retrain_cli.job_files import load_job_files
 from retrain_cli.jobs import apply_files
-from retrain_cli.jobspec import load_job_files
 from tests.helpers import write_job
 
 pytestmark = pytest.mark.slow

@@ -48,7 +48,7 @@ def apply(
 
     Every field of a job file, with its default: docs/job-files.md.
     """
-    from retrain_cli.jobspec import load_job_files
+    from retrain_cli.job_files import load_job_files
 
     loaded = load_job_files(files)
     with open_session(database_url) as (_, session):
