@@ -45,6 +45,7 @@ class ClusterRows:
     features: list[str]
     target: str
     rows: int
+    meta: pd.DataFrame  # no rows: the columns and their dtypes
 
 
 def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared:
@@ -84,7 +85,14 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared:
     return training_data.Prepared(
         features=features,
         categorical=categorical,
-        train=ClusterRows(client, train, features, spec.target, rows - n_holdout),
+        train=ClusterRows(
+            client,
+            train,
+            features,
+            spec.target,
+            rows - n_holdout,
+            client.submit(_empty, train[0], pure=False).result(),
+        ),
         holdout=training_data.data_of(holdout, features, spec.target),
         holdout_returns=training_data.returns_of(holdout, spec.return_column),
         fingerprint=_fingerprint(described, spec.time_column),
@@ -113,9 +121,9 @@ def _holdout_cut(
     """How many rows of each partition, in time order, stay in training: the row at rank
     `first` of all rows by (time, partition, row) opens the hold-out."""
     if not time_column:
-        ends = np.cumsum([d["rows"] for d in described])
-        starts = ends - np.array([d["rows"] for d in described])
-        return [int(k) for k in np.clip(first - starts, 0, ends - starts)]
+        sizes = np.array([d["rows"] for d in described])
+        starts = np.cumsum(sizes) - sizes
+        return [int(k) for k in np.clip(first - starts, 0, sizes)]
     keys = client.map(_sorted_keys, frames, time_column=time_column, pure=False)
     try:
 
@@ -190,8 +198,7 @@ def fit(
     from retrain_cli.trainers.lightgbm_trainer import MODEL_FILE
 
     client = rows.client
-    parts = rows.parts  # none of them empty
-    meta = client.submit(_empty, parts[0], pure=False).result()
+    parts, meta = rows.parts, rows.meta
     # the worker's cores, not this host's share: LightGBM sets num_threads per worker itself
     params = {k: v for k, v in trainer.params.items() if k != "num_threads"}
     model = lgb.DaskLGBMClassifier(client=client, n_estimators=trainer.num_boost_round, **params)
@@ -243,8 +250,7 @@ def profile_on_cluster(rows: ClusterRows, categorical: list[str], bins: int) -> 
 
     client = rows.client
     columns = Columns(features=rows.features, categorical=categorical)
-    meta = client.submit(_empty, rows.parts[0], pure=False).result()
-    schema = pa.Schema.from_pandas(meta[rows.features], preserve_index=False)
+    schema = pa.Schema.from_pandas(rows.meta[rows.features], preserve_index=False)
     kinds = {name: column_kind(schema.field(name).type, name, columns) for name in rows.features}
     return cluster_profile.build(
         client, rows.parts, _frame_column, kinds, bins, rows.rows, "training data"

@@ -178,3 +178,17 @@ def dask_scheduler() -> Iterator[str]:
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         yield cluster.scheduler_address
+
+
+@pytest.fixture
+def unreachable_scheduler(home: Path) -> str:
+    """A config file whose Dask scheduler nothing answers (2 s timeout); its address."""
+    import yaml
+
+    require_distributed()
+    address = "tcp://127.0.0.1:9"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(
+        yaml.safe_dump({"dask": {"scheduler": address, "timeout": 2}})
+    )
+    return address

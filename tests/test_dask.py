@@ -10,9 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from tests.conftest import Cli, require_distributed
+from tests.conftest import Cli
 from tests.helpers import window, write_job
 
 if TYPE_CHECKING:
@@ -43,14 +42,21 @@ def _apply(cli: Cli, folder: Path, name: str, compute: str) -> None:
     assert cli("jobs", "apply", "-f", str(spec)).exit_code == 0
 
 
+def _here_and_there(
+    cli: Cli, folder: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The windows, and the same job twice: `here` (compute: local), `there` (compute: dask)."""
+    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", scheduler)
+    _windows(folder)
+    _apply(cli, folder, "here", "local")
+    _apply(cli, folder, "there", "dask")
+
+
 @pytest.mark.slow
 def test_a_drift_check_counted_on_the_cluster_equals_the_local_one(
     cli: Cli, tmp_path: Path, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", dask_scheduler)
-    _windows(tmp_path)
-    _apply(cli, tmp_path, "here", "local")
-    _apply(cli, tmp_path, "there", "dask")
+    _here_and_there(cli, tmp_path, dask_scheduler, monkeypatch)
     result = cli("drift", "check", "here", "there", "--json")
     assert result.exit_code in (0, 3), result.stderr
     here, there = json.loads(result.stdout)["results"]
@@ -72,19 +78,16 @@ def test_a_drift_check_counted_on_the_cluster_equals_the_local_one(
 
 @pytest.mark.slow
 def test_an_unreachable_scheduler_fails_the_job_with_one_line(
-    cli: Cli, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, tmp_path: Path, unreachable_scheduler: str
 ) -> None:
-    require_distributed()
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.yaml").write_text(
-        yaml.safe_dump({"dask": {"scheduler": "tcp://127.0.0.1:9", "timeout": 2}})
-    )
     _windows(tmp_path)
     _apply(cli, tmp_path, "there", "dask")
     result = cli("drift", "check", "there", "--json")
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
-    assert line.startswith("Error: there: the Dask scheduler tcp://127.0.0.1:9 is unreachable")
+    assert line.startswith(
+        f"Error: there: the Dask scheduler {unreachable_scheduler} is unreachable"
+    )
     assert json.loads(result.stdout)["results"] == []
 
 
@@ -188,10 +191,7 @@ def test_a_worker_killed_during_a_profile_build_changes_nothing(
 def test_drift_profile_of_a_dask_job_is_built_on_the_cluster_and_says_so(
     cli: Cli, tmp_path: Path, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", dask_scheduler)
-    _windows(tmp_path)
-    _apply(cli, tmp_path, "here", "local")
-    _apply(cli, tmp_path, "there", "dask")
+    _here_and_there(cli, tmp_path, dask_scheduler, monkeypatch)
     result = cli("drift", "profile", "here", "there", "--json")
     assert result.exit_code == 0, result.stderr
     here, there = json.loads(result.stdout)["results"]

@@ -18,12 +18,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import ModelVersionManagement, RetrainingJobHistory
-from tests.conftest import Cli, require_distributed
+from tests.conftest import Cli
 from tests.helpers import training_frame, write_job
 
 pytestmark = pytest.mark.slow
@@ -132,20 +131,15 @@ def test_a_retrain_on_the_cluster_matches_the_local_one_and_continues_from_it(
 def test_an_unreachable_scheduler_fails_the_run_and_registers_nothing(
     cli: Cli,
     tmp_path: Path,
-    home: Path,
+    unreachable_scheduler: str,
     session: Callable[[], AbstractContextManager[Session]],
 ) -> None:
-    require_distributed()
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.yaml").write_text(
-        yaml.safe_dump({"dask": {"scheduler": "tcp://127.0.0.1:9", "timeout": 2}})
-    )
     _dataset(tmp_path)
     _apply(cli, tmp_path, "there", "dask")
     result = cli("retrain", "there")
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
-    assert "the Dask scheduler tcp://127.0.0.1:9 is unreachable" in line
+    assert f"the Dask scheduler {unreachable_scheduler} is unreachable" in line
     with session() as s:
         (run,) = s.scalars(select(RetrainingJobHistory)).all()
         assert run.status == "failed" and "unreachable" in (run.error or "")
@@ -232,3 +226,25 @@ def test_without_the_dask_extra_a_dask_job_trains_here_and_says_why(
     assert result.exit_code == 0, result.stderr
     run = json.loads(result.stdout)
     assert run["compute"] == "local" and "pip install 'retrain-cli[dask]'" in run["compute_note"]
+
+
+def test_bad_training_data_on_the_cluster_fails_with_the_line_a_local_run_prints(
+    cli: Cli,
+    tmp_path: Path,
+    dask_scheduler: str,
+    monkeypatch: pytest.MonkeyPatch,
+    session: Callable[[], AbstractContextManager[Session]],
+) -> None:
+    frame = training_frame(400, seed=6)
+    frame.loc[7, "y"] = 2  # not a 0/1 label, in one file only
+    frame["part"] = np.arange(len(frame)) % 3
+    pq.write_to_dataset(pa.Table.from_pandas(frame), tmp_path / "train", ["part"])
+    training_frame(100).to_parquet(tmp_path / "cur.parquet")
+    _apply(cli, tmp_path, "here", "local")
+    _apply(cli, tmp_path, "there", "dask")
+    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", dask_scheduler)
+    here, there = cli("retrain", "here"), cli("retrain", "there")
+    assert here.exit_code == there.exit_code == 1
+    assert there.stderr == here.stderr == "Error: target 'y' must hold 0/1 labels\n"
+    with session() as s:
+        assert s.scalars(select(ModelVersionManagement)).all() == []
