@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrain_cli.errors import DataError
+from retrain_cli.private import write_private_text
 
 if TYPE_CHECKING:
     from retrain_cli.drift import Histogram
@@ -37,16 +36,10 @@ def write_report(path: Path, results: Sequence[DriftResult]) -> None:
         f"<span style='background:{CUR}'></span>current</p>{body}</body></html>"
     )
     path = path.expanduser()
-    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(document)
-        os.replace(tmp, path)
+        write_private_text(path, document)
     except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise DataError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
 
 

@@ -56,3 +56,18 @@ def append_line(path: Path, line: str) -> None:
 
     with open_private_append(path) as handle:
         handle.write(scrub(line).encode("utf-8") + b"\n")
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: a 0600 temp file beside it, renamed into place (removed
+    if anything fails)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -227,6 +227,24 @@ def next_fire(expression: str, timezone: str, now: datetime) -> datetime | None:
     return _fire(expression, timezone, _minute(now), previous=False)
 
 
+def longest_gap(expression: str, timezone: str, now: datetime, fires: int = 16) -> float | None:
+    """The longest time in seconds between consecutive fire times among the next `fires`: how
+    long a healthy scheduled job may go without a run (`0 9 * * 1-5`: the weekend's 72 hours).
+
+    >>> longest_gap("0 9 * * 1-5", "UTC", datetime(2026, 6, 1, tzinfo=UTC))
+    259200.0
+    """
+    at = next_fire(expression, timezone, now)
+    longest = None
+    for _ in range(fires):
+        after = None if at is None else next_fire(expression, timezone, at)
+        if at is None or after is None:
+            break
+        longest = max(longest or 0.0, (after - at).total_seconds())
+        at = after
+    return longest
+
+
 def _minute(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(second=0, microsecond=0)
 

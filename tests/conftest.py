@@ -167,6 +167,20 @@ def require_distributed() -> None:
         pytest.skip("the dask extra is not installed: pip install 'retrain-cli[dask]'")
 
 
+def require_program(name: str, package: str) -> str:
+    """The path of `name` on PATH; skip where it is missing, except with CI=true (`.ci/setup`
+    installs Debian's `package`), where it fails."""
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        why = f"{name} is not installed (Debian's {package} package; .ci/setup installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return found
+
+
 @pytest.fixture(scope="module")
 def dask_scheduler() -> Iterator[str]:
     """The address of a real Dask cluster: two worker processes over TCP, for one test module

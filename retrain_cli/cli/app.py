@@ -17,7 +17,7 @@ from retrain_cli.cli.output import close_log, echo, open_log
 from retrain_cli.errors import RetrainError
 
 DEBUG_KEY = "retrain_cli.debug"
-CYCLE = ["db", "jobs", "drift", "perf", "retrain", "versions", "stats"]
+CYCLE = ["db", "jobs", "drift", "perf", "retrain", "versions", "stats", "report"]
 
 
 class ErrorBoundary(Group):
@@ -143,7 +143,7 @@ def root(
 
 
 def _register() -> None:
-    from retrain_cli.cli import db, drift, jobs, perf, retrain, stats, versions
+    from retrain_cli.cli import db, drift, jobs, perf, report, retrain, stats, versions
 
     app.add_typer(db.app, name="db")
     app.add_typer(jobs.app, name="jobs")
@@ -152,6 +152,7 @@ def _register() -> None:
     app.add_typer(versions.app, name="versions")
     app.command("retrain", cls=Command)(retrain.retrain)
     app.command("stats", cls=Command)(stats.stats)
+    app.command("report", cls=Command)(report.report)
 
 
 _register()

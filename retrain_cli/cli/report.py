@@ -1,0 +1,77 @@
+"""`retrain-cli report`: a static HTML site of every model's history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from retrain_cli.cli.completion import model_names
+from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
+from retrain_cli.cli.output import Output
+from retrain_cli.cli.runtime import open_session
+from retrain_cli.durations import parse_duration, utcnow
+
+
+def report(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="The report's directory (default: $RETRAIN_HOME/report).",
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[str, typer.Option(help="The period drawn: 24h, 30d, 90d, ...")] = "90d",
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="Only this model (repeatable); default: every model.",
+            metavar="MODEL",
+            autocompletion=model_names,
+            show_default=False,
+        ),
+    ] = None,
+    now: Now = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Write a static site (index.html and one page per model, no script, nothing fetched):
+    the primary metric, drift share and a per-feature drift heatmap over time with every
+    promotion and rollback marked, the runs as a timeline with their errors, the version
+    lineage; the overview orders models by their open alerts.
+
+    Example: retrain-cli report --out /var/www/retrain --since 30d
+    """
+    from retrain_cli.report import write_report
+    from retrain_cli.slots import file_slots
+
+    try:
+        period = parse_duration(since)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+    with open_session(database_url) as (settings, session):
+        at = now or utcnow()
+        target = (out or settings.home / "report").expanduser().absolute()
+        written = write_report(
+            session, target, at, at - period, models or [], file_slots(settings).slots_in_use()
+        )
+    document = {
+        "index": str(written.index),
+        "pages": {m: str(p) for m, p in written.pages.items()},
+        "alerts": written.alerts,
+    }
+    Output(as_json, quiet).emit(document, lambda c: _render(c, written))
+
+
+def _render(console: Any, written: Any) -> None:
+    urgent = sum(bool(a) for a in written.alerts.values())
+    console.print(
+        f"report of {len(written.pages)} models ({urgent} with open alerts): "
+        f"open {written.index.as_uri()}",
+        soft_wrap=True,
+    )

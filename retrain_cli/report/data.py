@@ -1,0 +1,390 @@
+"""What the report shows, read from the tables alone.
+
+Time series are aggregated in SQL into at most BUCKETS buckets of the period, so a year of
+hourly checks costs a few hundred rows per chart, not thousands: each point is the mean over
+its bucket (the drift heatmap: the worst check in the bucket).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, case, cast, extract, func, select
+from sqlalchemy.orm import Session
+
+from retrain_cli.db.models import (
+    AutoRetrainingJob,
+    ModelDriftMonitoring,
+    ModelPerformanceTracking,
+    ModelVersionEvent,
+    ModelVersionManagement,
+    RetrainingJobHistory,
+)
+from retrain_cli.db.queries import newest_per_model
+from retrain_cli.drift import P_VALUE_METHODS
+from retrain_cli.errors import DataError
+from retrain_cli.stats import JobStats, pipeline_stats
+
+BUCKETS = 300
+MAX_RUNS = 2000  # the newest runs drawn and listed per model
+MAX_VERSIONS = 200  # the newest versions in the lineage table
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The period split into equal buckets; bucket `b` is drawn at its middle."""
+
+    since: datetime
+    now: datetime
+    width_s: int
+
+    @classmethod
+    def of(cls, since: datetime, now: datetime) -> Axis:
+        seconds = max(int((now - since).total_seconds()), 1)
+        return cls(since, now, max(-(-seconds // BUCKETS), 1))
+
+    def at(self, bucket: int) -> datetime:
+        return self.since + timedelta(seconds=(bucket + 0.5) * self.width_s)
+
+    def bucket(self, column: Any) -> Any:
+        """The SQL bucket number of a timestamp column (integer division on both backends)."""
+        epoch = cast(extract("epoch", column), BigInteger)
+        return (epoch - int(self.since.timestamp())) // self.width_s
+
+
+@dataclass(frozen=True)
+class Series:
+    times: list[datetime]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """Per feature and bucket, the worst drift score: the statistic over its threshold, or the
+    threshold over the p-value for p-value methods, so that 1 is the alarm for every method.
+    The buckets run from `start` to `end` without gaps (None where no check ran)."""
+
+    features: list[str]
+    methods: list[str]
+    start: datetime
+    end: datetime
+    scores: list[list[float | None]]  # [feature][bucket]
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    event: str
+    from_version: int | None
+    to_version: int
+    actor: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    job: str
+    trigger: str
+    trigger_detail: str | None
+    status: str
+    started_at: datetime
+    duration_s: float | None
+    error: str | None
+    version: int | None
+    promoted: bool | None
+
+
+@dataclass(frozen=True)
+class Version:
+    version: int
+    status: str
+    parent: int | None
+    strategy: str | None
+    created_at: datetime
+    promoted_at: datetime | None
+    trigger: str | None
+    decision: str | None
+    reasons: list[str]
+    primary: float | None
+
+
+@dataclass
+class ModelHistory:
+    model: str
+    jobs: list[JobStats]
+    metric: str | None = None
+    realized: Series = field(default_factory=lambda: Series([], []))
+    threshold: Series = field(default_factory=lambda: Series([], []))
+    baseline: Series = field(default_factory=lambda: Series([], []))
+    degraded_at: list[datetime] = field(default_factory=list)
+    drift_share: Series = field(default_factory=lambda: Series([], []))
+    drift_alarm_share: float | None = None
+    heatmap: Heatmap | None = None
+    events: list[Event] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    versions: list[Version] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class History:
+    now: datetime
+    since: datetime
+    slots_in_use: int
+    database_slots: list[dict[str, Any]]
+    models: list[ModelHistory]
+
+
+def load_history(
+    session: Session, now: datetime, since: datetime, models: list[str], slots_in_use: int
+) -> History:
+    """Every model's history over [since, now]; `models` narrows it (unknown names fail)."""
+    known = _model_names(session)
+    unknown = sorted(set(models) - set(known))
+    if unknown:
+        raise DataError(f"no such model: {', '.join(unknown)} (known: {', '.join(known) or '-'})")
+    wanted = sorted(set(models)) if models else known
+    stats = pipeline_stats(session, now, now - since, slots_in_use)
+    axis = Axis.of(since, now)
+    newest_drift = _newest_drift(session)
+    newest_primary = _newest_primary(session)
+    histories = []
+    for model in wanted:
+        jobs = [j for j in stats.jobs if j.model == model]
+        history = ModelHistory(model, jobs)
+        _performance(session, axis, history)
+        _drift(session, axis, history)
+        history.events = _events(session, model, since)
+        history.runs = _runs(session, model, since)
+        history.versions = _versions(session, model)
+        history.alerts = _alerts(history, newest_drift.get(model), newest_primary.get(model))
+        histories.append(history)
+    histories.sort(key=lambda h: (-len(h.alerts), h.model))  # the most urgent first
+    return History(now, since, stats.slots_in_use, stats.database_slots, histories)
+
+
+def _model_names(session: Session) -> list[str]:
+    jobs = select(AutoRetrainingJob.model_name)
+    versions = select(ModelVersionManagement.model_name)
+    return sorted(set(session.scalars(jobs.union(versions))))
+
+
+def _performance(session: Session, axis: Axis, history: ModelHistory) -> None:
+    table = ModelPerformanceTracking
+    bucket = axis.bucket(table.checked_at).label("bucket")
+    rows = session.execute(
+        select(
+            table.metric,
+            bucket,
+            func.avg(table.value),
+            func.avg(table.threshold),
+            func.avg(table.baseline),
+            func.max(case((table.degraded.is_(True), 1), else_=0)),
+        )
+        .where(
+            table.model_name == history.model,
+            table.is_primary,
+            table.checked_at >= axis.since,
+            table.checked_at <= axis.now,
+        )
+        .group_by(table.metric, bucket)
+        .order_by(bucket)
+    ).all()
+    if not rows:
+        return
+    # the metric most recently chosen as primary (a job may have changed it)
+    history.metric = rows[-1][0]
+    rows = [r for r in rows if r[0] == history.metric]
+    history.realized = _series(axis, ((r[1], r[2]) for r in rows))
+    history.threshold = _series(axis, ((r[1], r[3]) for r in rows))
+    history.baseline = _series(axis, ((r[1], r[4]) for r in rows))
+    history.degraded_at = [axis.at(r[1]) for r in rows if r[5]]
+
+
+def _drift(session: Session, axis: Axis, history: ModelHistory) -> None:
+    table = ModelDriftMonitoring
+    bucket = axis.bucket(table.checked_at).label("bucket")
+    in_period = (
+        table.model_name == history.model,
+        table.checked_at >= axis.since,
+        table.checked_at <= axis.now,
+    )
+    share = session.execute(
+        select(bucket, func.avg(table.drift_share))
+        .where(table.scope == "dataset", *in_period)
+        .group_by(bucket)
+        .order_by(bucket)
+    ).all()
+    history.drift_share = _series(axis, share)
+    alarm = session.scalars(
+        select(table.metrics)
+        .where(table.scope == "dataset", *in_period)
+        .order_by(table.checked_at.desc())
+        .limit(1)
+    ).first()
+    if alarm is not None and isinstance(alarm.get("required_share"), int | float):
+        history.drift_alarm_share = float(alarm["required_share"])
+
+    cells = session.execute(
+        select(
+            table.feature,
+            table.method,
+            bucket,
+            func.max(table.statistic),
+            func.min(table.statistic),
+            func.max(table.threshold),
+        )
+        .where(table.scope.in_(("feature", "prediction")), *in_period)
+        .group_by(table.feature, table.method, bucket)
+    ).all()
+    scores: dict[str, dict[int, float]] = {}
+    methods: dict[str, str] = {}
+    for feature, method, b, highest, lowest, threshold in cells:
+        score = _score(method, highest, lowest, threshold)
+        if feature is None or score is None:
+            continue
+        methods[feature] = method
+        cell = scores.setdefault(feature, {})
+        cell[b] = max(score, cell.get(b, score))
+    if not scores:
+        return
+    features = sorted(scores)
+    first = min(min(cell) for cell in scores.values())
+    last = max(max(cell) for cell in scores.values())
+    history.heatmap = Heatmap(
+        features,
+        [methods[f] for f in features],
+        axis.at(first) - timedelta(seconds=axis.width_s / 2),
+        axis.at(last) + timedelta(seconds=axis.width_s / 2),
+        [[scores[f].get(b) for b in range(first, last + 1)] for f in features],
+    )
+
+
+def _score(
+    method: str, highest: float | None, lowest: float | None, threshold: float | None
+) -> float | None:
+    """1 at the alarm for every method: statistic / threshold, or alpha / p-value."""
+    if threshold is None or threshold <= 0:
+        return None
+    if method in P_VALUE_METHODS:
+        return None if lowest is None else threshold / max(lowest, 1e-300)
+    return None if highest is None else highest / threshold
+
+
+def _events(session: Session, model: str, since: datetime) -> list[Event]:
+    table = ModelVersionEvent
+    return [
+        Event(at, event, from_version, to_version, actor, reason)
+        for at, event, from_version, to_version, actor, reason in session.execute(
+            select(
+                table.at,
+                table.event,
+                table.from_version,
+                table.to_version,
+                table.actor,
+                table.reason,
+            )
+            .where(table.model_name == model, table.at >= since)
+            .order_by(table.at, table.id)
+        )
+    ]
+
+
+def _runs(session: Session, model: str, since: datetime) -> list[Run]:
+    run, job, version = RetrainingJobHistory, AutoRetrainingJob, ModelVersionManagement
+    rows = session.execute(
+        select(
+            run.id,
+            job.name.label("job"),
+            run.trigger,
+            run.trigger_detail,
+            run.status,
+            run.started_at,
+            run.duration_s,
+            run.error,
+            version.version,
+            run.promoted,
+        )
+        .join(job, job.id == run.job_id)
+        .outerjoin(version, version.id == run.version_id)
+        .where(job.model_name == model, run.started_at >= since)
+        .order_by(run.started_at.desc(), run.id.desc())
+        .limit(MAX_RUNS)
+    )
+    return [Run(**row._asdict()) for row in rows]
+
+
+def _versions(session: Session, model: str) -> list[Version]:
+    version, run = ModelVersionManagement, RetrainingJobHistory
+    rows = session.execute(
+        select(
+            version.version,
+            version.status,
+            version.parent_version,
+            version.strategy,
+            version.created_at,
+            version.promoted_at,
+            run.trigger,
+            run.gate,
+        )
+        .outerjoin(run, run.version_id == version.id)
+        .where(version.model_name == model)
+        .order_by(version.version.desc())
+        .limit(MAX_VERSIONS)
+    ).all()
+    result = []
+    for number, status, parent, strategy, created, promoted, trigger, gate in rows:
+        gate = gate or {}
+        values = gate.get("values") or {}
+        challenger = values.get("challenger")
+        result.append(
+            Version(
+                version=number,
+                status=status,
+                parent=parent,
+                strategy=strategy,
+                created_at=created,
+                promoted_at=promoted,
+                trigger=trigger,
+                decision=gate.get("decision"),
+                reasons=[str(r) for r in gate.get("reasons") or []],
+                primary=challenger if isinstance(challenger, int | float) else None,
+            )
+        )
+    return result
+
+
+def _newest_drift(session: Session) -> dict[str, bool]:
+    table = ModelDriftMonitoring
+    query = newest_per_model(table, table.scope == "dataset", table.model_name, table.drifted)
+    return {model: bool(drifted) for model, drifted in session.execute(query)}
+
+
+def _newest_primary(session: Session) -> dict[str, bool]:
+    table = ModelPerformanceTracking
+    query = newest_per_model(table, table.is_primary, table.model_name, table.degraded)
+    return {model: bool(degraded) for model, degraded in session.execute(query)}
+
+
+def _alerts(history: ModelHistory, drifted: bool | None, degraded: bool | None) -> list[str]:
+    """What needs an operator now: the newest checks' verdicts and the jobs' last runs."""
+    alerts = []
+    if drifted:
+        alerts.append("drift in the newest check")
+    if degraded:
+        alerts.append("performance degraded in the newest check")
+    for job in history.jobs:
+        if job.last_status in ("failed", "abandoned"):
+            alerts.append(f"last run of {job.job} {job.last_status}")
+    if history.jobs and not any(j.active_version for j in history.jobs):
+        alerts.append("no active version")
+    return alerts
+
+
+def _series(axis: Axis, pairs: Any) -> Series:
+    """(bucket, value) pairs on the time axis, NULL values left out."""
+    kept = [(axis.at(b), float(v)) for b, v in pairs if v is not None]
+    return Series([t for t, _ in kept], [v for _, v in kept])
