@@ -58,3 +58,5 @@ step 0 retrain-cli jobs list
 step 0 retrain-cli versions list fraud
 step 0 retrain-cli versions rollback fraud --reason "walk-through: back to the previous champion"
 step 0 retrain-cli stats
+step 0 retrain-cli report --out "$RETRAIN_HOME/report"   # every model's history as a static site
+echo "# open the report: file://$RETRAIN_HOME/report/index.html"

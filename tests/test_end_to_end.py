@@ -203,3 +203,6 @@ def test_the_walkthrough_runs_and_says_what_it_did(tmp_path: Path) -> None:
     )
     assert "waits " in out and "for the next tick: no free slot" in out
     assert f"everything the walk-through made is in {tmp_path / 'home'}" in out
+    index = tmp_path / "home" / "report" / "index.html"
+    assert f"# open the report: {index.as_uri()}" in out
+    assert all(f">{model}</a>" in index.read_text() for model in ("fraud", "alpha"))

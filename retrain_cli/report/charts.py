@@ -74,10 +74,17 @@ def drawing() -> Iterator[None]:
         yield
 
 
-def performance(history: ModelHistory, since: datetime, now: datetime) -> str:
+def performance(history: ModelHistory) -> str:
     figure, axes = _figure(2.6)
     realized = history.realized
-    axes.plot(_x(realized.times), realized.values, color=BLUE, lw=1.4, label=f"{history.metric}")
+    axes.plot(
+        _x(realized.times),
+        realized.values,
+        color=BLUE,
+        lw=1.4,
+        label=f"{history.metric}",
+        **_few(realized.values),
+    )
     if history.threshold.values:
         axes.plot(
             _x(history.threshold.times),
@@ -104,22 +111,24 @@ def performance(history: ModelHistory, since: datetime, now: datetime) -> str:
         )
     _events(axes, history.events)
     axes.set_ylabel(history.metric or "")
-    return _finish(figure, axes, since, now, f"{history.metric} over time")
+    return _finish(figure, axes, history, f"{history.metric} over time")
 
 
-def drift_share(history: ModelHistory, since: datetime, now: datetime) -> str:
+def drift_share(history: ModelHistory) -> str:
     figure, axes = _figure(2.2)
     share = history.drift_share
-    axes.plot(_x(share.times), share.values, color=BLUE, lw=1.4, label="drift share")
+    axes.plot(
+        _x(share.times), share.values, color=BLUE, lw=1.4, label="drift share", **_few(share.values)
+    )
     if history.drift_alarm_share is not None:
         axes.axhline(history.drift_alarm_share, color=VERMILION, lw=1, ls="--", label="alarm")
     axes.set_ylim(-0.02, 1.02)
     axes.set_ylabel("share of features")
     _events(axes, history.events)
-    return _finish(figure, axes, since, now, "drift share over time")
+    return _finish(figure, axes, history, "drift share over time")
 
 
-def heatmap(map_: Heatmap, since: datetime, now: datetime) -> str:
+def heatmap(history: ModelHistory, map_: Heatmap) -> str:
     import numpy as np
     from matplotlib.colors import LogNorm
 
@@ -142,10 +151,10 @@ def heatmap(map_: Heatmap, since: datetime, now: datetime) -> str:
     bar = figure.colorbar(image, ax=axes, pad=0.01, fraction=0.03)
     bar.set_label("score (1 = alarm)")
     bar.outline.set_edgecolor(INK)
-    return _finish(figure, axes, since, now, "drift score per feature", legend=False)
+    return _finish(figure, axes, history, "drift score per feature", legend=False)
 
 
-def runs(history: ModelHistory, since: datetime, now: datetime) -> str:
+def runs(history: ModelHistory) -> str:
     figure, axes = _figure(2.4)
     drawn = [r for r in history.runs if r.duration_s is not None]
     for status, colour in STATUS_COLOURS.items():
@@ -166,7 +175,7 @@ def runs(history: ModelHistory, since: datetime, now: datetime) -> str:
     if durations and max(durations) > 50 * min(durations):  # minutes and hours on one axis
         axes.set_yscale("log")
     axes.set_ylabel("duration (s)")
-    return _finish(figure, axes, since, now, "runs: start and duration")
+    return _finish(figure, axes, history, "runs: start and duration")
 
 
 def _x(times: list[datetime]) -> Any:
@@ -174,6 +183,11 @@ def _x(times: list[datetime]) -> Any:
     import matplotlib.dates as mdates
 
     return mdates.date2num(times)
+
+
+def _few(values: list[float]) -> dict[str, Any]:
+    """Markers on a line of few points, so that a single check still shows."""
+    return {"marker": "o", "ms": 3} if len(values) <= 40 else {}
 
 
 def _link(run: Run) -> str | None:
@@ -199,11 +213,11 @@ def _events(axes: Axes, events: list[Event]) -> None:
 
 
 def _finish(
-    figure: Figure, axes: Axes, since: datetime, now: datetime, title: str, legend: bool = True
+    figure: Figure, axes: Axes, history: ModelHistory, title: str, legend: bool = True
 ) -> str:
     import matplotlib.dates as mdates
 
-    axes.set_xlim(*_x([since, now]))
+    axes.set_xlim(*_x([history.axis.since, history.axis.now]))
     locator = mdates.AutoDateLocator(maxticks=8)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

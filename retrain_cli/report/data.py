@@ -42,6 +42,7 @@ class Axis:
 
     @classmethod
     def of(cls, since: datetime, now: datetime) -> Axis:
+        since = since.replace(microsecond=0)  # buckets start on whole seconds, as in SQL
         seconds = max(int((now - since).total_seconds()), 1)
         return cls(since, now, max(-(-seconds // BUCKETS), 1))
 
@@ -115,6 +116,7 @@ class Version:
 class ModelHistory:
     model: str
     jobs: list[JobStats]
+    axis: Axis
     metric: str | None = None
     realized: Series = field(default_factory=lambda: Series([], []))
     threshold: Series = field(default_factory=lambda: Series([], []))
@@ -148,13 +150,13 @@ def load_history(
         raise DataError(f"no such model: {', '.join(unknown)} (known: {', '.join(known) or '-'})")
     wanted = sorted(set(models)) if models else known
     stats = pipeline_stats(session, now, now - since, slots_in_use)
-    axis = Axis.of(since, now)
     newest_drift = _newest_drift(session)
     newest_primary = _newest_primary(session)
     histories = []
     for model in wanted:
         jobs = [j for j in stats.jobs if j.model == model]
-        history = ModelHistory(model, jobs)
+        history = ModelHistory(model, jobs, _axis(session, model, since, now))
+        axis = history.axis
         _performance(session, axis, history)
         _drift(session, axis, history)
         history.events = _events(session, model, since)
@@ -170,6 +172,41 @@ def _model_names(session: Session) -> list[str]:
     jobs = select(AutoRetrainingJob.model_name)
     versions = select(ModelVersionManagement.model_name)
     return sorted(set(session.scalars(jobs.union(versions))))
+
+
+def _axis(session: Session, model: str, since: datetime, now: datetime) -> Axis:
+    """The period, from the model's first fact in it rather than from `since` (a model that
+    is a day old is drawn over that day), padded by a fiftieth on the left."""
+    drift, performance, run, job, event = (
+        ModelDriftMonitoring,
+        ModelPerformanceTracking,
+        RetrainingJobHistory,
+        AutoRetrainingJob,
+        ModelVersionEvent,
+    )
+    firsts = [
+        session.scalar(
+            select(func.min(drift.checked_at)).where(
+                drift.model_name == model, drift.checked_at >= since
+            )
+        ),
+        session.scalar(
+            select(func.min(performance.checked_at)).where(
+                performance.model_name == model, performance.checked_at >= since
+            )
+        ),
+        session.scalar(
+            select(func.min(run.started_at))
+            .join(job, job.id == run.job_id)
+            .where(job.model_name == model, run.started_at >= since)
+        ),
+        session.scalar(
+            select(func.min(event.at)).where(event.model_name == model, event.at >= since)
+        ),
+    ]
+    first = min((f for f in firsts if f is not None and f <= now), default=since)
+    padding = max((now - first) / 50, timedelta(minutes=1))
+    return Axis.of(max(first - padding, since), now)
 
 
 def _performance(session: Session, axis: Axis, history: ModelHistory) -> None:

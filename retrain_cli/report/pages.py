@@ -79,7 +79,6 @@ def index_page(history: History) -> str:
 
 
 def model_page(history: History, model: ModelHistory) -> str:
-    since, now = history.since, history.now
     parts = [
         "<p><a href='index.html'>&larr; all models</a></p>",
         f"<h1>{escape(model.model)}</h1>",
@@ -91,7 +90,7 @@ def model_page(history: History, model: ModelHistory) -> str:
     if model.realized.values:
         parts.append(
             _figure(
-                charts.performance(model, since, now),
+                charts.performance(model),
                 f"The primary metric ({escape(model.metric or '')}), realized on labelled "
                 "predictions: the mean per time bucket, its threshold and the active version's "
                 "hold-out value; crosses mark degraded checks, vertical lines version events.",
@@ -103,7 +102,7 @@ def model_page(history: History, model: ModelHistory) -> str:
     if model.drift_share.values:
         parts.append(
             _figure(
-                charts.drift_share(model, since, now),
+                charts.drift_share(model),
                 "Share of drifted features per check (mean per time bucket) and the share that "
                 "raises the alarm.",
             )
@@ -113,7 +112,7 @@ def model_page(history: History, model: ModelHistory) -> str:
     if model.heatmap is not None:
         parts.append(
             _figure(
-                charts.heatmap(model.heatmap, since, now),
+                charts.heatmap(model, model.heatmap),
                 "Each feature's drift statistic over its threshold (for p-value methods, the "
                 "significance level over the p-value), the worst check per time bucket: 1 and "
                 "above is drift. Empty cells: no check.",
@@ -123,7 +122,7 @@ def model_page(history: History, model: ModelHistory) -> str:
     if any(r.duration_s is not None for r in model.runs):
         parts.append(
             _figure(
-                charts.runs(model, since, now),
+                charts.runs(model),
                 "Each finished run by start time and duration; colour is the status, shape the "
                 "trigger. A failed run links to its error below.",
             )
@@ -167,7 +166,7 @@ def _runs_table(runs: Sequence[Run]) -> str:
                 escape(r.job),
                 escape(r.trigger) + (f": {escape(r.trigger_detail)}" if r.trigger_detail else ""),
                 _status(r.status),
-                "-" if r.duration_s is None else format_duration(r.duration_s),
+                _seconds(r.duration_s),
                 f"v{r.version}" + (" promoted" if r.promoted else "") if r.version else "-",
                 f"<pre>{escape(r.error)}</pre>" if r.error else "",
             ],
@@ -268,6 +267,12 @@ def _period(history: History) -> str:
 
 def _time(at: datetime | None) -> str:
     return "-" if at is None else f"{at:%Y-%m-%d %H:%M}"
+
+
+def _seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 60 else format_duration(round(seconds))
 
 
 def _age(seconds: float | None) -> str:
