@@ -40,6 +40,7 @@ STATUS_COLOURS = {
 TRIGGER_MARKERS = {"scheduled": "o", "drift": "^", "performance": "v", "age": "s", "manual": "D"}
 EVENT_STYLES = {"promote": (GREEN, "-"), "rollback": (PURPLE, "--")}
 WIDTH_IN = 9.0
+HEAT_MAX = 3.0
 RC = {
     "svg.fonttype": "none",  # text stays text: smaller, selectable, searchable
     "svg.hashsalt": "retrain-cli",  # the same history draws the same bytes
@@ -130,25 +131,23 @@ def drift_share(history: ModelHistory) -> str:
 
 def heatmap(history: ModelHistory, map_: Heatmap) -> str:
     import numpy as np
-    from matplotlib.colors import LogNorm
 
     rows = len(map_.features)
     figure, axes = _figure(min(1.2 + 0.22 * rows, 14.0))
-    scores = np.array(
-        [[np.nan if v is None else min(max(v, 0.1), 10.0) for v in row] for row in map_.scores]
-    )
+    scores = np.array([[np.nan if v is None else v for v in row] for row in map_.scores])
     image = axes.imshow(
         scores,
         aspect="auto",
         interpolation="nearest",
         cmap="viridis",
-        norm=LogNorm(0.1, 10.0),
+        vmin=0.0,
+        vmax=HEAT_MAX,  # a linear scale, saturated: 1 is the alarm, 3 is far past it
         extent=(*_x([map_.start, map_.end]), rows - 0.5, -0.5),
     )
     labels = [f"{f} ({m})" for f, m in zip(map_.features, map_.methods, strict=True)]
     axes.set_yticks(range(rows), labels)
     axes.grid(False)
-    bar = figure.colorbar(image, ax=axes, pad=0.01, fraction=0.03)
+    bar = figure.colorbar(image, ax=axes, pad=0.01, fraction=0.03, ticks=[0, 1, 2, 3])
     bar.set_label("score (1 = alarm)")
     bar.outline.set_edgecolor(INK)
     return _finish(figure, axes, history, "drift score per feature", legend=False)

@@ -250,12 +250,12 @@ def _drift(session: Session, axis: Axis, history: ModelHistory) -> None:
         table.checked_at <= axis.now,
     )
     share = session.execute(
-        select(bucket, func.avg(table.drift_share))
+        select(bucket, func.avg(table.drift_share), func.count())
         .where(table.scope == "dataset", *in_period)
         .group_by(bucket)
         .order_by(bucket)
     ).all()
-    history.drift_share = _series(axis, share)
+    history.drift_share = _series(axis, ((b, v) for b, v, _ in share))
     alarm = session.scalars(
         select(table.metrics)
         .where(table.scope == "dataset", *in_period)
@@ -265,6 +265,12 @@ def _drift(session: Session, axis: Axis, history: ModelHistory) -> None:
     if alarm is not None and isinstance(alarm.get("required_share"), int | float):
         history.drift_alarm_share = float(alarm["required_share"])
 
+    # no wider a heatmap than there are checks: six-hourly checks over 30 days make 120
+    # columns, not 300 with every other one empty
+    checks = sum(n for _, _, n in share)
+    seconds = int((axis.now - axis.since).total_seconds())
+    axis = Axis(axis.since, axis.now, max(axis.width_s, -(-seconds // max(checks, 1))))
+    bucket = axis.bucket(table.checked_at).label("bucket")
     cells = session.execute(
         select(
             table.feature,
