@@ -215,5 +215,11 @@ ALTER TABLE auto_retraining_jobs ADD COLUMN reference_profile JSONB;
 
 UPDATE alembic_version SET version_num='0004_reference_profiles' WHERE alembic_version.version_num = '0003_leases';
 
+-- Running upgrade 0004_reference_profiles -> 0005_estimated_performance
+
+ALTER TABLE model_performance_tracking ADD COLUMN estimated BOOLEAN DEFAULT false NOT NULL;
+
+UPDATE alembic_version SET version_num='0005_estimated_performance' WHERE alembic_version.version_num = '0004_reference_profiles';
+
 COMMIT;
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, select, tuple_
 from sqlalchemy.orm import Session
 
 from retrain_cli import schedule
@@ -94,10 +94,12 @@ def job_states(session: Session) -> list[JobState]:
             job.last_run_status,
             job.manual_requested_at,
             job.manual_reason,
+            job.spec[("performance", "estimated_triggers")].as_boolean(),
         ).where(job.enabled)
     ).all()
     drift = _newest_drift(session)
-    degraded = _newest_performance(session)
+    degraded = _newest_performance(session, estimated=False)
+    estimated = _newest_performance(session, estimated=True)
     active = dict(
         session.execute(
             select(ModelVersionManagement.model_name, ModelVersionManagement.created_at).where(
@@ -123,10 +125,15 @@ def job_states(session: Session) -> list[JobState]:
         last_status,
         manual_at,
         manual_reason,
+        estimated_triggers,
     ) in rows:
         default_schedule, default_age = defaults[model_type]
         drift_at, drift_detail = drift.get(model, (None, None))
         perf_at, perf_detail = degraded.get(model, (None, None))
+        if estimated_triggers:  # a newer estimate speaks until labels arrive
+            guess_at, guess_detail = estimated.get(model, (None, None))
+            if guess_at is not None and (perf_at is None or guess_at > perf_at):
+                perf_at, perf_detail = guess_at, guess_detail and f"estimated {guess_detail}"
         states.append(
             JobState(
                 job=name,
@@ -176,13 +183,16 @@ def _drift_detail(share: float | None, at: datetime) -> str:
     return f"{what} at {at.isoformat()}"
 
 
-def _newest_performance(session: Session) -> dict[str, tuple[datetime, str | None]]:
-    """Per model, the newest primary performance result: (when, detail if degraded)."""
+def _newest_performance(
+    session: Session, *, estimated: bool
+) -> dict[str, tuple[datetime, str | None]]:
+    """Per model, the newest primary performance result, realized or estimated: (when,
+    detail if degraded)."""
     table = ModelPerformanceTracking
     rows = session.execute(
         newest_per_model(
             table,
-            table.is_primary,
+            and_(table.is_primary, table.estimated.is_(estimated)),
             table.model_name,
             table.checked_at,
             table.metric,

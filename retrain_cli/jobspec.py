@@ -189,6 +189,9 @@ class PerformanceSpec(Spec):
     decision_threshold: Annotated[Number, Field(ge=0, le=1)] = 0.5
     periods_per_year: Annotated[Number, Field(gt=0)] = 252.0
     risk_free: Number = 0.0
+    # estimate the metrics of the window's unlabelled rows (CBPE, docs/performance.md)
+    estimate: StrictBool = False
+    estimated_triggers: StrictBool = False  # an estimated degradation triggers a retrain
 
 
 class GateSpec(Spec):
@@ -261,6 +264,13 @@ class JobSpec(Spec):
         overlap = sorted(set(self.features or []) & self.special_columns)
         if overlap:
             raise ValueError(f"features: {', '.join(overlap)} is the target, time, score or return")
+        if self.performance.estimated_triggers and not self.performance.estimate:
+            raise ValueError("performance.estimated_triggers needs performance.estimate: true")
+        if self.performance.estimate and self.primary_metric not in BOUNDED_METRICS:
+            raise ValueError(
+                f"performance.estimate: {self.primary_metric} cannot be estimated without labels "
+                "(auc, precision, recall, f1 and accuracy can)"
+            )
         if self.members and self.type is not ModelType.ENSEMBLE:
             raise ValueError("members: only an ensemble job has members")
         _check_hyperparameters("hyperparameters", self.hyperparameters)

@@ -199,7 +199,7 @@ def _latest_primary(session: Session, value: Any, threshold: Any, degraded: Any)
     table = ModelPerformanceTracking
     query = newest_per_model(
         table,
-        table.is_primary,
+        and_(table.is_primary, table.estimated.is_(False)),  # realized values
         table.model_name,
         table.metric,
         table.value,

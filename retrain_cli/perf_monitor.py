@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from retrain_cli import performance
-from retrain_cli.choices import Metric
+from retrain_cli.choices import BOUNDED_METRICS, Metric
 from retrain_cli.datasource import file_source, read_frame
 from retrain_cli.db.models import ModelPerformanceTracking
 from retrain_cli.errors import DataError
@@ -46,6 +46,33 @@ AD_HOC_COLUMNS = PredictionColumns(time="ts", label="y_true", score="y_score", r
 
 
 @dataclass
+class EstimatedResult:
+    """The window's unlabelled rows, their metrics estimated by CBPE (`estimation.py`)."""
+
+    degraded: bool | None
+    metrics: dict[str, float | None]
+    reasons: dict[str, str]
+    n_samples: int  # unlabelled rows estimated
+    n_reference: int  # labelled rows the calibration was fitted on
+    brier: float | None  # the calibration's Brier score on those rows (lower is better)
+    judgement: list[str]
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Realized:
+    """An earlier estimate whose labels have all arrived, and the value they realized."""
+
+    window_start: datetime
+    window_end: datetime
+    metric: str
+    estimated: float | None
+    realized: float | None
+    n_samples: int
+
+
+@dataclass
 class PerfResult:
     job: str | None
     model: str
@@ -62,19 +89,38 @@ class PerfResult:
     judgement: list[str]
     window_start: datetime | None = None
     window_end: datetime | None = None
+    estimate: EstimatedResult | None = None  # with `performance.estimate`
+    realized: list[Realized] = field(default_factory=list)  # earlier estimates now labelled
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def flagged(self) -> bool:
+        """Degraded, realized or estimated: a finding (exit 3)."""
+        return bool(self.degraded or (self.estimate and self.estimate.degraded))
 
     def events(self) -> list[Event]:
         """What operators are told after the check is recorded."""
-        if not self.degraded:
-            return []
-        summary = f"{self.primary_metric} of {self.job or self.model} degraded: " + "; ".join(
-            self.judgement
-        )
+        events = []
+        who = self.job or self.model
         details = {"metrics": self.metrics, "version": self.version}
-        return [
-            Event("performance_degraded", summary, self.checked_at, self.job, self.model, details)
-        ]
+        if self.degraded:
+            summary = f"{self.primary_metric} of {who} degraded: " + "; ".join(self.judgement)
+            events.append(
+                Event(
+                    "performance_degraded", summary, self.checked_at, self.job, self.model, details
+                )
+            )
+        if self.estimate is not None and self.estimate.degraded:
+            summary = f"estimated {self.primary_metric} of {who} degraded: " + "; ".join(
+                self.estimate.judgement
+            )
+            details = {"estimated": self.estimate.metrics, "version": self.version}
+            events.append(
+                Event(
+                    "performance_degraded", summary, self.checked_at, self.job, self.model, details
+                )
+            )
+        return events
 
 
 def settings_for(job: EffectiveJob) -> PerfSettings:
@@ -104,13 +150,163 @@ def check_jobs(
     )
 
 
-def evaluate_job(session: Session, job: EffectiveJob, now: datetime) -> PerfResult:
-    """Score the job's predictions source (nothing recorded)."""
+def evaluate_job(
+    session: Session, job: EffectiveJob, now: datetime, *, estimate_only: bool = False
+) -> PerfResult:
+    """Score the job's predictions source (nothing recorded). With `performance.estimate`,
+    also estimate the window's unlabelled rows and realize earlier estimates whose labels have
+    arrived; `estimate_only` (`perf estimate`) estimates and nothing else."""
     source = job.spec.data.predictions
     if source is None:
         raise DataError(f"job {job.name!r} has no data.predictions source")
     frame = read_frame(source, "predictions")
-    return evaluate(session, frame, columns_for(job), settings_for(job), job.model, job.name, now)
+    columns, settings = columns_for(job), settings_for(job)
+    if estimate_only and settings.primary_metric not in BOUNDED_METRICS:
+        raise DataError(
+            f"primary metric {settings.primary_metric!r} cannot be estimated without labels "
+            "(auc, precision, recall, f1 and accuracy can)"
+        )
+    result = evaluate(session, frame, columns, settings, job.model, job.name, now)
+    if estimate_only:
+        result.metrics, result.reasons, result.degraded, result.judgement = {}, {}, None, []
+    if estimate_only or settings.estimate:
+        result.estimate = estimate_window(frame, columns, settings, result.baseline)
+    if settings.estimate and not estimate_only:
+        result.realized = realize_estimates(session, frame, columns, settings, job.model)
+    return result
+
+
+def estimate_jobs(
+    session: Session, jobs: Sequence[EffectiveJob], now: datetime, *, every_enabled: bool
+) -> list[PerfResult | JobFailure]:
+    """`perf estimate`: estimate and record each job; `--all` takes the jobs with
+    `performance.estimate`."""
+    return check_each(
+        jobs,
+        lambda job: evaluate_job(session, job, now, estimate_only=True),
+        lambda result, job_id: record(session, result, job_id),
+        applies=lambda job: job.spec.data.predictions is not None and job.spec.performance.estimate,
+        every_enabled=every_enabled,
+    )
+
+
+def estimate_window(
+    frame: pd.DataFrame,
+    columns: PredictionColumns,
+    settings: PerfSettings,
+    baseline: float | None,
+) -> EstimatedResult:
+    """CBPE: calibrate on every labelled row of the predictions, estimate the window's
+    unlabelled ones, and judge the estimated primary metric as a realized one is judged."""
+    from retrain_cli import estimation
+    from retrain_cli.performance import Undefined
+
+    label, score = columns.label, columns.score
+    reference = frame.dropna(subset=[label, score])
+    window = _window(frame, columns.time, settings.window)
+    unlabelled = window[window[label].isna() & window[score].notna()]
+    ref_labels = _labels(_floats(reference[label], label), label)
+    ref_scores = _scores(_floats(reference[score], score), score)
+    scores = _scores(_floats(unlabelled[score], score), score)
+    metric = settings.primary_metric
+    try:
+        calibration = estimation.calibrate(ref_labels, ref_scores, settings.min_samples)
+    except Undefined as exc:
+        names = estimation.ESTIMATED_METRICS
+        values: dict[str, float | None] = dict.fromkeys(names)
+        reasons, brier = dict.fromkeys(names, exc.reason), None
+    else:
+        found = estimation.estimate(
+            calibration, scores, settings.decision_threshold, settings.min_samples
+        )
+        values, reasons, brier = found.values, found.reasons, calibration.brier
+    verdict = performance.judge(
+        metric, values[metric], settings.threshold, baseline, settings.max_relative_drop
+    )
+    times = unlabelled[columns.time] if columns.time and len(unlabelled) else None
+    return EstimatedResult(
+        degraded=verdict.degraded,
+        metrics=values,
+        reasons=reasons,
+        n_samples=len(unlabelled),
+        n_reference=len(reference),
+        brier=brier,
+        judgement=verdict.reasons,
+        window_start=_instant(times.min()) if times is not None else None,
+        window_end=_instant(times.max()) if times is not None else None,
+    )
+
+
+MAX_REALIZED = 100  # earlier estimates realized per check, the newest first
+
+
+def realize_estimates(
+    session: Session,
+    frame: pd.DataFrame,
+    columns: PredictionColumns,
+    settings: PerfSettings,
+    model: str,
+) -> list[Realized]:
+    """The realized metrics of earlier estimates whose rows are now all labelled: the same
+    window (its first and last timestamp), scored as `perf check` scores a window."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from retrain_cli.training_data import time_order
+
+    if columns.time is None:
+        return []
+    table = ModelPerformanceTracking
+    estimated = session.execute(
+        select(table.window_start, table.window_end, table.metric, table.value)
+        .where(
+            table.model_name == model,
+            table.estimated.is_(True),
+            table.metric != "calibration_brier",
+            table.window_start.is_not(None),
+            table.window_end.is_not(None),
+        )
+        .order_by(table.checked_at.desc())
+    ).all()
+    done = {  # windows whose realized values were recorded
+        (start, end, metric)
+        for start, end, metric in session.execute(
+            select(table.window_start, table.window_end, table.metric).where(
+                table.model_name == model,
+                table.estimated.is_(False),
+                table.window_start.is_not(None),
+            )
+        )
+    }
+    windows: dict[tuple[datetime, datetime], dict[str, float | None]] = {}
+    for start, end, metric, value in estimated:
+        if start is None or end is None or (start, end, metric) in done:
+            continue
+        if (start, end) not in windows and len(windows) >= MAX_REALIZED:
+            continue
+        windows.setdefault((start, end), {}).setdefault(metric, value)
+    if not windows:
+        return []
+    times = pd.to_datetime(time_order(frame[columns.time], columns.time), utc=True)
+    found: list[Realized] = []
+    for (start, end), estimates in windows.items():
+        rows = frame[(times >= pd.Timestamp(start)) & (times <= pd.Timestamp(end))]
+        if rows.empty or rows[columns.label].isna().any():
+            continue  # not every label has arrived yet
+        rows = rows.dropna(subset=[columns.score])
+        labels = _labels(_floats(rows[columns.label], columns.label), columns.label)
+        scores = _scores(_floats(rows[columns.score], columns.score), columns.score)
+        evaluation = performance.evaluate(
+            labels,
+            scores,
+            threshold=settings.decision_threshold,
+            min_samples=settings.min_samples,
+        )
+        found.extend(
+            Realized(start, end, metric, value, evaluation.values.get(metric), len(rows))
+            for metric, value in estimates.items()
+        )
+    return found
 
 
 def check_file(
@@ -144,15 +340,8 @@ def evaluate(
     frame = _window(frame, columns.time, settings.window)
     complete = frame.dropna(subset=used)
     arrays = {c: _floats(complete[c], c) for c in used}
-    labels = arrays[columns.label]
-    if not set(labels.tolist()) <= {0.0, 1.0}:
-        raise DataError(f"column {columns.label!r} must hold 0/1 outcomes")
-    outside = int(((arrays[columns.score] < 0) | (arrays[columns.score] > 1)).sum())
-    if outside:
-        raise DataError(
-            f"column {columns.score!r} has {outside} scores outside [0, 1]: "
-            "probabilities are expected, not logits"
-        )
+    labels = _labels(arrays[columns.label], columns.label)
+    _scores(arrays[columns.score], columns.score)
     evaluation = performance.evaluate(
         labels,
         arrays[columns.score],
@@ -207,6 +396,24 @@ def _window(frame: pd.DataFrame, time_column: str | None, window_s: int | None) 
     return frame[times > newest - pd.Timedelta(seconds=window_s)]
 
 
+def _labels(values: performance.FloatArray, name: str) -> performance.FloatArray:
+    import numpy as np
+
+    if not set(np.unique(values).tolist()) <= {0.0, 1.0}:
+        raise DataError(f"column {name!r} must hold 0/1 outcomes")
+    return values
+
+
+def _scores(values: performance.FloatArray, name: str) -> performance.FloatArray:
+    outside = int(((values < 0) | (values > 1)).sum())
+    if outside:
+        raise DataError(
+            f"column {name!r} has {outside} scores outside [0, 1]: "
+            "probabilities are expected, not logits"
+        )
+    return values
+
+
 def _floats(series: pd.Series[Any], name: str) -> performance.FloatArray:
     import numpy as np
     import pandas as pd
@@ -235,26 +442,92 @@ def _instant(value: Any) -> datetime | None:
 
 
 def record(session: Session, result: PerfResult, job_id: int | None) -> None:
-    """One row per metric; the primary metric's row carries the threshold and the verdict."""
-    session.add_all(
-        ModelPerformanceTracking(
-            check_id=result.check_id,
-            job_id=job_id,
-            model_name=result.model,
-            version=result.version,
-            checked_at=result.checked_at,
-            window_start=result.window_start,
-            window_end=result.window_end,
-            metric=name,
-            value=value,
-            reason=result.reasons.get(name),
-            threshold=result.threshold if name == result.primary_metric else None,
-            baseline=result.baseline if name == result.primary_metric else None,
-            is_primary=name == result.primary_metric,
-            degraded=result.degraded if name == result.primary_metric else None,
-            n_samples=result.n_samples,
-            n_dropped=result.n_dropped,
-        )
+    """One row per metric; the primary metric's row carries the threshold and the verdict.
+    An estimate's rows are marked `estimated`, with the calibration's Brier score beside them;
+    realized values of earlier estimates carry the estimate's window."""
+    rows = [
+        _row(result, job_id, name, value, result.reasons.get(name), result.degraded)
         for name, value in result.metrics.items()
-    )
+    ]
+    estimate = result.estimate
+    if estimate is not None:
+        window = (estimate.window_start, estimate.window_end)
+        rows += [
+            _row(
+                result,
+                job_id,
+                name,
+                value,
+                estimate.reasons.get(name),
+                estimate.degraded,
+                estimated=True,
+                window=window,
+                n_samples=estimate.n_samples,
+            )
+            for name, value in estimate.metrics.items()
+        ]
+        rows.append(
+            _row(
+                result,
+                job_id,
+                "calibration_brier",
+                estimate.brier,
+                None if estimate.brier is not None else "not_calibrated",
+                None,
+                estimated=True,
+                window=window,
+                n_samples=estimate.n_reference,
+            )
+        )
+    rows += [
+        _row(
+            result,
+            job_id,
+            realized.metric,
+            realized.realized,
+            None,
+            None,
+            window=(realized.window_start, realized.window_end),
+            n_samples=realized.n_samples,
+            judged=False,  # a record beside the estimate; the check's own row is the primary
+        )
+        for realized in result.realized
+    ]
+    session.add_all(rows)
     session.flush()
+
+
+def _row(
+    result: PerfResult,
+    job_id: int | None,
+    name: str,
+    value: float | None,
+    reason: str | None,
+    degraded: bool | None,
+    *,
+    estimated: bool = False,
+    window: tuple[datetime | None, datetime | None] | None = None,
+    n_samples: int | None = None,
+    judged: bool = True,
+) -> ModelPerformanceTracking:
+    primary = judged and name == result.primary_metric
+    start, end = window if window is not None else (result.window_start, result.window_end)
+    return ModelPerformanceTracking(
+        check_id=result.check_id,
+        job_id=job_id,
+        model_name=result.model,
+        version=result.version,
+        checked_at=result.checked_at,
+        window_start=start,
+        window_end=end,
+        metric=name,
+        value=value,
+        reason=reason,
+        threshold=result.threshold if primary else None,
+        baseline=result.baseline if primary else None,
+        is_primary=primary,
+        degraded=degraded if primary else None,
+        estimated=estimated,
+        n_samples=result.n_samples if n_samples is None else n_samples,
+        n_dropped=result.n_dropped if n_samples is None else 0,
+    )

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from retrain_cli import schedule
 from retrain_cli.db.models import (
@@ -39,6 +39,8 @@ class JobStats:
     degradations: int
     next_fire: datetime | None
     waiting_s: float | None = None  # due and not started: for how long
+    estimation_error: float | None = None  # mean |estimated - realized| of the primary metric
+    estimates_realized: int = 0  # estimates whose labels arrived in the period
 
 
 @dataclass
@@ -75,7 +77,11 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
         session,
         ModelPerformanceTracking,
         since,
-        and_(ModelPerformanceTracking.is_primary, ModelPerformanceTracking.degraded.is_(True)),
+        and_(
+            ModelPerformanceTracking.is_primary,
+            ModelPerformanceTracking.estimated.is_(False),
+            ModelPerformanceTracking.degraded.is_(True),
+        ),
     )
     defaults = dict(
         session.execute(
@@ -83,6 +89,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
         ).all()
     )
     waiting = _waiting(session, now)
+    errors = _estimation_errors(session, since)
     jobs = []
     for job in session.scalars(select(AutoRetrainingJob).order_by(AutoRetrainingJob.name)):
         counts = runs.get(job.id, {})
@@ -107,6 +114,8 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 if job.enabled
                 else None,
                 waiting_s=waiting.get(job.name),
+                estimation_error=errors.get(job.model_name, (None, 0))[0],
+                estimates_realized=errors.get(job.model_name, (None, 0))[1],
             )
         )
     from retrain_cli.slots.database import running_slots
@@ -134,6 +143,38 @@ def _waiting(session: Session, now: datetime) -> dict[str, float]:
         if verdict.is_due and verdict.due_since is not None:
             waited[state.job] = (now - verdict.due_since).total_seconds()
     return waited
+
+
+def _estimation_errors(session: Session, since: datetime) -> dict[str, tuple[float, int]]:
+    """Per model, the mean absolute difference between each estimate of the primary metric
+    made in the period and the value its window realized once labelled, and how many."""
+    estimate, realized = aliased(ModelPerformanceTracking), aliased(ModelPerformanceTracking)
+    rows = session.execute(
+        select(
+            estimate.model_name,
+            func.avg(func.abs(estimate.value - realized.value)),
+            func.count(),
+        )
+        .join(
+            realized,
+            and_(
+                realized.model_name == estimate.model_name,
+                realized.metric == estimate.metric,
+                realized.window_start == estimate.window_start,
+                realized.window_end == estimate.window_end,
+                realized.estimated.is_(False),
+                realized.value.is_not(None),
+            ),
+        )
+        .where(
+            estimate.estimated.is_(True),
+            estimate.is_primary,
+            estimate.checked_at >= since,
+            estimate.value.is_not(None),
+        )
+        .group_by(estimate.model_name)
+    )
+    return {model: (float(error), count) for model, error, count in rows}
 
 
 def _runs_by_status(session: Session, since: datetime) -> dict[int, dict[str, int]]:

@@ -96,8 +96,44 @@ def check(
         Output(as_json, quiet),
         outcomes,
         _render,
-        flagged=lambda r: bool(r.degraded),
+        flagged=lambda r: r.flagged,
         what="performance degraded",
+    )
+
+
+@app.command("estimate", cls=Command)
+def estimate(
+    jobs: JobNames = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every enabled job with performance.estimate.")
+    ] = False,
+    now: Now = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Estimate, store and judge the performance of predictions whose outcomes have not
+    arrived (CBPE: the scores calibrated on the labelled rows; docs/performance.md).
+
+    Exit 0: healthy or unknown; 3: estimated degraded; 1: an error.
+
+    Example: retrain-cli perf estimate fraud-lgbm --json
+    """
+    from retrain_cli import perf_monitor as monitor
+    from retrain_cli.jobs import select_jobs
+
+    at = now or utcnow()
+    with open_session(database_url) as (settings, session):
+        selected = select_jobs(session, jobs or [], every)
+        outcomes = monitor.estimate_jobs(session, selected, at, every_enabled=every)
+    results = [o for o in outcomes if not isinstance(o, JobFailure)]
+    notify(settings, [event for r in results for event in r.events()])
+    finish_checks(
+        Output(as_json, quiet),
+        outcomes,
+        _render,
+        flagged=lambda r: r.flagged,
+        what="estimated performance degraded",
     )
 
 
@@ -115,25 +151,62 @@ def _with_window(job: Any, window_s: int) -> Any:
     return replace(job, document={**job.document, "performance": performance})
 
 
+VERDICT = {True: "[red]DEGRADED[/]", False: "[green]healthy[/]", None: "[yellow]unknown[/]"}
+
+
 def _render(console: Console, results: list[PerfResult]) -> None:
     for r in results:
-        verdict = {True: "[red]DEGRADED[/]", False: "[green]healthy[/]", None: "[yellow]unknown[/]"}
         version = f"v{r.version}" if r.version is not None else "no active version"
-        console.print(
-            f"{r.job or '(ad hoc)'} ({r.model}, {version}): {verdict[r.degraded]} — "
-            f"{r.primary_metric} {_value(r.metrics[r.primary_metric])} "
-            f"(threshold {_value(r.threshold)}, hold-out {_value(r.baseline)}); "
-            f"{r.n_samples} rows, {r.n_dropped} dropped"
-        )
-        for line in r.judgement:
-            console.print(f"  {line}")
-        console.print(
-            table(
-                None,
-                ["metric", "value", "undefined because"],
-                [(name, value, r.reasons.get(name)) for name, value in r.metrics.items()],
+        if r.metrics:
+            _render_realized(console, r, VERDICT[r.degraded], version)
+        if r.estimate is not None:
+            _render_estimate(console, r, version)
+        for done in r.realized:
+            console.print(
+                f"  labels arrived for the estimate of {done.window_start:%Y-%m-%d %H:%M} to "
+                f"{done.window_end:%Y-%m-%d %H:%M}: {done.metric} estimated "
+                f"{_value(done.estimated)}, realized {_value(done.realized)}"
             )
+
+
+def _render_estimate(console: Console, r: PerfResult, version: str) -> None:
+    e = r.estimate
+    if e is None:
+        return
+    console.print(
+        f"{r.job} ({r.model}, {version}) estimated: {VERDICT[e.degraded]} — "
+        f"{r.primary_metric} {_value(e.metrics.get(r.primary_metric))} "
+        f"(threshold {_value(r.threshold)}, hold-out {_value(r.baseline)}); "
+        f"{e.n_samples} unlabelled rows, calibrated on {e.n_reference} labelled "
+        f"(Brier {_value(e.brier)})"
+    )
+    for line in e.judgement:
+        console.print(f"  {line}")
+    console.print(
+        table(
+            None,
+            ["metric", "estimated", "undefined because"],
+            [(name, value, e.reasons.get(name)) for name, value in e.metrics.items()],
         )
+    )
+
+
+def _render_realized(console: Console, r: PerfResult, verdict: str, version: str) -> None:
+    console.print(
+        f"{r.job or '(ad hoc)'} ({r.model}, {version}): {verdict} — "
+        f"{r.primary_metric} {_value(r.metrics[r.primary_metric])} "
+        f"(threshold {_value(r.threshold)}, hold-out {_value(r.baseline)}); "
+        f"{r.n_samples} rows, {r.n_dropped} dropped"
+    )
+    for line in r.judgement:
+        console.print(f"  {line}")
+    console.print(
+        table(
+            None,
+            ["metric", "value", "undefined because"],
+            [(name, value, r.reasons.get(name)) for name, value in r.metrics.items()],
+        )
+    )
 
 
 def _value(value: float | None) -> str:

@@ -84,6 +84,16 @@ def _render(console: Any, result: Any, since: str) -> None:
         f"{t['drift_alerts']} drift alerts, {t['degradations']} degradations; "
         f"retrain slots in use: {result.slots_in_use}"
     )
+    estimated = {
+        (j.model, j.estimation_error, j.estimates_realized)
+        for j in result.jobs
+        if j.estimates_realized
+    }
+    for model, error, count in sorted(estimated):
+        console.print(
+            f"estimated performance of {model}: off by {error:.4f} on average "
+            f"over {count} estimates whose labels arrived"
+        )
     for held in result.database_slots:
         console.print(
             f"database slot {held['slot']}: {held['job']} (run {held['run_id']}, pid "

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -250,6 +251,8 @@ class ModelPerformanceTracking(Base):
     baseline: Mapped[float | None] = mapped_column(Float)
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     degraded: Mapped[bool | None] = mapped_column(Boolean)
+    # estimated without labels (CBPE); False: realized on labelled predictions
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     n_samples: Mapped[int] = mapped_column(BigInteger)
     n_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
 

@@ -86,6 +86,17 @@ def performance(history: ModelHistory) -> str:
         label=f"{history.metric}",
         **_few(realized.values),
     )
+    if history.estimated.values:
+        estimated = history.estimated
+        axes.plot(
+            _x(estimated.times),
+            estimated.values,
+            color=PURPLE,
+            lw=1.2,
+            ls="-.",
+            label=f"{history.metric}, estimated",
+            **_few(estimated.values),
+        )
     if history.threshold.values:
         axes.plot(
             _x(history.threshold.times),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, extract, func, select
+from sqlalchemy import BigInteger, and_, case, cast, extract, func, select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import (
@@ -119,6 +119,7 @@ class ModelHistory:
     axis: Axis
     metric: str | None = None
     realized: Series = field(default_factory=lambda: Series([], []))
+    estimated: Series = field(default_factory=lambda: Series([], []))  # without labels (CBPE)
     threshold: Series = field(default_factory=lambda: Series([], []))
     baseline: Series = field(default_factory=lambda: Series([], []))
     degraded_at: list[datetime] = field(default_factory=list)
@@ -210,10 +211,13 @@ def _axis(session: Session, model: str, since: datetime, now: datetime) -> Axis:
 
 
 def _performance(session: Session, axis: Axis, history: ModelHistory) -> None:
+    """The primary metric per bucket, realized and estimated (the same row kinds `perf check`
+    judges), with its threshold, baseline and degraded checks."""
     table = ModelPerformanceTracking
     bucket = axis.bucket(table.checked_at).label("bucket")
     rows = session.execute(
         select(
+            table.estimated,
             table.metric,
             bucket,
             func.avg(table.value),
@@ -227,18 +231,21 @@ def _performance(session: Session, axis: Axis, history: ModelHistory) -> None:
             table.checked_at >= axis.since,
             table.checked_at <= axis.now,
         )
-        .group_by(table.metric, bucket)
+        .group_by(table.estimated, table.metric, bucket)
         .order_by(bucket)
     ).all()
     if not rows:
         return
     # the metric most recently chosen as primary (a job may have changed it)
-    history.metric = rows[-1][0]
-    rows = [r for r in rows if r[0] == history.metric]
-    history.realized = _series(axis, ((r[1], r[2]) for r in rows))
-    history.threshold = _series(axis, ((r[1], r[3]) for r in rows))
-    history.baseline = _series(axis, ((r[1], r[4]) for r in rows))
-    history.degraded_at = [axis.at(r[1]) for r in rows if r[5]]
+    history.metric = rows[-1][1]
+    realized = [r for r in rows if r[1] == history.metric and not r[0]]
+    estimated = [r for r in rows if r[1] == history.metric and r[0]]
+    history.realized = _series(axis, ((r[2], r[3]) for r in realized))
+    history.estimated = _series(axis, ((r[2], r[3]) for r in estimated))
+    thresholds = {r[2]: r[4] for r in [*estimated, *realized]}  # one a bucket, realized first
+    history.threshold = _series(axis, sorted(thresholds.items()))
+    history.baseline = _series(axis, ((r[2], r[5]) for r in realized))
+    history.degraded_at = [axis.at(r[2]) for r in realized if r[6]]
 
 
 def _drift(session: Session, axis: Axis, history: ModelHistory) -> None:
@@ -408,7 +415,8 @@ def _newest_drift(session: Session) -> dict[str, bool]:
 
 def _newest_primary(session: Session) -> dict[str, bool]:
     table = ModelPerformanceTracking
-    query = newest_per_model(table, table.is_primary, table.model_name, table.degraded)
+    realized = and_(table.is_primary, table.estimated.is_(False))
+    query = newest_per_model(table, realized, table.model_name, table.degraded)
     return {model: bool(degraded) for model, degraded in session.execute(query)}
 
 

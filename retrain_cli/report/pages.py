@@ -87,13 +87,14 @@ def model_page(history: History, model: ModelHistory) -> str:
         f"<p>Open alerts: {_alerts(model.alerts)}</p>",
         "<h2>Performance</h2>",
     ]
-    if model.realized.values:
+    if model.realized.values or model.estimated.values:
         parts.append(
             _figure(
                 charts.performance(model),
                 f"The primary metric ({escape(model.metric or '')}), realized on labelled "
-                "predictions: the mean per time bucket, its threshold and the active version's "
-                "hold-out value; crosses mark degraded checks, vertical lines version events.",
+                "predictions and, where estimated without labels, estimated (CBPE): the mean per "
+                "time bucket, its threshold and the active version's hold-out value; crosses "
+                "mark degraded checks, vertical lines version events.",
             )
         )
     else:
