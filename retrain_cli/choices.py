@@ -37,6 +37,9 @@ class DriftMethod(StrEnum):
     CHI2_PVALUE = "chi2_pvalue"
 
 
+DOMAIN_CLASSIFIER = "domain_classifier"  # the method of a drift check's multivariate row
+
+
 class DriftMode(StrEnum):
     """How a drift check reads its reference: the whole window, or a stored profile of it."""
 

@@ -27,7 +27,7 @@ from retrain_cli.db.models import (
     ModelVersionManagement,
     RetrainingJobHistory,
 )
-from retrain_cli.db.queries import newest_per_model
+from retrain_cli.db.queries import drift_verdict, newest_per_model
 from retrain_cli.errors import one_line
 from retrain_cli.jobs import JobFailure
 from retrain_cli.private import open_private_append, private_dir
@@ -166,7 +166,7 @@ def _newest_drift(session: Session) -> dict[str, tuple[datetime, str | None]]:
     rows = session.execute(
         newest_per_model(
             table,
-            table.scope == "dataset",
+            drift_verdict(table),
             table.model_name,
             table.checked_at,
             table.drifted,

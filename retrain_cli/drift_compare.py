@@ -31,6 +31,8 @@ from retrain_cli.notify import Event
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from retrain_cli.multivariate import Multivariate
+
 
 class DriftSettings(DriftSpec):
     """A job's `drift` section and the threshold of its method (from the job or its type)."""
@@ -83,14 +85,25 @@ class DriftResult:
     profile: dict[str, Any] | None = None  # the profile a profile-mode check used
     compute: str = "local"  # where the current window was counted
     compute_note: str | None = None  # why a `compute: dask` job ran here
+    multivariate: Multivariate | None = None  # with `drift.multivariate`
+
+    def add_multivariate(self, found: Multivariate) -> None:
+        """The domain classifier's verdict is part of the check's."""
+        self.multivariate = found
+        self.drifted = self.drifted or found.drifted
 
     def events(self) -> list[Event]:
         """What operators are told after the check is recorded."""
         if not self.drifted:
             return []
         drifted = [f.feature for f in self.features if f.drifted]
-        summary = f"drift in {self.job or self.model}: {self.drift_share:.0%} of features"
-        details = {"drift_share": self.drift_share, "drifted": drifted}
+        share = "-" if self.drift_share is None else f"{self.drift_share:.0%}"
+        summary = f"drift in {self.job or self.model}: {share} of features"
+        details: dict[str, Any] = {"drift_share": self.drift_share, "drifted": drifted}
+        found = self.multivariate
+        if found is not None and found.drifted and found.auc is not None:
+            summary += f"; a domain classifier tells the windows apart (AUC {found.auc:.3f})"
+            details["domain_classifier_auc"] = found.auc
         return [Event("drift_detected", summary, self.checked_at, self.job, self.model, details)]
 
 

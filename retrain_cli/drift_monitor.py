@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli import datasource, profile_store
-from retrain_cli.choices import Compute, DriftMode, DriftReference
+from retrain_cli import datasource, multivariate, profile_store
+from retrain_cli.choices import DOMAIN_CLASSIFIER, Compute, DriftMode, DriftReference
 from retrain_cli.cluster import Cluster
 from retrain_cli.datasource import file_source
 from retrain_cli.db.models import ModelDriftMonitoring
@@ -29,9 +29,11 @@ from retrain_cli.drift_compare import (
 from retrain_cli.errors import DataError
 from retrain_cli.jobs import JobFailure, check_each
 from retrain_cli.profile_check import compare_with_profile, profile_window
+from retrain_cli.threads import thread_share
 
 if TYPE_CHECKING:
     from retrain_cli.jobs import EffectiveJob
+    from retrain_cli.jobspec import MultivariateSpec
     from retrain_cli.profiles import Profile
     from retrain_cli.settings import Settings
 
@@ -60,21 +62,41 @@ def has_windows(job: EffectiveJob) -> bool:
 
 
 def evaluate_job(
-    session: Session, root: Path, job: EffectiveJob, now: datetime, cluster: Cluster | None = None
+    session: Session,
+    root: Path,
+    job: EffectiveJob,
+    now: datetime,
+    cluster: Cluster | None = None,
+    threads: int = 0,
 ) -> DriftResult:
     """Compare the job's current window with its reference (nothing recorded but a profile
     built on the way); `root` is the artifacts directory, where profiles live. A job with
-    `compute: dask` counts its current window on `cluster` when it can (see `cluster.py`)."""
+    `compute: dask` counts its current window on `cluster` when it can (see `cluster.py`).
+    With `drift.multivariate`, a domain classifier on `threads` threads joins the verdict."""
     reference_source, current_source = job.spec.data.reference, job.spec.data.current
     if current_source is None or (reference_source is None and not _against_training(job)):
         raise DataError(f"job {job.name!r} needs data.reference and data.current to check drift")
     kwargs: dict[str, Any] = {"model": job.model, "job": job.name, "now": now}
+    wanted = job.spec.drift.multivariate
     if choose_mode(job) is DriftMode.EXACT:
         assert reference_source is not None
         reference, current = load_windows(reference_source, current_source)
         exact = compare_windows(reference, current, columns_for(job), settings_for(job), **kwargs)
         if job.spec.compute is Compute.DASK:
             exact.compute_note = "the exact mode runs here; the profile mode counts on the cluster"
+        if wanted is not None:
+            features = [(c.feature, c.kind) for c in exact.features]
+            exact.add_multivariate(
+                multivariate.domain_classifier(
+                    multivariate.sample_table(reference, wanted.sample, seed=0),
+                    multivariate.sample_table(current, wanted.sample, seed=1),
+                    features,
+                    max_auc=wanted.max_auc,
+                    folds=wanted.folds,
+                    confidence=wanted.confidence,
+                    threads=threads,
+                )
+            )
         return exact
     on_cluster, note = placed(job, cluster)
     if _against_training(job):
@@ -94,7 +116,37 @@ def evaluate_job(
         **kwargs,
     )
     result.compute_note = note
+    if wanted is not None:
+        result.add_multivariate(_streamed_classifier(job, result, wanted, threads))
     return result
+
+
+def _streamed_classifier(
+    job: EffectiveJob, result: DriftResult, wanted: MultivariateSpec, threads: int
+) -> multivariate.Multivariate:
+    """The domain classifier of a profile-mode check: both windows sampled in one streaming
+    pass each (the reference's rows, or the training data's for `reference: training`)."""
+    reference = job.spec.data.train if _against_training(job) else job.spec.data.reference
+    current = job.spec.data.current
+    assert reference is not None and current is not None
+    features = [(c.feature, c.kind) for c in result.features]
+    names = [name for name, _ in features]
+    numeric = [name for name, kind in features if kind == "numeric"]
+    samples = [
+        multivariate.sample_batches(
+            datasource.iter_batches(source, role, names, numeric), wanted.sample, seed=seed
+        )
+        for seed, (source, role) in enumerate(((reference, "reference"), (current, "current")))
+    ]
+    return multivariate.domain_classifier(
+        samples[0],
+        samples[1],
+        features,
+        max_auc=wanted.max_auc,
+        folds=wanted.folds,
+        confidence=wanted.confidence,
+        threads=threads,
+    )
 
 
 def placed(job: EffectiveJob, cluster: Cluster | None) -> tuple[Cluster | None, str | None]:
@@ -213,10 +265,13 @@ def check_jobs(
 ) -> list[DriftResult | JobFailure]:
     """Check and record each job (see `jobs.check_each`); `--all` skips jobs without both
     windows."""
+    threads = thread_share({}, settings.max_concurrent_retrains)  # cores beside the retrains
     with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
         return check_each(
             jobs,
-            lambda job: evaluate_job(session, settings.artifacts_dir, job, now, cluster),
+            lambda job: evaluate_job(
+                session, settings.artifacts_dir, job, now, cluster, threads=threads
+            ),
             lambda result, job_id: record(session, result, job_id),
             applies=has_windows,
             every_enabled=every_enabled,
@@ -305,5 +360,31 @@ def record(session: Session, result: DriftResult, job_id: int | None) -> None:
             },
         )
     )
+    found = result.multivariate
+    if found is not None:
+        rows.append(
+            ModelDriftMonitoring(
+                check_id=result.check_id,
+                job_id=job_id,
+                model_name=result.model,
+                checked_at=result.checked_at,
+                scope="dataset",
+                method=DOMAIN_CLASSIFIER,
+                statistic=found.auc,
+                threshold=found.max_auc,
+                drifted=found.drifted,
+                n_reference=found.n_reference,
+                n_current=found.n_current,
+                metrics=jsonable(
+                    {
+                        "ci": [found.ci_low, found.ci_high],
+                        "folds": found.folds,
+                        "fold_aucs": found.fold_aucs,
+                        "top_features": found.top_features,
+                        **({"undefined": found.reason} if found.reason else {}),
+                    }
+                ),
+            )
+        )
     session.add_all(rows)
     session.flush()

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -159,6 +159,16 @@ class Thresholds(Spec):
     performance: Number | None = None
 
 
+class MultivariateSpec(Spec):
+    """A domain classifier told to separate the windows (`multivariate.py`)."""
+
+    method: Literal["domain_classifier"] = "domain_classifier"
+    max_auc: Annotated[Number, Field(gt=0.5, le=1)] = 0.6  # above it: drift
+    sample: Annotated[StrictInt, Field(ge=100)] = 50_000  # rows drawn from each window
+    folds: Annotated[StrictInt, Field(ge=2, le=20)] = 5
+    confidence: Annotated[Number, Field(gt=0, lt=1)] = 0.95  # of the AUC's interval
+
+
 class DriftSpec(Spec):
     method: DriftMethod = DriftMethod.PSI
     alpha: Annotated[Number, Field(gt=0, le=1)] = 0.05
@@ -174,6 +184,7 @@ class DriftSpec(Spec):
     reference: DriftReference = DriftReference.WINDOW
     # auto: a window with more rows than this (by its Parquet metadata) is checked by profile
     exact_max_rows: Annotated[StrictInt, Field(ge=1)] = 5_000_000
+    multivariate: MultivariateSpec | None = None  # also a domain classifier, part of the verdict
 
     @model_validator(mode="after")
     def _profile_for_training(self) -> DriftSpec:

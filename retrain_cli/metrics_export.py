@@ -25,7 +25,7 @@ from retrain_cli.db.models import (
     ModelVersionManagement,
     RetrainingJobHistory,
 )
-from retrain_cli.db.queries import newest_per_model
+from retrain_cli.db.queries import drift_verdict, newest_per_model
 
 FILE_NAME = "retrain_cli.prom"
 JOB = ("retrain_job",)
@@ -187,7 +187,7 @@ def _consecutive_failures() -> Any:
 def _latest_drift(session: Session, share: Any, detected: Any) -> None:
     table = ModelDriftMonitoring
     query = newest_per_model(
-        table, table.scope == "dataset", table.model_name, table.drift_share, table.drifted
+        table, drift_verdict(table), table.model_name, table.drift_share, table.drifted
     )
     for model, value, drifted in session.execute(query):
         detected.labels(model).set(int(bool(drifted)))

@@ -18,6 +18,7 @@ from retrain_cli.db.models import (
     ModelVersionManagement,
     RetrainingJobHistory,
 )
+from retrain_cli.db.queries import drift_verdict
 
 FINISHED = ("succeeded", "failed", "abandoned")
 
@@ -71,7 +72,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
         session,
         ModelDriftMonitoring,
         since,
-        and_(ModelDriftMonitoring.scope == "dataset", ModelDriftMonitoring.drifted),
+        and_(drift_verdict(ModelDriftMonitoring), ModelDriftMonitoring.drifted),
     )
     degraded = _count_by_model(
         session,

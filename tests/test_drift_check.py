@@ -209,10 +209,12 @@ def test_any_error_of_one_job_is_reported_and_the_others_are_still_recorded(
     setup_job(cli, tmp_path / "b", shift=0.0, name="surprising")
     real = drift_monitor.evaluate_job
 
-    def evaluate(session: Session, root: Path, job: EffectiveJob, *rest: object) -> object:
+    def evaluate(
+        session: Session, root: Path, job: EffectiveJob, *rest: object, **named: object
+    ) -> object:
         if job.name == "surprising":  # stands for any library error on one job's data
             raise TypeError("unsupported operand type(s)")
-        return real(session, root, job, *rest)  # type: ignore[arg-type]
+        return real(session, root, job, *rest, **named)  # type: ignore[arg-type]
 
     monkeypatch.setattr(drift_monitor, "evaluate_job", evaluate)
     result = cli("drift", "check", "--all", "--json")

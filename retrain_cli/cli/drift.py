@@ -198,3 +198,22 @@ def _render(console: Console, results: list[DriftResult]) -> None:
                 ],
             )
         )
+        found = result.multivariate
+        if found is not None:
+            _render_multivariate(console, found)
+
+
+def _render_multivariate(console: Console, found: Any) -> None:
+    if found.auc is None:
+        console.print(f"  domain classifier: unknown ({found.reason})")
+        return
+    verdict = "[red]tells the windows apart[/]" if found.drifted else "[green]cannot tell[/]"
+    separating = ", ".join(
+        f"{f['feature']} ({f['gain_share']:.0%})" for f in found.top_features[:3]
+    )
+    console.print(
+        f"  domain classifier: {verdict} — AUC {found.auc:.3f} "
+        f"({found.ci_low:.3f}-{found.ci_high:.3f}), drift above {found.max_auc:.2f}; "
+        f"{found.n_reference} + {found.n_current} rows, {found.folds} folds"
+        + (f"; most separating: {separating}" if separating else "")
+    )

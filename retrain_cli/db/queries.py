@@ -5,9 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnExpressionArgument, Connection, Select, and_, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    ColumnExpressionArgument,
+    Connection,
+    Select,
+    and_,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session
 
+from retrain_cli.choices import DOMAIN_CLASSIFIER
 from retrain_cli.db.models import ModelDriftMonitoring, ModelPerformanceTracking
 
 
@@ -29,6 +39,12 @@ def newest_per_model(
     )
     matches = and_(table.model_name == newest.c.model_name, table.checked_at == newest.c.at)
     return select(*columns).join(newest, matches).where(condition)
+
+
+def drift_verdict(table: type[ModelDriftMonitoring]) -> ColumnElement[bool]:
+    """The rows holding each drift check's verdict: its dataset-level row, not the domain
+    classifier's row beside it (whose verdict the check's already includes)."""
+    return and_(table.scope == "dataset", table.method != DOMAIN_CLASSIFIER)
 
 
 SCHEMA_LOCK = 0x7265747261696E  # "retrain"

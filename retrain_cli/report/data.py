@@ -22,7 +22,7 @@ from retrain_cli.db.models import (
     ModelVersionManagement,
     RetrainingJobHistory,
 )
-from retrain_cli.db.queries import newest_per_model
+from retrain_cli.db.queries import drift_verdict, newest_per_model
 from retrain_cli.drift import P_VALUE_METHODS
 from retrain_cli.errors import DataError
 from retrain_cli.stats import JobStats, pipeline_stats
@@ -258,14 +258,14 @@ def _drift(session: Session, axis: Axis, history: ModelHistory) -> None:
     )
     share = session.execute(
         select(bucket, func.avg(table.drift_share), func.count())
-        .where(table.scope == "dataset", *in_period)
+        .where(drift_verdict(table), *in_period)
         .group_by(bucket)
         .order_by(bucket)
     ).all()
     history.drift_share = _series(axis, ((b, v) for b, v, _ in share))
     alarm = session.scalars(
         select(table.metrics)
-        .where(table.scope == "dataset", *in_period)
+        .where(drift_verdict(table), *in_period)
         .order_by(table.checked_at.desc())
         .limit(1)
     ).first()
@@ -409,7 +409,7 @@ def _versions(session: Session, model: str) -> list[Version]:
 
 def _newest_drift(session: Session) -> dict[str, bool]:
     table = ModelDriftMonitoring
-    query = newest_per_model(table, table.scope == "dataset", table.model_name, table.drifted)
+    query = newest_per_model(table, drift_verdict(table), table.model_name, table.drifted)
     return {model: bool(drifted) for model, drifted in session.execute(query)}
 
 
