@@ -193,6 +193,27 @@ class DriftSpec(Spec):
         return self
 
 
+class ChangePointSpec(Spec):
+    """river's change detector on the per-row loss (`change_points.py`); unset parameters
+    take river's defaults."""
+
+    method: Literal["adwin", "page_hinkley"] = "adwin"
+    delta: Annotated[Number, Field(gt=0, lt=1)] | None = None
+    threshold: Annotated[Number, Field(gt=0)] | None = None  # page_hinkley's lambda
+    min_instances: Annotated[StrictInt, Field(ge=1)] | None = None  # page_hinkley's
+
+    @model_validator(mode="after")
+    def _parameters_of_the_method(self) -> ChangePointSpec:
+        if self.method == "adwin" and (self.threshold or self.min_instances):
+            raise ValueError("adwin takes delta only (threshold and min_instances: page_hinkley)")
+        return self
+
+    def parameters(self) -> dict[str, Any]:
+        named = {"delta": self.delta, "threshold": self.threshold}
+        named["min_instances"] = self.min_instances
+        return {k: v for k, v in named.items() if v is not None}
+
+
 class PerformanceSpec(Spec):
     window: Seconds | None = None
     min_samples: Annotated[StrictInt, Field(ge=1)] = 30
@@ -203,6 +224,7 @@ class PerformanceSpec(Spec):
     # estimate the metrics of the window's unlabelled rows (CBPE, docs/performance.md)
     estimate: StrictBool = False
     estimated_triggers: StrictBool = False  # an estimated degradation triggers a retrain
+    change_points: ChangePointSpec | None = None  # where the error level changed (river)
 
 
 class GateSpec(Spec):

@@ -24,7 +24,9 @@ from retrain_cli.registry import active_version
 if TYPE_CHECKING:
     import pandas as pd
 
+    from retrain_cli.change_points import ChangePoint
     from retrain_cli.jobs import EffectiveJob
+    from retrain_cli.jobspec import ChangePointSpec
 
 
 class PerfSettings(PerformanceSpec):
@@ -90,6 +92,7 @@ class PerfResult:
     window_start: datetime | None = None
     window_end: datetime | None = None
     estimate: EstimatedResult | None = None  # with `performance.estimate`
+    change_points: list[ChangePoint] = field(default_factory=list)  # with `change_points`
     realized: list[Realized] = field(default_factory=list)  # earlier estimates now labelled
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -360,6 +363,13 @@ def evaluate(
         metric, evaluation.values[metric], settings.threshold, baseline, settings.max_relative_drop
     )
     times = complete[columns.time] if columns.time and len(complete) else None
+    found = (
+        _change_points(
+            complete, columns.time, labels, arrays[columns.score], settings.change_points
+        )
+        if settings.change_points is not None
+        else []
+    )
     return PerfResult(
         job=job,
         model=model,
@@ -376,7 +386,36 @@ def evaluate(
         judgement=verdict.reasons,
         window_start=_instant(times.min()) if times is not None else None,
         window_end=_instant(times.max()) if times is not None else None,
+        change_points=found,
     )
+
+
+def _change_points(
+    rows: pd.DataFrame,
+    time_column: str | None,
+    labels: performance.FloatArray,
+    scores: performance.FloatArray,
+    spec: ChangePointSpec,
+) -> list[ChangePoint]:
+    """Change points of the rows' loss in time order (file order without a time column)."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    from retrain_cli import change_points
+    from retrain_cli.training_data import time_order
+
+    order = np.arange(len(rows))
+    stamps = None
+    if time_column is not None:
+        stamps = pd.to_datetime(time_order(rows[time_column], time_column), utc=True)
+        order = np.argsort(stamps.to_numpy(), kind="stable")
+    loss = change_points.losses(labels[order], scores[order])
+    found = change_points.change_points(loss, spec.method, spec.parameters())
+    if stamps is None:
+        return found
+    return [dataclasses.replace(p, at=_instant(stamps.iloc[order[p.index]])) for p in found]
 
 
 def _window(frame: pd.DataFrame, time_column: str | None, window_s: int | None) -> pd.DataFrame:
@@ -492,6 +531,19 @@ def record(session: Session, result: PerfResult, job_id: int | None) -> None:
             judged=False,  # a record beside the estimate; the check's own row is the primary
         )
         for realized in result.realized
+    ]
+    rows += [
+        _row(
+            result,
+            job_id,
+            f"change_point:{point.method}",
+            point.after,
+            None,
+            None,
+            window=(point.at, point.at),
+            judged=False,
+        )
+        for point in result.change_points
     ]
     session.add_all(rows)
     session.flush()

@@ -161,6 +161,12 @@ def _render(console: Console, results: list[PerfResult]) -> None:
             _render_realized(console, r, VERDICT[r.degraded], version)
         if r.estimate is not None:
             _render_estimate(console, r, version)
+        for point in r.change_points:
+            when = f"{point.at:%Y-%m-%d %H:%M}" if point.at else f"row {point.index}"
+            console.print(
+                f"  change point ({point.method}): the error level changed at {when}, "
+                f"mean squared error {_value(point.before)} before, {_value(point.after)} after"
+            )
         for done in r.realized:
             console.print(
                 f"  labels arrived for the estimate of {done.window_start:%Y-%m-%d %H:%M} to "

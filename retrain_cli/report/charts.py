@@ -121,6 +121,9 @@ def performance(history: ModelHistory) -> str:
         axes.scatter(
             _x(points), [at[t] for t in points], color=VERMILION, marker="x", s=18, label="degraded"
         )
+    for index, changed in enumerate(history.change_points):
+        label = "error level changed" if index == 0 else None
+        axes.axvline(_x([changed])[0], color=ORANGE, ls=":", lw=1.2, label=label)
     _events(axes, history.events)
     axes.set_ylabel(history.metric or "")
     return _finish(figure, axes, history, f"{history.metric} over time")

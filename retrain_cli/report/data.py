@@ -123,6 +123,7 @@ class ModelHistory:
     threshold: Series = field(default_factory=lambda: Series([], []))
     baseline: Series = field(default_factory=lambda: Series([], []))
     degraded_at: list[datetime] = field(default_factory=list)
+    change_points: list[datetime] = field(default_factory=list)  # where the error level changed
     drift_share: Series = field(default_factory=lambda: Series([], []))
     drift_alarm_share: float | None = None
     heatmap: Heatmap | None = None
@@ -246,6 +247,18 @@ def _performance(session: Session, axis: Axis, history: ModelHistory) -> None:
     history.threshold = _series(axis, sorted(thresholds.items()))
     history.baseline = _series(axis, ((r[2], r[5]) for r in realized))
     history.degraded_at = [axis.at(r[2]) for r in realized if r[6]]
+    history.change_points = sorted(
+        set(
+            session.scalars(
+                select(table.window_start).where(
+                    table.model_name == history.model,
+                    table.metric.like("change_point:%"),
+                    table.window_start >= axis.since,
+                    table.window_start <= axis.now,
+                )
+            )
+        )
+    )
 
 
 def _drift(session: Session, axis: Axis, history: ModelHistory) -> None:
