@@ -182,9 +182,10 @@ def main() -> None:
     )
     markdown = "\n".join(
         [
-            "## Label-free monitoring: estimated performance and the domain classifier",
+            "## Label-free monitoring: estimated performance, the domain classifier, change points",
             "",
-            f"Command: `python {command}` ({machine()})",
+            f"Command: `python {command}` ({machine()}; from a virtual environment that also "
+            "holds NannyML, for its column)",
             "",
             f"Estimated performance (CBPE) on {args.rows:,} unlabelled rows per shift, calibrated "
             f"on {args.rows:,} labelled ones:",
