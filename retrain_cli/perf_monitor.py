@@ -253,14 +253,22 @@ def realize_estimates(
     """The realized metrics of earlier estimates whose rows are now all labelled: the same
     window (its first and last timestamp), scored as `perf check` scores a window."""
     import pandas as pd
-    from sqlalchemy import select
+    from sqlalchemy import exists, select
+    from sqlalchemy.orm import aliased
 
     from retrain_cli.training_data import time_order
 
     if columns.time is None:
         return []
-    table = ModelPerformanceTracking
-    estimated = session.execute(
+    table, realized = ModelPerformanceTracking, aliased(ModelPerformanceTracking)
+    recorded = exists().where(  # the window's realized value is in the table already
+        realized.model_name == table.model_name,
+        realized.metric == table.metric,
+        realized.window_start == table.window_start,
+        realized.window_end == table.window_end,
+        realized.estimated.is_(False),
+    )
+    pending = session.execute(
         select(table.window_start, table.window_end, table.metric, table.value)
         .where(
             table.model_name == model,
@@ -268,22 +276,14 @@ def realize_estimates(
             table.metric != "calibration_brier",
             table.window_start.is_not(None),
             table.window_end.is_not(None),
+            ~recorded,
         )
         .order_by(table.checked_at.desc())
+        .limit(MAX_REALIZED * len(BOUNDED_METRICS))
     ).all()
-    done = {  # windows whose realized values were recorded
-        (start, end, metric)
-        for start, end, metric in session.execute(
-            select(table.window_start, table.window_end, table.metric).where(
-                table.model_name == model,
-                table.estimated.is_(False),
-                table.window_start.is_not(None),
-            )
-        )
-    }
     windows: dict[tuple[datetime, datetime], dict[str, float | None]] = {}
-    for start, end, metric, value in estimated:
-        if start is None or end is None or (start, end, metric) in done:
+    for start, end, metric, value in pending:
+        if start is None or end is None:
             continue
         if (start, end) not in windows and len(windows) >= MAX_REALIZED:
             continue
