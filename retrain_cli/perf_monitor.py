@@ -173,7 +173,9 @@ def evaluate_job(
     if estimate_only:
         result.metrics, result.reasons, result.degraded, result.judgement = {}, {}, None, []
     if estimate_only or settings.estimate:
-        result.estimate = estimate_window(frame, columns, settings, result.baseline)
+        estimate = estimate_window(frame, columns, settings, result.baseline)
+        # a check whose every label arrived has nothing to estimate; `perf estimate` says so
+        result.estimate = estimate if estimate.n_samples or estimate_only else None
     if settings.estimate and not estimate_only:
         result.realized = realize_estimates(session, frame, columns, settings, job.model)
     return result

@@ -167,7 +167,7 @@ def _render(console: Console, results: list[PerfResult]) -> None:
                 f"  change point ({point.method}): the error level changed at {when}, "
                 f"mean squared error {_value(point.before)} before, {_value(point.after)} after"
             )
-        for done in r.realized:
+        for done in (d for d in r.realized if d.metric == r.primary_metric):
             console.print(
                 f"  labels arrived for the estimate of {done.window_start:%Y-%m-%d %H:%M} to "
                 f"{done.window_end:%Y-%m-%d %H:%M}: {done.metric} estimated "
