@@ -149,7 +149,8 @@ def load_history(
     known = _model_names(session)
     unknown = sorted(set(models) - set(known))
     if unknown:
-        raise DataError(f"no such model: {', '.join(unknown)} (known: {', '.join(known) or '-'})")
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        raise DataError(f"no such model: {', '.join(unknown)} (known: {shown or '-'})")
     wanted = sorted(set(models)) if models else known
     stats = pipeline_stats(session, now, now - since, slots_in_use)
     newest_drift = _newest_drift(session)
