@@ -46,3 +46,14 @@ def test_every_test_the_reliability_page_names_exists() -> None:
         for name in re.findall(r"^def (test_\w+)\(", path.read_text(), flags=re.MULTILINE)
     }
     assert len(named) >= 40 and named <= defined, sorted(named - defined)
+
+
+def test_the_job_file_reference_example_is_a_valid_job() -> None:
+    import yaml
+
+    from retrain_cli.jobspec import JobSpec
+
+    text = (ROOT / "docs" / "job-files.md").read_text()
+    example = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", text, re.S)[0])
+    spec = JobSpec.model_validate(example)
+    assert spec.performance.change_points is not None and spec.drift.multivariate is not None
