@@ -99,7 +99,8 @@ def job_states(session: Session) -> list[JobState]:
     ).all()
     drift = _newest_drift(session)
     degraded = _newest_performance(session, estimated=False)
-    estimated = _newest_performance(session, estimated=True)
+    wanted = any(row[-1] for row in rows)  # a job that retrains on estimates
+    estimated = _newest_performance(session, estimated=True) if wanted else {}
     active = dict(
         session.execute(
             select(ModelVersionManagement.model_name, ModelVersionManagement.created_at).where(

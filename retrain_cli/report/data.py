@@ -50,7 +50,9 @@ class Axis:
         return self.since + timedelta(seconds=(bucket + 0.5) * self.width_s)
 
     def bucket(self, column: Any) -> Any:
-        """The SQL bucket number of a timestamp column (integer division on both backends)."""
+        """The SQL bucket number of a timestamp column (integer division on both backends;
+        PostgreSQL rounds a fraction of a second where SQLite drops it, so a check within half
+        a second of a boundary may fall on either side)."""
         epoch = cast(extract("epoch", column), BigInteger)
         return (epoch - int(self.since.timestamp())) // self.width_s
 
