@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli import performance
+from retrain_cli import perf_estimates, performance, predictions
 from retrain_cli.choices import BOUNDED_METRICS, Metric
 from retrain_cli.datasource import file_source, read_frame
 from retrain_cli.db.models import ModelPerformanceTracking
@@ -19,6 +19,8 @@ from retrain_cli.errors import DataError
 from retrain_cli.jobs import JobFailure, check_each
 from retrain_cli.jobspec import PerformanceSpec
 from retrain_cli.notify import Event
+from retrain_cli.perf_estimates import EstimatedResult, Realized
+from retrain_cli.predictions import PredictionColumns
 from retrain_cli.registry import active_version
 
 if TYPE_CHECKING:
@@ -36,42 +38,7 @@ class PerfSettings(PerformanceSpec):
     threshold: float | None
 
 
-@dataclass(frozen=True)
-class PredictionColumns:
-    time: str | None
-    label: str
-    score: str
-    returns: str | None
-
-
 AD_HOC_COLUMNS = PredictionColumns(time="ts", label="y_true", score="y_score", returns="return")
-
-
-@dataclass
-class EstimatedResult:
-    """The window's unlabelled rows, their metrics estimated by CBPE (`estimation.py`)."""
-
-    degraded: bool | None
-    metrics: dict[str, float | None]
-    reasons: dict[str, str]
-    n_samples: int  # unlabelled rows estimated
-    n_reference: int  # labelled rows the calibration was fitted on
-    brier: float | None  # the calibration's Brier score on those rows (lower is better)
-    judgement: list[str]
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Realized:
-    """An earlier estimate whose labels have all arrived, and the value they realized."""
-
-    window_start: datetime
-    window_end: datetime
-    metric: str
-    estimated: float | None
-    realized: float | None
-    n_samples: int
 
 
 @dataclass
@@ -173,11 +140,13 @@ def evaluate_job(
     if estimate_only:
         result.metrics, result.reasons, result.degraded, result.judgement = {}, {}, None, []
     if estimate_only or settings.estimate:
-        estimate = estimate_window(frame, columns, settings, result.baseline)
+        estimate = perf_estimates.estimate_window(frame, columns, settings, result.baseline)
         # a check whose every label arrived has nothing to estimate; `perf estimate` says so
         result.estimate = estimate if estimate.n_samples or estimate_only else None
     if settings.estimate and not estimate_only:
-        result.realized = realize_estimates(session, frame, columns, settings, job.model)
+        result.realized = perf_estimates.realize_estimates(
+            session, frame, columns, settings, job.model
+        )
     return result
 
 
@@ -193,125 +162,6 @@ def estimate_jobs(
         applies=lambda job: job.spec.data.predictions is not None and job.spec.performance.estimate,
         every_enabled=every_enabled,
     )
-
-
-def estimate_window(
-    frame: pd.DataFrame,
-    columns: PredictionColumns,
-    settings: PerfSettings,
-    baseline: float | None,
-) -> EstimatedResult:
-    """CBPE: calibrate on every labelled row of the predictions, estimate the window's
-    unlabelled ones, and judge the estimated primary metric as a realized one is judged."""
-    from retrain_cli import estimation
-    from retrain_cli.performance import Undefined
-
-    label, score = columns.label, columns.score
-    reference = frame.dropna(subset=[label, score])
-    window = _window(frame, columns.time, settings.window)
-    unlabelled = window[window[label].isna() & window[score].notna()]
-    ref_labels = _labels(_floats(reference[label], label), label)
-    ref_scores = _scores(_floats(reference[score], score), score)
-    scores = _scores(_floats(unlabelled[score], score), score)
-    metric = settings.primary_metric
-    try:
-        calibration = estimation.calibrate(ref_labels, ref_scores, settings.min_samples)
-    except Undefined as exc:
-        names = estimation.ESTIMATED_METRICS
-        values: dict[str, float | None] = dict.fromkeys(names)
-        reasons, brier = dict.fromkeys(names, exc.reason), None
-    else:
-        found = estimation.estimate(
-            calibration, scores, settings.decision_threshold, settings.min_samples
-        )
-        values, reasons, brier = found.values, found.reasons, calibration.brier
-    verdict = performance.judge(
-        metric, values[metric], settings.threshold, baseline, settings.max_relative_drop
-    )
-    times = unlabelled[columns.time] if columns.time and len(unlabelled) else None
-    return EstimatedResult(
-        degraded=verdict.degraded,
-        metrics=values,
-        reasons=reasons,
-        n_samples=len(unlabelled),
-        n_reference=len(reference),
-        brier=brier,
-        judgement=verdict.reasons,
-        window_start=_instant(times.min()) if times is not None else None,
-        window_end=_instant(times.max()) if times is not None else None,
-    )
-
-
-MAX_REALIZED = 100  # earlier estimates realized per check, the newest first
-
-
-def realize_estimates(
-    session: Session,
-    frame: pd.DataFrame,
-    columns: PredictionColumns,
-    settings: PerfSettings,
-    model: str,
-) -> list[Realized]:
-    """The realized metrics of earlier estimates whose rows are now all labelled: the same
-    window (its first and last timestamp), scored as `perf check` scores a window."""
-    import pandas as pd
-    from sqlalchemy import exists, select
-    from sqlalchemy.orm import aliased
-
-    from retrain_cli.training_data import time_order
-
-    if columns.time is None:
-        return []
-    table, realized = ModelPerformanceTracking, aliased(ModelPerformanceTracking)
-    recorded = exists().where(  # the window's realized value is in the table already
-        realized.model_name == table.model_name,
-        realized.metric == table.metric,
-        realized.window_start == table.window_start,
-        realized.window_end == table.window_end,
-        realized.estimated.is_(False),
-    )
-    pending = session.execute(
-        select(table.window_start, table.window_end, table.metric, table.value)
-        .where(
-            table.model_name == model,
-            table.estimated.is_(True),
-            table.metric != "calibration_brier",
-            table.window_start.is_not(None),
-            table.window_end.is_not(None),
-            ~recorded,
-        )
-        .order_by(table.checked_at.desc())
-        .limit(MAX_REALIZED * len(BOUNDED_METRICS))
-    ).all()
-    windows: dict[tuple[datetime, datetime], dict[str, float | None]] = {}
-    for start, end, metric, value in pending:
-        if start is None or end is None:
-            continue
-        if (start, end) not in windows and len(windows) >= MAX_REALIZED:
-            continue
-        windows.setdefault((start, end), {}).setdefault(metric, value)
-    if not windows:
-        return []
-    times = pd.to_datetime(time_order(frame[columns.time], columns.time), utc=True)
-    found: list[Realized] = []
-    for (start, end), estimates in windows.items():
-        rows = frame[(times >= pd.Timestamp(start)) & (times <= pd.Timestamp(end))]
-        if rows.empty or rows[columns.label].isna().any():
-            continue  # not every label has arrived yet
-        rows = rows.dropna(subset=[columns.score])
-        labels = _labels(_floats(rows[columns.label], columns.label), columns.label)
-        scores = _scores(_floats(rows[columns.score], columns.score), columns.score)
-        evaluation = performance.evaluate(
-            labels,
-            scores,
-            threshold=settings.decision_threshold,
-            min_samples=settings.min_samples,
-        )
-        found.extend(
-            Realized(start, end, metric, value, evaluation.values.get(metric), len(rows))
-            for metric, value in estimates.items()
-        )
-    return found
 
 
 def check_file(
@@ -342,15 +192,14 @@ def evaluate(
     missing = [c for c in [*used, columns.time] if c and c not in frame.columns]
     if missing:
         raise DataError(f"predictions have no column {', '.join(map(repr, missing))}")
-    frame = _window(frame, columns.time, settings.window)
+    frame = predictions.window(frame, columns.time, settings.window)
     complete = frame.dropna(subset=used)
-    arrays = {c: _floats(complete[c], c) for c in used}
-    labels = _labels(arrays[columns.label], columns.label)
-    _scores(arrays[columns.score], columns.score)
+    labels = predictions.labels(complete, columns.label)
+    scores = predictions.scores(complete, columns.score)
     evaluation = performance.evaluate(
         labels,
-        arrays[columns.score],
-        arrays[columns.returns] if columns.returns else None,
+        scores,
+        predictions.floats(complete[columns.returns], columns.returns) if columns.returns else None,
         threshold=settings.decision_threshold,
         min_samples=settings.min_samples,
         periods_per_year=settings.periods_per_year,
@@ -364,14 +213,9 @@ def evaluate(
     verdict = performance.judge(
         metric, evaluation.values[metric], settings.threshold, baseline, settings.max_relative_drop
     )
-    times = complete[columns.time] if columns.time and len(complete) else None
-    found = (
-        _change_points(
-            complete, columns.time, labels, arrays[columns.score], settings.change_points
-        )
-        if settings.change_points is not None
-        else []
-    )
+    points = settings.change_points
+    found = [] if points is None else _change_points(complete, columns.time, labels, scores, points)
+    start, end = predictions.span(complete, columns.time)
     return PerfResult(
         job=job,
         model=model,
@@ -386,8 +230,8 @@ def evaluate(
         threshold=settings.threshold,
         baseline=baseline,
         judgement=verdict.reasons,
-        window_start=_instant(times.min()) if times is not None else None,
-        window_end=_instant(times.max()) if times is not None else None,
+        window_start=start,
+        window_end=end,
         change_points=found,
     )
 
@@ -403,83 +247,25 @@ def _change_points(
     import dataclasses
 
     import numpy as np
-    import pandas as pd
 
     from retrain_cli import change_points
-    from retrain_cli.training_data import time_order
 
     order = np.arange(len(rows))
     stamps = None
     if time_column is not None:
-        stamps = pd.to_datetime(time_order(rows[time_column], time_column), utc=True)
+        stamps = predictions.timestamps(rows, time_column)
         order = np.argsort(stamps.to_numpy(), kind="stable")
     loss = change_points.losses(labels[order], scores[order])
     found = change_points.change_points(loss, spec.method, spec.parameters())
     if stamps is None:
         return found
-    return [dataclasses.replace(p, at=_instant(stamps.iloc[order[p.index]])) for p in found]
-
-
-def _window(frame: pd.DataFrame, time_column: str | None, window_s: int | None) -> pd.DataFrame:
-    """The rows of the last `window_s` seconds before the newest timestamp."""
-    if window_s is None:
-        return frame
-    if time_column is None:
-        raise DataError("a performance window needs the job's time_column")
-    import pandas as pd
-
-    from retrain_cli.training_data import time_order
-
-    times = pd.to_datetime(time_order(frame[time_column], time_column), utc=True)
-    newest = times.max()
-    if pd.isna(newest):
-        raise DataError(f"column {time_column!r} has no timestamps")
-    return frame[times > newest - pd.Timedelta(seconds=window_s)]
-
-
-def _labels(values: performance.FloatArray, name: str) -> performance.FloatArray:
-    import numpy as np
-
-    if not set(np.unique(values).tolist()) <= {0.0, 1.0}:
-        raise DataError(f"column {name!r} must hold 0/1 outcomes")
-    return values
-
-
-def _scores(values: performance.FloatArray, name: str) -> performance.FloatArray:
-    outside = int(((values < 0) | (values > 1)).sum())
-    if outside:
-        raise DataError(
-            f"column {name!r} has {outside} scores outside [0, 1]: "
-            "probabilities are expected, not logits"
-        )
-    return values
-
-
-def _floats(series: pd.Series[Any], name: str) -> performance.FloatArray:
-    import numpy as np
-    import pandas as pd
-
-    if not pd.api.types.is_numeric_dtype(series.dtype):  # bool counts as numeric
-        raise DataError(f"column {name!r} must be numeric, not {series.dtype}")
-    values: performance.FloatArray = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    if not np.isfinite(values).all():
-        raise DataError(f"column {name!r} has infinite values")
-    return values
+    return [
+        dataclasses.replace(p, at=predictions.instant(stamps.iloc[order[p.index]])) for p in found
+    ]
 
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _instant(value: Any) -> datetime | None:
-    import pandas as pd
-
-    stamp = pd.Timestamp(value)
-    if pd.isna(stamp):
-        return None
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    result: datetime = stamp.to_pydatetime()
-    return result
 
 
 def record(session: Session, result: PerfResult, job_id: int | None) -> None:
@@ -511,7 +297,7 @@ def record(session: Session, result: PerfResult, job_id: int | None) -> None:
             _row(
                 result,
                 job_id,
-                "calibration_brier",
+                perf_estimates.CALIBRATION_METRIC,
                 estimate.brier,
                 None if estimate.brier is not None else "not_calibrated",
                 None,
