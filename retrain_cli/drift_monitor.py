@@ -32,6 +32,8 @@ from retrain_cli.profile_check import compare_with_profile, profile_window
 from retrain_cli.threads import thread_share
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from retrain_cli.jobs import EffectiveJob
     from retrain_cli.jobspec import MultivariateSpec
     from retrain_cli.profiles import Profile
@@ -85,18 +87,11 @@ def evaluate_job(
         if job.spec.compute is Compute.DASK:
             exact.compute_note = "the exact mode runs here; the profile mode counts on the cluster"
         if wanted is not None:
-            features = [(c.feature, c.kind) for c in exact.features]
-            exact.add_multivariate(
-                multivariate.domain_classifier(
-                    multivariate.sample_table(reference, wanted.sample, seed=0),
-                    multivariate.sample_table(current, wanted.sample, seed=1),
-                    features,
-                    max_auc=wanted.max_auc,
-                    folds=wanted.folds,
-                    confidence=wanted.confidence,
-                    threads=threads,
-                )
+            samples = (
+                multivariate.sample_table(reference, wanted.sample, seed=0),
+                multivariate.sample_table(current, wanted.sample, seed=1),
             )
+            exact.add_multivariate(_classify(samples, exact, wanted, threads))
         return exact
     on_cluster, note = placed(job, cluster)
     if _against_training(job):
@@ -129,19 +124,27 @@ def _streamed_classifier(
     reference = job.spec.data.train if _against_training(job) else job.spec.data.reference
     current = job.spec.data.current
     assert reference is not None and current is not None
-    features = [(c.feature, c.kind) for c in result.features]
-    names = [name for name, _ in features]
-    numeric = [name for name, kind in features if kind == "numeric"]
-    samples = [
+    names = [c.feature for c in result.features]
+    numeric = [c.feature for c in result.features if c.kind == "numeric"]
+    reference_sample, current_sample = (
         multivariate.sample_batches(
             datasource.iter_batches(source, role, names, numeric), wanted.sample, seed=seed
         )
         for seed, (source, role) in enumerate(((reference, "reference"), (current, "current")))
-    ]
+    )
+    return _classify((reference_sample, current_sample), result, wanted, threads)
+
+
+def _classify(
+    samples: tuple[pa.Table, pa.Table],
+    result: DriftResult,
+    wanted: MultivariateSpec,
+    threads: int,
+) -> multivariate.Multivariate:
+    """The domain classifier on the two windows' samples, over the check's features."""
     return multivariate.domain_classifier(
-        samples[0],
-        samples[1],
-        features,
+        *samples,
+        [(c.feature, c.kind) for c in result.features],
         max_auc=wanted.max_auc,
         folds=wanted.folds,
         confidence=wanted.confidence,

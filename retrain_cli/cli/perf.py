@@ -90,15 +90,7 @@ def check(
             if window_s is not None:
                 selected = [_with_window(job, window_s) for job in selected]
             outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
-    results = [o for o in outcomes if not isinstance(o, JobFailure)]
-    notify(settings, [event for r in results for event in r.events()])
-    finish_checks(
-        Output(as_json, quiet),
-        outcomes,
-        _render,
-        flagged=lambda r: r.flagged,
-        what="performance degraded",
-    )
+    _finish(settings, outcomes, Output(as_json, quiet), "performance degraded")
 
 
 @app.command("estimate", cls=Command)
@@ -126,15 +118,14 @@ def estimate(
     with open_session(database_url) as (settings, session):
         selected = select_jobs(session, jobs or [], every)
         outcomes = monitor.estimate_jobs(session, selected, at, every_enabled=every)
+    _finish(settings, outcomes, Output(as_json, quiet), "estimated performance degraded")
+
+
+def _finish(settings: Any, outcomes: list[Any], output: Output, what: str) -> None:
+    """Notify what the recorded results found, print them, and exit as `finish_checks` says."""
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     notify(settings, [event for r in results for event in r.events()])
-    finish_checks(
-        Output(as_json, quiet),
-        outcomes,
-        _render,
-        flagged=lambda r: r.flagged,
-        what="estimated performance degraded",
-    )
+    finish_checks(output, outcomes, _render, flagged=lambda r: r.flagged, what=what)
 
 
 def _seconds(window: str | None) -> int | None:

@@ -78,43 +78,23 @@ def drawing() -> Iterator[None]:
 def performance(history: ModelHistory) -> str:
     figure, axes = _figure(2.6)
     realized = history.realized
-    axes.plot(
-        _x(realized.times),
-        realized.values,
-        color=BLUE,
-        lw=1.4,
-        label=f"{history.metric}",
-        **_few(realized.values),
+    lines = (  # series, colour, width, style, label
+        (realized, BLUE, 1.4, "-", f"{history.metric}"),
+        (history.estimated, PURPLE, 1.2, "-.", f"{history.metric}, estimated"),
+        (history.threshold, VERMILION, 1.0, "--", "threshold"),
+        (history.baseline, GREEN, 1.0, ":", "hold-out baseline"),
     )
-    if history.estimated.values:
-        estimated = history.estimated
-        axes.plot(
-            _x(estimated.times),
-            estimated.values,
-            color=PURPLE,
-            lw=1.2,
-            ls="-.",
-            label=f"{history.metric}, estimated",
-            **_few(estimated.values),
-        )
-    if history.threshold.values:
-        axes.plot(
-            _x(history.threshold.times),
-            history.threshold.values,
-            color=VERMILION,
-            lw=1,
-            ls="--",
-            label="threshold",
-        )
-    if history.baseline.values:
-        axes.plot(
-            _x(history.baseline.times),
-            history.baseline.values,
-            color=GREEN,
-            lw=1,
-            ls=":",
-            label="hold-out baseline",
-        )
+    for series, colour, width, style, name in lines:
+        if series.values:
+            axes.plot(
+                _x(series.times),
+                series.values,
+                color=colour,
+                lw=width,
+                ls=style,
+                label=name,
+                **_few(series.values),
+            )
     if history.degraded_at:
         at = dict(zip(realized.times, realized.values, strict=True))
         points = [t for t in history.degraded_at if t in at]

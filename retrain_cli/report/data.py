@@ -246,7 +246,7 @@ def _performance(session: Session, axis: Axis, history: ModelHistory) -> None:
     estimated = [r for r in rows if r[1] == history.metric and r[0]]
     history.realized = _series(axis, ((r[2], r[3]) for r in realized))
     history.estimated = _series(axis, ((r[2], r[3]) for r in estimated))
-    thresholds = {r[2]: r[4] for r in [*estimated, *realized]}  # one a bucket, realized first
+    thresholds = {r[2]: r[4] for r in [*estimated, *realized]}  # one a bucket: realized wins
     history.threshold = _series(axis, sorted(thresholds.items()))
     history.baseline = _series(axis, ((r[2], r[5]) for r in realized))
     history.degraded_at = [axis.at(r[2]) for r in realized if r[6]]
@@ -292,8 +292,8 @@ def _drift(session: Session, axis: Axis, history: ModelHistory) -> None:
     # columns, not 300 with every other one empty
     checks = sum(n for _, _, n in share)
     seconds = int((axis.now - axis.since).total_seconds())
-    axis = Axis(axis.since, axis.now, max(axis.width_s, -(-seconds // max(checks, 1))))
-    bucket = axis.bucket(table.checked_at).label("bucket")
+    columns = Axis(axis.since, axis.now, max(axis.width_s, -(-seconds // max(checks, 1))))
+    bucket = columns.bucket(table.checked_at).label("bucket")
     cells = session.execute(
         select(
             table.feature,
@@ -323,8 +323,8 @@ def _drift(session: Session, axis: Axis, history: ModelHistory) -> None:
     history.heatmap = Heatmap(
         features,
         [methods[f] for f in features],
-        axis.at(first) - timedelta(seconds=axis.width_s / 2),
-        axis.at(last) + timedelta(seconds=axis.width_s / 2),
+        columns.at(first) - timedelta(seconds=columns.width_s / 2),
+        columns.at(last) + timedelta(seconds=columns.width_s / 2),
         [[scores[f].get(b) for b in range(first, last + 1)] for f in features],
     )
 
