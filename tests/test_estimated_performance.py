@@ -141,6 +141,17 @@ def performance_reasons(cli: Cli) -> list[str]:
     return [r["detail"] for d in due["due"] for r in d["reasons"] if r["trigger"] == "performance"]
 
 
+def test_perf_estimate_all_takes_the_jobs_that_estimate(cli: Cli, tmp_path: Path) -> None:
+    setup_job(cli, tmp_path, predictions(seed=6))
+    other = write_job(
+        tmp_path, "plain", data={"train": "t.parquet", "predictions": "preds.parquet"}
+    )
+    assert cli("jobs", "apply", "-f", str(other)).exit_code == 0
+    code, document = run(cli, "perf", "estimate", "--all", "--now", NOW)
+    assert code == 0, document
+    assert [r["job"] for r in document["results"]] == ["j1"]
+
+
 @pytest.mark.parametrize(
     ("labelled", "reason"),
     [("one_class", "reference_single_class"), ("few", "insufficient_samples")],

@@ -118,6 +118,52 @@ def test_the_series_are_the_bucket_means_of_the_tables(
     assert history.realized.values == pytest.approx(means, rel=1e-12)
     assert history.threshold.values == pytest.approx([0.6] * len(expected))
     assert len(history.degraded_at) == sum(min(v) < 0.6 for v in expected.values())
+    assert history.estimated.values == [] and history.change_points == []
+
+
+def test_estimates_and_change_points_are_drawn_beside_the_realized_metric(
+    cli: Cli, session: SessionFactory, tmp_path: Path
+) -> None:
+    """Estimated primary rows make their own series (not mixed into the realized one), and a
+    change point's timestamp is marked; both appear in the page's performance chart."""
+    assert cli("jobs", "apply", "-f", str(write_job(tmp_path, "j1"))).exit_code == 0
+    at = NOW - timedelta(days=2)
+    changed = NOW - timedelta(days=1, hours=3)
+    with session() as s:
+        for estimated, value in ((False, 0.9), (True, 0.7)):
+            s.add(
+                ModelPerformanceTracking(
+                    check_id="c",
+                    model_name="j1-model",
+                    checked_at=at,
+                    metric="auc",
+                    value=value,
+                    is_primary=True,
+                    estimated=estimated,
+                    n_samples=10,
+                    n_dropped=0,
+                )
+            )
+        s.add(
+            ModelPerformanceTracking(
+                check_id="c",
+                model_name="j1-model",
+                checked_at=at,
+                window_start=changed,
+                window_end=changed,
+                metric="change_point:adwin",
+                value=0.3,
+                is_primary=False,
+                n_samples=10,
+                n_dropped=0,
+            )
+        )
+    with session() as s:
+        history = load_history(s, NOW, NOW - timedelta(days=30), [], 0).models[0]
+    assert history.realized.values == [0.9] and history.estimated.values == [0.7]
+    assert history.change_points == [changed]
+    html = Path(report(cli, tmp_path / "site")["pages"]["j1-model"]).read_text()  # type: ignore[index]
+    assert "auc, estimated" in html and "error level changed" in html
 
 
 def test_a_p_value_methods_drift_score_is_alpha_over_its_smallest_p_value(
