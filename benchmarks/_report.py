@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import re
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -61,3 +63,38 @@ def update_section(name: str, markdown: str, path: Path = DOC) -> None:
     pattern = re.compile(rf"<!-- {name} -->.*?<!-- /{name} -->", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
     path.write_text(text)
+
+
+def median_run(argv: list[str], env: dict[str, str], repeats: int) -> float:
+    """The median wall seconds of `repeats` runs of a command that must exit 0."""
+    times = []
+    for _ in range(repeats):
+        seconds, code = timed_run(argv, env)
+        assert code == 0, f"{' '.join(argv[2:4])} exited {code}"
+        times.append(seconds)
+    return median(times)
+
+
+@contextlib.contextmanager
+def initialised_postgresql(admin_url: str, env: dict[str, str]) -> Iterator[str]:
+    """A throwaway database on the server of `admin_url`, after `db init`: its URL; dropped
+    after the block."""
+    import sys
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"retrain_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        init = [sys.executable, "-m", "retrain_cli", "db", "init", "-q", "--database-url", url]
+        assert timed_run(init, env)[1] == 0
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, median, timed_run, update_section
+from _report import initialised_postgresql, machine, median, median_run, timed_run, update_section
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SCHEDULES = ["0 2 * * *", "0 3 * * *", "*/30 * * * *", "0 * * * *", "15 4 * * 1-5"]
@@ -227,12 +227,7 @@ def time_due(env: dict[str, str], url: str, repeats: int) -> float:
         "--database-url",
         url,
     ]
-    times = []
-    for _ in range(repeats):
-        seconds, code = timed_run(argv, env)
-        assert code == 0, f"jobs due exited {code}"
-        times.append(seconds)
-    return median(times)
+    return median_run(argv, env, repeats)
 
 
 def main() -> None:
@@ -244,9 +239,6 @@ def main() -> None:
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     data = rows(args.jobs, args.history)
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,19 +249,9 @@ def main() -> None:
         load_sqlite(Path(tmp) / "bench.db", data)
         results["sqlite"] = time_due(env, sqlite_url, args.repeats)
 
-        name = f"retrain_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            pg_url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
-            assert timed_run([*cli, "db", "init", "-q", "--database-url", pg_url], env)[1] == 0
+        with initialised_postgresql(args.pg, env) as pg_url:
             load_postgresql(pg_url, data)
             results["postgresql"] = time_due(env, pg_url, args.repeats)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
         empty_url = f"sqlite:///{Path(tmp) / 'empty.db'}"
         assert timed_run([*cli, "db", "init", "-q", "--database-url", empty_url], env)[1] == 0

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, median, timed_run, update_section
+from _report import initialised_postgresql, machine, median, median_run, timed_run, update_section
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 COLUMNS = {
@@ -174,6 +174,8 @@ def load_sqlite(path: Path, models: int, days: int, features: int) -> int:
     rng, count = random.Random(0), 0
     for i in range(1, models + 1):
         for table, values in model_rows(i, days, features, rng):
+            if not values:  # fewer days than a week: no version
+                continue
             marks = ", ".join("?" * len(values[0]))
             connection.executemany(
                 f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({marks})",
@@ -224,12 +226,7 @@ def time_report(env: dict[str, str], url: str, out: Path, days: int, repeats: in
         "--database-url",
         url,
     ]
-    times = []
-    for _ in range(repeats):
-        seconds, code = timed_run(argv, env)
-        assert code == 0, f"report exited {code}"
-        times.append(seconds)
-    return median(times)
+    return median_run(argv, env, repeats)
 
 
 def main() -> None:
@@ -241,9 +238,6 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
 
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,21 +251,11 @@ def main() -> None:
         sizes = sorted(p.stat().st_size for p in out.glob("model-*.html"))
         index_size = (out / "index.html").stat().st_size
 
-        name = f"retrain_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            pg_url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
-            assert timed_run([*cli, "db", "init", "-q", "--database-url", pg_url], env)[1] == 0
+        with initialised_postgresql(args.pg, env) as pg_url:
             load_postgresql(pg_url, args.models, args.days, args.features)
             results["postgresql"] = time_report(
                 env, pg_url, Path(tmp) / "report-pg", args.days, args.repeats
             )
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
     command = (
         f"benchmarks/bench_report.py --models {args.models} --days {args.days} "
