@@ -221,5 +221,27 @@ ALTER TABLE model_performance_tracking ADD COLUMN estimated BOOLEAN DEFAULT fals
 
 UPDATE alembic_version SET version_num='0005_estimated_performance' WHERE alembic_version.version_num = '0004_reference_profiles';
 
+-- Running upgrade 0005_estimated_performance -> 0006_rollouts
+
+ALTER TABLE model_version_management DROP CONSTRAINT ck_model_version_management_status;
+
+ALTER TABLE model_version_management ADD CONSTRAINT ck_model_version_management_status CHECK (status IN ('registered', 'candidate', 'active', 'retired'));
+
+ALTER TABLE model_version_events DROP CONSTRAINT ck_model_version_events_event;
+
+ALTER TABLE model_version_events ADD CONSTRAINT ck_model_version_events_event CHECK (event IN ('promote', 'rollback', 'candidate', 'step', 'abort'));
+
+ALTER TABLE model_version_events ADD COLUMN from_weight FLOAT;
+
+ALTER TABLE model_version_events ADD COLUMN to_weight FLOAT;
+
+ALTER TABLE model_version_events ADD COLUMN details JSONB;
+
+ALTER TABLE model_performance_tracking ADD COLUMN details JSONB;
+
+CREATE UNIQUE INDEX ux_model_version_management_one_candidate ON model_version_management (model_name) WHERE status = 'candidate';
+
+UPDATE alembic_version SET version_num='0006_rollouts' WHERE alembic_version.version_num = '0005_estimated_performance';
+
 COMMIT;
 

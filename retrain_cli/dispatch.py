@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, select, tuple_
 from sqlalchemy.orm import Session
@@ -36,6 +36,9 @@ from retrain_cli.settings import Settings
 from retrain_cli.slots.database import slots_held
 from retrain_cli.slots.files import file_slots
 
+if TYPE_CHECKING:
+    from retrain_cli.rollouts import Move
+
 
 @dataclass
 class DueReport:
@@ -48,6 +51,7 @@ class DueReport:
     waiting: list[dict[str, Any]] = field(default_factory=list)  # due, not started: why
     slots_held: int = 0  # database slots held now, across hosts
     errors: list[JobFailure] = field(default_factory=list)  # jobs that could not be decided
+    rollouts: list[Move] = field(default_factory=list)  # steps, promotions, aborts, rollbacks
 
 
 def due_jobs(session: Session, now: datetime, max_wait_s: float) -> DueReport:

@@ -13,10 +13,11 @@ class GateDecision:
     promote: bool
     reasons: list[str]
     values: dict[str, Any] = field(default_factory=dict)
+    candidate: bool = False  # passed, and became a rollout's candidate instead
 
     @property
     def decision(self) -> str:
-        return "promote" if self.promote else "hold"
+        return "promote" if self.promote else "candidate" if self.candidate else "hold"
 
 
 def decide(

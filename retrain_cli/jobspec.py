@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -233,6 +234,57 @@ class GateSpec(Spec):
     allow_ties: StrictBool = False  # promote a challenger that only equals the champion
 
 
+class RolloutStep(Spec):
+    """Serve the candidate this share of traffic for at least `bake` (and until its analysis
+    passes)."""
+
+    weight: Annotated[Number, Field(ge=0, lt=1)] = 0.0
+    bake: Seconds = 0
+
+
+class AnalysisSpec(Spec):
+    """How a candidate (or a promoted version in its bake) is judged against the champion on live
+    outcomes (`rollout_analysis.py`): a bootstrap interval of the metric's difference."""
+
+    metric: Metric | None = None  # default: the job's primary metric
+    max_drop: Annotated[Number, Field(ge=0, le=1)] = 0.01
+    min_samples: Annotated[StrictInt, Field(ge=10)] = 500  # labelled rows of each version
+    confidence: Annotated[Number, Field(gt=0, lt=1)] = 0.95
+    resamples: Annotated[StrictInt, Field(ge=100, le=100_000)] = 2000
+
+
+class RolloutSpec(Spec):
+    """Safe rollouts (docs/rollouts.md): a gate-passing version becomes a candidate served at
+    each step's weight (shadow: scored beside the champion, weight 0) until its analysis has
+    passed every step; without `mode` a version is promoted at once, as without a policy."""
+
+    mode: Literal["shadow", "canary", "ab"] | None = None
+    steps: list[RolloutStep] = Field(default_factory=list)
+    analysis: AnalysisSpec = AnalysisSpec()
+    failure_limit: Annotated[StrictInt, Field(ge=1)] = 1  # failed analyses before an abort
+    bake_after_promote: Seconds | None = None  # rolled back while it fails its analysis
+    # the predictions' columns: which version served the row, and the shadow candidate's score
+    version_column: Text = "model_version"
+    shadow_score_column: Text = "shadow_score"
+
+    @model_validator(mode="after")
+    def _steps_of_the_mode(self) -> RolloutSpec:
+        weights = [step.weight for step in self.steps]
+        if self.mode is None and self.steps:
+            raise ValueError("steps need a mode (shadow, canary or ab)")
+        if self.mode is not None and not self.steps:
+            raise ValueError(f"mode {self.mode} needs at least one step")
+        if self.mode == "shadow" and any(weights):
+            raise ValueError("a shadow candidate serves no traffic: its steps have weight 0")
+        if self.mode == "canary" and not (
+            weights[0] > 0 and all(a < b for a, b in pairwise(weights))
+        ):
+            raise ValueError("canary step weights must be above 0 and increase")
+        if self.mode == "ab" and (len(weights) != 1 or weights[0] <= 0):
+            raise ValueError("an A/B rollout has one step with the candidate's share above 0")
+        return self
+
+
 class Member(Spec):
     """One member of an ensemble: its type, and optionally its own features and parameters."""
 
@@ -274,6 +326,7 @@ class JobSpec(Spec):
     drift: DriftSpec = DriftSpec()
     performance: PerformanceSpec = PerformanceSpec()
     gate: GateSpec = GateSpec()
+    rollout: RolloutSpec | None = None
     notify: list[NotifyTarget] = Field(default_factory=list)
 
     @model_validator(mode="before")
@@ -304,6 +357,11 @@ class JobSpec(Spec):
                 f"performance.estimate: {self.primary_metric} cannot be estimated without labels "
                 "(auc, precision, recall, f1 and accuracy can)"
             )
+        if self.rollout is not None and self.analysis_metric not in BOUNDED_METRICS:
+            raise ValueError(
+                f"rollout.analysis.metric: {self.analysis_metric} is not judged per row of "
+                "outcomes (auc, precision, recall, f1 or accuracy)"
+            )
         if self.members and self.type is not ModelType.ENSEMBLE:
             raise ValueError("members: only an ensemble job has members")
         _check_hyperparameters("hyperparameters", self.hyperparameters)
@@ -313,6 +371,12 @@ class JobSpec(Spec):
             if isinstance(member, Member):
                 _check_hyperparameters(f"members.{member.type}", member.hyperparameters)
         return self
+
+    @property
+    def analysis_metric(self) -> Metric:
+        """The metric a rollout's analysis judges."""
+        chosen = self.rollout.analysis.metric if self.rollout else None
+        return chosen or self.primary_metric
 
     @property
     def special_columns(self) -> set[str]:

@@ -105,6 +105,14 @@ def write_metrics(session: Session, directory: Path, now: datetime, slots_in_use
         )
     ):
         active.labels(model).set(version)
+    _traffic_weights(
+        session,
+        gauge(
+            "retrain_model_traffic_weight",
+            "The share of traffic to serve each version (the serving document's weights).",
+            ("model", "version"),
+        ),
+    )
     _latest_drift(
         session,
         gauge(
@@ -145,6 +153,28 @@ def write_metrics(session: Session, directory: Path, now: datetime, slots_in_use
     path = directory / FILE_NAME
     write_to_textfile(str(path), registry)
     return path
+
+
+def _traffic_weights(session: Session, gauge: Any) -> None:
+    """The champion's weight is what its candidate (if any) does not take; a shadow candidate
+    is exported with weight 0."""
+    from retrain_cli import rollouts
+
+    version = ModelVersionManagement
+    rows = session.execute(
+        select(version.model_name, version.version, version.status).where(
+            version.status.in_(("active", "candidate"))
+        )
+    ).all()
+    taken = {}
+    for model, number, status in rows:
+        if status == "candidate":
+            rollout = rollouts.current(session, model)
+            taken[model] = rollout.weight if rollout else 0.0
+            gauge.labels(model, str(number)).set(taken[model])
+    for model, number, status in rows:
+        if status == "active":
+            gauge.labels(model, str(number)).set(1.0 - taken.get(model, 0.0))
 
 
 def _expected_intervals(session: Session, now: datetime, gauge: Any) -> None:

@@ -32,6 +32,8 @@ EVENTS = (
     "performance_degraded",
     "version_promoted",
     "rollback",
+    "rollout_step",
+    "rollout_aborted",
 )
 DEFAULT_TIMEOUT_S = 5.0
 SIGNATURE_HEADER = "X-Retrain-Signature"

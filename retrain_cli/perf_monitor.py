@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli import perf_estimates, performance, predictions
+from retrain_cli import perf_estimates, performance, predictions, rollouts
 from retrain_cli.choices import BOUNDED_METRICS, Metric
 from retrain_cli.datasource import file_source, read_frame
 from retrain_cli.db.models import ModelPerformanceTracking
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from retrain_cli.change_points import ChangePoint
     from retrain_cli.jobs import EffectiveJob
     from retrain_cli.jobspec import ChangePointSpec
+    from retrain_cli.rollouts import Analysis, Move
 
 
 class PerfSettings(PerformanceSpec):
@@ -61,6 +62,8 @@ class PerfResult:
     estimate: EstimatedResult | None = None  # with `performance.estimate`
     change_points: list[ChangePoint] = field(default_factory=list)  # with `change_points`
     realized: list[Realized] = field(default_factory=list)  # earlier estimates now labelled
+    analysis: Analysis | None = None  # a rollout's candidate (or a bake) against the champion
+    moves: list[Move] = field(default_factory=list)  # what the analysis moved, committed
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -90,7 +93,7 @@ class PerfResult:
                     "performance_degraded", summary, self.checked_at, self.job, self.model, details
                 )
             )
-        return events
+        return events + [event for move in self.moves for event in move.events()]
 
 
 def settings_for(job: EffectiveJob) -> PerfSettings:
@@ -110,11 +113,17 @@ def check_jobs(
     session: Session, jobs: Sequence[EffectiveJob], now: datetime, *, every_enabled: bool
 ) -> list[PerfResult | JobFailure]:
     """Check and record each job (see `jobs.check_each`); `--all` skips jobs without a
-    predictions source."""
+    predictions source. A rollout (or bake) whose analysis was recorded moves as it allows."""
+
+    def record_and_advance(result: PerfResult, job_id: int) -> None:
+        record(session, result, job_id)
+        if result.analysis is not None:
+            result.moves = rollouts.advance(session, result.model, now)
+
     return check_each(
         jobs,
         lambda job: evaluate_job(session, job, now),
-        lambda result, job_id: record(session, result, job_id),
+        record_and_advance,
         applies=lambda job: job.spec.data.predictions is not None,
         every_enabled=every_enabled,
     )
@@ -147,6 +156,8 @@ def evaluate_job(
         result.realized = perf_estimates.realize_estimates(
             session, frame, columns, settings, job.model
         )
+    if not estimate_only:
+        result.analysis = rollouts.analyse(session, job, frame, columns, now)
     return result
 
 
@@ -333,6 +344,12 @@ def record(session: Session, result: PerfResult, job_id: int | None) -> None:
         )
         for point in result.change_points
     ]
+    if result.analysis is not None:
+        analysed = rollouts.analysis_row(result.analysis)
+        row = _row(result, job_id, analysed.pop("metric"), None, None, None, judged=False)
+        for name, value in analysed.items():
+            setattr(row, name, value)
+        rows.append(row)
     session.add_all(rows)
     session.flush()
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from retrain_cli import artifacts, gate, history, performance, registry
+from retrain_cli import artifacts, gate, history, performance, registry, rollouts
 from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.db.session import session_scope
 from retrain_cli.durations import utcnow
@@ -215,16 +215,35 @@ def _promote(
     now: datetime,
 ) -> gate.GateDecision:
     """Switch to the new version when the gate says so, unless the champion it was compared
-    with is no longer active (then it stays registered, and the decision says why)."""
+    with is no longer active (then it stays registered, and the decision says why). With a
+    rollout policy and a champion, the version becomes the rollout's candidate instead."""
     if not decision.promote:
         return decision
+    policy = job.spec.rollout
+    reason = "; ".join(decision.reasons)
     try:
+        if policy is not None and policy.mode is not None and champion is not None:
+            active = registry.active_version(session, job.model)
+            if active is None or active.version != champion.version:
+                raise ConflictError(f"v{champion.version} is no longer active")
+            move = rollouts.start(
+                session,
+                policy,
+                version,
+                champion.version,
+                now,
+                reason=reason,
+                job_id=job.id,
+                run_id=run_id,
+            )
+            started = f"candidate of a {policy.mode} rollout at {move.to_weight:.0%} of traffic"
+            return gate.GateDecision(False, [*decision.reasons, started], decision.values, True)
         registry.switch_active(
             session,
             version,
             now,
             expect_current=champion.version if champion else None,
-            reason="; ".join(decision.reasons),
+            reason=reason,
             job_id=job.id,
             run_id=run_id,
             preflight=False,

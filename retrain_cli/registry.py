@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from retrain_cli import artifacts
-from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
+from retrain_cli import artifacts, serving
+from retrain_cli.db.models import SWITCH_EVENTS, ModelVersionEvent, ModelVersionManagement
 from retrain_cli.errors import ConflictError, DataError, NotFoundError
 from retrain_cli.notify import Event
 
@@ -74,7 +74,11 @@ def active_at(session: Session, model: str, at: datetime) -> int | None:
     """The version that was active at `at`, from the audit log."""
     event = session.scalar(
         select(ModelVersionEvent)
-        .where(ModelVersionEvent.model_name == model, ModelVersionEvent.at <= at)
+        .where(
+            ModelVersionEvent.model_name == model,
+            ModelVersionEvent.at <= at,
+            ModelVersionEvent.event.in_(SWITCH_EVENTS),
+        )
         .order_by(ModelVersionEvent.at.desc(), ModelVersionEvent.id.desc())
         .limit(1)
     )
@@ -131,9 +135,12 @@ def switch_active(
     job_id: int | None = None,
     run_id: int | None = None,
     preflight: bool = True,
+    from_weight: float | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Switch:
     """Make `target` the active version in the caller's transaction; nothing changes if the
-    active version is not `expect_current` (when given) or the preflight fails."""
+    active version is not `expect_current` (when given) or the preflight fails. A rollout's
+    candidate promoted at the end of its steps passes its weight and its last analysis."""
     model = target.model_name
     lock_active(session, model)  # `target` is read again: as committed now
     current = active_version(session, model)
@@ -149,7 +156,7 @@ def switch_active(
         current.status, current.retired_at = "retired", now
         session.flush()  # before activating: the partial unique index checks each statement
     target.status, target.promoted_at, target.retired_at = "active", now, None
-    actor = actor or _os_user()
+    actor = actor or os_user()
     session.add(
         ModelVersionEvent(
             model_name=model,
@@ -161,9 +168,13 @@ def switch_active(
             job_id=job_id,
             run_id=run_id,
             at=now,
+            from_weight=from_weight,
+            to_weight=None if from_weight is None else 1.0,
+            details=details,
         )
     )
     session.flush()
+    serving.changed(session, model)
     return Switch(model, event, current_number, target.version, actor, reason, now)
 
 
@@ -274,6 +285,8 @@ def retire(session: Session, model: str, version: int, now: datetime) -> ModelVe
     current = active_version(session, model)
     if target.status == "active":
         raise ConflictError(f"{model} v{version} is active: promote another version first")
+    if target.status == "candidate":
+        raise ConflictError(f"{model} v{version} is in rollout: `versions rollout {model} --abort`")
     if current is not None and previous_champion(session, model, current.version) == version:
         raise ConflictError(f"{model} v{version} is the rollback target of v{current.version}")
     target.status, target.retired_at = "retired", now
@@ -314,7 +327,7 @@ def _sample(directory: Path) -> Any:
     return pd.read_parquet(path)
 
 
-def _os_user() -> str:
+def os_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -79,18 +79,22 @@ class RunResult:
     phases: dict[str, float] = field(default_factory=dict)
 
     def events(self, at: datetime) -> list[Event]:
-        """What operators are told: a failure, or a promotion."""
+        """What operators are told: a failure, a promotion, or a rollout's new candidate."""
         if self.status == "failed":
             summary = f"retrain of {self.job} failed: {self.error}"
             return [Event("retrain_failed", summary, at, self.job, None, {"run_id": self.run_id})]
-        if not (self.promoted and self.version):
+        decision = (self.gate or {}).get("decision")
+        if not (self.version and decision in ("promote", "candidate")):
             return []
         reasons = "; ".join((self.gate or {}).get("reasons", []))
+        kind, verb = (
+            ("version_promoted", "promoted") if self.promoted else ("rollout_step", "in rollout")
+        )
         summary = (
-            f"{self.job}: {self.version['model']} v{self.version['version']} promoted ({reasons})"
+            f"{self.job}: {self.version['model']} v{self.version['version']} {verb} ({reasons})"
         )
         details = {"run_id": self.run_id, "version": self.version}
-        return [Event("version_promoted", summary, at, self.job, self.version["model"], details)]
+        return [Event(kind, summary, at, self.job, self.version["model"], details)]
 
 
 class Phases:

@@ -12,7 +12,7 @@ from retrain_cli import jobs as library
 from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quiet
 from retrain_cli.cli.output import Output, echo, minutes, table
-from retrain_cli.cli.runtime import open_session
+from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import utcnow
 from retrain_cli.redaction import redact_urls
 
@@ -233,9 +233,14 @@ def due(
     Example: retrain-cli jobs due --run --quiet   (what cron runs every five minutes)
     """
     from retrain_cli.dispatch import due_jobs, start_due
+    from retrain_cli.rollouts import advance_all
 
+    at = now or utcnow()
     with open_session(database_url) as (settings, session):
-        report = due_jobs(session, now or utcnow(), settings.max_wait_s)
+        moves, failures = advance_all(session, at)
+        report = due_jobs(session, at, settings.max_wait_s)
+    report.rollouts, report.errors = moves, [*failures, *report.errors]
+    notify(settings, [event for move in moves for event in move.events()])
     if run:
         start_due(report, settings, database_url)
     Output(as_json, quiet).emit(_due_document(report), lambda c: _render_due(c, report))
@@ -265,6 +270,7 @@ def _due_document(report: Any) -> dict[str, Any]:
         "not_due": report.not_due,
         "started": report.started,
         "waiting": report.waiting,
+        "rollouts": report.rollouts,
         "errors": report.errors,
     }
 
@@ -315,6 +321,8 @@ def _render_due(console: Any, report: Any) -> None:
             f"waits {waiting['job']} (priority {waiting['priority']}, due for "
             f"{minutes(waiting['waited_s'])}): {waiting['why']}"
         )
+    for move in report.rollouts:
+        console.print(move.describe(), markup=False)
 
 
 def _seconds_since(now: datetime, since: datetime | None) -> float | None:

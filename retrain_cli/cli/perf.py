@@ -158,6 +158,15 @@ def _render(console: Console, results: list[PerfResult]) -> None:
                 f"  change point ({point.method}): the error level changed at {when}, "
                 f"mean squared error {_value(point.before)} before, {_value(point.after)} after"
             )
+        if r.analysis is not None:
+            a = r.analysis
+            console.print(
+                f"  {a.phase} analysis ({a.mode}) of v{a.version} against v{a.against}: "
+                f"{a.comparison.verdict}, {a.comparison.reason}",
+                markup=False,
+            )
+        for move in r.moves:
+            console.print(f"  {move.describe()}", markup=False)
         for done in (d for d in r.realized if d.metric == r.primary_metric):
             console.print(
                 f"  labels arrived for the estimate of {done.window_start:%Y-%m-%d %H:%M} to "

@@ -61,7 +61,7 @@ def retrain(
 
     Example: retrain-cli retrain fraud-lgbm --trigger manual --trigger-detail "new labels"
     """
-    from retrain_cli.cli.runtime import export_metrics, notify
+    from retrain_cli.cli.runtime import export_metrics, notify, publish_serving
     from retrain_cli.db.session import make_engine
     from retrain_cli.durations import utcnow
     from retrain_cli.runner import Hooks, RetrainRequest, RunFailed
@@ -90,6 +90,9 @@ def retrain(
         notify(settings, failed.result.events(utcnow()))
         output.emit(failed.result, lambda c: None)
         raise
+    else:
+        if result.version and (result.gate or {}).get("decision") in ("promote", "candidate"):
+            publish_serving(engine, settings, [result.version["model"]])
     finally:
         export_metrics(engine, settings)
         engine.dispose()
@@ -101,7 +104,9 @@ def _describe(result: RunResult) -> str:
     if result.status == "skipped":
         return f"{result.job}: skipped, {result.error}"
     version, gate = result.version or {}, result.gate or {}
-    verdict = "promoted" if result.promoted else "not promoted"
+    verdict = {"promote": "promoted", "candidate": "rollout candidate"}.get(
+        gate.get("decision", ""), "not promoted"
+    )
     reasons = "; ".join(gate.get("reasons", []))
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.phases.items())
     where = " on the Dask cluster" if result.compute == "dask" else ""

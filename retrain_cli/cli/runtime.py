@@ -23,9 +23,12 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
     """The command's settings and its session; committed when the block completes.
 
     First, in a transaction of its own, runs whose process died are marked abandoned: every
-    command notices them, not only the next retrain. After the commit, the metrics textfile is
-    rewritten when one is configured.
+    command notices them, not only the next retrain. After the commit, the serving documents of
+    the models whose versions changed are rewritten, and the metrics textfile when one is
+    configured.
     """
+    from retrain_cli.serving import to_publish
+
     settings = load_settings(database_url)
     engine = make_engine(settings.database_url)
     try:
@@ -33,6 +36,7 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
             sweep_abandoned(session, utcnow())
         with session_scope(engine, check_schema=False) as session:
             yield settings, session
+        publish_serving(engine, settings, to_publish(session))
         export_metrics(engine, settings)
     finally:
         engine.dispose()
@@ -51,6 +55,21 @@ def export_metrics(engine: Engine, settings: Settings) -> None:
             write_metrics(session, settings.metrics_dir, utcnow(), in_use)
     except Exception as exc:  # monitoring must not break the pipeline it monitors
         _log(settings, "metrics.log", f"cannot write metrics: {type(exc).__name__}: {exc}")
+
+
+def publish_serving(engine: Engine, settings: Settings, models: Sequence[str] | None) -> None:
+    """Rewrite the serving documents of `models` (None: every model) after a committed change;
+    never fails the command (the next `jobs due` tick writes them again)."""
+    if models is not None and not models:
+        return
+    from retrain_cli.serving import publish
+
+    try:
+        publish(engine, settings.home, models)
+    except Exception as exc:
+        _log(
+            settings, "serving.log", f"cannot write serving documents: {type(exc).__name__}: {exc}"
+        )
 
 
 def notify(settings: Settings, events: Sequence[Event]) -> None:

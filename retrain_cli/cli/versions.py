@@ -9,7 +9,7 @@ import typer
 
 from retrain_cli import registry
 from retrain_cli.cli.completion import model_names
-from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Quiet, parse_time
+from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quiet, parse_time
 from retrain_cli.cli.output import Output, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.durations import utcnow
@@ -116,6 +116,92 @@ def rollback(
     _done(Output(as_json, quiet), switch, settings)
 
 
+@app.command("serving", cls=Command)
+def serving(
+    model: Model, database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False
+) -> None:
+    """Print the versions to serve and their weights: what $RETRAIN_HOME/serving/MODEL.json
+    holds (docs/rollouts.md).
+
+    Example: retrain-cli versions serving fraud --json
+    """
+    from retrain_cli.serving import document
+
+    with open_session(database_url) as (_, session):
+        served = document(session, model)
+    Output(as_json, quiet).emit(served, lambda c: _render_serving(c, served))
+
+
+@app.command("rollout", cls=Command)
+def rollout(
+    model: Model,
+    abort: Annotated[
+        bool, typer.Option("--abort", help="Retire the candidate (in a bake: roll back).")
+    ] = False,
+    promote_now: Annotated[
+        bool, typer.Option("--promote-now", help="Promote the candidate without more steps.")
+    ] = False,
+    now: Now = None,
+    reason: Reason = None,
+    actor: Actor = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+    quiet: Quiet = False,
+) -> None:
+    """Move MODEL's rollout as its analyses allow (what each `jobs due` tick does), or end it by
+    hand with --abort or --promote-now; then print what is served.
+
+    Example: retrain-cli versions rollout fraud --abort --reason "complaints from support"
+    """
+    from retrain_cli import rollouts
+    from retrain_cli.errors import ConfigError
+    from retrain_cli.serving import document
+
+    if abort and promote_now:
+        raise ConfigError("--abort or --promote-now, not both")
+    at = now or utcnow()
+    who = actor or registry.os_user()
+    why = reason or ("aborted by hand" if abort else "promoted by hand")
+    with open_session(database_url) as (settings, session):
+        if promote_now:
+            moves = [rollouts.promote_now(session, model, at, who, why)]
+        elif abort:
+            moves = [rollouts.abort_or_roll_back(session, model, at, who, why)]
+        else:
+            moves = rollouts.advance(session, model, at, who)
+        served = document(session, model)
+    notify(settings, [event for move in moves for event in move.events()])
+    result = {"moves": moves, "serving": served}
+    Output(as_json, quiet).emit(result, lambda c: _render_rollout(c, moves, served))
+
+
+def _render_rollout(console: Any, moves: list[Any], served: dict[str, Any]) -> None:
+    for move in moves:
+        console.print(move.describe(), markup=False)
+    if not moves:
+        console.print(f"{served['model']}: nothing to move now")
+    _render_serving(console, served)
+
+
+def _render_serving(console: Any, served: dict[str, Any]) -> None:
+    rollout = served["rollout"]
+    if rollout:
+        console.print(
+            f"{served['model']}: {rollout['mode']} rollout, step {rollout['step']} of "
+            f"{rollout['steps']} since {rollout['step_since']:%Y-%m-%d %H:%M:%SZ}"
+        )
+    console.print(
+        table(
+            served["model"],
+            ["version", "role", "weight", "sha256", "directory"],
+            [
+                (v["version"], v["role"], f"{v['weight']:.0%}", v["sha256"][:12], v["directory"])
+                for v in served["versions"]
+            ],
+        )
+    )
+
+
 @app.command("retire", cls=Command)
 def retire(
     model: Model, version: Version, database_url: DatabaseUrl = None, quiet: Quiet = False
@@ -139,6 +225,12 @@ def _done(output: Output, switch: registry.Switch, settings: Settings) -> None:
             + (f" ({switch.reason})" if switch.reason else "")
         ),
     )
+
+
+def _weights(before: float | None, after: float | None) -> str | None:
+    if before is None or after is None:
+        return None
+    return f"{before:.0%} -> {after:.0%}"
 
 
 def _row(v: Any) -> dict[str, Any]:
@@ -167,6 +259,9 @@ def _event(e: Any) -> dict[str, Any]:
         "reason": e.reason,
         "job_id": e.job_id,
         "run_id": e.run_id,
+        "from_weight": e.from_weight,
+        "to_weight": e.to_weight,
+        "details": e.details,
     }
 
 
@@ -194,10 +289,18 @@ def _render(console: Any, document: dict[str, Any]) -> None:
     if document["events"]:
         console.print(
             table(
-                "promotions",
-                ["at", "event", "from", "to", "actor", "reason"],
+                "promotions and rollouts",
+                ["at", "event", "from", "to", "weight", "actor", "reason"],
                 [
-                    (e["at"], e["event"], e["from"], e["to"], e["actor"], e["reason"])
+                    (
+                        e["at"],
+                        e["event"],
+                        e["from"],
+                        e["to"],
+                        _weights(e["from_weight"], e["to_weight"]),
+                        e["actor"],
+                        e["reason"],
+                    )
                     for e in document["events"]
                 ],
             )

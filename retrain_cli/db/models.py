@@ -37,8 +37,10 @@ MODEL_TYPES = values(ModelType)
 STRATEGIES = values(Strategy)
 TRIGGERS = values(Trigger)
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned")
-VERSION_STATUSES = ("registered", "active", "retired")
-VERSION_EVENTS = ("promote", "rollback")
+VERSION_STATUSES = ("registered", "candidate", "active", "retired")
+# candidate: a rollout starts; step: its weight changes; abort: it ends without a promotion
+VERSION_EVENTS = ("promote", "rollback", "candidate", "step", "abort")
+SWITCH_EVENTS = ("promote", "rollback")  # the events that change the active version
 DRIFT_SCOPES = ("feature", "dataset", "prediction")
 
 NAMING = {
@@ -255,6 +257,8 @@ class ModelPerformanceTracking(Base):
     estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     n_samples: Mapped[int] = mapped_column(BigInteger)
     n_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
+    # a rollout's analysis (metric `rollout:<metric>`): the comparison's numbers
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
 
 class ModelVersionManagement(Base):
@@ -271,6 +275,13 @@ class ModelVersionManagement(Base):
             unique=True,
             sqlite_where=text("status = 'active'"),
             postgresql_where=text("status = 'active'"),
+        ),
+        Index(
+            "ux_model_version_management_one_candidate",
+            "model_name",
+            unique=True,
+            sqlite_where=text("status = 'candidate'"),
+            postgresql_where=text("status = 'candidate'"),
         ),
     )
 
@@ -298,7 +309,8 @@ class ModelVersionManagement(Base):
 
 
 class ModelVersionEvent(Base):
-    """An append-only audit row: who made which version active, when, why, and from which.
+    """An append-only audit row: who made which version active, when, why, and from which; and
+    each step of a rollout (`to_version` is the candidate, weights are its share of traffic).
 
     The seventh table (see README): "what was active at T" and "the previous champion" are
     queries over these facts, which are never updated.
@@ -324,6 +336,9 @@ class ModelVersionEvent(Base):
         ForeignKey("retraining_job_history.id", ondelete="SET NULL")
     )
     at: Mapped[datetime]
+    from_weight: Mapped[float | None] = mapped_column(Float)
+    to_weight: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)  # the analysis
 
 
 TABLE_NAMES = tuple(sorted(Base.metadata.tables))

@@ -20,7 +20,7 @@ from retrain_cli.private import create_private, private_dir
 from retrain_cli.redaction import check_url, redact_url, scrub
 
 # The Alembic revision this release's models correspond to (a test keeps it equal to the head).
-SCHEMA_REVISION = "0005_estimated_performance"
+SCHEMA_REVISION = "0006_rollouts"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 

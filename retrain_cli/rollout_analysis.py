@@ -1,0 +1,198 @@
+"""A candidate judged against the champion on live outcomes: pure functions, no database.
+
+The difference of one metric (candidate minus champion; every metric here is higher-better) gets a
+two-sided bootstrap interval from `scipy.stats.bootstrap` (percentile method: BCa's jackknife costs
+n evaluations, too many for a window of a million rows). Paired on the same rows for a shadow
+candidate, unpaired on the rows each version served for canary, A/B and bake. A check *passes* when
+the interval's low end is not below `-max_drop`, *fails* when its high end is below it (worse by
+more than `max_drop` at that confidence), and otherwise, or with fewer than `min_samples` labelled
+rows for either version, *waits*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from retrain_cli.performance import FloatArray
+
+Verdict = Literal["pass", "fail", "wait"]
+SEED = 0  # the same window judged twice gets the same verdict
+BATCH_CELLS = 4_000_000  # resampled values held at once: 32 MB of float64 per array
+
+
+@dataclass(frozen=True)
+class Rule:
+    metric: str
+    max_drop: float
+    min_samples: int
+    confidence: float
+    resamples: int
+    threshold: float = 0.5  # a score at or above it predicts 1
+
+
+@dataclass(frozen=True)
+class Comparison:
+    verdict: Verdict
+    reason: str
+    metric: str
+    paired: bool
+    candidate: float | None  # the metric on the candidate's rows
+    champion: float | None  # on the champion's rows (the same rows when paired)
+    n_candidate: int
+    n_champion: int
+    difference: float | None = None  # candidate - champion
+    low: float | None = None  # the interval of the difference
+    high: float | None = None
+
+    def numbers(self) -> dict[str, object]:
+        """The analysis as recorded beside its event or measurement."""
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "metric": self.metric,
+            "paired": self.paired,
+            "candidate": self.candidate,
+            "champion": self.champion,
+            "n_candidate": self.n_candidate,
+            "n_champion": self.n_champion,
+            "difference": self.difference,
+            "low": self.low,
+            "high": self.high,
+        }
+
+
+def metric_along(
+    metric: str, labels: FloatArray, scores: FloatArray, threshold: float
+) -> FloatArray:
+    """The metric of each row of `labels`/`scores` along their last axis, NaN where undefined
+    (the definitions of `performance.py`, computed for a batch of resamples at once)."""
+    from scipy.stats import rankdata
+
+    positive = labels == 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "auc":
+            n_pos = positive.sum(axis=-1)
+            n_neg = labels.shape[-1] - n_pos
+            ranks = rankdata(scores, axis=-1)  # ties: average ranks, as Mann-Whitney U
+            u = np.where(positive, ranks, 0.0).sum(axis=-1) - n_pos * (n_pos + 1) / 2.0
+            return np.asarray(u / (n_pos * n_neg), dtype=np.float64)
+        predicted = scores >= threshold
+        tp = (predicted & positive).sum(axis=-1)
+        fp = (predicted & ~positive).sum(axis=-1)
+        fn = (~predicted & positive).sum(axis=-1)
+        ratios: dict[str, Callable[[], FloatArray]] = {
+            "precision": lambda: tp / (tp + fp),
+            "recall": lambda: tp / (tp + fn),
+            "f1": lambda: 2 * tp / (2 * tp + fp + fn),
+            "accuracy": lambda: np.mean(predicted == positive, axis=-1),
+        }
+        if metric not in ratios:
+            raise ValueError(f"{metric!r} is not judged per row of outcomes")
+        return np.asarray(ratios[metric](), dtype=np.float64)
+
+
+def compare_paired(
+    rule: Rule, labels: FloatArray, champion: FloatArray, candidate: FloatArray
+) -> Comparison:
+    """Shadow: both versions scored the same labelled rows."""
+
+    def metric(scores: FloatArray, rows: FloatArray) -> FloatArray:
+        index = rows.astype(np.intp)
+        return metric_along(rule.metric, labels[index], scores[index], rule.threshold)
+
+    def difference(rows: FloatArray, axis: int = -1) -> FloatArray:
+        return metric(candidate, rows) - metric(champion, rows)
+
+    n = len(labels)
+    rows = np.arange(n, dtype=np.float64)
+    return _judge(
+        rule, True, (rows,), difference, n, n, metric(candidate, rows), metric(champion, rows)
+    )
+
+
+def compare_unpaired(
+    rule: Rule,
+    champion: tuple[FloatArray, FloatArray],
+    candidate: tuple[FloatArray, FloatArray],
+) -> Comparison:
+    """Canary, A/B and bake: (labels, scores) of the rows each version served."""
+
+    def metric(group: tuple[FloatArray, FloatArray], rows: FloatArray) -> FloatArray:
+        index = rows.astype(np.intp)
+        return metric_along(rule.metric, group[0][index], group[1][index], rule.threshold)
+
+    def difference(old: FloatArray, new: FloatArray, axis: int = -1) -> FloatArray:
+        return metric(candidate, new) - metric(champion, old)
+
+    old = np.arange(len(champion[0]), dtype=np.float64)
+    new = np.arange(len(candidate[0]), dtype=np.float64)
+    return _judge(
+        rule,
+        False,
+        (old, new),
+        difference,
+        len(new),
+        len(old),
+        metric(candidate, new),
+        metric(champion, old),
+    )
+
+
+def _judge(
+    rule: Rule,
+    paired: bool,
+    data: tuple[FloatArray, ...],
+    statistic: Callable[..., FloatArray],
+    n_candidate: int,
+    n_champion: int,
+    candidate_value: FloatArray,
+    champion_value: FloatArray,
+) -> Comparison:
+    from scipy.stats import bootstrap
+
+    new, old = _finite(candidate_value), _finite(champion_value)
+    seen = Comparison("wait", "", rule.metric, paired, new, old, n_candidate, n_champion)
+    fewest = min(n_candidate, n_champion)
+    if fewest < rule.min_samples:
+        return _with(seen, "wait", f"{fewest} labelled rows, fewer than {rule.min_samples}")
+    if new is None or old is None:
+        return _with(seen, "wait", f"{rule.metric} is undefined on the rows so far")
+    interval = bootstrap(
+        data,
+        statistic,
+        n_resamples=rule.resamples,
+        batch=max(1, BATCH_CELLS // sum(len(d) for d in data)),
+        vectorized=True,
+        paired=paired,
+        confidence_level=rule.confidence,
+        method="percentile",
+        random_state=np.random.default_rng(SEED),
+    ).confidence_interval
+    low, high = _finite(interval.low), _finite(interval.high)
+    judged = Comparison(
+        "wait", "", rule.metric, paired, new, old, n_candidate, n_champion, new - old, low, high
+    )
+    if low is None or high is None:
+        return _with(judged, "wait", f"{rule.metric} is undefined on too many resamples")
+    span = f"{rule.metric} difference {new - old:+.4f}, {rule.confidence:.0%} interval "
+    span += f"[{low:+.4f}, {high:+.4f}]"
+    if low >= -rule.max_drop:
+        return _with(judged, "pass", f"{span}: not worse by more than {rule.max_drop:g}")
+    if high < -rule.max_drop:
+        return _with(judged, "fail", f"{span}: worse by more than {rule.max_drop:g}")
+    return _with(judged, "wait", f"{span}: not yet decided")
+
+
+def _with(comparison: Comparison, verdict: Verdict, reason: str) -> Comparison:
+    from dataclasses import replace
+
+    return replace(comparison, verdict=verdict, reason=reason)
+
+
+def _finite(value: object) -> float | None:
+    number = float(np.asarray(value, dtype=np.float64))
+    return number if np.isfinite(number) else None

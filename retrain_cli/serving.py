@@ -1,0 +1,129 @@
+"""The serving contract: which versions of a model to serve, at which weights.
+
+retrain-cli does not serve models; it publishes the decision. The document is built from the
+version rows and their events alone (the same facts give the same bytes), printed by `versions
+serving`, and written to `$RETRAIN_HOME/serving/<model>.json` after every change and on every
+`jobs due` tick, whole or not at all (docs/rollouts.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from retrain_cli import artifacts
+from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
+from retrain_cli.errors import NotFoundError
+from retrain_cli.private import private_dir, write_private_text
+from retrain_cli.serialize import jsonable
+
+DIRECTORY = "serving"
+CHANGED = "retrain_cli.serving.changed"  # session.info key: the models whose serving changed
+EVERY = "*"  # in CHANGED: rewrite every model's document (a `jobs due` tick)
+
+
+def changed(session: Session, model: str) -> None:
+    """Note that `model`'s document is to be rewritten once the session commits."""
+    session.info.setdefault(CHANGED, set()).add(model)
+
+
+def to_publish(session: Session) -> list[str] | None:
+    """The models noted by `changed` (None: every model)."""
+    models: set[str] = session.info.get(CHANGED, set())
+    return None if EVERY in models else sorted(models)
+
+
+def document(session: Session, model: str) -> dict[str, Any]:
+    """The versions to serve: the champion, and a rollout's candidate with its share of traffic
+    (a shadow candidate: weight 0, scored beside the champion on every row)."""
+    from retrain_cli import rollouts
+
+    version = ModelVersionManagement
+    rows = list(
+        session.scalars(
+            select(version)
+            .where(version.model_name == model, version.status.in_(("active", "candidate")))
+            .order_by(version.version)
+        )
+    )
+    if not rows and not session.scalar(select(func.count()).where(version.model_name == model)):
+        raise NotFoundError(f"model {model!r} has no versions")
+    rollout = rollouts.current(session, model)
+    candidate_weight = rollout.weight if rollout else 0.0
+    served = []
+    for row in rows:
+        if row.status == "active":
+            role, weight = "champion", 1.0 - candidate_weight
+        else:
+            role = "shadow" if rollout and rollout.mode == "shadow" else "candidate"
+            weight = candidate_weight
+        served.append(
+            {
+                "version": row.version,
+                "role": role,
+                "weight": weight,
+                "model_type": row.model_type,
+                "directory": str(Path(row.artifact_path).parent),
+                "manifest": row.artifact_path,
+                "sha256": row.sha256,
+            }
+        )
+    updated = session.scalar(
+        select(func.max(ModelVersionEvent.at)).where(ModelVersionEvent.model_name == model)
+    )
+    return {
+        "model": model,
+        "updated_at": updated,
+        "rollout": None
+        if rollout is None
+        else {
+            "mode": rollout.mode,
+            "step": rollout.step + 1,
+            "steps": rollout.steps,
+            "step_since": rollout.step_since,
+        },
+        "versions": served,
+    }
+
+
+def path_for(home: Path, model: str) -> Path:
+    """`$RETRAIN_HOME/serving/<model>.json` (a name that could leave the directory is refused)."""
+    return artifacts.model_dir(home / DIRECTORY, model).with_suffix(".json")
+
+
+def encode(served: dict[str, Any]) -> str:
+    return json.dumps(jsonable(served), indent=2, sort_keys=True) + "\n"
+
+
+def write(session: Session, home: Path, model: str) -> bool:
+    """Write the model's document where it differs from the file (True when written)."""
+    text = encode(document(session, model))
+    path = path_for(home, model)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    private_dir(path.parent)
+    write_private_text(path, text)
+    return True
+
+
+def publish(engine: Engine, home: Path, models: Iterable[str] | None = None) -> list[str]:
+    """Write the documents of `models` (default: every model with a version to serve) after
+    the change committed; returns the models whose file changed."""
+    from retrain_cli.db.session import session_scope
+
+    with session_scope(engine, check_schema=False) as session:
+        if models is None:
+            models = session.scalars(
+                select(ModelVersionManagement.model_name)
+                .where(ModelVersionManagement.status.in_(("active", "candidate")))
+                .distinct()
+            ).all()
+        return [model for model in sorted(set(models)) if write(session, home, model)]

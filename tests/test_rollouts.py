@@ -1,0 +1,351 @@
+"""Safe rollouts end to end: a serving layer reads `serving/<model>.json`, splits generated traffic
+by its weights, writes predictions with `model_version` and delayed labels; `perf check` and
+`jobs due` run on a simulated clock. On both backends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retrain_cli import rollouts
+from retrain_cli.db.models import (
+    ModelPerformanceTracking,
+    ModelVersionEvent,
+    ModelVersionManagement,
+)
+from retrain_cli.db.session import make_engine, session_scope
+from tests.conftest import Cli
+from tests.helpers import write_training_job
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+MODEL = "j1-model"
+TICK = timedelta(hours=6)
+ROWS_PER_TICK = 1500
+LABEL_DELAY = timedelta(hours=2)  # outcomes of the newest rows have not arrived yet
+ANALYSIS = {"max_drop": 0.02, "min_samples": 300, "confidence": 0.95, "resamples": 400}
+
+
+class ServingLayer:
+    """What a team's model server does with the contract: read the document (checking each
+    version's manifest digest), route each request to a version by weight, score it (a stand-in
+    scorer of a given quality per version), and log the prediction with `model_version`; a shadow
+    candidate's score goes beside the champion's."""
+
+    def __init__(self, home: Path, folder: Path, quality: dict[int, float]) -> None:
+        self.document = home / "serving" / f"{MODEL}.json"
+        self.predictions = folder / "predictions.parquet"
+        self.quality = quality
+        self.rng = np.random.default_rng(7)
+        self.served: list[dict[int, float]] = []
+
+    def weights(self) -> dict[int, float]:
+        document = json.loads(self.document.read_text())
+        for version in document["versions"]:
+            manifest = Path(version["manifest"]).read_bytes()
+            assert hashlib.sha256(manifest).hexdigest() == version["sha256"]
+        return {v["version"]: v["weight"] for v in document["versions"]}
+
+    def serve(self, start: datetime, end: datetime) -> None:
+        document = json.loads(self.document.read_text())
+        weights = self.weights()
+        self.served.append(weights)
+        shadow = [v["version"] for v in document["versions"] if v["role"] == "shadow"]
+        versions = list(weights)
+        n = ROWS_PER_TICK
+        times = pd.date_range(start, end, periods=n + 1, inclusive="left")
+        labels = (self.rng.random(n) < 0.3).astype(float)
+        chosen = self.rng.choice(versions, size=n, p=[weights[v] for v in versions])
+        frame = pd.DataFrame(
+            {
+                "ts": times,
+                "y": labels,
+                "score": [self._score(v, y) for v, y in zip(chosen, labels, strict=True)],
+                "model_version": chosen.astype(np.int64),
+            }
+        )
+        if shadow:
+            frame["shadow_score"] = [self._score(shadow[0], y) for y in labels]
+        self._append(frame)
+
+    def label_until(self, until: datetime) -> None:
+        """Outcomes arrive LABEL_DELAY after the prediction: newer rows have none yet."""
+        frame = pd.read_parquet(self.predictions)
+        frame.loc[frame["ts"] > until - LABEL_DELAY, "y"] = np.nan
+        frame.to_parquet(self.predictions)
+
+    def _score(self, version: int, label: float) -> float:
+        logit = self.quality[version] * (2 * label - 1) + self.rng.normal(0, 1)
+        return float(1 / (1 + np.exp(-logit)))
+
+    def _append(self, frame: pd.DataFrame) -> None:
+        if self.predictions.exists():
+            old = pd.read_parquet(self.predictions)
+            frame = pd.concat([old, frame], ignore_index=True)
+        frame.to_parquet(self.predictions)
+
+
+def apply_job(cli: Cli, folder: Path, rollout: dict[str, Any]) -> None:
+    path = write_training_job(
+        folder,
+        strategy="full",
+        gate={"allow_ties": True},  # the second version, trained on the same data, ties
+        rollout=rollout,
+        data={"train": "train.parquet", "predictions": "predictions.parquet"},
+    )
+    assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
+
+
+def retrain(cli: Cli) -> dict[str, Any]:
+    result = cli("retrain", "j1", "--force", "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def tick(cli: Cli, layer: ServingLayer, now: datetime) -> None:
+    """One period of the simulated clock: traffic, outcomes, a check and a `jobs due`."""
+    layer.serve(now - TICK, now)
+    layer.label_until(now)
+    check = cli("perf", "check", "j1", "--now", now.isoformat(), "--json")
+    assert check.exit_code in (0, 3), check.stderr
+    due = cli("jobs", "due", "--now", now.isoformat(), "--json")
+    assert due.exit_code == 0, due.stderr
+
+
+def events(session: SessionFactory) -> list[tuple[str, int | None, int, float | None]]:
+    with session() as s:
+        rows = s.scalars(select(ModelVersionEvent).order_by(ModelVersionEvent.id))
+        return [(e.event, e.from_version, e.to_version, e.to_weight) for e in rows]
+
+
+def statuses(session: SessionFactory) -> dict[int, str]:
+    with session() as s:
+        return {v.version: v.status for v in s.scalars(select(ModelVersionManagement))}
+
+
+def start_of_rollout(cli: Cli, folder: Path, rollout: dict[str, Any]) -> datetime:
+    apply_job(cli, folder, rollout)
+    assert retrain(cli)["gate"]["decision"] == "promote"  # no champion: promoted at once
+    second = retrain(cli)
+    assert second["gate"]["decision"] == "candidate", second["gate"]
+    return datetime.now(UTC)
+
+
+CANARY = {
+    "mode": "canary",
+    "steps": [{"weight": 0.1, "bake": "1d"}, {"weight": 0.5, "bake": "1d"}],
+    "analysis": ANALYSIS,
+    "failure_limit": 2,
+}
+
+
+@pytest.mark.slow
+def test_a_good_canary_walks_10_then_50_then_100_percent(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    now = start_of_rollout(cli, tmp_path, CANARY)
+    layer = ServingLayer(home, tmp_path, {1: 1.0, 2: 1.6})
+    assert layer.weights() == {1: 0.9, 2: 0.1}
+    for _ in range(14):
+        now += TICK
+        tick(cli, layer, now)
+    walked = [weights.get(2) for weights in layer.served]
+    assert walked[0] == 0.1 and 0.5 in walked and layer.weights() == {2: 1.0}
+    assert [w for w in walked if w is not None] == sorted(w for w in walked if w is not None)
+    assert events(session) == [
+        ("promote", None, 1, None),
+        ("candidate", 1, 2, 0.1),
+        ("step", 1, 2, 0.5),
+        ("promote", 1, 2, 1.0),
+    ]
+    assert statuses(session) == {1: "retired", 2: "active"}
+    with session() as s:
+        step = s.scalar(select(ModelVersionEvent).where(ModelVersionEvent.event == "step"))
+        assert step is not None and step.actor == "rollout" and step.details is not None
+        assert step.details["verdict"] == "pass" and step.details["low"] >= -0.02
+    listing = json.loads(cli("versions", "list", MODEL, "--json").stdout)
+    assert [e["to_weight"] for e in listing["events"]] == [None, 0.1, 0.5, 1.0]
+
+
+@pytest.mark.slow
+def test_a_bad_canary_is_aborted_at_the_failure_limit(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    now = start_of_rollout(cli, tmp_path, CANARY)
+    layer = ServingLayer(home, tmp_path, {1: 1.2, 2: 0.1})
+    for _ in range(12):
+        now += TICK
+        tick(cli, layer, now)
+        if statuses(session)[2] == "retired":
+            break
+    assert statuses(session) == {1: "active", 2: "retired"}
+    assert layer.weights() == {1: 1.0}
+    with session() as s:
+        failed = s.scalars(
+            select(ModelPerformanceTracking).where(ModelPerformanceTracking.degraded.is_(True))
+        ).all()
+        abort = s.scalar(select(ModelVersionEvent).where(ModelVersionEvent.event == "abort"))
+    assert len([r for r in failed if r.metric == "rollout:auc"]) == 2
+    assert abort is not None and abort.reason is not None and "2 failed analyses" in abort.reason
+    assert (abort.from_weight, abort.to_weight) == (0.1, 0.0)
+    assert 0.5 not in [w.get(2) for w in layer.served]  # it never got past its first step
+
+
+@pytest.mark.slow
+def test_a_shadow_candidate_is_judged_on_the_same_rows_then_promoted(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    shadow = {"mode": "shadow", "steps": [{"bake": "1d"}], "analysis": ANALYSIS}
+    now = start_of_rollout(cli, tmp_path, shadow)
+    layer = ServingLayer(home, tmp_path, {1: 1.0, 2: 1.3})
+    assert layer.weights() == {1: 1.0, 2: 0.0}
+    document = json.loads(layer.document.read_text())
+    assert [v["role"] for v in document["versions"]] == ["champion", "shadow"]
+    for _ in range(8):
+        now += TICK
+        tick(cli, layer, now)
+    assert statuses(session) == {1: "retired", 2: "active"}
+    with session() as s:
+        promoted = s.scalars(
+            select(ModelVersionEvent).where(ModelVersionEvent.event == "promote")
+        ).all()[-1]
+    assert promoted.details is not None and promoted.details["paired"] is True
+
+
+@pytest.mark.slow
+def test_a_promoted_model_that_degrades_in_its_bake_is_rolled_back(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    bake = {"bake_after_promote": "3d", "analysis": ANALYSIS, "failure_limit": 1}
+    apply_job(cli, tmp_path, bake)
+    assert retrain(cli)["gate"]["decision"] == "promote"
+    layer = ServingLayer(home, tmp_path, {1: 1.2, 2: 0.1})
+    start = datetime.now(UTC) - timedelta(days=2)
+    for k in range(8):  # the first champion's live record, before the second is promoted
+        layer.serve(start + k * TICK, start + (k + 1) * TICK)
+    assert retrain(cli)["gate"]["decision"] == "promote"  # no rollout mode: at once
+    assert layer.weights() == {2: 1.0}
+    now = datetime.now(UTC)
+    for _ in range(6):
+        now += TICK
+        tick(cli, layer, now)
+        if statuses(session)[1] == "active":
+            break
+    assert statuses(session) == {1: "active", 2: "retired"}
+    assert layer.weights() == {1: 1.0}
+    (event, frm, to, _) = events(session)[-1]
+    assert (event, frm, to) == ("rollback", 2, 1)
+    with session() as s:
+        rollback = s.scalars(select(ModelVersionEvent)).all()[-1]
+    assert rollback.actor == "rollout" and "failed its bake" in (rollback.reason or "")
+
+
+@pytest.mark.slow
+def test_operators_abort_or_promote_now_and_are_recorded(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    start_of_rollout(cli, tmp_path, CANARY)
+    result = cli("versions", "rollout", MODEL, "--promote-now", "--actor", "ana", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["serving"]["versions"][0]["weight"] == 1.0
+    assert statuses(session) == {1: "retired", 2: "active"}
+    assert events(session)[-1] == ("promote", 1, 2, 1.0)
+    again = cli("versions", "rollout", MODEL, "--abort")
+    assert again.exit_code != 0 and "no rollout or bake" in again.stderr
+
+
+@pytest.mark.slow
+def test_two_hosts_advancing_one_rollout_make_one_step(
+    cli: Cli, tmp_path: Path, home: Path, db_url: str, session: SessionFactory
+) -> None:
+    """The second waits on the model's lock, then finds the step made."""
+    start_of_rollout(cli, tmp_path, CANARY)
+    with session() as s:
+        rollout = rollouts.current(s, MODEL)
+        assert rollout is not None
+        passed = {"verdict": "pass", "reason": "passed"}
+        s.add(_analysis(rollout.candidate, rollout.step_since, passed, degraded=False))
+    later = datetime.now(UTC) + timedelta(days=2)
+    engine = make_engine(db_url)
+    moved: list[list[rollouts.Move]] = []
+    first_moved = threading.Event()
+
+    def second_host() -> None:
+        first_moved.wait()
+        with session_scope(engine) as s:
+            moved.append(rollouts.advance(s, MODEL, later))
+
+    thread = threading.Thread(target=second_host)
+    thread.start()
+    with session_scope(engine) as s:
+        moved.append(rollouts.advance(s, MODEL, later))
+        first_moved.set()
+        thread.join(timeout=0.5)
+        assert thread.is_alive()  # blocked on the lock until this transaction commits
+    thread.join(timeout=30)
+    engine.dispose()
+    assert [len(m) for m in moved] == [1, 0]
+    assert [e[0] for e in events(session)].count("step") == 1
+
+
+@pytest.mark.slow
+def test_a_new_gate_passing_version_waits_while_a_rollout_runs(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    start_of_rollout(cli, tmp_path, CANARY)
+    third = retrain(cli)
+    assert third["gate"]["decision"] == "hold"
+    assert "v2 is in rollout" in "; ".join(third["gate"]["reasons"])
+    assert statuses(session) == {1: "active", 2: "candidate", 3: "registered"}
+    refused = cli("versions", "retire", MODEL, "2")
+    assert refused.exit_code != 0 and "--abort" in refused.stderr
+
+
+def _analysis(
+    version: int, at: datetime, details: dict[str, Any], *, degraded: bool | None
+) -> ModelPerformanceTracking:
+    return ModelPerformanceTracking(
+        check_id="t",
+        model_name=MODEL,
+        version=version,
+        checked_at=at,
+        metric="rollout:auc",
+        value=0.8,
+        is_primary=False,
+        degraded=degraded,
+        n_samples=1000,
+        n_dropped=0,
+        details=details,
+    )
+
+
+@pytest.mark.parametrize(
+    ("rollout", "message"),
+    [
+        ({"mode": "canary"}, "needs at least one step"),
+        ({"mode": "canary", "steps": [{"weight": 0.5}, {"weight": 0.2}]}, "must be above 0"),
+        ({"mode": "shadow", "steps": [{"weight": 0.1}]}, "weight 0"),
+        ({"mode": "ab", "steps": [{"weight": 0.5}, {"weight": 0.6}]}, "one step"),
+        ({"steps": [{"weight": 0.1}]}, "need a mode"),
+        ({"mode": "canary", "steps": [{"weight": 1.0}]}, "less than 1"),
+        ({"analysis": {"metric": "sharpe"}}, "not judged per row"),
+    ],
+)
+def test_a_rollout_policy_that_cannot_work_is_refused_at_apply(
+    cli: Cli, tmp_path: Path, rollout: dict[str, Any], message: str
+) -> None:
+    path = write_training_job(tmp_path, rollout=rollout)
+    result = cli("jobs", "apply", "-f", str(path))
+    assert result.exit_code == 1, result.stdout
+    assert message in result.stderr and "rollout" in result.stderr
