@@ -119,6 +119,18 @@ def current(session: Session, model: str) -> Rollout | None:
             .order_by(event.at, event.id)
         )
     )
+    if not steps:  # a candidate row no rollout started (edited by hand): it serves nothing
+        return Rollout(
+            model,
+            candidate.version,
+            "shadow",
+            0,
+            1,
+            0.0,
+            candidate.created_at,
+            candidate.created_at,
+            candidate.job_id,
+        )
     first, last = steps[0], steps[-1]
     details = first.details or {}
     return Rollout(
@@ -377,11 +389,11 @@ def advance(session: Session, model: str, now: datetime, actor: str = ACTOR) -> 
         latest = _analyses(session, model, rollout.candidate, rollout.step_since)
         if not latest or latest[-1].degraded is not False:
             return []
-        baked = rollout.step_since + timedelta(seconds=policy.steps[rollout.step].bake)
-        if now < baked:
+        step = min(rollout.step, len(policy.steps) - 1)  # the policy may have lost steps since
+        if now < rollout.step_since + timedelta(seconds=policy.steps[step].bake):
             return []
         passed = latest[-1].details or {}
-        if rollout.step + 1 < len(policy.steps):
+        if step + 1 < len(policy.steps):
             return [_step(session, rollout, policy, now, actor, passed, job)]
         return [_promote(session, rollout, now, actor, passed, job)]
     active = registry.active_version(session, model)
@@ -596,6 +608,10 @@ def _promote(
 ) -> Move:
     target = registry.get_version(session, rollout.model, rollout.candidate)
     why = reason or f"rollout passed every step: {passed.get('reason')}"
+    try:  # days may have passed since it was trained: its files are checked again
+        registry.check_artifact(target)
+    except DataError as exc:
+        return abort(session, rollout.model, now, actor, str(exc), passed)
     switch = registry.switch_active(
         session,
         target,

@@ -349,3 +349,43 @@ def test_a_rollout_policy_that_cannot_work_is_refused_at_apply(
     result = cli("jobs", "apply", "-f", str(path))
     assert result.exit_code == 1, result.stdout
     assert message in result.stderr and "rollout" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_documented_serving_process_serves_the_champion_and_scores_the_shadow(
+    cli: Cli, tmp_path: Path, home: Path
+) -> None:
+    shadow = {"mode": "shadow", "steps": [{"bake": "1d"}], "analysis": ANALYSIS}
+    start_of_rollout(cli, tmp_path, shadow)
+    text = (Path(__file__).resolve().parent.parent / "docs" / "rollouts.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([line for line in code.splitlines() if line.strip()]) <= 21
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/rollouts.md", "exec"), namespace)
+    loaded = namespace["load"](MODEL)
+    assert [v["role"] for v, _ in loaded] == ["champion", "shadow"]
+    rows = pd.read_parquet(Path(loaded[0][0]["directory"]) / "sample.parquet").head(40)
+    scored = namespace["predict"](loaded, rows)
+    assert (scored["model_version"] == 1).all()
+    assert scored["score"].between(0, 1).all() and scored["shadow_score"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_the_traffic_weight_gauge_exports_the_serving_weights(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    from retrain_cli.metrics_export import FILE_NAME, write_metrics
+
+    start_of_rollout(cli, tmp_path, CANARY)
+    with session() as s:
+        write_metrics(s, tmp_path, datetime.now(UTC), 0)
+    lines = (tmp_path / FILE_NAME).read_text().splitlines()
+    weights = sorted(line for line in lines if line.startswith("retrain_model_traffic_weight{"))
+    assert weights == [
+        f'retrain_model_traffic_weight{{model="{MODEL}",version="1"}} 0.9',
+        f'retrain_model_traffic_weight{{model="{MODEL}",version="2"}} 0.1',
+    ]
+    listed = cli("versions", "serving", MODEL)
+    assert listed.exit_code == 0 and "canary rollout, step 1 of 2" in listed.stdout
+    missing = cli("versions", "serving", "no-such-model")
+    assert missing.exit_code == 1 and "no versions" in missing.stderr
