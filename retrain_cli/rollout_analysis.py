@@ -1,12 +1,12 @@
 """A candidate judged against the champion on live outcomes: pure functions, no database.
 
 The difference of one metric (candidate minus champion; every metric here is higher-better) gets a
-two-sided bootstrap interval from `scipy.stats.bootstrap` (percentile method: BCa's jackknife costs
-n evaluations, too many for a window of a million rows). Paired on the same rows for a shadow
-candidate, unpaired on the rows each version served for canary, A/B and bake. A check *passes* when
-the interval's low end is not below `-max_drop`, *fails* when its high end is below it (worse by
-more than `max_drop` at that confidence), and otherwise, or with fewer than `min_samples` labelled
-rows for either version, *waits*.
+two-sided bootstrap interval from `scipy.stats.bootstrap` over resampled row numbers (percentile
+method: BCa's jackknife costs n evaluations, too many for a window of a million rows). Paired on
+the same rows for a shadow candidate, unpaired on the rows each version served for canary, A/B and
+bake. A check *passes* when the interval's low end is not below `-max_drop`, *fails* when its high
+end is below it (worse by more than `max_drop` at that confidence), and otherwise, or with fewer
+than `min_samples` labelled rows for either version, *waits*.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from retrain_cli.performance import FloatArray
+
+IntArray = NDArray[np.intp]
 
 Verdict = Literal["pass", "fail", "wait"]
 SEED = 0  # the same window judged twice gets the same verdict
@@ -65,22 +68,34 @@ class Comparison:
         }
 
 
-def metric_along(
-    metric: str, labels: FloatArray, scores: FloatArray, threshold: float
-) -> FloatArray:
-    """The metric of each row of `labels`/`scores` along their last axis, NaN where undefined
-    (the definitions of `performance.py`, computed for a batch of resamples at once)."""
-    from scipy.stats import rankdata
+@dataclass(frozen=True)
+class Outcomes:
+    """One version's labelled rows, with each score's rank among the distinct scores (computed
+    once: every resample reuses it)."""
 
+    labels: FloatArray
+    scores: FloatArray
+    groups: IntArray
+    n_groups: int
+
+    @classmethod
+    def of(cls, labels: FloatArray, scores: FloatArray) -> Outcomes:
+        distinct, groups = np.unique(scores, return_inverse=True)
+        return cls(labels, scores, groups.reshape(-1), len(distinct))
+
+
+def metric_of_rows(metric: str, outcomes: Outcomes, rows: IntArray, threshold: float) -> FloatArray:
+    """The metric of the rows `rows` index along its last axis (one resample per leading
+    index), NaN where undefined: the definitions of `performance.py`, for a batch at once.
+
+    AUC is Mann-Whitney U from counts per distinct score: per resample, the positives of each
+    score times the negatives below it (ties a half), so that no resample is sorted again."""
+    labels = outcomes.labels[rows]
     positive = labels == 1
     with np.errstate(divide="ignore", invalid="ignore"):
         if metric == "auc":
-            n_pos = positive.sum(axis=-1)
-            n_neg = labels.shape[-1] - n_pos
-            ranks = rankdata(scores, axis=-1)  # ties: average ranks, as Mann-Whitney U
-            u = np.where(positive, ranks, 0.0).sum(axis=-1) - n_pos * (n_pos + 1) / 2.0
-            return np.asarray(u / (n_pos * n_neg), dtype=np.float64)
-        predicted = scores >= threshold
+            return _auc(outcomes, rows, labels)
+        predicted = outcomes.scores[rows] >= threshold
         tp = (predicted & positive).sum(axis=-1)
         fp = (predicted & ~positive).sum(axis=-1)
         fn = (~predicted & positive).sum(axis=-1)
@@ -95,22 +110,33 @@ def metric_along(
         return np.asarray(ratios[metric](), dtype=np.float64)
 
 
+def _auc(outcomes: Outcomes, rows: IntArray, labels: FloatArray) -> FloatArray:
+    shape, n_groups = rows.shape[:-1], outcomes.n_groups
+    batch = int(np.prod(shape))
+    flat = (outcomes.groups[rows].reshape(batch, -1) + n_groups * np.arange(batch)[:, None]).ravel()
+    size = batch * n_groups
+    rows_per_group = np.bincount(flat, minlength=size).reshape(batch, n_groups)
+    positives = np.bincount(flat, weights=labels.ravel(), minlength=size).reshape(batch, n_groups)
+    negatives = rows_per_group - positives
+    below = np.cumsum(negatives, axis=-1) - negatives
+    u = (positives * (below + 0.5 * negatives)).sum(axis=-1)
+    auc = u / (positives.sum(axis=-1) * negatives.sum(axis=-1))
+    return np.asarray(auc, dtype=np.float64).reshape(shape)
+
+
 def compare_paired(
     rule: Rule, labels: FloatArray, champion: FloatArray, candidate: FloatArray
 ) -> Comparison:
     """Shadow: both versions scored the same labelled rows."""
+    old, new = Outcomes.of(labels, champion), Outcomes.of(labels, candidate)
 
-    def metric(scores: FloatArray, rows: FloatArray) -> FloatArray:
-        index = rows.astype(np.intp)
-        return metric_along(rule.metric, labels[index], scores[index], rule.threshold)
-
-    def difference(rows: FloatArray, axis: int = -1) -> FloatArray:
-        return metric(candidate, rows) - metric(champion, rows)
+    def difference(rows: IntArray, axis: int = -1) -> FloatArray:
+        return _metric(rule, new, rows) - _metric(rule, old, rows)
 
     n = len(labels)
-    rows = np.arange(n, dtype=np.float64)
+    rows = np.arange(n)
     return _judge(
-        rule, True, (rows,), difference, n, n, metric(candidate, rows), metric(champion, rows)
+        rule, True, (rows,), difference, n, n, _metric(rule, new, rows), _metric(rule, old, rows)
     )
 
 
@@ -120,32 +146,32 @@ def compare_unpaired(
     candidate: tuple[FloatArray, FloatArray],
 ) -> Comparison:
     """Canary, A/B and bake: (labels, scores) of the rows each version served."""
+    old, new = Outcomes.of(*champion), Outcomes.of(*candidate)
 
-    def metric(group: tuple[FloatArray, FloatArray], rows: FloatArray) -> FloatArray:
-        index = rows.astype(np.intp)
-        return metric_along(rule.metric, group[0][index], group[1][index], rule.threshold)
+    def difference(old_rows: IntArray, new_rows: IntArray, axis: int = -1) -> FloatArray:
+        return _metric(rule, new, new_rows) - _metric(rule, old, old_rows)
 
-    def difference(old: FloatArray, new: FloatArray, axis: int = -1) -> FloatArray:
-        return metric(candidate, new) - metric(champion, old)
-
-    old = np.arange(len(champion[0]), dtype=np.float64)
-    new = np.arange(len(candidate[0]), dtype=np.float64)
+    old_rows, new_rows = np.arange(len(old.labels)), np.arange(len(new.labels))
     return _judge(
         rule,
         False,
-        (old, new),
+        (old_rows, new_rows),
         difference,
-        len(new),
-        len(old),
-        metric(candidate, new),
-        metric(champion, old),
+        len(new_rows),
+        len(old_rows),
+        _metric(rule, new, new_rows),
+        _metric(rule, old, old_rows),
     )
+
+
+def _metric(rule: Rule, outcomes: Outcomes, rows: IntArray) -> FloatArray:
+    return metric_of_rows(rule.metric, outcomes, rows, rule.threshold)
 
 
 def _judge(
     rule: Rule,
     paired: bool,
-    data: tuple[FloatArray, ...],
+    data: tuple[IntArray, ...],
     statistic: Callable[..., FloatArray],
     n_candidate: int,
     n_champion: int,

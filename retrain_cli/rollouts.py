@@ -10,7 +10,7 @@ committed: two hosts advancing one rollout at once make one step (docs/rollouts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +146,29 @@ def current(session: Session, model: str) -> Rollout | None:
     )
 
 
+def candidate_at(session: Session, model: str, at: datetime) -> tuple[int, float] | None:
+    """The candidate in rollout at `at` and its weight then, from the events."""
+    event = ModelVersionEvent
+    last = session.scalar(
+        select(event)
+        .where(event.model_name == model, event.at <= at, event.event.in_((*STEP_EVENTS, "abort")))
+        .order_by(event.at.desc(), event.id.desc())
+        .limit(1)
+    )
+    if last is None or last.event == "abort":
+        return None
+    promoted = session.scalar(
+        select(event.id).where(
+            event.model_name == model,
+            event.event == "promote",
+            event.to_version == last.to_version,
+            event.at >= last.at,
+            event.at <= at,
+        )
+    )
+    return None if promoted is not None else (last.to_version, float(last.to_weight or 0.0))
+
+
 def start(
     session: Session,
     policy: RolloutSpec,
@@ -170,33 +193,8 @@ def start(
     weight = policy.steps[0].weight
     version.status = "candidate"
     details = {"mode": policy.mode, "step": 1, "steps": len(policy.steps)}
-    _event(
-        session,
-        model,
-        "candidate",
-        champion,
-        version.version,
-        0.0,
-        weight,
-        ACTOR,
-        reason,
-        now,
-        job_id=job_id,
-        run_id=run_id,
-        details=details,
-    )
-    return Move(
-        model,
-        "candidate",
-        champion,
-        version.version,
-        0.0,
-        weight,
-        ACTOR,
-        reason,
-        now,
-        details=details,
-    )
+    move = Move(model, "candidate", champion, version.version, 0.0, weight, ACTOR, reason, now)
+    return _record(session, replace(move, details=details), job_id=job_id, run_id=run_id)
 
 
 # --- analysis, on every `perf check` ---------------------------------------------------------
@@ -415,7 +413,7 @@ def advance(session: Session, model: str, now: datetime, actor: str = ACTOR) -> 
 
 def advance_all(session: Session, now: datetime) -> tuple[list[Move], list[JobFailure]]:
     """`advance` every model with a candidate or a champion in its bake, each in a savepoint:
-    one model's failure is reported and the others still move."""
+    one model's failure is reported and the others still move. (A `jobs due` tick.)"""
     from retrain_cli.errors import one_line
     from retrain_cli.jobs import JobFailure
 
@@ -427,7 +425,6 @@ def advance_all(session: Session, now: datetime) -> tuple[list[Move], list[JobFa
                 moves += advance(session, model, now)
         except Exception as exc:
             failures.append(JobFailure(model, f"rollout: {one_line(exc)}"))
-    serving.changed(session, serving.EVERY)  # a tick also rewrites documents a crash left stale
     return moves, failures
 
 
@@ -448,33 +445,11 @@ def abort(
     candidate.status, candidate.retired_at = "retired", now
     champion = registry.active_version(session, model)
     frm = champion.version if champion else None
-    _event(
-        session,
-        model,
-        "abort",
-        frm,
-        rollout.candidate,
-        rollout.weight,
-        0.0,
-        actor,
-        reason,
-        now,
-        job_id=rollout.job_id,
-        details=details,
+    job = _job_name(session, rollout.job_id)
+    move = Move(
+        model, "abort", frm, rollout.candidate, rollout.weight, 0.0, actor, reason, now, job
     )
-    return Move(
-        model,
-        "abort",
-        frm,
-        rollout.candidate,
-        rollout.weight,
-        0.0,
-        actor,
-        reason,
-        now,
-        _job_name(session, rollout.job_id),
-        dict(details or {}),
-    )
+    return _record(session, replace(move, details=dict(details or {})), job_id=rollout.job_id)
 
 
 def abort_or_roll_back(
@@ -568,21 +543,7 @@ def _step(
     frm = champion.version if champion else None
     reason = f"step {rollout.step + 2} of {len(policy.steps)}: {passed.get('reason')}"
     details = {**passed, "step": rollout.step + 2, "steps": len(policy.steps)}
-    _event(
-        session,
-        rollout.model,
-        "step",
-        frm,
-        rollout.candidate,
-        rollout.weight,
-        weight,
-        actor,
-        reason,
-        now,
-        job_id=rollout.job_id,
-        details=details,
-    )
-    return Move(
+    move = Move(
         rollout.model,
         "step",
         frm,
@@ -595,6 +556,7 @@ def _step(
         job,
         details,
     )
+    return _record(session, move, job_id=rollout.job_id)
 
 
 def _promote(
@@ -648,39 +610,28 @@ def _from_switch(
     )
 
 
-def _event(
-    session: Session,
-    model: str,
-    kind: str,
-    from_version: int | None,
-    to_version: int,
-    from_weight: float | None,
-    to_weight: float | None,
-    actor: str,
-    reason: str,
-    now: datetime,
-    *,
-    job_id: int | None = None,
-    run_id: int | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
+def _record(
+    session: Session, move: Move, *, job_id: int | None = None, run_id: int | None = None
+) -> Move:
+    """Append the move's `model_version_events` row."""
     from retrain_cli.serialize import jsonable
 
     session.add(
         ModelVersionEvent(
-            model_name=model,
-            event=kind,
-            from_version=from_version,
-            to_version=to_version,
-            from_weight=from_weight,
-            to_weight=to_weight,
-            actor=actor,
-            reason=reason,
+            model_name=move.model,
+            event=move.event,
+            from_version=move.from_version,
+            to_version=move.to_version,
+            from_weight=move.from_weight,
+            to_weight=move.to_weight,
+            actor=move.actor,
+            reason=move.reason,
             job_id=job_id,
             run_id=run_id,
-            at=now,
-            details=jsonable(details) if details else None,
+            at=move.at,
+            details=jsonable(move.details) or None,
         )
     )
     session.flush()
-    serving.changed(session, model)
+    serving.changed(session, move.model)
+    return move

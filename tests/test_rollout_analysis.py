@@ -10,10 +10,11 @@ from sklearn import metrics
 
 from retrain_cli.rollout_analysis import (
     SEED,
+    Outcomes,
     Rule,
     compare_paired,
     compare_unpaired,
-    metric_along,
+    metric_of_rows,
 )
 
 SKLEARN = {
@@ -37,19 +38,21 @@ def scores_for(labels: np.ndarray, quality: float, rng: np.random.Generator) -> 
 
 
 @pytest.mark.parametrize("metric", sorted(SKLEARN))
-def test_each_metric_of_a_batch_equals_scikit_learn_row_by_row(metric: str) -> None:
+def test_each_metric_of_a_batch_of_resamples_equals_scikit_learn_on_each(metric: str) -> None:
     labels, scores = scored(400, 1.0, 1)
     rng = np.random.default_rng(2)
     rows = rng.integers(0, 400, size=(5, 400))
-    batch = metric_along(metric, labels[rows], scores[rows], 0.5)
+    batch = metric_of_rows(metric, Outcomes.of(labels, scores), rows, 0.5)
     expected = [SKLEARN[metric](labels[r], scores[r], 0.5) for r in rows]
     np.testing.assert_allclose(batch, expected, rtol=0, atol=1e-12)
+    whole = metric_of_rows(metric, Outcomes.of(labels, scores), np.arange(400), 0.5)
+    assert float(whole) == pytest.approx(SKLEARN[metric](labels, scores, 0.5), abs=1e-12)
 
 
 def test_an_undefined_metric_is_nan_not_a_number_made_up() -> None:
-    ones = np.ones((1, 10))
-    assert np.isnan(metric_along("auc", ones, np.linspace(0, 1, 10)[None], 0.5)).all()
-    assert np.isnan(metric_along("precision", ones, np.zeros((1, 10)), 0.5)).all()
+    ones, rows = np.ones(10), np.arange(10)[None]
+    assert np.isnan(metric_of_rows("auc", Outcomes.of(ones, np.linspace(0, 1, 10)), rows, 0.5))
+    assert np.isnan(metric_of_rows("precision", Outcomes.of(ones, np.zeros(10)), rows, 0.5))
 
 
 RULE = Rule("auc", max_drop=0.01, min_samples=200, confidence=0.9, resamples=300)

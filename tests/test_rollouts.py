@@ -96,13 +96,14 @@ class ServingLayer:
         frame.to_parquet(self.predictions)
 
 
-def apply_job(cli: Cli, folder: Path, rollout: dict[str, Any]) -> None:
+def apply_job(cli: Cli, folder: Path, rollout: dict[str, Any], **fields: Any) -> None:
     path = write_training_job(
         folder,
         strategy="full",
         gate={"allow_ties": True},  # the second version, trained on the same data, ties
         rollout=rollout,
         data={"train": "train.parquet", "predictions": "predictions.parquet"},
+        **fields,
     )
     assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
 
@@ -134,8 +135,8 @@ def statuses(session: SessionFactory) -> dict[int, str]:
         return {v.version: v.status for v in s.scalars(select(ModelVersionManagement))}
 
 
-def start_of_rollout(cli: Cli, folder: Path, rollout: dict[str, Any]) -> datetime:
-    apply_job(cli, folder, rollout)
+def start_of_rollout(cli: Cli, folder: Path, rollout: dict[str, Any], **fields: Any) -> datetime:
+    apply_job(cli, folder, rollout, **fields)
     assert retrain(cli)["gate"]["decision"] == "promote"  # no champion: promoted at once
     second = retrain(cli)
     assert second["gate"]["decision"] == "candidate", second["gate"]
@@ -176,13 +177,29 @@ def test_a_good_canary_walks_10_then_50_then_100_percent(
         assert step.details["verdict"] == "pass" and step.details["low"] >= -0.02
     listing = json.loads(cli("versions", "list", MODEL, "--json").stdout)
     assert [e["to_weight"] for e in listing["events"]] == [None, 0.1, 0.5, 1.0]
+    moments = [datetime.fromisoformat(e["at"]) for e in listing["events"]]
+    served_at = []
+    for moment in moments[1:]:
+        then = cli("versions", "list", MODEL, "--at", moment.isoformat(), "--json")
+        document = json.loads(then.stdout)
+        served_at.append((document["active_at"], document["candidate_at"]))
+    assert served_at == [
+        (1, {"version": 2, "weight": 0.1}),
+        (1, {"version": 2, "weight": 0.5}),
+        (2, None),
+    ]
 
 
 @pytest.mark.slow
 def test_a_bad_canary_is_aborted_at_the_failure_limit(
-    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+    cli: Cli,
+    tmp_path: Path,
+    home: Path,
+    session: SessionFactory,
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
-    now = start_of_rollout(cli, tmp_path, CANARY)
+    url, received = webhook
+    now = start_of_rollout(cli, tmp_path, CANARY, notify=[{"webhook": url}])
     layer = ServingLayer(home, tmp_path, {1: 1.2, 2: 0.1})
     for _ in range(12):
         now += TICK
@@ -200,6 +217,12 @@ def test_a_bad_canary_is_aborted_at_the_failure_limit(
     assert abort is not None and abort.reason is not None and "2 failed analyses" in abort.reason
     assert (abort.from_weight, abort.to_weight) == (0.1, 0.0)
     assert 0.5 not in [w.get(2) for w in layer.served]  # it never got past its first step
+    told = [json.loads(r["body"]) for r in received]
+    assert [t["event"] for t in told if t["event"].startswith("rollout")] == [
+        "rollout_step",  # the candidate started
+        "rollout_aborted",
+    ]
+    assert "2 failed analyses" in told[-1]["summary"] and told[-1]["details"]["verdict"] == "fail"
 
 
 @pytest.mark.slow
@@ -225,10 +248,15 @@ def test_a_shadow_candidate_is_judged_on_the_same_rows_then_promoted(
 
 @pytest.mark.slow
 def test_a_promoted_model_that_degrades_in_its_bake_is_rolled_back(
-    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+    cli: Cli,
+    tmp_path: Path,
+    home: Path,
+    session: SessionFactory,
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
+    url, received = webhook
     bake = {"bake_after_promote": "3d", "analysis": ANALYSIS, "failure_limit": 1}
-    apply_job(cli, tmp_path, bake)
+    apply_job(cli, tmp_path, bake, notify=[{"webhook": url}])
     assert retrain(cli)["gate"]["decision"] == "promote"
     layer = ServingLayer(home, tmp_path, {1: 1.2, 2: 0.1})
     start = datetime.now(UTC) - timedelta(days=2)
@@ -249,6 +277,9 @@ def test_a_promoted_model_that_degrades_in_its_bake_is_rolled_back(
     with session() as s:
         rollback = s.scalars(select(ModelVersionEvent)).all()[-1]
     assert rollback.actor == "rollout" and "failed its bake" in (rollback.reason or "")
+    told = [json.loads(r["body"]) for r in received]
+    assert [t["event"] for t in told][-1] == "rollback"
+    assert "failed its bake" in told[-1]["summary"]
 
 
 @pytest.mark.slow
@@ -389,3 +420,20 @@ def test_the_traffic_weight_gauge_exports_the_serving_weights(
     assert listed.exit_code == 0 and "canary rollout, step 1 of 2" in listed.stdout
     missing = cli("versions", "serving", "no-such-model")
     assert missing.exit_code == 1 and "no versions" in missing.stderr
+
+
+@pytest.mark.slow
+def test_a_lost_serving_file_is_written_again_by_the_next_tick_and_only_when_it_differs(
+    cli: Cli, tmp_path: Path, home: Path
+) -> None:
+    start_of_rollout(cli, tmp_path, CANARY)
+    path = home / "serving" / f"{MODEL}.json"
+    printed = json.loads(cli("versions", "serving", MODEL, "--json").stdout)
+    assert json.loads(path.read_text()) == printed
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.unlink()  # as if the host died between its commit and its write
+    assert cli("jobs", "due").exit_code == 0
+    assert json.loads(path.read_text()) == printed
+    written = path.stat().st_mtime_ns
+    assert cli("jobs", "due").exit_code == 0
+    assert path.stat().st_mtime_ns == written  # the same facts: the file is left alone

@@ -234,10 +234,12 @@ def due(
     """
     from retrain_cli.dispatch import due_jobs, start_due
     from retrain_cli.rollouts import advance_all
+    from retrain_cli.serving import recheck
 
     at = now or utcnow()
     with open_session(database_url) as (settings, session):
         moves, failures = advance_all(session, at)
+        recheck(session, settings.home, at)
         report = due_jobs(session, at, settings.max_wait_s)
     report.rollouts, report.errors = moves, [*failures, *report.errors]
     notify(settings, [event for move in moves for event in move.events()])

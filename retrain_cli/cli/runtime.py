@@ -57,10 +57,10 @@ def export_metrics(engine: Engine, settings: Settings) -> None:
         _log(settings, "metrics.log", f"cannot write metrics: {type(exc).__name__}: {exc}")
 
 
-def publish_serving(engine: Engine, settings: Settings, models: Sequence[str] | None) -> None:
-    """Rewrite the serving documents of `models` (None: every model) after a committed change;
-    never fails the command (the next `jobs due` tick writes them again)."""
-    if models is not None and not models:
+def publish_serving(engine: Engine, settings: Settings, models: Sequence[str]) -> None:
+    """Rewrite the serving documents of `models` after a committed change; never fails the
+    command (the next `jobs due` tick writes them again)."""
+    if not models:
         return
     from retrain_cli.serving import publish
 

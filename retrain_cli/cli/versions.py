@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from retrain_cli import registry
+from retrain_cli import registry, rollouts
 from retrain_cli.cli.completion import model_names
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quiet, parse_time
 from retrain_cli.cli.output import Output, table
@@ -52,9 +52,13 @@ def list_(
         versions = [_row(v) for v in registry.list_versions(session, model)]
         history = [_event(e) for e in registry.events(session, model)]
         active_then = registry.active_at(session, model, at) if at else None
+        candidate_then = rollouts.candidate_at(session, model, at) if at else None
     document: dict[str, Any] = {"model": model, "versions": versions, "events": history}
     if at:
         document["at"], document["active_at"] = at, active_then
+        document["candidate_at"] = (
+            {"version": candidate_then[0], "weight": candidate_then[1]} if candidate_then else None
+        )
     Output(as_json, quiet).emit(document, lambda c: _render(c, document))
 
 
@@ -307,7 +311,13 @@ def _render(console: Any, document: dict[str, Any]) -> None:
         )
     if "at" in document:
         active = document["active_at"]
+        candidate = document["candidate_at"]
         console.print(
             f"active at {document['at']:%Y-%m-%d %H:%M:%SZ}: "
             + (f"v{active}" if active is not None else "no version")
+            + (
+                f"; candidate v{candidate['version']} at {candidate['weight']:.0%} of traffic"
+                if candidate
+                else ""
+            )
         )
