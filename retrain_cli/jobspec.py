@@ -251,6 +251,14 @@ class AnalysisSpec(Spec):
     min_samples: Annotated[StrictInt, Field(ge=10)] = 500  # labelled rows of each version
     confidence: Annotated[Number, Field(gt=0, lt=1)] = 0.95
     resamples: Annotated[StrictInt, Field(ge=100, le=100_000)] = 2000
+    # each version's labelled rows past this: a uniform sample of them (benchmarks.md)
+    max_rows: Annotated[StrictInt, Field(ge=1000)] = 100_000
+
+    @model_validator(mode="after")
+    def _sample_holds_enough(self) -> AnalysisSpec:
+        if self.max_rows < self.min_samples:
+            raise ValueError("max_rows must be at least min_samples")
+        return self
 
 
 class RolloutSpec(Spec):

@@ -35,6 +35,7 @@ class Rule:
     confidence: float
     resamples: int
     threshold: float = 0.5  # a score at or above it predicts 1
+    max_rows: int | None = None  # judge a uniform sample of this many rows of each version
 
 
 @dataclass(frozen=True)
@@ -128,15 +129,22 @@ def compare_paired(
     rule: Rule, labels: FloatArray, champion: FloatArray, candidate: FloatArray
 ) -> Comparison:
     """Shadow: both versions scored the same labelled rows."""
-    old, new = Outcomes.of(labels, champion), Outcomes.of(labels, candidate)
+    n = len(labels)
+    kept = _kept(n, rule)
+    old, new = Outcomes.of(labels[kept], champion[kept]), Outcomes.of(labels[kept], candidate[kept])
 
     def difference(rows: IntArray, axis: int = -1) -> FloatArray:
         return _metric(rule, new, rows) - _metric(rule, old, rows)
 
-    n = len(labels)
-    rows = np.arange(n)
+    rows = np.arange(len(kept))
     return _judge(
-        rule, True, (rows,), difference, n, n, _metric(rule, new, rows), _metric(rule, old, rows)
+        rule,
+        True,
+        (rows,),
+        difference,
+        (n, n),
+        (_metric(rule, new, rows), _metric(rule, old, rows)),
+        sampled=len(kept) < n,
     )
 
 
@@ -146,22 +154,33 @@ def compare_unpaired(
     candidate: tuple[FloatArray, FloatArray],
 ) -> Comparison:
     """Canary, A/B and bake: (labels, scores) of the rows each version served."""
-    old, new = Outcomes.of(*champion), Outcomes.of(*candidate)
+    n_old, n_new = len(champion[0]), len(candidate[0])
+    old_kept, new_kept = _kept(n_old, rule), _kept(n_new, rule)
+    old = Outcomes.of(champion[0][old_kept], champion[1][old_kept])
+    new = Outcomes.of(candidate[0][new_kept], candidate[1][new_kept])
 
     def difference(old_rows: IntArray, new_rows: IntArray, axis: int = -1) -> FloatArray:
         return _metric(rule, new, new_rows) - _metric(rule, old, old_rows)
 
-    old_rows, new_rows = np.arange(len(old.labels)), np.arange(len(new.labels))
+    old_rows, new_rows = np.arange(len(old_kept)), np.arange(len(new_kept))
     return _judge(
         rule,
         False,
         (old_rows, new_rows),
         difference,
-        len(new_rows),
-        len(old_rows),
-        _metric(rule, new, new_rows),
-        _metric(rule, old, old_rows),
+        (n_new, n_old),
+        (_metric(rule, new, new_rows), _metric(rule, old, old_rows)),
+        sampled=len(old_kept) < n_old or len(new_kept) < n_new,
     )
+
+
+def _kept(n: int, rule: Rule) -> IntArray:
+    """Every row, or past `max_rows` a uniform sample of them (in order): a bootstrap's cost
+    grows with the rows resampled, while its interval narrows only with their square root."""
+    if rule.max_rows is None or n <= rule.max_rows:
+        return np.arange(n)
+    chosen = np.random.default_rng(SEED).choice(n, rule.max_rows, replace=False)
+    return np.sort(chosen)
 
 
 def _metric(rule: Rule, outcomes: Outcomes, rows: IntArray) -> FloatArray:
@@ -173,14 +192,17 @@ def _judge(
     paired: bool,
     data: tuple[IntArray, ...],
     statistic: Callable[..., FloatArray],
-    n_candidate: int,
-    n_champion: int,
-    candidate_value: FloatArray,
-    champion_value: FloatArray,
+    sizes: tuple[int, int],
+    values: tuple[FloatArray, FloatArray],
+    *,
+    sampled: bool,
 ) -> Comparison:
+    """The verdict; `sizes` and `values` are (candidate, champion): the rows each served and
+    the metric on the rows judged."""
     from scipy.stats import bootstrap
 
-    new, old = _finite(candidate_value), _finite(champion_value)
+    n_candidate, n_champion = sizes
+    new, old = _finite(values[0]), _finite(values[1])
     seen = Comparison("wait", "", rule.metric, paired, new, old, n_candidate, n_champion)
     fewest = min(n_candidate, n_champion)
     if fewest < rule.min_samples:
@@ -206,6 +228,8 @@ def _judge(
         return _with(judged, "wait", f"{rule.metric} is undefined on too many resamples")
     span = f"{rule.metric} difference {new - old:+.4f}, {rule.confidence:.0%} interval "
     span += f"[{low:+.4f}, {high:+.4f}]"
+    if sampled:
+        span += f" (on a uniform sample of {rule.max_rows:,} rows per version)"
     if low >= -rule.max_drop:
         return _with(judged, "pass", f"{span}: not worse by more than {rule.max_drop:g}")
     if high < -rule.max_drop:

@@ -268,6 +268,7 @@ def _rule(spec: JobSpec, policy: RolloutSpec) -> Rule:
         confidence=analysis.confidence,
         resamples=analysis.resamples,
         threshold=spec.performance.decision_threshold,
+        max_rows=analysis.max_rows,
     )
 
 

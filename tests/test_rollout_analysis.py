@@ -136,3 +136,21 @@ def test_an_undefined_metric_waits() -> None:
     labels = np.zeros(500)
     result = compare_paired(RULE, labels, np.full(500, 0.2), np.full(500, 0.3))
     assert result.verdict == "wait" and "undefined" in result.reason
+
+
+def test_past_max_rows_a_uniform_sample_of_each_version_is_judged() -> None:
+    champion, candidate = scored(5000, 1.0, 11), scored(4000, 1.05, 12)
+    capped = Rule("auc", 0.01, 200, 0.9, 300, max_rows=1000)
+    result = compare_unpaired(capped, champion, candidate)
+
+    def sample(n: int) -> np.ndarray:
+        return np.sort(np.random.default_rng(SEED).choice(n, 1000, replace=False))
+
+    old, new = sample(5000), sample(4000)
+    by_hand = compare_unpaired(
+        RULE, (champion[0][old], champion[1][old]), (candidate[0][new], candidate[1][new])
+    )
+    assert (result.low, result.high) == (by_hand.low, by_hand.high)
+    assert (result.n_champion, result.n_candidate) == (5000, 4000)  # what each version served
+    assert "uniform sample of 1,000 rows" in result.reason
+    assert "sample" not in by_hand.reason

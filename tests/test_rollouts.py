@@ -124,6 +124,17 @@ def tick(cli: Cli, layer: ServingLayer, now: datetime) -> None:
     assert due.exit_code == 0, due.stderr
 
 
+def run_until(
+    cli: Cli, layer: ServingLayer, session: SessionFactory, now: datetime, version: int, status: str
+) -> None:
+    """Tick the simulated clock until `version` has `status` (at most three days)."""
+    for _ in range(12):
+        now += TICK
+        tick(cli, layer, now)
+        if statuses(session)[version] == status:
+            return
+
+
 def events(session: SessionFactory) -> list[tuple[str, int | None, int, float | None]]:
     with session() as s:
         rows = s.scalars(select(ModelVersionEvent).order_by(ModelVersionEvent.id))
@@ -201,11 +212,7 @@ def test_a_bad_canary_is_aborted_at_the_failure_limit(
     url, received = webhook
     now = start_of_rollout(cli, tmp_path, CANARY, notify=[{"webhook": url}])
     layer = ServingLayer(home, tmp_path, {1: 1.2, 2: 0.1})
-    for _ in range(12):
-        now += TICK
-        tick(cli, layer, now)
-        if statuses(session)[2] == "retired":
-            break
+    run_until(cli, layer, session, now, 2, "retired")
     assert statuses(session) == {1: "active", 2: "retired"}
     assert layer.weights() == {1: 1.0}
     with session() as s:
@@ -247,6 +254,19 @@ def test_a_shadow_candidate_is_judged_on_the_same_rows_then_promoted(
 
 
 @pytest.mark.slow
+def test_an_ab_split_holds_its_weight_until_decided(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    split = {"mode": "ab", "steps": [{"weight": 0.5, "bake": "2d"}], "analysis": ANALYSIS}
+    now = start_of_rollout(cli, tmp_path, split)
+    layer = ServingLayer(home, tmp_path, {1: 1.0, 2: 1.4})
+    run_until(cli, layer, session, now, 2, "active")
+    assert {w.get(2) for w in layer.served} == {0.5}  # never another split before the decision
+    assert len(layer.served) >= 8  # not before its two days
+    assert events(session)[1:] == [("candidate", 1, 2, 0.5), ("promote", 1, 2, 1.0)]
+
+
+@pytest.mark.slow
 def test_a_promoted_model_that_degrades_in_its_bake_is_rolled_back(
     cli: Cli,
     tmp_path: Path,
@@ -264,12 +284,7 @@ def test_a_promoted_model_that_degrades_in_its_bake_is_rolled_back(
         layer.serve(start + k * TICK, start + (k + 1) * TICK)
     assert retrain(cli)["gate"]["decision"] == "promote"  # no rollout mode: at once
     assert layer.weights() == {2: 1.0}
-    now = datetime.now(UTC)
-    for _ in range(6):
-        now += TICK
-        tick(cli, layer, now)
-        if statuses(session)[1] == "active":
-            break
+    run_until(cli, layer, session, datetime.now(UTC), 1, "active")
     assert statuses(session) == {1: "active", 2: "retired"}
     assert layer.weights() == {1: 1.0}
     (event, frm, to, _) = events(session)[-1]
