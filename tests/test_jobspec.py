@@ -186,3 +186,33 @@ def test_primary_metric_names_are_the_metrics_performance_computes() -> None:
 
     assert set(choices.TRADING_METRICS) == set(performance.TRADING_METRICS)
     assert set(choices.BOUNDED_METRICS) == set(performance.CLASSIFICATION_METRICS) - {"log_loss"}
+
+
+@pytest.mark.parametrize(
+    ("rollout", "message"),
+    [
+        ({"mode": "canary"}, "needs at least one step"),
+        ({"mode": "canary", "steps": [{"weight": 0.5}, {"weight": 0.2}]}, "must be above 0"),
+        ({"mode": "shadow", "steps": [{"weight": 0.1}]}, "weight 0"),
+        ({"mode": "ab", "steps": [{"weight": 0.5}, {"weight": 0.6}]}, "one step"),
+        ({"steps": [{"weight": 0.1}]}, "need a mode"),
+        ({"mode": "canary", "steps": [{"weight": 1.0}]}, "less than 1"),
+        ({"analysis": {"metric": "sharpe"}}, "not judged per row"),
+        ({"analysis": {"min_samples": 5000, "max_rows": 1000}}, "at least min_samples"),
+    ],
+)
+def test_a_rollout_policy_that_cannot_work_is_refused(
+    tmp_path: Path, rollout: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(JobSpecError, match="rollout") as refused:
+        load_job_file(write(tmp_path, {**MINIMAL, "rollout": rollout}))
+    assert message in str(refused.value)
+
+
+def test_a_rollout_policy_gets_its_defaults(tmp_path: Path) -> None:
+    rollout = {"mode": "shadow", "steps": [{"bake": "2d"}]}
+    (spec,) = load_job_file(write(tmp_path, {**MINIMAL, "rollout": rollout}))
+    assert spec.rollout is not None and spec.rollout.steps[0].bake == 172800
+    assert (spec.rollout.failure_limit, spec.rollout.analysis.min_samples) == (1, 500)
+    assert spec.analysis_metric == "auc"
+    assert JobSpec.from_stored(spec.stored()) == spec

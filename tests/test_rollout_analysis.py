@@ -55,7 +55,7 @@ def test_an_undefined_metric_is_nan_not_a_number_made_up() -> None:
     assert np.isnan(metric_of_rows("precision", Outcomes.of(ones, np.zeros(10)), rows, 0.5))
 
 
-RULE = Rule("auc", max_drop=0.01, min_samples=200, confidence=0.9, resamples=300)
+RULE = Rule("auc", max_drop=0.01, min_samples=200, confidence=0.9, resamples=200)
 
 
 def test_the_unpaired_interval_is_scipys_bootstrap_of_the_auc_difference() -> None:
@@ -140,7 +140,7 @@ def test_an_undefined_metric_waits() -> None:
 
 def test_past_max_rows_a_uniform_sample_of_each_version_is_judged() -> None:
     champion, candidate = scored(5000, 1.0, 11), scored(4000, 1.05, 12)
-    capped = Rule("auc", 0.01, 200, 0.9, 300, max_rows=1000)
+    capped = Rule("auc", 0.01, 200, 0.9, 200, max_rows=1000)
     result = compare_unpaired(capped, champion, candidate)
 
     def sample(n: int) -> np.ndarray:

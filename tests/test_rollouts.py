@@ -376,27 +376,6 @@ def _analysis(
     )
 
 
-@pytest.mark.parametrize(
-    ("rollout", "message"),
-    [
-        ({"mode": "canary"}, "needs at least one step"),
-        ({"mode": "canary", "steps": [{"weight": 0.5}, {"weight": 0.2}]}, "must be above 0"),
-        ({"mode": "shadow", "steps": [{"weight": 0.1}]}, "weight 0"),
-        ({"mode": "ab", "steps": [{"weight": 0.5}, {"weight": 0.6}]}, "one step"),
-        ({"steps": [{"weight": 0.1}]}, "need a mode"),
-        ({"mode": "canary", "steps": [{"weight": 1.0}]}, "less than 1"),
-        ({"analysis": {"metric": "sharpe"}}, "not judged per row"),
-    ],
-)
-def test_a_rollout_policy_that_cannot_work_is_refused_at_apply(
-    cli: Cli, tmp_path: Path, rollout: dict[str, Any], message: str
-) -> None:
-    path = write_training_job(tmp_path, rollout=rollout)
-    result = cli("jobs", "apply", "-f", str(path))
-    assert result.exit_code == 1, result.stdout
-    assert message in result.stderr and "rollout" in result.stderr
-
-
 @pytest.mark.slow
 def test_the_documented_serving_process_serves_the_champion_and_scores_the_shadow(
     cli: Cli, tmp_path: Path, home: Path
