@@ -122,8 +122,9 @@ def main() -> None:
             "of a million per version (`--max-rows 0`) costs minutes: 267 s unpaired AUC, 259 s "
             "paired, 214 s and 185 s for accuracy on this machine (2026-12-02; random gathers "
             "from arrays past the caches). So past `analysis.max_rows` (default 100,000) a "
-            "uniform sample of each version is judged: its interval is wider by the square root "
-            "of the rows left out, which makes a verdict harder to reach, never wrong more often.",
+            "uniform sample of each version is judged: its interval is wider by about the square "
+            "root of (rows / max_rows), which makes a verdict slower to reach, never wrong more "
+            "often.",
         ]
     )
     if args.write:
