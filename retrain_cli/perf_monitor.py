@@ -15,7 +15,7 @@ from retrain_cli import perf_estimates, performance, predictions, rollouts
 from retrain_cli.choices import BOUNDED_METRICS, Metric
 from retrain_cli.datasource import file_source, read_frame
 from retrain_cli.db.models import ModelPerformanceTracking
-from retrain_cli.errors import DataError
+from retrain_cli.errors import DataError, RetrainError
 from retrain_cli.jobs import JobFailure, check_each
 from retrain_cli.jobspec import PerformanceSpec
 from retrain_cli.notify import Event
@@ -64,6 +64,7 @@ class PerfResult:
     realized: list[Realized] = field(default_factory=list)  # earlier estimates now labelled
     analysis: Analysis | None = None  # a rollout's candidate (or a bake) against the champion
     moves: list[Move] = field(default_factory=list)  # what the analysis moved, committed
+    rollout_error: str | None = None  # why the rollout could not move (`jobs due` says it too)
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -117,8 +118,13 @@ def check_jobs(
 
     def record_and_advance(result: PerfResult, job_id: int) -> None:
         record(session, result, job_id)
-        if result.analysis is not None:
-            result.moves = rollouts.advance(session, result.model, now)
+        if result.analysis is None:
+            return
+        try:  # a move that cannot be made (a preflight fails) leaves the recorded check alone
+            with session.begin_nested():
+                result.moves = rollouts.advance(session, result.model, now)
+        except RetrainError as exc:
+            result.rollout_error = str(exc)
 
     return check_each(
         jobs,

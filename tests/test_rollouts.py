@@ -27,7 +27,7 @@ from retrain_cli.db.models import (
 )
 from retrain_cli.db.session import make_engine, session_scope
 from tests.conftest import Cli
-from tests.helpers import write_training_job
+from tests.helpers import published, write_training_job
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 MODEL = "j1-model"
@@ -295,6 +295,35 @@ def test_a_promoted_model_that_degrades_in_its_bake_is_rolled_back(
     told = [json.loads(r["body"]) for r in received]
     assert [t["event"] for t in told][-1] == "rollback"
     assert "failed its bake" in told[-1]["summary"]
+
+
+@pytest.mark.slow
+def test_a_rollback_to_a_tampered_version_is_refused_and_said_and_the_check_still_recorded(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    bake = {"bake_after_promote": "3d", "analysis": ANALYSIS, "failure_limit": 1}
+    apply_job(cli, tmp_path, bake)
+    assert retrain(cli)["gate"]["decision"] == "promote"
+    layer = ServingLayer(home, tmp_path, {1: 1.2, 2: 0.1})
+    start = datetime.now(UTC) - timedelta(days=2)
+    for k in range(8):
+        layer.serve(start + k * TICK, start + (k + 1) * TICK)
+    assert retrain(cli)["gate"]["decision"] == "promote"
+    with (published(home, MODEL, 1) / "model.txt").open("a") as model_file:
+        model_file.write("tampered\n")
+    now = datetime.now(UTC) + TICK
+    layer.serve(now - TICK, now)
+    check = cli("perf", "check", "j1", "--now", now.isoformat())
+    assert check.exit_code in (0, 3), check.stderr
+    assert "the rollout cannot move: preflight of j1-model v1 failed" in check.stdout
+    due = cli("jobs", "due", "--now", now.isoformat())
+    assert due.exit_code == 1 and f"Error: {MODEL}: rollout: preflight" in due.stderr
+    assert statuses(session) == {1: "retired", 2: "active"}  # no switch to a broken champion
+    with session() as s:
+        analyses = s.scalars(
+            select(ModelPerformanceTracking).where(ModelPerformanceTracking.metric == "rollout:auc")
+        ).all()
+    assert [a.degraded for a in analyses] == [True]
 
 
 @pytest.mark.slow

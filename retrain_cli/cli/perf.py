@@ -167,6 +167,8 @@ def _render(console: Console, results: list[PerfResult]) -> None:
             )
         for move in r.moves:
             console.print(f"  {move.describe()}", markup=False)
+        if r.rollout_error:
+            console.print(f"  the rollout cannot move: {r.rollout_error}", markup=False)
         for done in (d for d in r.realized if d.metric == r.primary_metric):
             console.print(
                 f"  labels arrived for the estimate of {done.window_start:%Y-%m-%d %H:%M} to "
