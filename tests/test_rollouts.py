@@ -341,6 +341,20 @@ def test_operators_abort_or_promote_now_and_are_recorded(
 
 
 @pytest.mark.slow
+def test_a_candidate_whose_files_changed_is_aborted_not_promoted(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    start_of_rollout(cli, tmp_path, CANARY)
+    with (published(home, MODEL, 2) / "model.txt").open("a") as model_file:
+        model_file.write("tampered\n")
+    result = cli("versions", "rollout", MODEL, "--promote-now", "--json")
+    assert result.exit_code == 0, result.stderr
+    (move,) = json.loads(result.stdout)["moves"]
+    assert move["event"] == "abort" and "preflight of j1-model v2 failed" in move["reason"]
+    assert statuses(session) == {1: "active", 2: "retired"}
+
+
+@pytest.mark.slow
 def test_two_hosts_advancing_one_rollout_make_one_step(
     cli: Cli, tmp_path: Path, home: Path, db_url: str, session: SessionFactory
 ) -> None:
