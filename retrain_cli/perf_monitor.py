@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli import perf_estimates, performance, predictions, rollouts
+from retrain_cli import perf_estimates, performance, predictions, rollout_checks, rollouts
 from retrain_cli.choices import BOUNDED_METRICS, Metric
 from retrain_cli.datasource import file_source, read_frame
 from retrain_cli.db.models import ModelPerformanceTracking
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from retrain_cli.change_points import ChangePoint
     from retrain_cli.jobs import EffectiveJob
     from retrain_cli.jobspec import ChangePointSpec
-    from retrain_cli.rollouts import Analysis, Move
+    from retrain_cli.rollout_checks import Analysis
+    from retrain_cli.rollouts import Move
 
 
 class PerfSettings(PerformanceSpec):
@@ -163,7 +164,7 @@ def evaluate_job(
             session, frame, columns, settings, job.model
         )
     if not estimate_only:
-        result.analysis = rollouts.analyse(session, job, frame, columns, now)
+        result.analysis = rollout_checks.analyse(session, job, frame, columns, now)
     return result
 
 
@@ -351,7 +352,7 @@ def record(session: Session, result: PerfResult, job_id: int | None) -> None:
         for point in result.change_points
     ]
     if result.analysis is not None:
-        analysed = rollouts.analysis_row(result.analysis)
+        analysed = rollout_checks.analysis_row(result.analysis)
         row = _row(result, job_id, analysed.pop("metric"), None, None, None, judged=False)
         for name, value in analysed.items():
             setattr(row, name, value)

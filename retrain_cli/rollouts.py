@@ -1,5 +1,6 @@
 """Safe rollouts: a candidate served beside the champion step by step and judged on live
-outcomes, and a bake after each promotion that rolls a failing champion back.
+outcomes (the judging: `rollout_checks`), and a bake after each promotion that rolls a failing
+champion back.
 
 Stateless and cron-driven: the state is the version rows (`candidate`, `active`), the events of
 `model_version_events` (each step with its weights and analysis) and the analyses recorded by
@@ -28,12 +29,8 @@ from retrain_cli.errors import ConflictError, DataError
 from retrain_cli.notify import Event
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from retrain_cli.jobs import EffectiveJob, JobFailure
-    from retrain_cli.jobspec import JobSpec, RolloutSpec
-    from retrain_cli.predictions import PredictionColumns
-    from retrain_cli.rollout_analysis import Comparison, Rule
+    from retrain_cli.jobs import JobFailure
+    from retrain_cli.jobspec import RolloutSpec
 
 ACTOR = "rollout"  # who moves a rollout on a `jobs due` tick or a `perf check`
 PREFIX = "rollout:"  # the metric of an analysis row: `rollout:auc`
@@ -197,144 +194,7 @@ def start(
     return _record(session, replace(move, details=details), job_id=job_id, run_id=run_id)
 
 
-# --- analysis, on every `perf check` ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """One comparison of `version` (a candidate, or a champion in its bake) with `against`."""
-
-    phase: str  # rollout | bake
-    version: int
-    against: int
-    comparison: Comparison
-    mode: str
-    step: int | None
-
-    def numbers(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "mode": self.mode,
-            "step": self.step,
-            "version": self.version,
-            "against": self.against,
-            **self.comparison.numbers(),
-        }
-
-
-def analyse(
-    session: Session,
-    job: EffectiveJob,
-    frame: pd.DataFrame,
-    columns: PredictionColumns,
-    now: datetime,
-) -> Analysis | None:
-    """Compare the candidate with the champion on the window's labelled rows (or, during a
-    bake, the new champion with the one before it); None when neither is under way."""
-    from retrain_cli import predictions
-
-    spec = job.spec
-    policy = spec.rollout
-    if policy is None:
-        return None
-    rollout = current(session, job.model)
-    active = registry.active_version(session, job.model)
-    rule = _rule(spec, policy)
-    window = predictions.window(frame, columns.time, spec.performance.window)
-    if rollout is not None and active is not None:
-        if rollout.mode == "shadow":
-            comparison = _paired(window, columns, policy, rule, active.version)
-        else:
-            comparison = _unpaired(window, columns, policy, rule, active.version, rollout.candidate)
-        return Analysis(
-            "rollout", rollout.candidate, active.version, comparison, rollout.mode, rollout.step + 1
-        )
-    baking = _baking(session, policy, active, now)
-    if baking is None:
-        return None
-    champion, previous = baking
-    comparison = _unpaired(window, columns, policy, rule, previous, champion)
-    return Analysis("bake", champion, previous, comparison, "bake", None)
-
-
-def _rule(spec: JobSpec, policy: RolloutSpec) -> Rule:
-    from retrain_cli.rollout_analysis import Rule
-
-    analysis = policy.analysis
-    return Rule(
-        metric=str(spec.analysis_metric),
-        max_drop=analysis.max_drop,
-        min_samples=analysis.min_samples,
-        confidence=analysis.confidence,
-        resamples=analysis.resamples,
-        threshold=spec.performance.decision_threshold,
-        max_rows=analysis.max_rows,
-    )
-
-
-def _served(
-    frame: pd.DataFrame, columns: PredictionColumns, policy: RolloutSpec, extra: list[str]
-) -> pd.DataFrame:
-    needed = [policy.version_column, columns.label, columns.score, *extra]
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"a rollout's analysis needs the predictions column {', '.join(map(repr, missing))} "
-            "(docs/rollouts.md)"
-        )
-    return frame.dropna(subset=needed)
-
-
-def _versions(rows: pd.DataFrame, policy: RolloutSpec) -> Any:
-    from retrain_cli import predictions
-
-    return predictions.floats(rows[policy.version_column], policy.version_column)
-
-
-def _paired(
-    frame: pd.DataFrame,
-    columns: PredictionColumns,
-    policy: RolloutSpec,
-    rule: Rule,
-    champion: int,
-) -> Comparison:
-    """Shadow: the rows the champion served that also carry the candidate's score."""
-    from retrain_cli import predictions
-    from retrain_cli.rollout_analysis import compare_paired
-
-    rows = _served(frame, columns, policy, [policy.shadow_score_column])
-    rows = rows[_versions(rows, policy) == champion]
-    return compare_paired(
-        rule,
-        predictions.labels(rows, columns.label),
-        predictions.scores(rows, columns.score),
-        predictions.scores(rows, policy.shadow_score_column),
-    )
-
-
-def _unpaired(
-    frame: pd.DataFrame,
-    columns: PredictionColumns,
-    policy: RolloutSpec,
-    rule: Rule,
-    champion: int,
-    candidate: int,
-) -> Comparison:
-    """Canary, A/B and bake: each version's metric on the rows it served."""
-    from retrain_cli import predictions
-    from retrain_cli.rollout_analysis import compare_unpaired
-
-    rows = _served(frame, columns, policy, [])
-    served = _versions(rows, policy)
-
-    def of(version: int) -> tuple[Any, Any]:
-        mine = rows[served == version]
-        return predictions.labels(mine, columns.label), predictions.scores(mine, columns.score)
-
-    return compare_unpaired(rule, of(champion), of(candidate))
-
-
-def _baking(
+def in_bake(
     session: Session,
     policy: RolloutSpec,
     active: ModelVersionManagement | None,
@@ -347,24 +207,6 @@ def _baking(
         return None
     previous = registry.previous_champion(session, active.model_name, active.version)
     return None if previous is None else (active.version, previous)
-
-
-def analysis_row(analysis: Analysis) -> dict[str, Any]:
-    """The `model_performance_tracking` columns of an analysis (the check adds its own)."""
-    comparison = analysis.comparison
-    verdict = {"pass": False, "fail": True, "wait": None}[comparison.verdict]
-    return {
-        "metric": PREFIX + comparison.metric,
-        "version": analysis.version,
-        "value": comparison.candidate,
-        "baseline": comparison.champion,
-        "threshold": None,
-        "degraded": verdict,  # a failed analysis; NULL: waiting
-        "reason": None if comparison.verdict != "wait" else "waiting",
-        "n_samples": comparison.n_candidate,
-        "n_dropped": 0,
-        "details": analysis.numbers(),
-    }
 
 
 # --- advancing, on every `jobs due` tick, `perf check` and `versions rollout` -----------------
@@ -399,8 +241,7 @@ def advance(session: Session, model: str, now: datetime, actor: str = ACTOR) -> 
     if active is None:
         return []
     job, policy = _policy(session, active.job_id)
-    baking = _baking(session, policy, active, now) if policy is not None else None
-    if baking is None or policy is None:
+    if policy is None or in_bake(session, policy, active, now) is None:
         return []
     assert active.promoted_at is not None
     failed = _analyses(session, model, active.version, active.promoted_at, failed=True)
@@ -462,7 +303,7 @@ def abort_or_roll_back(
         return abort(session, model, now, actor, reason)
     active = registry.active_version(session, model)
     job, policy = _policy(session, active.job_id) if active else (None, None)
-    if policy is None or _baking(session, policy, active, now) is None:
+    if policy is None or in_bake(session, policy, active, now) is None:
         raise ConflictError(f"{model} has no rollout or bake in progress")
     switch = registry.rollback(session, model, now, actor=actor, reason=reason)
     return _from_switch(switch, reason, job, {})

@@ -154,6 +154,19 @@ def start_of_rollout(cli: Cli, folder: Path, rollout: dict[str, Any], **fields: 
     return datetime.now(UTC)
 
 
+def a_worse_champion_in_its_bake(cli: Cli, folder: Path, home: Path, **fields: Any) -> ServingLayer:
+    """v1 with two days of live record, then a worse v2 promoted at once into a 3-day bake."""
+    bake = {"bake_after_promote": "3d", "analysis": ANALYSIS, "failure_limit": 1}
+    apply_job(cli, folder, bake, **fields)
+    assert retrain(cli)["gate"]["decision"] == "promote"
+    layer = ServingLayer(home, folder, {1: 1.2, 2: 0.1})
+    start = datetime.now(UTC) - timedelta(days=2)
+    for k in range(8):  # the first champion's live record, before the second is promoted
+        layer.serve(start + k * TICK, start + (k + 1) * TICK)
+    assert retrain(cli)["gate"]["decision"] == "promote"  # no rollout mode: at once
+    return layer
+
+
 CANARY = {
     "mode": "canary",
     "steps": [{"weight": 0.1, "bake": "1d"}, {"weight": 0.5, "bake": "1d"}],
@@ -275,14 +288,7 @@ def test_a_promoted_model_that_degrades_in_its_bake_is_rolled_back(
     webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
-    bake = {"bake_after_promote": "3d", "analysis": ANALYSIS, "failure_limit": 1}
-    apply_job(cli, tmp_path, bake, notify=[{"webhook": url}])
-    assert retrain(cli)["gate"]["decision"] == "promote"
-    layer = ServingLayer(home, tmp_path, {1: 1.2, 2: 0.1})
-    start = datetime.now(UTC) - timedelta(days=2)
-    for k in range(8):  # the first champion's live record, before the second is promoted
-        layer.serve(start + k * TICK, start + (k + 1) * TICK)
-    assert retrain(cli)["gate"]["decision"] == "promote"  # no rollout mode: at once
+    layer = a_worse_champion_in_its_bake(cli, tmp_path, home, notify=[{"webhook": url}])
     assert layer.weights() == {2: 1.0}
     run_until(cli, layer, session, datetime.now(UTC), 1, "active")
     assert statuses(session) == {1: "active", 2: "retired"}
@@ -301,14 +307,7 @@ def test_a_promoted_model_that_degrades_in_its_bake_is_rolled_back(
 def test_a_rollback_to_a_tampered_version_is_refused_and_said_and_the_check_still_recorded(
     cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
 ) -> None:
-    bake = {"bake_after_promote": "3d", "analysis": ANALYSIS, "failure_limit": 1}
-    apply_job(cli, tmp_path, bake)
-    assert retrain(cli)["gate"]["decision"] == "promote"
-    layer = ServingLayer(home, tmp_path, {1: 1.2, 2: 0.1})
-    start = datetime.now(UTC) - timedelta(days=2)
-    for k in range(8):
-        layer.serve(start + k * TICK, start + (k + 1) * TICK)
-    assert retrain(cli)["gate"]["decision"] == "promote"
+    layer = a_worse_champion_in_its_bake(cli, tmp_path, home)
     with (published(home, MODEL, 1) / "model.txt").open("a") as model_file:
         model_file.write("tampered\n")
     now = datetime.now(UTC) + TICK
