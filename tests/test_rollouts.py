@@ -354,6 +354,19 @@ def test_a_candidate_whose_files_changed_is_aborted_not_promoted(
 
 
 @pytest.mark.slow
+def test_an_operators_abort_during_a_bake_rolls_back_at_once(
+    cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
+) -> None:
+    a_worse_champion_in_its_bake(cli, tmp_path, home)
+    result = cli("versions", "rollout", MODEL, "--abort", "--actor", "ana", "--reason", "pages")
+    assert result.exit_code == 0, result.stderr
+    assert statuses(session) == {1: "active", 2: "retired"}
+    with session() as s:
+        rollback = s.scalars(select(ModelVersionEvent).order_by(ModelVersionEvent.id)).all()[-1]
+    assert (rollback.event, rollback.actor, rollback.reason) == ("rollback", "ana", "pages")
+
+
+@pytest.mark.slow
 def test_two_hosts_advancing_one_rollout_make_one_step(
     cli: Cli, tmp_path: Path, home: Path, db_url: str, session: SessionFactory
 ) -> None:
