@@ -229,7 +229,7 @@ def _case(kind: str, n: int, seed: int, shift: float) -> pd.DataFrame:
 def accuracy(rows: int) -> str:
     import pyarrow as pa
 
-    from retrain_cli import drift_compare, profile_check, profiles
+    from retrain_cli import drift_compare, profile_check, window_summary
 
     lines = [
         f"{rows:,} reference and {rows:,} current rows per case; decisions of psi (0.1), "
@@ -245,7 +245,7 @@ def accuracy(rows: int) -> str:
             columns = drift_compare.Columns(features=["x"])
             base = drift_compare.DriftSettings(threshold=0.1, all_statistics=True)
             profile = profile_check.profile_table(ref, columns, base.bins, "reference window")
-            summary = profiles.WindowSummary(profile, ["x"], ordered=True)
+            summary = window_summary.WindowSummary(profile, ["x"], ordered=True)
             for batch in cur.to_batches(max_chunksize=1 << 16):
                 summary.add(batch)
             metrics, _ = summary.compare("x")

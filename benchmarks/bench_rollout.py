@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine, median, update_section
 
 from retrain_cli import rollout_analysis
-from retrain_cli.jobspec import AnalysisSpec
+from retrain_cli.jobspec_sections import AnalysisSpec
 from retrain_cli.rollout_analysis import Rule, compare_paired, compare_unpaired
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrain_cli import datasource, selection, training_data
+from retrain_cli import datasource, selection, streaming, training_data
 from retrain_cli.cluster import gather
 from retrain_cli.errors import DataError
 from retrain_cli.trainers.base import TrainingContext
@@ -55,7 +55,7 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared:
     present = list(datasource.column_types(source, "train") or {})
     features = training_data.feature_names(job, present)
     wanted = [c for c in present if c in {*features, *spec.special_columns}]
-    parts = datasource.partitions(source, "train", wanted) or []
+    parts = streaming.partitions(source, "train", wanted) or []
     frames = client.map(_read_part, parts, columns=wanted, target=spec.target, pure=False)
     described = gather(
         client,
@@ -260,11 +260,11 @@ def profile_on_cluster(rows: ClusterRows, categorical: list[str], bins: int) -> 
 # tasks, on the workers
 
 
-def _read_part(part: datasource.Partition, columns: list[str], target: str) -> pd.DataFrame:
+def _read_part(part: streaming.Partition, columns: list[str], target: str) -> pd.DataFrame:
     import pandas as pd
     import pyarrow as pa
 
-    batches = list(datasource.partition_batches(part, "train", columns))
+    batches = list(streaming.partition_batches(part, "train", columns))
     if not batches:  # an empty file of a dataset: no rows, as in a local read
         return pd.DataFrame(columns=columns)
     frame = training_data.labelled(

@@ -3,8 +3,8 @@
 A source (`jobspec.DataSource`) is a file path, a Parquet dataset (a directory, hive-partitioned or
 not, or a glob of Parquet files, read with `pyarrow.dataset`), or an SQL query against a SQLAlchemy
 URL; `${VAR}` in a URL is expanded from the environment so that passwords stay out of job files and
-the database. A window is read whole (`read_table`, `read_frame`) or streamed in record batches of
-at most `BATCH_ROWS` rows (`iter_batches`).
+the database. A window is read whole here (`read_table`, `read_frame`), or streamed in record
+batches by `streaming`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from retrain_cli.errors import DataError
 from retrain_cli.jobspec import GLOB_CHARS, DataSource
 from retrain_cli.redaction import check_url, redact_url, remember, scrub
 
 T = TypeVar("T")
-BATCH_ROWS = 1 << 17  # rows per streamed record batch (Arrow's own default)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,9 +48,9 @@ def read_table(source: DataSource, role: str, columns: Sequence[str] | None = No
         path = Path(str(source.path))
         if is_dataset(source):
             dataset = parquet_dataset(source, role, columns)
-            table = _guarded(path, role, lambda: dataset.to_table(columns=_listed(columns)))
+            table = guarded(path, role, lambda: dataset.to_table(columns=_listed(columns)))
         else:
-            table = _guarded(path, role, lambda: _read_parquet(path, role, columns))
+            table = guarded(path, role, lambda: _read_parquet(path, role, columns))
         return _nonempty(table, source, role)
     import pyarrow as pa
 
@@ -79,127 +78,6 @@ def _mixed(frame: pd.DataFrame) -> str | None:
     return f"column {', '.join(map(repr, mixed))} mixes values of several types (text and numbers)"
 
 
-def iter_batches(
-    source: DataSource, role: str, columns: Sequence[str], numeric: Sequence[str] = ()
-) -> Iterator[pa.RecordBatch]:
-    """The window's `columns` in record batches of at most `BATCH_ROWS` rows: Parquet row groups
-    one after another (a dataset file by file), CSV and SQL in chunks. CSV columns in `numeric`
-    are parsed as numbers and the others as text, in every chunk alike."""
-    import pyarrow as pa
-
-    parts = partitions(source, role, columns)
-    if parts is not None:
-        for part in parts:
-            yield from partition_batches(part, role, columns)
-        return
-    for chunk in _guarded_chunks(source, role, columns, numeric):
-        yield pa.RecordBatch.from_pandas(chunk, preserve_index=False)
-
-
-class Partition(NamedTuple):
-    """A piece of a Parquet window that one task reads: a file of a dataset (with its hive
-    partition values), or some row groups of one file."""
-
-    path: str
-    keys: dict[str, pa.Scalar]
-    row_groups: list[int] | None
-
-
-def partitions(source: DataSource, role: str, columns: Sequence[str]) -> list[Partition] | None:
-    """A Parquet window's files (of a dataset) or row groups (of one file); None for CSV and
-    SQL, which are read in chunks instead."""
-    if not is_parquet(source):
-        return None
-    if is_dataset(source):
-        dataset = parquet_dataset(source, role, columns)
-        return [
-            Partition(fragment.path, _partition_keys(fragment, dataset.schema), None)
-            for fragment in dataset.get_fragments()
-        ]
-    path = Path(str(source.path))
-    parquet = _guarded(path, role, lambda: _parquet_file(path, role, columns))
-    return [Partition(str(path), {}, [group]) for group in range(parquet.num_row_groups)]
-
-
-def partition_batches(
-    part: Partition, role: str, columns: Sequence[str]
-) -> Iterator[pa.RecordBatch]:
-    """One partition's batches, one row group decoded at a time, its hive partition values
-    added as constant columns (`pyarrow.dataset`'s scanner would read ahead across files)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path = Path(part.path)
-    names = list(columns)
-    stored = [name for name in names if name not in part.keys]
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
-        for batch in parquet.iter_batches(
-            batch_size=BATCH_ROWS, columns=stored, row_groups=part.row_groups
-        ):
-            if not part.keys:
-                yield batch
-                continue
-            arrays = [
-                pa.repeat(part.keys[name], batch.num_rows)
-                if name in part.keys
-                else batch.column(name)
-                for name in names
-            ]
-            yield pa.RecordBatch.from_arrays(arrays, names=names)
-
-    yield from _guarded_iter(path, role, batches())
-
-
-def partition_column(part: Partition, name: str, role: str = "reference") -> pa.Array:
-    """One column of one partition, whole (a task on a cluster worker)."""
-    import pyarrow as pa
-
-    chunks = [batch.column(0) for batch in partition_batches(part, role, [name])]
-    return pa.concat_arrays(chunks) if chunks else pa.array([])
-
-
-def _partition_keys(fragment: Any, schema: pa.Schema) -> dict[str, pa.Scalar]:
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    keys = ds.get_partition_keys(fragment.partition_expression)
-    return {name: pa.scalar(value, schema.field(name).type) for name, value in keys.items()}
-
-
-def _guarded_chunks(
-    source: DataSource, role: str, columns: Sequence[str], numeric: Sequence[str]
-) -> Iterator[pd.DataFrame]:
-    import pandas as pd
-
-    if source.path is None:
-        yield from (frame[list(columns)] for frame in _query_chunks(source, role, columns))
-        return
-    path = Path(source.path)
-    types = {name: "float64" if name in numeric else "str" for name in columns}
-
-    def open_chunks() -> Iterator[pd.DataFrame]:
-        _require_columns(pd.read_csv(path, nrows=0).columns, columns, f"{role} data {path}")
-        return iter(pd.read_csv(path, usecols=list(columns), dtype=types, chunksize=BATCH_ROWS))
-
-    yield from _guarded_iter(path, role, _guarded(path, role, open_chunks))
-
-
-def _guarded_iter(path: Path, role: str, items: Iterator[T]) -> Iterator[T]:
-    """`_guarded` for each step of a reader that fails as it goes."""
-    end = object()
-    while (item := _guarded(path, role, lambda: next(items, end))) is not end:
-        yield item  # type: ignore[misc]
-
-
-def _query_chunks(source: DataSource, role: str, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
-    frame = _read_query(source.url or "", source.query or "", role)
-    _require_columns(frame.columns, columns, f"{role} query")
-    for start in range(0, len(frame), BATCH_ROWS):
-        yield frame.iloc[start : start + BATCH_ROWS]
-
-
 def column_types(source: DataSource, role: str) -> dict[str, pa.DataType | None] | None:
     """The window's columns without reading its rows: Parquet with their types, CSV by its
     header (types unknown); None for a query."""
@@ -208,7 +86,7 @@ def column_types(source: DataSource, role: str) -> dict[str, pa.DataType | None]
         schema = (
             parquet_dataset(source, role).schema
             if is_dataset(source)
-            else _guarded(path, role, lambda: _parquet_file(path, role, None)).schema_arrow
+            else guarded(path, role, lambda: parquet_file(path, role, None)).schema_arrow
         )
         return {name: schema.field(name).type for name in schema.names}
     if source.path is None:
@@ -216,7 +94,7 @@ def column_types(source: DataSource, role: str) -> dict[str, pa.DataType | None]
     import pandas as pd
 
     path = Path(source.path)
-    header = _guarded(path, role, lambda: pd.read_csv(path, nrows=0).columns)
+    header = guarded(path, role, lambda: pd.read_csv(path, nrows=0).columns)
     return dict.fromkeys(map(str, header))
 
 
@@ -228,9 +106,9 @@ def row_count(source: DataSource, role: str) -> int | None:
     if not is_dataset(source):
         import pyarrow.parquet as pq
 
-        return int(_guarded(path, role, lambda: pq.ParquetFile(path).metadata.num_rows))
+        return int(guarded(path, role, lambda: pq.ParquetFile(path).metadata.num_rows))
     dataset = parquet_dataset(source, role)
-    return int(_guarded(path, role, dataset.count_rows))
+    return int(guarded(path, role, dataset.count_rows))
 
 
 def is_dataset(source: DataSource) -> bool:
@@ -253,13 +131,13 @@ def parquet_dataset(
         if not target:
             raise DataError(f"{role} data {path}: no file matches")
     where = Path(target[0] if isinstance(target, list) else target)
-    dataset = _guarded(
+    dataset = guarded(
         where, role, lambda: ds.dataset(target, format="parquet", partitioning="hive")
     )
     if not dataset.files:
         raise DataError(f"{role} data {path}: no Parquet files")
     _require_unique(dataset.schema.names, f"{role} data {path}")
-    _require_columns(dataset.schema.names, columns, f"{role} data {path}")
+    require_columns(dataset.schema.names, columns, f"{role} data {path}")
     return dataset
 
 
@@ -275,7 +153,7 @@ def source_fingerprint(source: DataSource, role: str) -> dict[str, Any]:
         files = [Path(source.path)]
     stats = []
     for file in files:
-        stat = _guarded(file, role, file.stat)
+        stat = guarded(file, role, file.stat)
         stats.append([str(file), stat.st_size, stat.st_mtime_ns])
     return {"path": source.path, "files": stats}
 
@@ -311,14 +189,14 @@ def _nonempty(frame: S, source: DataSource, role: str) -> S:
 def _read_with_pandas(source: DataSource, role: str, columns: Sequence[str] | None) -> pd.DataFrame:
     """CSV files and SQL queries."""
     if source.path is None:
-        frame = _read_query(source.url or "", source.query or "", role)
-        _require_columns(frame.columns, columns, f"{role} query")
+        frame = read_query(source.url or "", source.query or "", role)
+        require_columns(frame.columns, columns, f"{role} query")
         return frame[list(columns)] if columns is not None else frame
     path = Path(source.path)
-    return _guarded(path, role, lambda: _read_csv(path, role, columns))
+    return guarded(path, role, lambda: _read_csv(path, role, columns))
 
 
-def _guarded(path: Path, role: str, read: Callable[[], T]) -> T:
+def guarded(path: Path, role: str, read: Callable[[], T]) -> T:
     """Run `read`, turning a missing file and any reader's error into one `DataError` line."""
     if not (path.is_file() or path.is_dir() or GLOB_CHARS.search(str(path))):
         raise DataError(f"{role} data {path}: no such file")
@@ -334,27 +212,27 @@ def _read_parquet(path: Path, role: str, columns: Sequence[str] | None) -> pa.Ta
     """The file memory-mapped: Arrow decodes straight from the page cache instead of first
     copying every column chunk. `ParquetFile`, not `read_table`: that one imports
     `pyarrow.dataset` and pandas."""
-    parquet = _parquet_file(path, role, columns)
+    parquet = parquet_file(path, role, columns)
     return parquet.read(columns=list(columns) if columns is not None else None)
 
 
-def _parquet_file(path: Path, role: str, columns: Sequence[str] | None) -> pq.ParquetFile:
+def parquet_file(path: Path, role: str, columns: Sequence[str] | None) -> pq.ParquetFile:
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path, memory_map=True)
     _require_unique(parquet.schema_arrow.names, f"{role} data {path}")
-    _require_columns(parquet.schema_arrow.names, columns, f"{role} data {path}")
+    require_columns(parquet.schema_arrow.names, columns, f"{role} data {path}")
     return parquet
 
 
 def _read_csv(path: Path, role: str, columns: Sequence[str] | None) -> pd.DataFrame:
     import pandas as pd
 
-    _require_columns(pd.read_csv(path, nrows=0).columns, columns, f"{role} data {path}")
+    require_columns(pd.read_csv(path, nrows=0).columns, columns, f"{role} data {path}")
     return pd.read_csv(path, usecols=list(columns) if columns is not None else None)
 
 
-def _read_query(url: str, query: str, role: str) -> pd.DataFrame:
+def read_query(url: str, query: str, role: str) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import create_engine, text
 
@@ -381,7 +259,7 @@ def _require_unique(names: Sequence[str], where: str) -> None:
         raise DataError(f"{where}: column {', '.join(map(repr, repeated))} appears more than once")
 
 
-def _require_columns(present: Any, wanted: Sequence[str] | None, what: str) -> None:
+def require_columns(present: Any, wanted: Sequence[str] | None, what: str) -> None:
     if wanted is None:
         return
     missing = [c for c in wanted if c not in set(present)]

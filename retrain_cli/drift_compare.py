@@ -25,7 +25,8 @@ from retrain_cli.choices import DriftMode
 from retrain_cli.columns import category_counts, numeric_values
 from retrain_cli.datasource import read_table
 from retrain_cli.errors import DataError
-from retrain_cli.jobspec import DataSource, DriftSpec
+from retrain_cli.jobspec import DataSource
+from retrain_cli.jobspec_sections import DriftSpec
 from retrain_cli.notify import Event
 
 if TYPE_CHECKING:

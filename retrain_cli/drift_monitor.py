@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli import datasource, multivariate, profile_store
-from retrain_cli.choices import DOMAIN_CLASSIFIER, Compute, DriftMode, DriftReference
+from retrain_cli import datasource, multivariate, profile_store, streaming
+from retrain_cli.choices import Compute, DriftMode, DriftReference
 from retrain_cli.cluster import Cluster
 from retrain_cli.datasource import file_source
-from retrain_cli.db.models import ModelDriftMonitoring
+from retrain_cli.db.records import add_drift_check
 from retrain_cli.drift_compare import (
-    ColumnDrift,
     Columns,
     DriftResult,
     DriftSettings,
@@ -35,12 +34,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from retrain_cli.jobs import EffectiveJob
-    from retrain_cli.jobspec import MultivariateSpec
+    from retrain_cli.jobspec_sections import MultivariateSpec
     from retrain_cli.profiles import Profile
     from retrain_cli.settings import Settings
-
-
-NO_SHARE = "too_few_values: no feature had enough values in both windows"
 
 
 def settings_for(job: EffectiveJob) -> DriftSettings:
@@ -128,7 +124,7 @@ def _streamed_classifier(
     numeric = [c.feature for c in result.features if c.kind == "numeric"]
     reference_sample, current_sample = (
         multivariate.sample_batches(
-            datasource.iter_batches(source, role, names, numeric), wanted.sample, seed=seed
+            streaming.iter_batches(source, role, names, numeric), wanted.sample, seed=seed
         )
         for seed, (source, role) in enumerate(((reference, "reference"), (current, "current")))
     )
@@ -275,7 +271,7 @@ def check_jobs(
             lambda job: evaluate_job(
                 session, settings.artifacts_dir, job, now, cluster, threads=threads
             ),
-            lambda result, job_id: record(session, result, job_id),
+            lambda result, job_id: add_drift_check(session, result, job_id),
             applies=has_windows,
             every_enabled=every_enabled,
         )
@@ -303,91 +299,5 @@ def check_files(
         job=None,
         now=now,
     )
-    record(session, result, job_id=None)
+    add_drift_check(session, result, job_id=None)
     return result
-
-
-def record(session: Session, result: DriftResult, job_id: int | None) -> None:
-    """One row per feature, one for the score column, and one dataset-level verdict."""
-    from retrain_cli.serialize import jsonable
-
-    def row(column: ColumnDrift, scope: str) -> ModelDriftMonitoring:
-        return ModelDriftMonitoring(
-            check_id=result.check_id,
-            job_id=job_id,
-            model_name=result.model,
-            checked_at=result.checked_at,
-            scope=scope,
-            feature=column.feature,
-            kind=column.kind,
-            method=column.method,
-            statistic=column.statistic,
-            threshold=column.threshold,
-            drifted=column.drifted,
-            n_reference=column.n_reference,
-            n_current=column.n_current,
-            missing_rate_ref=column.missing_rate_ref,
-            missing_rate_cur=column.missing_rate_cur,
-            metrics=jsonable(column.metrics),
-        )
-
-    rows = [row(c, "feature") for c in result.features]
-    if result.prediction:
-        rows.append(row(result.prediction, "prediction"))
-    n_drifted = sum(c.drifted for c in result.features)
-    rows.append(
-        ModelDriftMonitoring(
-            check_id=result.check_id,
-            job_id=job_id,
-            model_name=result.model,
-            checked_at=result.checked_at,
-            scope="dataset",
-            method=result.decision_method,
-            statistic=result.drift_share,
-            threshold=result.threshold,
-            drifted=result.drifted,
-            drift_share=result.drift_share,
-            n_reference=result.n_reference,
-            n_current=result.n_current,
-            metrics={
-                "mode": result.mode,
-                "compute": result.compute,
-                **({"compute_note": result.compute_note} if result.compute_note else {}),
-                **({"profile": result.profile} if result.profile is not None else {}),
-                "n_features": len(result.features),
-                "required_share": result.required_share,
-                "n_drifted": n_drifted,
-                "drifted_features": [c.feature for c in result.features if c.drifted],
-                "prediction_drifted": bool(result.prediction and result.prediction.drifted),
-                **({"undefined": NO_SHARE} if result.drift_share is None else {}),
-            },
-        )
-    )
-    found = result.multivariate
-    if found is not None:
-        rows.append(
-            ModelDriftMonitoring(
-                check_id=result.check_id,
-                job_id=job_id,
-                model_name=result.model,
-                checked_at=result.checked_at,
-                scope="dataset",
-                method=DOMAIN_CLASSIFIER,
-                statistic=found.auc,
-                threshold=found.max_auc,
-                drifted=found.drifted,
-                n_reference=found.n_reference,
-                n_current=found.n_current,
-                metrics=jsonable(
-                    {
-                        "ci": [found.ci_low, found.ci_high],
-                        "folds": found.folds,
-                        "fold_aucs": found.fold_aucs,
-                        "top_features": found.top_features,
-                        **({"undefined": found.reason} if found.reason else {}),
-                    }
-                ),
-            )
-        )
-    session.add_all(rows)
-    session.flush()

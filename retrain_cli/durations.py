@@ -1,8 +1,12 @@
-"""Durations as people write them in job files and flags: `90s`, `15m`, `1h`, `30d`, `2w`."""
+"""Durations as people write them in job files and flags (`90s`, `15m`, `1h`, `30d`, `2w`), and
+the wall seconds of a run's steps."""
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -59,3 +63,19 @@ def parse_instant(text: str) -> datetime:
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC (the one clock commands read when no --now is given)."""
     return datetime.now(UTC)
+
+
+class Phases:
+    """Wall seconds per named step, in the order they ran."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = clock
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = self._clock()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + self._clock() - start

@@ -105,3 +105,26 @@ def decide(
     if decision.promote and not may_promote:
         return gate.GateDecision(False, [*decision.reasons, "held: --no-promote"], decision.values)
     return gate.GateDecision(decision.promote, [*notes, *decision.reasons], decision.values)
+
+
+def nothing_to_learn(
+    job: EffectiveJob, prepared: Prepared, active: ModelVersionManagement | None
+) -> str | None:
+    """Why a retrain would learn nothing: the active version was trained by the same family on
+    the same data (by fingerprint) with the same hyperparameters."""
+    from retrain_cli.serialize import jsonable
+
+    if active is None or active.model_type != job.type:
+        return None
+    same_data = active.data_fingerprint == jsonable(prepared.fingerprint)
+    if not same_data or active.hyperparameters != jsonable(job.hyperparameters):
+        return None
+    return (
+        f"nothing to learn: {job.model} v{active.version}, the active version, was trained on "
+        "the same data with the same hyperparameters (--force retrains anyway)"
+    )
+
+
+def continues_from(job: EffectiveJob, champion: Champion | None) -> bool:
+    """An incremental run starts from the champion of its own model family."""
+    return job.strategy == "incremental" and champion is not None and champion.type == job.type

@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -32,6 +33,7 @@ Text = Annotated[
 ]
 Seconds = Annotated[int, BeforeValidator(lambda value: int(_seconds(value)))]  # whole seconds
 FineSeconds = Annotated[float, BeforeValidator(_seconds)]  # fractions kept: leases, heartbeats
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # finite, not a string
 
 
 class Spec(BaseModel):

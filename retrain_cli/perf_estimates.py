@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, aliased
 from retrain_cli import performance, predictions
 from retrain_cli.choices import BOUNDED_METRICS
 from retrain_cli.db.models import ModelPerformanceTracking
+from retrain_cli.db.records import CALIBRATION_METRIC
 from retrain_cli.predictions import PredictionColumns
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
     from retrain_cli.perf_monitor import PerfSettings
 
-CALIBRATION_METRIC = "calibration_brier"  # the row beside an estimate: its calibration's Brier
 MAX_REALIZED = 100  # earlier estimates realized per check, the newest first
 
 

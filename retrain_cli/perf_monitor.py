@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli import perf_estimates, performance, predictions, rollout_checks, rollouts
+from retrain_cli import perf_estimates, performance, predictions, rollout_checks, rollout_moves
 from retrain_cli.choices import BOUNDED_METRICS, Metric
 from retrain_cli.datasource import file_source, read_frame
-from retrain_cli.db.models import ModelPerformanceTracking
+from retrain_cli.db.records import add_performance_check
 from retrain_cli.errors import DataError, RetrainError
 from retrain_cli.jobs import JobFailure, check_each
-from retrain_cli.jobspec import PerformanceSpec
+from retrain_cli.jobspec_sections import PerformanceSpec
 from retrain_cli.notify import Event
 from retrain_cli.perf_estimates import EstimatedResult, Realized
 from retrain_cli.predictions import PredictionColumns
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from retrain_cli.change_points import ChangePoint
     from retrain_cli.jobs import EffectiveJob
-    from retrain_cli.jobspec import ChangePointSpec
+    from retrain_cli.jobspec_sections import ChangePointSpec
     from retrain_cli.rollout_checks import Analysis
     from retrain_cli.rollouts import Move
 
@@ -118,12 +118,12 @@ def check_jobs(
     predictions source. A rollout (or bake) whose analysis was recorded moves as it allows."""
 
     def record_and_advance(result: PerfResult, job_id: int) -> None:
-        record(session, result, job_id)
+        add_performance_check(session, result, job_id)
         if result.analysis is None:
             return
         try:  # a move that cannot be made (a preflight fails) leaves the recorded check alone
             with session.begin_nested():
-                result.moves = rollouts.advance(session, result.model, now)
+                result.moves = rollout_moves.advance(session, result.model, now)
         except RetrainError as exc:
             result.rollout_error = str(exc)
 
@@ -176,7 +176,7 @@ def estimate_jobs(
     return check_each(
         jobs,
         lambda job: evaluate_job(session, job, now, estimate_only=True),
-        lambda result, job_id: record(session, result, job_id),
+        lambda result, job_id: add_performance_check(session, result, job_id),
         applies=lambda job: job.spec.data.predictions is not None and job.spec.performance.estimate,
         every_enabled=every_enabled,
     )
@@ -191,7 +191,7 @@ def check_file(
     if columns.returns not in frame.columns:
         columns = PredictionColumns(columns.time, columns.label, columns.score, None)
     result = evaluate(session, frame, columns, settings, model, None, now)
-    record(session, result, job_id=None)
+    add_performance_check(session, result, job_id=None)
     return result
 
 
@@ -284,114 +284,3 @@ def _change_points(
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def record(session: Session, result: PerfResult, job_id: int | None) -> None:
-    """One row per metric; the primary metric's row carries the threshold and the verdict.
-    An estimate's rows are marked `estimated`, with the calibration's Brier score beside them;
-    realized values of earlier estimates carry the estimate's window."""
-    rows = [
-        _row(result, job_id, name, value, result.reasons.get(name), result.degraded)
-        for name, value in result.metrics.items()
-    ]
-    estimate = result.estimate
-    if estimate is not None:
-        window = (estimate.window_start, estimate.window_end)
-        rows += [
-            _row(
-                result,
-                job_id,
-                name,
-                value,
-                estimate.reasons.get(name),
-                estimate.degraded,
-                estimated=True,
-                window=window,
-                n_samples=estimate.n_samples,
-            )
-            for name, value in estimate.metrics.items()
-        ]
-        rows.append(
-            _row(
-                result,
-                job_id,
-                perf_estimates.CALIBRATION_METRIC,
-                estimate.brier,
-                None if estimate.brier is not None else "not_calibrated",
-                None,
-                estimated=True,
-                window=window,
-                n_samples=estimate.n_reference,
-            )
-        )
-    rows += [
-        _row(
-            result,
-            job_id,
-            realized.metric,
-            realized.realized,
-            None,
-            None,
-            window=(realized.window_start, realized.window_end),
-            n_samples=realized.n_samples,
-            judged=False,  # a record beside the estimate; the check's own row is the primary
-        )
-        for realized in result.realized
-    ]
-    rows += [
-        _row(
-            result,
-            job_id,
-            f"change_point:{point.method}",
-            point.after,
-            None,
-            None,
-            window=(point.at, point.at),
-            judged=False,
-        )
-        for point in result.change_points
-    ]
-    if result.analysis is not None:
-        analysed = rollout_checks.analysis_row(result.analysis)
-        row = _row(result, job_id, analysed.pop("metric"), None, None, None, judged=False)
-        for name, value in analysed.items():
-            setattr(row, name, value)
-        rows.append(row)
-    session.add_all(rows)
-    session.flush()
-
-
-def _row(
-    result: PerfResult,
-    job_id: int | None,
-    name: str,
-    value: float | None,
-    reason: str | None,
-    degraded: bool | None,
-    *,
-    estimated: bool = False,
-    window: tuple[datetime | None, datetime | None] | None = None,
-    n_samples: int | None = None,
-    judged: bool = True,
-) -> ModelPerformanceTracking:
-    primary = judged and name == result.primary_metric
-    start, end = window if window is not None else (result.window_start, result.window_end)
-    return ModelPerformanceTracking(
-        check_id=result.check_id,
-        job_id=job_id,
-        model_name=result.model,
-        version=result.version,
-        checked_at=result.checked_at,
-        window_start=start,
-        window_end=end,
-        metric=name,
-        value=value,
-        reason=reason,
-        threshold=result.threshold if primary else None,
-        baseline=result.baseline if primary else None,
-        is_primary=primary,
-        degraded=degraded if primary else None,
-        estimated=estimated,
-        n_samples=result.n_samples if n_samples is None else n_samples,
-        n_dropped=result.n_dropped if n_samples is None else 0,
-    )

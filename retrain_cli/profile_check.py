@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from retrain_cli import datasource, drift, profiles
+from retrain_cli import datasource, drift, profiles, streaming, window_summary
 from retrain_cli.choices import DriftMode
 from retrain_cli.cluster import Cluster, run_all
 from retrain_cli.datasource import read_table
@@ -67,14 +67,14 @@ def compare_with_profile(
                     f"current window: {hint}"
                 )
     ordered = settings.all_statistics or settings.method in drift.ORDERED_STATISTICS
-    summary = profiles.WindowSummary(profile, names, ordered=ordered)
+    summary = window_summary.WindowSummary(profile, names, ordered=ordered)
     numeric = [name for name in names if kinds[name] == "numeric"]
-    parts = datasource.partitions(current_source, "current", names) if cluster else None
+    parts = streaming.partitions(current_source, "current", names) if cluster else None
     with importing_scipy():
         if cluster is not None and parts is not None:
             for state in run_all(
                 cluster.client(),
-                profiles.summarize,
+                window_summary.summarize,
                 parts,
                 {"profile": profile},
                 names=names,
@@ -84,7 +84,7 @@ def compare_with_profile(
                 summary.merge(state)
         else:
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                for batch in datasource.iter_batches(current_source, "current", names, numeric):
+                for batch in streaming.iter_batches(current_source, "current", names, numeric):
                     summary.add(batch, pool)
     if summary.rows == 0:
         raise DataError(f"current data {datasource.describe(current_source)} is empty")
@@ -95,7 +95,7 @@ def compare_with_profile(
 
 
 def summary_result(
-    summary: profiles.WindowSummary,
+    summary: window_summary.WindowSummary,
     has_score: bool,
     settings: DriftSettings,
     *,
@@ -185,11 +185,11 @@ def profile_window(
         if cluster is not None:
             from retrain_cli import cluster_profile
 
-            parts = datasource.partitions(source, "reference", names) or []
+            parts = streaming.partitions(source, "reference", names) or []
             return cluster_profile.build(
                 cluster.client(),
                 parts,
-                datasource.partition_column,
+                streaming.partition_column,
                 kinds,
                 bins,
                 rows,

@@ -1,6 +1,6 @@
 """A rollout's analysis on a `perf check`: the candidate against the champion (or, in a bake, the
 new champion against the previous one) on the labelled rows each served, judged by
-`rollout_analysis` and recorded as a `rollout:<metric>` row that `rollouts.advance` reads."""
+`rollout_analysis` and recorded as a `rollout:<metric>` row that `rollout_moves.advance` reads."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from retrain_cli.jobs import EffectiveJob
-    from retrain_cli.jobspec import JobSpec, RolloutSpec
+    from retrain_cli.jobspec import JobSpec
+    from retrain_cli.jobspec_sections import RolloutSpec
     from retrain_cli.predictions import PredictionColumns
     from retrain_cli.rollout_analysis import Comparison, Rule
 

@@ -8,10 +8,8 @@ without its version, or a half-promoted model.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,9 +28,8 @@ from retrain_cli import (
 )
 from retrain_cli.cluster import Cluster
 from retrain_cli.cluster_training import ClusterRows
-from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.db.session import session_scope
-from retrain_cli.durations import utcnow
+from retrain_cli.durations import Phases, utcnow
 from retrain_cli.errors import BusyError, RetrainError, one_line
 from retrain_cli.evaluation import Champion
 from retrain_cli.jobs import EffectiveJob, effective_job, get_job, load_configs
@@ -41,10 +38,10 @@ from retrain_cli.registration import Evaluated, register, stage
 from retrain_cli.settings import Settings
 from retrain_cli.slots import Claim, Heartbeat, HostSlots, LeaseLost
 from retrain_cli.threads import thread_share
-from retrain_cli.trainers import preload, trainer_for
+from retrain_cli.trainers import trainer_for
 from retrain_cli.trainers.base import Trainer, TrainingContext
 from retrain_cli.trainers.lightgbm_trainer import LightGBMTrainer
-from retrain_cli.training_data import Prepared, prepare
+from retrain_cli.training_data import prepare_while_importing
 
 
 @dataclass(frozen=True)
@@ -95,22 +92,6 @@ class RunResult:
         )
         details = {"run_id": self.run_id, "version": self.version}
         return [Event(kind, summary, at, self.job, self.version["model"], details)]
-
-
-class Phases:
-    """Wall seconds per named step, in the order they ran."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds: dict[str, float] = {}
-        self._clock = clock
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        start = self._clock()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + self._clock() - start
 
 
 @dataclass
@@ -184,12 +165,14 @@ def _run(
             prepared = (
                 cluster_training.prepare(job, on_cluster.client())
                 if on_cluster
-                else _prepare_while_importing(job, trainer.modules)
+                else prepare_while_importing(job, trainer.modules)
             )
             with session_scope(engine) as session:
                 active = registry.active_version(session, job.model)
                 champion = Champion.of(active) if active else None
-                unchanged = None if request.force else _nothing_to_learn(job, prepared, active)
+                unchanged = (
+                    None if request.force else evaluation.nothing_to_learn(job, prepared, active)
+                )
             if unchanged is None and champion is not None:  # here, not after training
                 artifacts.require_reachable(champion.manifest, f"{job.model} v{champion.version}")
         if unchanged is not None:
@@ -206,7 +189,7 @@ def _run(
                 phases=phases.seconds,
             )
         with phases("train"):
-            parent = champion if _continues_from(job, champion) else None
+            parent = champion if evaluation.continues_from(job, champion) else None
             init_from = parent.verified_directory() if parent else None
             context = TrainingContext(deadline=started + job.spec.timeout, on_progress=report)
             if isinstance(prepared.train, ClusterRows):
@@ -275,37 +258,3 @@ def _placement(
     if not datasource.is_parquet(job.spec.data.train):
         return None, "CSV and SQL training data is read and trained on here"
     return on_cluster, None
-
-
-def _prepare_while_importing(job: EffectiveJob, modules: tuple[str, ...]) -> Prepared:
-    """Load the training data while the trainer's library imports on a thread (the Parquet
-    reader releases the GIL)."""
-    importer = threading.Thread(target=preload, args=(modules,), daemon=True)
-    importer.start()
-    try:
-        return prepare(job)
-    finally:
-        importer.join()
-
-
-def _nothing_to_learn(
-    job: EffectiveJob, prepared: Prepared, active: ModelVersionManagement | None
-) -> str | None:
-    """Why a retrain would learn nothing: the active version was trained by the same family on
-    the same data (by fingerprint) with the same hyperparameters."""
-    from retrain_cli.serialize import jsonable
-
-    if active is None or active.model_type != job.type:
-        return None
-    same_data = active.data_fingerprint == jsonable(prepared.fingerprint)
-    if not same_data or active.hyperparameters != jsonable(job.hyperparameters):
-        return None
-    return (
-        f"nothing to learn: {job.model} v{active.version}, the active version, was trained on "
-        "the same data with the same hyperparameters (--force retrains anyway)"
-    )
-
-
-def _continues_from(job: EffectiveJob, champion: Champion | None) -> bool:
-    """An incremental run starts from the champion of its own model family."""
-    return job.strategy == "incremental" and champion is not None and champion.type == job.type

@@ -65,6 +65,21 @@ def prepare(job: EffectiveJob) -> Prepared:
     )
 
 
+def prepare_while_importing(job: EffectiveJob, modules: tuple[str, ...]) -> Prepared:
+    """Load the training data while the trainer's library imports on a thread (the Parquet
+    reader releases the GIL)."""
+    import threading
+
+    from retrain_cli.trainers import preload
+
+    importer = threading.Thread(target=preload, args=(modules,), daemon=True)
+    importer.start()
+    try:
+        return prepare(job)
+    finally:
+        importer.join()
+
+
 def feature_names(job: EffectiveJob, present: Sequence[str]) -> list[str]:
     """The job's features (default: every column but the target, time, return and score
     columns), after checking that every column the job names is in the data."""

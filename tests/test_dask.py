@@ -15,8 +15,8 @@ from tests.conftest import Cli
 from tests.helpers import window, write_job
 
 if TYPE_CHECKING:
-    from retrain_cli.datasource import Partition
     from retrain_cli.profiles import Profile
+    from retrain_cli.streaming import Partition
 
 BINNED = ("psi", "kl", "js", "hellinger", "chi2_stat", "chi2_pvalue")
 
@@ -149,7 +149,7 @@ def _kill_worker_once(marker: str, part: "Partition", name: str) -> pa.Array:
     """A partition's column, read by a worker that dies by SIGKILL the first time it tries."""
     import signal
 
-    from retrain_cli.datasource import partition_column
+    from retrain_cli.streaming import partition_column
 
     if not os.path.exists(marker):
         Path(marker).touch()
@@ -166,19 +166,19 @@ def test_a_worker_killed_during_a_profile_build_changes_nothing(
 
     import cloudpickle
 
-    from retrain_cli import cluster_profile, datasource
+    from retrain_cli import cluster_profile, streaming
     from retrain_cli.cluster import Cluster
     from retrain_cli.datasource import file_source
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers lack tests/
     source = file_source(f"{_reference_dataset(tmp_path)}/")
     kinds = {"f0": "numeric", "f1": "numeric", "colour": "categorical"}
-    parts = datasource.partitions(source, "reference", list(kinds)) or []
+    parts = streaming.partitions(source, "reference", list(kinds)) or []
     marker = tmp_path / "killed"
     with Cluster(dask_scheduler, 10) as cluster:
         client = cluster.client()
         calm = cluster_profile.build(
-            client, parts, datasource.partition_column, kinds, 10, 30_000, "w"
+            client, parts, streaming.partition_column, kinds, 10, 30_000, "w"
         )
         killing = partial(_kill_worker_once, str(marker))
         survived = cluster_profile.build(client, parts, killing, kinds, 10, 30_000, "w")

@@ -14,7 +14,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import datasource, drift, drift_compare, profile_check, profile_store, profiles
+from retrain_cli import (
+    datasource,
+    drift,
+    drift_compare,
+    profile_check,
+    profile_store,
+    profiles,
+    streaming,
+    window_summary,
+)
 from retrain_cli.datasource import file_source
 from retrain_cli.db.models import AutoRetrainingJob, ModelDriftMonitoring
 from retrain_cli.drift_compare import Columns, DriftSettings
@@ -45,13 +54,13 @@ def _frame(kind: str, n: int, seed: int, shift: float) -> pd.DataFrame:
 
 def _both_modes(
     reference: pd.DataFrame, current: pd.DataFrame, batch_rows: int = 97
-) -> tuple[drift_compare.DriftResult, drift_compare.DriftResult, profiles.WindowSummary]:
+) -> tuple[drift_compare.DriftResult, drift_compare.DriftResult, window_summary.WindowSummary]:
     columns = Columns(features=None)
     settings = DriftSettings(threshold=0.2, all_statistics=True)
     ref, cur = pa.Table.from_pandas(reference), pa.Table.from_pandas(current)
     exact = drift_compare.compare_windows(ref, cur, columns, settings, model="m", job=None, now=NOW)
     profile = profile_check.profile_table(ref, columns, settings.bins, "reference window")
-    summary = profiles.WindowSummary(profile, ["x", "colour"], ordered=True)
+    summary = window_summary.WindowSummary(profile, ["x", "colour"], ordered=True)
     for batch in cur.to_batches(max_chunksize=batch_rows):
         summary.add(batch)
     assert summary.peak_rows == min(batch_rows, len(current))
@@ -118,7 +127,7 @@ def test_rare_categories_beyond_the_cap_share_one_bucket(monkeypatch: pytest.Mon
     column = profile.columns["c"]
     assert isinstance(column, profiles.CategoricalColumn)
     assert (column.counts, column.other) == ({"a": 4, "b": 3, "c": 2}, 1)
-    summary = profiles.WindowSummary(profile, ["c"], ordered=False)
+    summary = window_summary.WindowSummary(profile, ["c"], ordered=False)
     summary.add(pa.RecordBatch.from_pandas(pd.DataFrame({"c": list("abdeee")})))
     _, histogram = summary.compare("c")
     assert histogram.labels == [profiles.OTHER, "a", "b", "c"]
@@ -129,7 +138,7 @@ def test_rare_categories_beyond_the_cap_share_one_bucket(monkeypatch: pytest.Mon
 def test_a_window_in_many_small_row_groups_is_held_a_bounded_number_of_rows_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
 ) -> None:
-    monkeypatch.setattr(datasource, "BATCH_ROWS", 64)
+    monkeypatch.setattr(streaming, "BATCH_ROWS", 64)
     table = pa.Table.from_pandas(_frame("normal", 10_000, 3, 0.0))
     (tmp_path / "cur").mkdir()
     for part in range(2):
@@ -137,7 +146,7 @@ def test_a_window_in_many_small_row_groups_is_held_a_bounded_number_of_rows_at_a
         pq.write_table(half, tmp_path / "cur" / f"{part}.parquet", row_group_size=50)
     pq.write_table(table, tmp_path / "cur.parquet", row_group_size=50)
     source = file_source(tmp_path / ("cur.parquet" if layout == "file" else "cur"))
-    held = [b.num_rows for b in datasource.iter_batches(source, "current", ["x", "colour"])]
+    held = [b.num_rows for b in streaming.iter_batches(source, "current", ["x", "colour"])]
     assert sum(held) == 10_000 and max(held) <= 64
 
 

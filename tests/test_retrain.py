@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from retrain_cli import artifacts
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
 from retrain_cli.db.session import make_engine
+from retrain_cli.durations import Phases
 from retrain_cli.errors import ConflictError
 from retrain_cli.registration import database_key
-from retrain_cli.runner import Hooks, Phases, RetrainRequest, RunFailed, retrain
+from retrain_cli.runner import Hooks, RetrainRequest, RunFailed, retrain
 from retrain_cli.settings import load_settings
 from retrain_cli.slots import FileSlots
 from retrain_cli.trainers import load_trainer

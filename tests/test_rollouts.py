@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import rollouts
+from retrain_cli import rollout_moves, rollouts
 from retrain_cli.db.models import (
     ModelPerformanceTracking,
     ModelVersionEvent,
@@ -385,12 +385,12 @@ def test_two_hosts_advancing_one_rollout_make_one_step(
     def second_host() -> None:
         first_moved.wait()
         with session_scope(engine) as s:
-            moved.append(rollouts.advance(s, MODEL, later))
+            moved.append(rollout_moves.advance(s, MODEL, later))
 
     thread = threading.Thread(target=second_host)
     thread.start()
     with session_scope(engine) as s:
-        moved.append(rollouts.advance(s, MODEL, later))
+        moved.append(rollout_moves.advance(s, MODEL, later))
         first_moved.set()
         thread.join(timeout=0.5)
         assert thread.is_alive()  # blocked on the lock until this transaction commits

@@ -233,7 +233,7 @@ def due(
     Example: retrain-cli jobs due --run --quiet   (what cron runs every five minutes)
     """
     from retrain_cli.dispatch import due_jobs, start_due
-    from retrain_cli.rollouts import advance_all
+    from retrain_cli.rollout_moves import advance_all
     from retrain_cli.serving import recheck
 
     at = now or utcnow()

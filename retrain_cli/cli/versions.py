@@ -157,7 +157,7 @@ def rollout(
 
     Example: retrain-cli versions rollout fraud --abort --reason "complaints from support"
     """
-    from retrain_cli import rollouts
+    from retrain_cli import rollout_moves
     from retrain_cli.errors import ConfigError
     from retrain_cli.serving import document
 
@@ -168,11 +168,11 @@ def rollout(
     why = reason or ("aborted by hand" if abort else "promoted by hand")
     with open_session(database_url) as (settings, session):
         if promote_now:
-            moves = [rollouts.promote_now(session, model, at, who, why)]
+            moves = [rollout_moves.promote_now(session, model, at, who, why)]
         elif abort:
-            moves = [rollouts.abort_or_roll_back(session, model, at, who, why)]
+            moves = [rollout_moves.abort_or_roll_back(session, model, at, who, why)]
         else:
-            moves = rollouts.advance(session, model, at, who)
+            moves = rollout_moves.advance(session, model, at, who)
         served = document(session, model)
     notify(settings, [event for move in moves for event in move.events()])
     result = {"moves": moves, "serving": served}

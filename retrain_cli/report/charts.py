@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from retrain_cli.report.data import Event, Heatmap, ModelHistory, Run
+    from retrain_cli.report.model import Event, Heatmap, ModelHistory, Run
 
 INK = "#010203"
 BLUE, VERMILION, GREEN, PURPLE, ORANGE, GREY = (

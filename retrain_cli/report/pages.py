@@ -11,7 +11,7 @@ from html import escape
 
 from retrain_cli.durations import format_duration
 from retrain_cli.report import charts
-from retrain_cli.report.data import History, ModelHistory, Run, Version
+from retrain_cli.report.model import History, ModelHistory, Run, Version
 
 STYLE = """
 :root{color-scheme:light dark;--bg:#fff;--ink:#1d1d1f;--muted:#5f6368;--line:#d0d4d9;
