@@ -101,6 +101,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,  # --install-completion for bash, zsh, fish and PowerShell
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # a docstring's wrapped lines read as one paragraph
 )
 
 

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -322,3 +323,43 @@ def test_install_completion_writes_the_shell_script(
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "_RETRAIN_CLI_COMPLETE" in (tmp_path / script).read_text()
+
+
+COMMANDS = dict(walk(get_command(app)))
+LEAVES = [path for path, command in COMMANDS.items() if not getattr(command, "commands", None)]
+GROUPS = [path for path, command in COMMANDS.items() if getattr(command, "commands", None)]
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=" ".join)
+def test_each_command_s_help_has_an_example_capital_metavars_and_a_plain_usage(
+    path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    text = Cli(None)(*path, "--help").stdout
+    usage = next(line for line in text.splitlines() if "Usage:" in line)
+    assert "{" not in usage, usage
+    assert f"Example: retrain-cli {' '.join(path)}" in text
+    assert "<bool>" not in text
+    typed = re.findall(r"--[\w-]+\s+<(?:str|int|float|path|datetime)>", text)
+    assert not typed, typed  # an option's value is named in capitals: --reason REASON
+
+
+@pytest.mark.parametrize("path", GROUPS, ids=lambda path: " ".join(path) or "retrain-cli")
+def test_a_group_lists_each_command_on_one_line_on_a_wide_terminal(
+    path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A summary wrapped in its docstring reads as one paragraph, not as ragged lines."""
+    monkeypatch.setenv("COLUMNS", "400")
+    lines = Cli(None)(*path, "--help").stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "─ Commands ─" in line) + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("╰"))
+    listed = [line.strip("│ ").split()[0] for line in lines[start:end]]
+    assert sorted(listed) == sorted(COMMANDS[path].commands)
+
+
+def test_the_commands_are_listed_in_the_order_of_the_cron_cycle() -> None:
+    lines = Cli(None)("--help").stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "─ Commands ─" in line) + 1
+    listed = [line.strip("│ ").split()[0] for line in lines[start:] if line.startswith("│ ")]
+    cycle = ["db", "jobs", "drift", "perf", "retrain", "versions", "stats", "report"]
+    assert [name for name in listed if name in cycle] == cycle
