@@ -9,6 +9,7 @@ the `jobs due` ticks of the following day), whole or not at all (docs/rollouts.m
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,7 +49,7 @@ def recheck(session: Session, home: Path, now: datetime) -> None:
     served = session.scalars(
         select(version.model_name).where(version.status.in_(("active", "candidate"))).distinct()
     )
-    missing = {model for model in served if not path_for(home, model).exists()}
+    missing = set(served) - _documents(home)
     rolling = session.scalars(select(version.model_name).where(version.status == "candidate"))
     for model in {*recent, *missing, *rolling}:
         changed(session, model)
@@ -109,7 +110,18 @@ def document(session: Session, model: str) -> dict[str, Any]:
 
 def path_for(home: Path, model: str) -> Path:
     """`$RETRAIN_HOME/serving/<model>.json` (a name that could leave the directory is refused)."""
-    return artifacts.model_dir(home / DIRECTORY, model).with_suffix(".json")
+    checked = artifacts.model_dir(home / DIRECTORY, model)
+    return checked.with_name(f"{checked.name}.json")  # not with_suffix: `fraud.v2` keeps `.v2`
+
+
+def _documents(home: Path) -> set[str]:
+    """The models with a document, from one listing (not a path check per model: a tick with
+    10,000 served models would spend a second on them)."""
+    try:
+        names = os.listdir(home / DIRECTORY)
+    except FileNotFoundError:
+        return set()
+    return {name.removesuffix(".json") for name in names if name.endswith(".json")}
 
 
 def encode(served: dict[str, Any]) -> str:

@@ -486,3 +486,14 @@ def test_a_lost_serving_file_is_written_again_by_the_next_tick_and_only_when_it_
     written = path.stat().st_mtime_ns
     assert cli("jobs", "due").exit_code == 0
     assert path.stat().st_mtime_ns == written  # the same facts: the file is left alone
+
+
+@pytest.mark.parametrize("models", [("fraud.v2", "fraud.v3"), ("a.json", "a")])
+def test_models_whose_names_differ_after_a_dot_have_their_own_serving_documents(
+    home: Path, models: tuple[str, str]
+) -> None:
+    from retrain_cli import serving
+
+    paths = [serving.path_for(home, model) for model in models]
+    assert [path.name for path in paths] == [f"{model}.json" for model in models]
+    assert paths[0] != paths[1]
