@@ -49,6 +49,18 @@ class Rollout:
     step_since: datetime
     job_id: int | None
 
+    def summary(self) -> dict[str, Any]:
+        """As `stats` shows it (steps counted from 1)."""
+        return {
+            "candidate": self.candidate,
+            "mode": self.mode,
+            "step": self.step + 1,
+            "steps": self.steps,
+            "weight": self.weight,
+            "since": self.since,
+            "step_since": self.step_since,
+        }
+
 
 @dataclass(frozen=True)
 class Move:

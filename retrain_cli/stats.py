@@ -42,6 +42,7 @@ class JobStats:
     waiting_s: float | None = None  # due and not started: for how long
     estimation_error: float | None = None  # mean |estimated - realized| of the primary metric
     estimates_realized: int = 0  # estimates whose labels arrived in the period
+    rollout: dict[str, Any] | None = None  # the model's candidate in rollout (`Rollout.summary`)
 
 
 @dataclass
@@ -91,6 +92,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
     )
     waiting = _waiting(session, now)
     errors = _estimation_errors(session, since)
+    rollouts = _rollouts(session)
     jobs = []
     for job in session.scalars(select(AutoRetrainingJob).order_by(AutoRetrainingJob.name)):
         counts = runs.get(job.id, {})
@@ -117,6 +119,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 waiting_s=waiting.get(job.name),
                 estimation_error=errors.get(job.model_name, (None, 0))[0],
                 estimates_realized=errors.get(job.model_name, (None, 0))[1],
+                rollout=rollouts.get(job.model_name),
             )
         )
     from retrain_cli.slots.database import running_slots
@@ -129,6 +132,16 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
         slots_in_use=slots_in_use,
         database_slots=running_slots(session),
     )
+
+
+def _rollouts(session: Session) -> dict[str, dict[str, Any]]:
+    """Each model with a candidate: its rollout's summary."""
+    from retrain_cli import rollouts
+
+    version = ModelVersionManagement
+    models = session.scalars(select(version.model_name).where(version.status == "candidate"))
+    found = {model: rollouts.current(session, model) for model in models}
+    return {model: rollout.summary() for model, rollout in found.items() if rollout}
 
 
 def _waiting(session: Session, now: datetime) -> dict[str, float]:

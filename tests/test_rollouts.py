@@ -497,3 +497,16 @@ def test_models_whose_names_differ_after_a_dot_have_their_own_serving_documents(
     paths = [serving.path_for(home, model) for model in models]
     assert [path.name for path in paths] == [f"{model}.json" for model in models]
     assert paths[0] != paths[1]
+
+
+@pytest.mark.slow
+def test_stats_and_the_reports_overview_show_a_rollout_in_progress(
+    cli: Cli, tmp_path: Path
+) -> None:
+    start_of_rollout(cli, tmp_path, CANARY)
+    (job,) = json.loads(cli("stats", "--json").stdout)["jobs"]
+    shown = {key: job["rollout"][key] for key in ("candidate", "mode", "step", "steps", "weight")}
+    assert shown == {"candidate": 2, "mode": "canary", "step": 1, "steps": 2, "weight": 0.1}
+    assert f"rollout of {MODEL}: v2 canary, step 1 of 2 at 10% since" in cli("stats").stdout
+    assert cli("report", "--out", str(tmp_path / "site")).exit_code == 0
+    assert "v1 (v2 canary 10%)" in (tmp_path / "site" / "index.html").read_text()

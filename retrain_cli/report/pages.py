@@ -8,10 +8,14 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
+from typing import TYPE_CHECKING, Any
 
 from retrain_cli.durations import format_duration
 from retrain_cli.report import charts
 from retrain_cli.report.model import History, ModelHistory, Run, Version
+
+if TYPE_CHECKING:
+    from retrain_cli.stats import JobStats
 
 STYLE = """
 :root{color-scheme:light dark;--bg:#fff;--ink:#1d1d1f;--muted:#5f6368;--line:#d0d4d9;
@@ -52,7 +56,7 @@ def index_page(history: History) -> str:
             [
                 f"<a href='{page_name(model.model)}'>{escape(model.model)}</a>",
                 escape(", ".join(j.job for j in jobs)) or "-",
-                f"v{active.active_version}" if active else "-",
+                _active(active, next((j.rollout for j in jobs if j.rollout), None)),
                 _age(active.active_age_s if active else None),
                 _last_run(last.last_status, last.last_run_at) if last else "-",
                 _alerts(model.alerts),
@@ -274,6 +278,14 @@ def _seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return f"{seconds:.1f}s" if seconds < 60 else format_duration(round(seconds))
+
+
+def _active(active: JobStats | None, rollout: dict[str, Any] | None) -> str:
+    """The champion, and a candidate in rollout with its share: `v7 (v8 canary 10%)`."""
+    shown = f"v{active.active_version}" if active else "-"
+    if rollout:
+        shown += f" (v{rollout['candidate']} {rollout['mode']} {rollout['weight']:.0%})"
+    return escape(shown)
 
 
 def _age(seconds: float | None) -> str:
