@@ -4,7 +4,7 @@ check's in `model_performance_tracking` (docs/storage.md)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -23,13 +23,16 @@ CALIBRATION_METRIC = "calibration_brier"  # the row beside an estimate: its cali
 def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -> None:
     """One row per feature, one for the score column, one dataset-level verdict and, with a
     domain classifier, its dataset-level row."""
+    check: dict[str, Any] = {
+        "check_id": result.check_id,
+        "job_id": job_id,
+        "model_name": result.model,
+        "checked_at": result.checked_at,
+    }
 
     def row(column: ColumnDrift, scope: str) -> ModelDriftMonitoring:
         return ModelDriftMonitoring(
-            check_id=result.check_id,
-            job_id=job_id,
-            model_name=result.model,
-            checked_at=result.checked_at,
+            **check,
             scope=scope,
             feature=column.feature,
             kind=column.kind,
@@ -50,10 +53,7 @@ def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -
     n_drifted = sum(c.drifted for c in result.features)
     rows.append(
         ModelDriftMonitoring(
-            check_id=result.check_id,
-            job_id=job_id,
-            model_name=result.model,
-            checked_at=result.checked_at,
+            **check,
             scope="dataset",
             method=result.decision_method,
             statistic=result.drift_share,
@@ -80,10 +80,7 @@ def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -
     if found is not None:
         rows.append(
             ModelDriftMonitoring(
-                check_id=result.check_id,
-                job_id=job_id,
-                model_name=result.model,
-                checked_at=result.checked_at,
+                **check,
                 scope="dataset",
                 method=DOMAIN_CLASSIFIER,
                 statistic=found.auc,
