@@ -95,7 +95,7 @@ def _render(console: Any, result: Any, since: str) -> None:
             f"over {count} estimates whose labels arrived"
         )
     for model, rollout in sorted({j.model: j.rollout for j in result.jobs if j.rollout}.items()):
-        console.print(f"rollout of {model}: {rollout_line(rollout)}")
+        console.print(f"rollout of {model}: {_rollout_line(rollout)}")
     for held in result.database_slots:
         console.print(
             f"database slot {held['slot']}: {held['job']} (run {held['run_id']}, pid "
@@ -107,7 +107,7 @@ def _runs(runs: dict[str, int]) -> str:
     return " ".join(f"{status} {count}" for status, count in sorted(runs.items())) or "-"
 
 
-def rollout_line(rollout: dict[str, Any]) -> str:
+def _rollout_line(rollout: dict[str, Any]) -> str:
     """`v8 canary, step 2 of 3 at 50% since 12-02 10:00`."""
     return (
         f"v{rollout['candidate']} {rollout['mode']}, step {rollout['step']} of "
