@@ -161,20 +161,15 @@ def _traffic_weights(session: Session, gauge: Any) -> None:
     from retrain_cli import rollouts
 
     version = ModelVersionManagement
+    taken = {model: rollout.weight for model, rollout in rollouts.in_progress(session).items()}
     rows = session.execute(
         select(version.model_name, version.version, version.status).where(
             version.status.in_(("active", "candidate"))
         )
-    ).all()
-    taken = {}
+    )
     for model, number, status in rows:
-        if status == "candidate":
-            rollout = rollouts.current(session, model)
-            taken[model] = rollout.weight if rollout else 0.0
-            gauge.labels(model, str(number)).set(taken[model])
-    for model, number, status in rows:
-        if status == "active":
-            gauge.labels(model, str(number)).set(1.0 - taken.get(model, 0.0))
+        weight = taken.get(model, 0.0)
+        gauge.labels(model, str(number)).set(weight if status == "candidate" else 1.0 - weight)
 
 
 def _expected_intervals(session: Session, now: datetime, gauge: Any) -> None:

@@ -153,6 +153,13 @@ def current(session: Session, model: str) -> Rollout | None:
     )
 
 
+def in_progress(session: Session) -> dict[str, Rollout]:
+    """Every rollout in progress, by model."""
+    version = ModelVersionManagement
+    models = session.scalars(select(version.model_name).where(version.status == "candidate"))
+    return {model: rollout for model in models if (rollout := current(session, model))}
+
+
 def candidate_at(session: Session, model: str, at: datetime) -> tuple[int, float] | None:
     """The candidate in rollout at `at` and its weight then, from the events."""
     event = ModelVersionEvent

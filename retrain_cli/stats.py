@@ -19,6 +19,7 @@ from retrain_cli.db.models import (
     RetrainingJobHistory,
 )
 from retrain_cli.db.queries import drift_verdict
+from retrain_cli.rollouts import in_progress
 
 FINISHED = ("succeeded", "failed", "abandoned")
 
@@ -92,7 +93,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
     )
     waiting = _waiting(session, now)
     errors = _estimation_errors(session, since)
-    rollouts = _rollouts(session)
+    rollouts = {model: r.summary() for model, r in in_progress(session).items()}
     jobs = []
     for job in session.scalars(select(AutoRetrainingJob).order_by(AutoRetrainingJob.name)):
         counts = runs.get(job.id, {})
@@ -132,16 +133,6 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
         slots_in_use=slots_in_use,
         database_slots=running_slots(session),
     )
-
-
-def _rollouts(session: Session) -> dict[str, dict[str, Any]]:
-    """Each model with a candidate: its rollout's summary."""
-    from retrain_cli import rollouts
-
-    version = ModelVersionManagement
-    models = session.scalars(select(version.model_name).where(version.status == "candidate"))
-    found = {model: rollouts.current(session, model) for model in models}
-    return {model: rollout.summary() for model, rollout in found.items() if rollout}
 
 
 def _waiting(session: Session, now: datetime) -> dict[str, float]:
