@@ -18,7 +18,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -60,26 +60,39 @@ def pg_admin_url() -> str:
     return PG_ADMIN_URL
 
 
+def _url(admin_url: str, name: str) -> str:
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
+def _database(admin_url: str, template: str | None = None, kind: str = "") -> Iterator[str]:
+    """A new database, empty or a copy of `template`, dropped with its connections after the
+    block: its name."""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"retrain_test_{kind}{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+        try:
+            yield name
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture
 def new_pg_database(pg_admin_url: str) -> Iterator[Callable[..., str]]:
     """Make fresh PostgreSQL databases, empty or copies of `template`; all are dropped after
     the test."""
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    names: list[str] = []
+    with ExitStack() as stack:
 
-    def create(template: str | None = None) -> str:
-        name = f"retrain_test_{uuid.uuid4().hex[:12]}"
-        copy = f' TEMPLATE "{template}"' if template else ""
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
-        names.append(name)
-        return make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+        def create(template: str | None = None) -> str:
+            return _url(pg_admin_url, stack.enter_context(_database(pg_admin_url, template)))
 
-    yield create
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        yield create
 
 
 @pytest.fixture(params=BACKENDS)
@@ -95,32 +108,20 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def pg_initialised(pg_admin_url: str) -> Iterator[str]:
     """One PostgreSQL database after `db init`, the template every test's database copies
     (copying is faster than migrating each one)."""
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    name = f"retrain_test_template_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(pg_admin_url).set(database=name).render_as_string(False))
-    try:
-        init_database(engine, utcnow())
-    finally:
-        engine.dispose()  # a template must have no connections
-    yield name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _database(pg_admin_url, kind="template_") as name:
+        engine = make_engine(_url(pg_admin_url, name))
+        try:
+            init_database(engine, utcnow())
+        finally:
+            engine.dispose()  # a template must have no connections
+        yield name
 
 
 @pytest.fixture(scope="session")
 def pg_shared(pg_admin_url: str, pg_initialised: str) -> Iterator[str]:
     """The database the fast PostgreSQL tests take turns on (emptied before each by `_reset`)."""
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    name = f"retrain_test_shared_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_initialised}"'))
-    yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with _database(pg_admin_url, pg_initialised, kind="shared_") as name:
+        yield _url(pg_admin_url, name)
 
 
 def _reset(url: str) -> None:
