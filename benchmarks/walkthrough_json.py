@@ -1,4 +1,4 @@
-"""The walk-through's commands with `--json`, their outputs normalised, for before/after comparisons.
+"""The walk-through's commands with `--json`, outputs normalised, for before/after comparisons.
 
     .venv/bin/python benchmarks/walkthrough_json.py OUT.json        # run the cycle, write OUT.json
     .venv/bin/python benchmarks/walkthrough_json.py --compare A.json B.json
@@ -127,7 +127,7 @@ def differences(a: Any, b: Any, where: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [
             line
-            for i, (x, y) in enumerate(zip(a, b))
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
             for line in differences(x, y, f"{where}[{i}]")
         ]
     return [] if a == b else [f"{where}: {json.dumps(a)[:200]} != {json.dumps(b)[:200]}"]
