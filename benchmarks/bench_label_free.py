@@ -31,7 +31,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine, median, update_section
 
-from retrain_cli import estimation, multivariate, performance
+from retrain_cli.drift import multivariate
+from retrain_cli.performance import estimation
+from retrain_cli.statistics import performance
 
 
 def scored(n: int, shift: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +137,7 @@ def classifier_table(window_rows: int, columns: int, samples: list[int]) -> list
 def change_point_table(streams: int, rows: int, change: int) -> list[str]:
     """Per detector: the delay after one change (median and largest over `streams` streams)
     and the false alarms on as many streams without one."""
-    from retrain_cli import change_points
+    from retrain_cli.performance import change_points
 
     def stream(seed: int, at: int) -> np.ndarray:
         rng = np.random.default_rng(seed)

@@ -108,14 +108,14 @@ def in_process(folder: Path, repeats: int) -> dict[str, float]:
     streamed."""
     import hashlib
 
-    from retrain_cli import drift_compare, profile_check, profile_store
-    from retrain_cli.datasource import file_source
+    from retrain_cli.data.sources import file_source
+    from retrain_cli.drift import compare, profile_check, profile_store
 
     ref, cur = file_source(folder / "ref.parquet"), file_source(folder / "cur.parquet")
-    columns = drift_compare.Columns(features=None)
+    columns = compare.Columns(features=None)
     times: dict[str, list[float]] = {}
     for all_statistics in (False, True):
-        settings = drift_compare.DriftSettings(threshold=0.1, all_statistics=all_statistics)
+        settings = compare.DriftSettings(threshold=0.1, all_statistics=all_statistics)
         built = profile_check.profile_window(ref, columns, settings.bins)
         path = folder / f"profile-{all_statistics}.json"
         path.write_bytes(profile_store.encode(built))
@@ -123,8 +123,8 @@ def in_process(folder: Path, repeats: int) -> dict[str, float]:
         suffix = "-all" if all_statistics else ""
         for _ in range(repeats + 1):  # the first run warms the page cache and imports
             start = time.perf_counter()
-            windows = drift_compare.load_windows(ref, cur)
-            drift_compare.compare_windows(*windows, columns, settings, model="m", job=None, now=NOW)
+            windows = compare.load_windows(ref, cur)
+            compare.compare_windows(*windows, columns, settings, model="m", job=None, now=NOW)
             exact = time.perf_counter() - start
             start = time.perf_counter()
             profile = profile_store.read(path, digest, "")
@@ -159,7 +159,7 @@ def duckdb_counts(files: str, edges: dict[str, list[float]], categorical: list[s
 
 
 def big_window(rows: int) -> str:
-    from retrain_cli.profile_store import read
+    from retrain_cli.drift.profile_store import read
 
     per_file = 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,7 +229,8 @@ def _case(kind: str, n: int, seed: int, shift: float) -> pd.DataFrame:
 def accuracy(rows: int) -> str:
     import pyarrow as pa
 
-    from retrain_cli import drift_compare, profile_check, window_summary
+    from retrain_cli.data import summary as window_summary
+    from retrain_cli.drift import compare, profile_check
 
     lines = [
         f"{rows:,} reference and {rows:,} current rows per case; decisions of psi (0.1), "
@@ -242,8 +243,8 @@ def accuracy(rows: int) -> str:
         for shift in (0.0, 0.01, 0.05, 0.5):
             ref = pa.Table.from_pandas(_case(kind, rows, 1, 0.0))
             cur = pa.Table.from_pandas(_case(kind, rows, 2, shift))
-            columns = drift_compare.Columns(features=["x"])
-            base = drift_compare.DriftSettings(threshold=0.1, all_statistics=True)
+            columns = compare.Columns(features=["x"])
+            base = compare.DriftSettings(threshold=0.1, all_statistics=True)
             profile = profile_check.profile_table(ref, columns, base.bins, "reference window")
             summary = window_summary.WindowSummary(profile, ["x"], ordered=True)
             for batch in cur.to_batches(max_chunksize=1 << 16):
@@ -252,10 +253,10 @@ def accuracy(rows: int) -> str:
             same = True
             for method in ("psi", "wasserstein_norm", "ks_pvalue"):
                 settings = base.model_copy(update={"method": method})
-                exact = drift_compare.compare_windows(
+                exact = compare.compare_windows(
                     ref, cur, columns, settings, model="m", job=None, now=NOW
                 ).features[0]
-                from retrain_cli import drift
+                from retrain_cli.statistics import drift
 
                 approx = drift.decide(metrics, method, settings.threshold, settings.alpha)
                 same &= approx.drifted == exact.drifted

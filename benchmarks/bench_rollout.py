@@ -24,9 +24,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine, median, update_section
 
-from retrain_cli import rollout_analysis
-from retrain_cli.jobspec_sections import AnalysisSpec
-from retrain_cli.rollout_analysis import Rule, compare_paired, compare_unpaired
+from retrain_cli.jobs.sections import AnalysisSpec
+from retrain_cli.versions.rollouts import analysis as rollout_analysis
+from retrain_cli.versions.rollouts.analysis import Rule, compare_paired, compare_unpaired
 
 
 def scored(n: int, quality: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """retrain-cli: cron-driven drift checks, performance checks, retraining and model versions."""
 
-from retrain_cli.errors import (
+from retrain_cli.core.errors import (
     BusyError,
     ConfigError,
     ConflictError,

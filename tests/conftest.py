@@ -32,11 +32,11 @@ from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner, Result
 
 from retrain_cli.cli.app import app
+from retrain_cli.core.durations import utcnow
+from retrain_cli.core.threads import NATIVE_THREAD_VARIABLES
 from retrain_cli.db.models import Base
 from retrain_cli.db.schema import init_database, seed_default_configs
 from retrain_cli.db.session import SCHEMA_REVISION, make_engine, session_scope
-from retrain_cli.durations import utcnow
-from retrain_cli.threads import NATIVE_THREAD_VARIABLES
 
 PG_ADMIN_URL = os.environ.get(
     "RETRAIN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from retrain_cli import artifacts
-from retrain_cli.errors import ConfigError, DataError
+from retrain_cli.core.errors import ConfigError, DataError
+from retrain_cli.store import artifacts
 
 
 @pytest.mark.parametrize("name", ["..", "../etc", "a/b", "/abs", ".hidden", "", "x" * 129])

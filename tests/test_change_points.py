@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import change_points
 from retrain_cli.db.models import ModelPerformanceTracking
+from retrain_cli.performance import change_points
 from tests.conftest import Cli
 from tests.helpers import write_job
 

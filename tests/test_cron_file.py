@@ -81,7 +81,7 @@ def test_the_cron_lines_in_a_shell_without_syslog_keep_exit_codes_and_reach_the_
 def test_the_log_rotates_and_keeps_three_old_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from retrain_cli import private
+    from retrain_cli.core import private
 
     monkeypatch.setattr(private, "LOG_MAX_BYTES", 100)
     log = tmp_path / "cron.log"

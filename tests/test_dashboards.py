@@ -24,7 +24,7 @@ from retrain_cli.db.models import (
     ModelPerformanceTracking,
     RetrainingJobHistory,
 )
-from retrain_cli.metrics_export import write_metrics
+from retrain_cli.ops.metrics_export import write_metrics
 from tests.conftest import Cli, require_program
 from tests.helpers import write_job
 

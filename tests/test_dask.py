@@ -15,8 +15,8 @@ from tests.conftest import Cli
 from tests.helpers import window, write_job
 
 if TYPE_CHECKING:
-    from retrain_cli.profiles import Profile
-    from retrain_cli.streaming import Partition
+    from retrain_cli.data.profile import Profile
+    from retrain_cli.data.streaming import Partition
 
 BINNED = ("psi", "kl", "js", "hellinger", "chi2_stat", "chi2_pvalue")
 
@@ -132,10 +132,10 @@ def _profiles_equal(local: "Profile", remote: "Profile") -> None:
 def test_a_profile_built_on_the_cluster_equals_the_local_one_bit_for_bit(
     tmp_path: Path, dask_scheduler: str
 ) -> None:
-    from retrain_cli.cluster import Cluster
-    from retrain_cli.datasource import file_source
-    from retrain_cli.drift_compare import Columns
-    from retrain_cli.profile_check import profile_window
+    from retrain_cli.cluster.client import Cluster
+    from retrain_cli.data.sources import file_source
+    from retrain_cli.drift.compare import Columns
+    from retrain_cli.drift.profile_check import profile_window
 
     source = file_source(f"{_reference_dataset(tmp_path)}/")
     columns = Columns(features=None, categorical=["colour"], excluded=["ts", "y"], score="score")
@@ -149,7 +149,7 @@ def _kill_worker_once(marker: str, part: "Partition", name: str) -> pa.Array:
     """A partition's column, read by a worker that dies by SIGKILL the first time it tries."""
     import signal
 
-    from retrain_cli.streaming import partition_column
+    from retrain_cli.data.streaming import partition_column
 
     if not os.path.exists(marker):
         Path(marker).touch()
@@ -166,9 +166,10 @@ def test_a_worker_killed_during_a_profile_build_changes_nothing(
 
     import cloudpickle
 
-    from retrain_cli import cluster_profile, streaming
-    from retrain_cli.cluster import Cluster
-    from retrain_cli.datasource import file_source
+    from retrain_cli.cluster import profile as cluster_profile
+    from retrain_cli.cluster.client import Cluster
+    from retrain_cli.data import streaming
+    from retrain_cli.data.sources import file_source
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers lack tests/
     source = file_source(f"{_reference_dataset(tmp_path)}/")

@@ -65,9 +65,10 @@ def test_the_cluster_holds_out_exactly_the_rows_a_local_run_holds_out(
     dask_scheduler: str,
     session: Callable[[], AbstractContextManager[Session]],
 ) -> None:
-    from retrain_cli import cluster_training, training_data
-    from retrain_cli.cluster import Cluster
-    from retrain_cli.jobs import effective_job, get_job, load_configs
+    from retrain_cli.cluster import training as cluster_training
+    from retrain_cli.cluster.client import Cluster
+    from retrain_cli.data import training as training_data
+    from retrain_cli.jobs.store import effective_job, get_job, load_configs
 
     _dataset(tmp_path)
     _apply(cli, tmp_path, "job", "dask", holdout_fraction=0.23)

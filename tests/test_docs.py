@@ -51,7 +51,7 @@ def test_every_test_the_reliability_page_names_exists() -> None:
 def test_the_job_file_reference_example_is_a_valid_job() -> None:
     import yaml
 
-    from retrain_cli.jobspec import JobSpec
+    from retrain_cli.jobs.spec import JobSpec
 
     text = (ROOT / "docs" / "job-files.md").read_text()
     example = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", text, re.S)[0])

@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, entropy, ks_2samp, wasserstein_distance
 
-from retrain_cli import drift
+from retrain_cli.statistics import drift
 
 EPS = 1e-4
 

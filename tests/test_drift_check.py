@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import ModelDriftMonitoring
-from retrain_cli.jobs import EffectiveJob
+from retrain_cli.jobs.store import EffectiveJob
 from tests.conftest import Cli
 from tests.helpers import window, write_job
 
@@ -203,7 +203,7 @@ def test_a_window_with_a_repeated_column_name_is_one_line_naming_file_and_column
 def test_any_error_of_one_job_is_reported_and_the_others_are_still_recorded(
     cli: Cli, tmp_path: Path, session: SessionFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from retrain_cli import drift_monitor
+    from retrain_cli.drift import check as drift_monitor
 
     setup_job(cli, tmp_path / "a", shift=0.0, name="good")
     setup_job(cli, tmp_path / "b", shift=0.0, name="surprising")
@@ -360,7 +360,7 @@ def test_numeric_columns_read_from_arrow_buffers_as_arrow_converts_them(
     # arrays start mid-bitmap, which is where a reader of buffers goes wrong
     import pyarrow as pa
 
-    from retrain_cli.columns import numeric_values
+    from retrain_cli.data.columns import numeric_values
 
     padding = [7.0, None, 9.0][:offset]
     column = pa.chunked_array(

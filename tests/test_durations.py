@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from retrain_cli.durations import parse_duration, parse_instant
+from retrain_cli.core.durations import parse_duration, parse_instant
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import performance
 from retrain_cli.db.models import ModelPerformanceTracking
+from retrain_cli.statistics import performance
 from tests.conftest import Cli
 from tests.helpers import write_job
 

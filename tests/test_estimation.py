@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrain_cli import estimation, performance
-from retrain_cli.performance import Undefined
+from retrain_cli.performance import estimation
+from retrain_cli.statistics import performance
+from retrain_cli.statistics.performance import Undefined
 
 pytest.importorskip("sklearn")
 

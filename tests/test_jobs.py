@@ -125,8 +125,8 @@ def test_delete_refuses_a_running_job_and_needs_purge_for_one_with_history(
 ) -> None:
     from sqlalchemy import func, select
 
+    from retrain_cli.core.durations import utcnow
     from retrain_cli.db.models import AutoRetrainingJob, RetrainingJobHistory
-    from retrain_cli.durations import utcnow
 
     for name in ("fresh", "used"):
         assert cli("jobs", "apply", "-f", str(write_job(tmp_path, name))).exit_code == 0

@@ -20,7 +20,7 @@ from retrain_cli.db.models import (
     ModelPerformanceTracking,
     RetrainingJobHistory,
 )
-from retrain_cli.slots import FileSlots
+from retrain_cli.training.slots import FileSlots
 from tests.conftest import Cli
 from tests.helpers import write_training_job
 

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 import yaml
 
-from retrain_cli.errors import JobSpecError
-from retrain_cli.job_files import load_job_file
-from retrain_cli.jobspec import JobSpec
+from retrain_cli.core.errors import JobSpecError
+from retrain_cli.jobs.files import load_job_file
+from retrain_cli.jobs.spec import JobSpec
 from tests.conftest import EXAMPLES
 
 MINIMAL = {
@@ -182,7 +182,8 @@ def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_primary_metric_names_are_the_metrics_performance_computes() -> None:
-    from retrain_cli import choices, performance
+    from retrain_cli.core import choices
+    from retrain_cli.statistics import performance
 
     assert set(choices.TRADING_METRICS) == set(performance.TRADING_METRICS)
     assert set(choices.BOUNDED_METRICS) == set(performance.CLASSIFICATION_METRICS) - {"log_loss"}

@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import artifacts, performance
+from retrain_cli.core.errors import NotAvailableError
+from retrain_cli.data.training import prepare
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement
-from retrain_cli.errors import NotAvailableError
-from retrain_cli.jobs import effective_job, load_configs
+from retrain_cli.jobs.store import effective_job, load_configs
+from retrain_cli.statistics import performance
+from retrain_cli.store import artifacts
 from retrain_cli.trainers import load_trainer, trainer_for
 from retrain_cli.trainers.base import TrainingContext, TrainingData
-from retrain_cli.training_data import prepare
 from tests.conftest import Cli
 from tests.helpers import SMALL_SEQUENCE, lagged_frame, write_training_job
 

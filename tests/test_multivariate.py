@@ -16,8 +16,8 @@ from scipy import stats
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import multivariate
 from retrain_cli.db.models import ModelDriftMonitoring
+from retrain_cli.drift import multivariate
 from tests.conftest import Cli
 from tests.helpers import write_job
 

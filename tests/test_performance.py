@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from retrain_cli import performance as perf
+from retrain_cli.statistics import performance as perf
 
 rng = np.random.default_rng(7)
 N = 400

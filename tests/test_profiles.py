@@ -14,21 +14,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import (
-    datasource,
-    drift,
-    drift_compare,
-    profile_check,
-    profile_store,
-    profiles,
-    streaming,
-    window_summary,
-)
-from retrain_cli.datasource import file_source
+from retrain_cli.core.errors import DataError, JobSpecError
+from retrain_cli.data import profile as profiles
+from retrain_cli.data import sources, streaming
+from retrain_cli.data import summary as window_summary
+from retrain_cli.data.sources import file_source
 from retrain_cli.db.models import AutoRetrainingJob, ModelDriftMonitoring
-from retrain_cli.drift_compare import Columns, DriftSettings
-from retrain_cli.errors import DataError, JobSpecError
-from retrain_cli.job_files import validate_job
+from retrain_cli.drift import compare, profile_check, profile_store
+from retrain_cli.drift.compare import Columns, DriftSettings
+from retrain_cli.jobs.files import validate_job
+from retrain_cli.statistics import drift
 from tests.conftest import Cli
 from tests.helpers import published, training_frame, window, write_job, write_training_job
 
@@ -54,11 +49,11 @@ def _frame(kind: str, n: int, seed: int, shift: float) -> pd.DataFrame:
 
 def _both_modes(
     reference: pd.DataFrame, current: pd.DataFrame, batch_rows: int = 97
-) -> tuple[drift_compare.DriftResult, drift_compare.DriftResult, window_summary.WindowSummary]:
+) -> tuple[compare.DriftResult, compare.DriftResult, window_summary.WindowSummary]:
     columns = Columns(features=None)
     settings = DriftSettings(threshold=0.2, all_statistics=True)
     ref, cur = pa.Table.from_pandas(reference), pa.Table.from_pandas(current)
-    exact = drift_compare.compare_windows(ref, cur, columns, settings, model="m", job=None, now=NOW)
+    exact = compare.compare_windows(ref, cur, columns, settings, model="m", job=None, now=NOW)
     profile = profile_check.profile_table(ref, columns, settings.bins, "reference window")
     summary = window_summary.WindowSummary(profile, ["x", "colour"], ordered=True)
     for batch in cur.to_batches(max_chunksize=batch_rows):
@@ -359,13 +354,13 @@ def test_a_window_is_a_file_a_directory_or_a_glob(path: str, valid: bool) -> Non
 def test_training_data_reads_from_a_hive_partitioned_directory(tmp_path: Path) -> None:
     frame = window(300, seed=1).assign(day=np.repeat([1, 2, 3], 100))
     pq.write_to_dataset(pa.Table.from_pandas(frame), tmp_path / "train", ["day"])
-    read = datasource.read_frame(file_source(tmp_path / "train"), "train")
+    read = sources.read_frame(file_source(tmp_path / "train"), "train")
     assert len(read) == 300 and sorted(read["day"].astype(int).unique()) == [1, 2, 3]
     assert read["f0"].sum() == pytest.approx(frame["f0"].sum())
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="no Parquet files"):
-        datasource.read_frame(file_source(empty), "train")
+        sources.read_frame(file_source(empty), "train")
 
 
 @pytest.mark.slow

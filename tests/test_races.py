@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.durations import utcnow
 from retrain_cli.db.queries import SCHEMA_LOCK, take_turns
 from retrain_cli.db.schema import _upgrade, seed_default_configs
 from retrain_cli.db.session import SCHEMA_REVISION, make_engine
-from retrain_cli.durations import utcnow
-from retrain_cli.job_files import load_job_files
-from retrain_cli.jobs import apply_files
+from retrain_cli.jobs.files import load_job_files
+from retrain_cli.jobs.store import apply_files
 from tests.helpers import write_job
 
 pytestmark = pytest.mark.slow

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import AutoRetrainingJob, ModelPerformanceTracking
-from retrain_cli.report.data import load_history
-from retrain_cli.report.model import Axis
+from retrain_cli.ops.report.data import load_history
+from retrain_cli.ops.report.model import Axis
 from tests.conftest import Cli
 from tests.helpers import write_job
 from tests.history import FAILURE, seed_history

@@ -15,18 +15,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import artifacts
+from retrain_cli.core.durations import Phases
+from retrain_cli.core.errors import ConflictError
+from retrain_cli.core.settings import load_settings
+from retrain_cli.data.training import prepare
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
 from retrain_cli.db.session import make_engine
-from retrain_cli.durations import Phases
-from retrain_cli.errors import ConflictError
-from retrain_cli.registration import database_key
-from retrain_cli.runner import Hooks, RetrainRequest, RunFailed, retrain
-from retrain_cli.settings import load_settings
-from retrain_cli.slots import FileSlots
+from retrain_cli.store import artifacts
 from retrain_cli.trainers import load_trainer
 from retrain_cli.trainers.base import FakeTrainer
-from retrain_cli.training_data import prepare
+from retrain_cli.training.registration import database_key
+from retrain_cli.training.runner import Hooks, RetrainRequest, RunFailed, retrain
+from retrain_cli.training.slots import FileSlots
 from tests.conftest import Cli
 from tests.helpers import published, training_frame, write_training_job
 
@@ -96,13 +96,13 @@ def test_first_run_registers_and_promotes_with_a_verified_artifact(
         assert job.last_run_status == "succeeded"
     # the artifact reloads and reproduces the hold-out scores it was evaluated on
     trainer = load_trainer("lightgbm", directory, manifest)
-    from retrain_cli.jobs import effective_job, load_configs
+    from retrain_cli.jobs.store import effective_job, load_configs
 
     with session() as s:
         prepared = prepare(
             effective_job(s.scalars(select(AutoRetrainingJob)).one(), load_configs(s))
         )
-    from retrain_cli.performance import auc
+    from retrain_cli.statistics.performance import auc
 
     assert auc(prepared.holdout.target, trainer.predict(prepared.holdout.features)) == (
         pytest.approx(version.metrics["auc"], rel=1e-12)

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from sklearn import metrics
 
-from retrain_cli.rollout_analysis import (
+from retrain_cli.versions.rollouts.analysis import (
     SEED,
     Outcomes,
     Rule,

@@ -19,13 +19,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import rollout_moves, rollouts
 from retrain_cli.db.models import (
     ModelPerformanceTracking,
     ModelVersionEvent,
     ModelVersionManagement,
 )
 from retrain_cli.db.session import make_engine, session_scope
+from retrain_cli.versions.rollouts import moves as rollout_moves
+from retrain_cli.versions.rollouts import state as rollouts
 from tests.conftest import Cli
 from tests.helpers import published, write_training_job
 
@@ -454,7 +455,7 @@ def test_the_documented_serving_process_serves_the_champion_and_scores_the_shado
 def test_the_traffic_weight_gauge_exports_the_serving_weights(
     cli: Cli, tmp_path: Path, session: SessionFactory
 ) -> None:
-    from retrain_cli.metrics_export import FILE_NAME, write_metrics
+    from retrain_cli.ops.metrics_export import FILE_NAME, write_metrics
 
     start_of_rollout(cli, tmp_path, CANARY)
     with session() as s:
@@ -492,7 +493,7 @@ def test_a_lost_serving_file_is_written_again_by_the_next_tick_and_only_when_it_
 def test_models_whose_names_differ_after_a_dot_have_their_own_serving_documents(
     home: Path, models: tuple[str, str]
 ) -> None:
-    from retrain_cli import serving
+    from retrain_cli.versions import serving
 
     paths = [serving.path_for(home, model) for model in models]
     assert [path.name for path in paths] == [f"{model}.json" for model in models]

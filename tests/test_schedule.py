@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from retrain_cli.schedule import JobState, evaluate, last_fire, next_fire
+from retrain_cli.scheduling.schedule import JobState, evaluate, last_fire, next_fire
 
 T0 = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)  # a Wednesday
 ALL = frozenset({"scheduled", "drift", "performance", "age", "manual"})

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from retrain_cli import redaction
+from retrain_cli.core import redaction
 from tests.conftest import Cli
 from tests.helpers import window
 

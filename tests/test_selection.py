@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrain_cli import selection
+from retrain_cli.statistics import selection
 
 
 def _select(parts: list[np.ndarray], ranks: list[int]) -> tuple[list[object], int]:

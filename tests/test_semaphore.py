@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.errors import BusyError
 from retrain_cli.db.models import ModelVersionManagement, RetrainingJobHistory
-from retrain_cli.errors import BusyError
-from retrain_cli.slots import FileSlots
+from retrain_cli.training.slots import FileSlots
 from tests.conftest import Cli
 from tests.helpers import training_frame, write_training_job
 

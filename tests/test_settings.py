@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from retrain_cli.errors import ConfigError
-from retrain_cli.redaction import redact_url, remember, scrub
-from retrain_cli.settings import load_settings
+from retrain_cli.core.errors import ConfigError
+from retrain_cli.core.redaction import redact_url, remember, scrub
+from retrain_cli.core.settings import load_settings
 
 
 def test_default_database_is_sqlite_file_in_retrain_home(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retrain_cli.threads import thread_share
+from retrain_cli.core.threads import thread_share
 from tests.helpers import write_training_job
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

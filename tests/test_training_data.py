@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from retrain_cli.training_data import fingerprint
+from retrain_cli.data.training import fingerprint
 
 FRAME = """
 import numpy as np, pandas as pd
@@ -34,7 +34,7 @@ def make_frame() -> pd.DataFrame:
 
 def test_the_same_data_has_the_same_digest_in_another_process() -> None:
     child = FRAME + (
-        "import json\nfrom retrain_cli.training_data import fingerprint\n"
+        "import json\nfrom retrain_cli.data.training import fingerprint\n"
         "print(json.dumps(fingerprint(frame, 'ts')))"
     )
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
@@ -69,7 +69,7 @@ def test_the_fingerprint_needs_no_linux_only_call(monkeypatch: pytest.MonkeyPatc
 
 
 def test_text_timestamps_order_by_time_not_as_text() -> None:
-    from retrain_cli.training_data import time_order
+    from retrain_cli.data.training import time_order
 
     text = pd.Series(["2026-01-10 00:00", "2026-1-9 00:00", "2026-02-01T00:00Z"])
     order = time_order(text, "ts")
@@ -81,8 +81,8 @@ def test_text_timestamps_order_by_time_not_as_text() -> None:
 
 
 def test_a_time_column_with_text_that_is_no_timestamp_is_an_error() -> None:
-    from retrain_cli.errors import DataError
-    from retrain_cli.training_data import time_order
+    from retrain_cli.core.errors import DataError
+    from retrain_cli.data.training import time_order
 
     with pytest.raises(DataError, match="time column 'ts' has 2 values that are not timestamps"):
         time_order(pd.Series(["2026-01-10", "soon", None, "later"]), "ts")

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli import registry
+from retrain_cli.core.errors import ConflictError
 from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
 from retrain_cli.db.session import make_engine, session_scope
-from retrain_cli.errors import ConflictError
+from retrain_cli.versions import registry
 from tests.conftest import Cli
 from tests.helpers import published, write_training_job
 

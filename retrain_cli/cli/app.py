@@ -14,7 +14,7 @@ from typer.exceptions import TyperException
 from retrain_cli import __version__
 from retrain_cli.cli.options import Command, Group
 from retrain_cli.cli.output import close_log, echo, open_log
-from retrain_cli.errors import RetrainError
+from retrain_cli.core.errors import RetrainError
 
 DEBUG_KEY = "retrain_cli.debug"
 CYCLE = ["db", "jobs", "drift", "perf", "retrain", "versions", "stats", "report"]
@@ -80,9 +80,9 @@ def _log_warnings(
         echo("\n".join(lines), err=True)
         return
     with contextlib.suppress(Exception):  # a warning must never fail the command
-        from retrain_cli.durations import utcnow
-        from retrain_cli.private import append_line
-        from retrain_cli.settings import load_settings
+        from retrain_cli.core.durations import utcnow
+        from retrain_cli.core.private import append_line
+        from retrain_cli.core.settings import load_settings
 
         log = load_settings().logs_dir / "warnings.log"
         for line in lines:
@@ -136,7 +136,7 @@ def root(
     if log:
         from pathlib import Path
 
-        from retrain_cli.settings import load_settings
+        from retrain_cli.core.settings import load_settings
 
         path = Path(log).expanduser()
         where = path if path.is_absolute() else load_settings().logs_dir / path

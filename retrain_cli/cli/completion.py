@@ -28,8 +28,8 @@ def _names(column: Any, incomplete: str) -> list[str]:
     try:
         from sqlalchemy import select
 
+        from retrain_cli.core.settings import load_settings
         from retrain_cli.db.session import make_engine
-        from retrain_cli.settings import load_settings
 
         url = load_settings().database_url
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():

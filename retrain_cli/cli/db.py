@@ -6,10 +6,10 @@ import typer
 
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Quiet
 from retrain_cli.cli.output import Output
+from retrain_cli.core.durations import utcnow
+from retrain_cli.core.settings import load_settings
 from retrain_cli.db.schema import InitResult, init_database, render_postgresql_ddl
 from retrain_cli.db.session import make_engine
-from retrain_cli.durations import utcnow
-from retrain_cli.settings import load_settings
 
 app = typer.Typer(cls=Group, help="Create or upgrade the schema.", no_args_is_help=True)
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from retrain_cli.choices import DriftMethod
 from retrain_cli.cli.options import (
     AD_HOC,
     AdHocModel,
@@ -22,15 +21,16 @@ from retrain_cli.cli.options import (
 )
 from retrain_cli.cli.output import Output, cell, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
-from retrain_cli.durations import utcnow
-from retrain_cli.errors import ConfigError
-from retrain_cli.jobs import JobFailure
+from retrain_cli.core.choices import DriftMethod
+from retrain_cli.core.durations import utcnow
+from retrain_cli.core.errors import ConfigError
+from retrain_cli.jobs.store import JobFailure
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from retrain_cli.drift_compare import DriftResult
-    from retrain_cli.drift_monitor import Profiled
+    from retrain_cli.drift.check import Profiled
+    from retrain_cli.drift.compare import DriftResult
 
 app = typer.Typer(cls=Group, help="Detect data drift.", no_args_is_help=True)
 
@@ -78,9 +78,9 @@ def check(
 
     Example: retrain-cli drift check --all --report drift.html
     """
-    from retrain_cli import drift_monitor as monitor
-    from retrain_cli.drift_compare import DriftSettings
-    from retrain_cli.jobs import select_jobs
+    from retrain_cli.drift import check as monitor
+    from retrain_cli.drift.compare import DriftSettings
+    from retrain_cli.jobs.store import select_jobs
 
     at = now or utcnow()
     with open_session(database_url) as (settings, session):
@@ -102,7 +102,7 @@ def check(
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     notify(settings, [event for r in results for event in r.events()])
     if report is not None and results:  # a check that failed keeps the last report
-        from retrain_cli.drift_report import write_report
+        from retrain_cli.drift.report import write_report
 
         write_report(report, results)
     finish_checks(
@@ -130,8 +130,8 @@ def profile(
 
     Example: retrain-cli drift profile churn
     """
-    from retrain_cli import drift_monitor as monitor
-    from retrain_cli.jobs import select_jobs
+    from retrain_cli.drift import check as monitor
+    from retrain_cli.jobs.store import select_jobs
 
     with open_session(database_url) as (settings, session):
         selected = select_jobs(session, jobs or [], every)

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from retrain_cli import jobs as library
 from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quiet
 from retrain_cli.cli.output import Output, echo, minutes, table
 from retrain_cli.cli.runtime import notify, open_session
-from retrain_cli.durations import utcnow
-from retrain_cli.redaction import redact_urls
+from retrain_cli.core.durations import utcnow
+from retrain_cli.core.redaction import redact_urls
+from retrain_cli.jobs import store as library
 
 app = typer.Typer(
     cls=Group, help="Declare, inspect, enable and trigger retraining jobs.", no_args_is_help=True
@@ -48,7 +48,7 @@ def apply(
 
     Every field of a job file, with its default: docs/job-files.md.
     """
-    from retrain_cli.job_files import load_job_files
+    from retrain_cli.jobs.files import load_job_files
 
     loaded = load_job_files(files)
     with open_session(database_url) as (_, session):
@@ -123,7 +123,7 @@ def _as_yaml(document: dict[str, Any]) -> str:
     """A job as its user writes it: YAML, durations as `1h` or `30d`, times in UTC."""
     import yaml
 
-    from retrain_cli.durations import format_duration
+    from retrain_cli.core.durations import format_duration
 
     def readable(key: str, value: Any) -> Any:
         if isinstance(value, dict):
@@ -232,9 +232,9 @@ def due(
 
     Example: retrain-cli jobs due --run --quiet   (what cron runs every five minutes)
     """
-    from retrain_cli.dispatch import due_jobs, start_due
-    from retrain_cli.rollout_moves import advance_all
-    from retrain_cli.serving import recheck
+    from retrain_cli.scheduling.dispatch import due_jobs, start_due
+    from retrain_cli.versions.rollouts.moves import advance_all
+    from retrain_cli.versions.serving import recheck
 
     at = now or utcnow()
     with open_session(database_url) as (settings, session):

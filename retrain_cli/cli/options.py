@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from retrain_cli.cli.completion import job_names
-from retrain_cli.durations import parse_instant
+from retrain_cli.core.durations import parse_instant
 
 
 def _plain(params: list[Any]) -> None:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import typer
 
-from retrain_cli.redaction import scrub
-from retrain_cli.serialize import jsonable
+from retrain_cli.core.redaction import scrub
+from retrain_cli.core.serialize import jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,7 +58,7 @@ def finish_checks(
 ) -> None:
     """Emit the results of a per-job check (`drift check`, `perf check`), one stderr line per
     failed job; exit 1 when any job failed, else 3 when any result is flagged."""
-    from retrain_cli.jobs import JobFailure
+    from retrain_cli.jobs.store import JobFailure
 
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     failures = [o for o in outcomes if isinstance(o, JobFailure)]
@@ -88,8 +88,8 @@ class _Log:
     command: str
 
     def write(self, text: str) -> None:
-        from retrain_cli.durations import utcnow
-        from retrain_cli.private import append_rotating
+        from retrain_cli.core.durations import utcnow
+        from retrain_cli.core.private import append_rotating
 
         try:  # the log is a copy: stderr already has the message
             for line in text.splitlines():
@@ -211,7 +211,7 @@ class _Rows:
 
 def minutes(seconds: float | None) -> str | None:
     """A wait as a duration in whole minutes (`25m`, `2h`), at least a minute."""
-    from retrain_cli.durations import format_duration
+    from retrain_cli.core.durations import format_duration
 
     return None if seconds is None else format_duration(max(60, seconds // 60 * 60))
 

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from retrain_cli.choices import Metric
 from retrain_cli.cli.options import (
     AD_HOC,
     AdHocModel,
@@ -23,14 +22,15 @@ from retrain_cli.cli.options import (
 )
 from retrain_cli.cli.output import Output, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
-from retrain_cli.durations import parse_duration, utcnow
-from retrain_cli.errors import ConfigError
-from retrain_cli.jobs import JobFailure
+from retrain_cli.core.choices import Metric
+from retrain_cli.core.durations import parse_duration, utcnow
+from retrain_cli.core.errors import ConfigError
+from retrain_cli.jobs.store import JobFailure
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from retrain_cli.perf_monitor import PerfResult
+    from retrain_cli.performance.check import PerfResult
 
 app = typer.Typer(cls=Group, help="Check model performance.", no_args_is_help=True)
 
@@ -67,8 +67,8 @@ def check(
 
     Example: retrain-cli perf check fraud-lgbm --json
     """
-    from retrain_cli import perf_monitor as monitor
-    from retrain_cli.jobs import select_jobs
+    from retrain_cli.jobs.store import select_jobs
+    from retrain_cli.performance import check as monitor
 
     at = now or utcnow()
     window_s = _seconds(window)
@@ -111,8 +111,8 @@ def estimate(
 
     Example: retrain-cli perf estimate fraud-lgbm --json
     """
-    from retrain_cli import perf_monitor as monitor
-    from retrain_cli.jobs import select_jobs
+    from retrain_cli.jobs.store import select_jobs
+    from retrain_cli.performance import check as monitor
 
     at = now or utcnow()
     with open_session(database_url) as (settings, session):

@@ -11,7 +11,7 @@ from retrain_cli.cli.completion import model_names
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
 from retrain_cli.cli.output import Output
 from retrain_cli.cli.runtime import open_session
-from retrain_cli.durations import parse_duration, utcnow
+from retrain_cli.core.durations import parse_duration, utcnow
 
 
 def report(
@@ -47,8 +47,8 @@ def report(
 
     Example: retrain-cli report --out /var/www/retrain --since 30d
     """
-    from retrain_cli.report import write_report
-    from retrain_cli.slots import file_slots
+    from retrain_cli.ops.report import write_report
+    from retrain_cli.training.slots import file_slots
 
     try:
         period = parse_duration(since)

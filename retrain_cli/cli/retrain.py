@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from retrain_cli.choices import Trigger
 from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import DatabaseUrl, Json, Quiet, parse_time
 from retrain_cli.cli.output import Output
-from retrain_cli.errors import BusyError
+from retrain_cli.core.choices import Trigger
+from retrain_cli.core.errors import BusyError
 
 if TYPE_CHECKING:
-    from retrain_cli.runner import RunResult
+    from retrain_cli.training.runner import RunResult
 
 
 def retrain(
@@ -62,12 +62,12 @@ def retrain(
     Example: retrain-cli retrain fraud-lgbm --trigger manual --trigger-detail "new labels"
     """
     from retrain_cli.cli.runtime import export_metrics, notify, publish_serving
+    from retrain_cli.core.durations import utcnow
+    from retrain_cli.core.settings import load_settings
+    from retrain_cli.core.threads import native_thread_environment, thread_share
     from retrain_cli.db.session import make_engine
-    from retrain_cli.durations import utcnow
-    from retrain_cli.runner import Hooks, RetrainRequest, RunFailed
-    from retrain_cli.runner import retrain as run
-    from retrain_cli.settings import load_settings
-    from retrain_cli.threads import native_thread_environment, thread_share
+    from retrain_cli.training.runner import Hooks, RetrainRequest, RunFailed
+    from retrain_cli.training.runner import retrain as run
 
     settings = load_settings(database_url)
     # before numpy and the trainers load: their thread pools are sized once, at start

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.durations import utcnow
+from retrain_cli.core.settings import Settings, load_settings
 from retrain_cli.db.session import make_engine, session_scope
-from retrain_cli.durations import utcnow
-from retrain_cli.history import sweep_abandoned
-from retrain_cli.settings import Settings, load_settings
+from retrain_cli.training.history import sweep_abandoned
 
 if TYPE_CHECKING:
-    from retrain_cli.notify import Event
+    from retrain_cli.core.notify import Event
 
 
 @contextmanager
@@ -27,7 +27,7 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
     the models whose versions changed are rewritten, and the metrics textfile when one is
     configured.
     """
-    from retrain_cli.serving import to_publish
+    from retrain_cli.versions.serving import to_publish
 
     settings = load_settings(database_url)
     engine = make_engine(settings.database_url)
@@ -46,8 +46,8 @@ def export_metrics(engine: Engine, settings: Settings) -> None:
     """Rewrite the node-exporter textfile, if configured; never fails the command."""
     if settings.metrics_dir is None:
         return
-    from retrain_cli.metrics_export import write_metrics
-    from retrain_cli.slots import file_slots
+    from retrain_cli.ops.metrics_export import write_metrics
+    from retrain_cli.training.slots import file_slots
 
     try:
         in_use = file_slots(settings).slots_in_use()
@@ -62,7 +62,7 @@ def publish_serving(engine: Engine, settings: Settings, models: Sequence[str]) -
     command (the next `jobs due` tick writes them again)."""
     if not models:
         return
-    from retrain_cli.serving import publish
+    from retrain_cli.versions.serving import publish
 
     try:
         publish(engine, settings.home, models)
@@ -76,8 +76,8 @@ def notify(settings: Settings, events: Sequence[Event]) -> None:
     """Send events to the configured targets and to their jobs' own `notify` targets."""
     if not events:
         return
+    from retrain_cli.core.notify import Notifier
     from retrain_cli.db.models import AutoRetrainingJob
-    from retrain_cli.notify import Notifier
 
     names = {e.job for e in events if e.job}
     targets: dict[str, list[dict[str, str]]] = {}
@@ -104,7 +104,7 @@ def notify(settings: Settings, events: Sequence[Event]) -> None:
 
 def _log(settings: Settings, name: str, line: str) -> None:
     try:
-        from retrain_cli.private import append_line
+        from retrain_cli.core.private import append_line
 
         append_line(settings.logs_dir / name, f"{utcnow().isoformat()} {' '.join(line.split())}")
     except OSError:

@@ -9,7 +9,7 @@ import typer
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
 from retrain_cli.cli.output import Output, minutes, table
 from retrain_cli.cli.runtime import open_session
-from retrain_cli.durations import parse_duration, utcnow
+from retrain_cli.core.durations import parse_duration, utcnow
 
 
 def stats(
@@ -24,8 +24,8 @@ def stats(
 
     Example: retrain-cli stats --since 7d
     """
-    from retrain_cli.slots import file_slots
-    from retrain_cli.stats import pipeline_stats
+    from retrain_cli.ops.stats import pipeline_stats
+    from retrain_cli.training.slots import file_slots
 
     try:
         period = parse_duration(since)

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from retrain_cli import registry, rollouts
 from retrain_cli.cli.completion import model_names
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quiet, parse_time
 from retrain_cli.cli.output import Output, table
 from retrain_cli.cli.runtime import notify, open_session
-from retrain_cli.durations import utcnow
-from retrain_cli.settings import Settings
+from retrain_cli.core.durations import utcnow
+from retrain_cli.core.settings import Settings
+from retrain_cli.versions import registry
+from retrain_cli.versions.rollouts import state as rollouts
 
 app = typer.Typer(
     cls=Group, help="List, promote, roll back and retire model versions.", no_args_is_help=True
@@ -129,7 +130,7 @@ def serving(
 
     Example: retrain-cli versions serving fraud --json
     """
-    from retrain_cli.serving import document
+    from retrain_cli.versions.serving import document
 
     with open_session(database_url) as (_, session):
         served = document(session, model)
@@ -157,9 +158,9 @@ def rollout(
 
     Example: retrain-cli versions rollout fraud --abort --reason "complaints from support"
     """
-    from retrain_cli import rollout_moves
-    from retrain_cli.errors import ConfigError
-    from retrain_cli.serving import document
+    from retrain_cli.core.errors import ConfigError
+    from retrain_cli.versions.rollouts import moves as rollout_moves
+    from retrain_cli.versions.serving import document
 
     if abort and promote_now:
         raise ConfigError("--abort or --promote-now, not both")

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from retrain_cli.choices import ModelType, Strategy, Trigger, values
+from retrain_cli.core.choices import ModelType, Strategy, Trigger, values
 
 MODEL_TYPES = values(ModelType)
 STRATEGIES = values(Strategy)

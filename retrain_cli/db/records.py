@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli.choices import DOMAIN_CLASSIFIER
+from retrain_cli.core.choices import DOMAIN_CLASSIFIER
+from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import ModelDriftMonitoring, ModelPerformanceTracking
-from retrain_cli.serialize import jsonable
 
 if TYPE_CHECKING:
-    from retrain_cli.drift_compare import ColumnDrift, DriftResult
-    from retrain_cli.perf_monitor import PerfResult
+    from retrain_cli.drift.compare import ColumnDrift, DriftResult
+    from retrain_cli.performance.check import PerfResult
 
 NO_SHARE = "too_few_values: no feature had enough values in both windows"
 CALIBRATION_METRIC = "calibration_brier"  # the row beside an estimate: its calibration's Brier
@@ -169,7 +169,7 @@ def add_performance_check(session: Session, result: PerfResult, job_id: int | No
         for point in result.change_points
     ]
     if result.analysis is not None:
-        from retrain_cli.rollout_checks import analysis_row
+        from retrain_cli.versions.rollouts.checks import analysis_row
 
         analysed = analysis_row(result.analysis)
         row = _row(result, job_id, analysed.pop("metric"), None, None, None, judged=False)

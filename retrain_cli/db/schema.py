@@ -11,10 +11,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from retrain_cli import __version__
+from retrain_cli.core.errors import DatabaseError
+from retrain_cli.core.redaction import scrub
 from retrain_cli.db.models import AutoRetrainingConfig
 from retrain_cli.db.queries import SCHEMA_LOCK, take_turns
-from retrain_cli.errors import DatabaseError
-from retrain_cli.redaction import scrub
 
 DAY_S = 86_400
 

@@ -15,9 +15,9 @@ from sqlalchemy import URL, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from retrain_cli.errors import ConfigError, DatabaseError
-from retrain_cli.private import create_private, private_dir
-from retrain_cli.redaction import check_url, redact_url, scrub
+from retrain_cli.core.errors import ConfigError, DatabaseError
+from retrain_cli.core.private import create_private, private_dir
+from retrain_cli.core.redaction import check_url, redact_url, scrub
 
 # The Alembic revision this release's models correspond to (a test keeps it equal to the head).
 SCHEMA_REVISION = "0006_rollouts"

@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from retrain_cli.errors import NotAvailableError
+from retrain_cli.core.errors import NotAvailableError
 from retrain_cli.trainers.base import Trainer
 
 TORCH_FAMILIES = ("lstm", "transformer", "ensemble")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from retrain_cli.errors import RetrainError
+from retrain_cli.core.errors import RetrainError
 
 if TYPE_CHECKING:
     import pandas as pd

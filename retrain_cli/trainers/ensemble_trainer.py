@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrain_cli import artifacts, performance
+from retrain_cli.statistics import performance
+from retrain_cli.store import artifacts
 from retrain_cli.trainers.base import Trainer, TrainingContext, TrainingData
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ class _Subset:
 
 
 def _fingerprint(data: TrainingData, member: dict[str, Any]) -> str:
-    from retrain_cli.training_data import fingerprint
+    from retrain_cli.data.training import fingerprint
 
     frame = data.features[member["features"]] if member["features"] else data.features
     frame = frame.assign(__target__=data.target)

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.durations import utcnow
 from retrain_cli.db.models import ModelDriftMonitoring, ModelPerformanceTracking
 from retrain_cli.db.queries import newest_per_model
-from retrain_cli.durations import utcnow
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 

@@ -207,7 +207,7 @@ def test_foreign_keys_are_enforced(session: SessionFactory) -> None:
 
 
 def test_a_schema_from_a_newer_release_says_so_instead_of_failing_oddly(db_url: str) -> None:
-    from retrain_cli.errors import DatabaseError
+    from retrain_cli.core.errors import DatabaseError
     from tests.conftest import Cli
 
     engine = make_engine(db_url)

@@ -1,0 +1,138 @@
+"""Where retrain-cli keeps its state, and which database it talks to.
+
+Precedence for the database URL: `--database-url` > `RETRAIN_DATABASE_URL` > `database_url` in the
+config file > the SQLite file `$RETRAIN_HOME/retrain.db`.
+
+`RETRAIN_HOME` defaults to `$XDG_DATA_HOME/retrain-cli` (`~/.local/share/retrain-cli`). The config
+file is `RETRAIN_CONFIG`, else `$RETRAIN_HOME/config.yaml` when present.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retrain_cli.core.errors import ConfigError
+from retrain_cli.core.redaction import redact_url, remember
+
+if TYPE_CHECKING:
+    from retrain_cli.core.config_file import ConfigFile
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one command run."""
+
+    home: Path
+    database_url: str
+    artifacts_dir: Path
+    locks_dir: Path
+    logs_dir: Path
+    max_concurrent_retrains: int
+    config_path: Path | None
+    metrics_dir: Path | None
+    notifications: dict[str, Any]
+    semaphore: str
+    lease_ttl_s: float
+    heartbeat_s: float
+    max_wait_s: float
+    dask_scheduler: str | None = None
+    dask_timeout_s: float = 10.0
+
+    @property
+    def database_slots(self) -> bool:
+        """Whether retrain slots are also claimed in the database (across hosts): `auto` means
+        on PostgreSQL, where several hosts can share one database; SQLite means one host."""
+        if self.semaphore == "auto":
+            return self.database_url.startswith("postgresql")
+        return self.semaphore == "database"
+
+    @property
+    def safe_database_url(self) -> str:
+        """The database URL with any password masked, for messages and logs."""
+        return redact_url(self.database_url)
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    """`RETRAIN_HOME`, else `$XDG_DATA_HOME/retrain-cli`, else `~/.local/share/retrain-cli`."""
+    if env.get("RETRAIN_HOME"):
+        return Path(env["RETRAIN_HOME"]).expanduser()
+    xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg).expanduser() / "retrain-cli"
+
+
+def load_settings(
+    database_url: str | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve the settings from the flag, the environment and the config file."""
+    env = os.environ if env is None else env
+    home = default_home(env)
+    config_path = _config_path(home, env)
+    config = _read_config(config_path)
+
+    url = database_url or env.get("RETRAIN_DATABASE_URL") or config.database_url
+    if not url:
+        url = f"sqlite:///{home / 'retrain.db'}"
+    remember(str(url))
+    metrics_dir = env.get("RETRAIN_METRICS_DIR") or config.metrics.textfile_dir
+    return Settings(
+        home=home,
+        database_url=str(url),
+        artifacts_dir=_dir(config.artifacts_dir, home / "artifacts"),
+        locks_dir=_dir(config.locks_dir, home / "locks"),
+        logs_dir=_dir(config.logs_dir, home / "logs"),
+        max_concurrent_retrains=config.max_concurrent_retrains,
+        config_path=config_path,
+        metrics_dir=Path(metrics_dir).expanduser() if metrics_dir else None,
+        notifications=config.notification_settings(),
+        semaphore=config.semaphore,
+        lease_ttl_s=float(config.lease_ttl),
+        heartbeat_s=float(config.heartbeat_interval),
+        max_wait_s=float(config.max_wait),
+        dask_scheduler=env.get("RETRAIN_DASK_SCHEDULER") or config.dask.scheduler,
+        dask_timeout_s=float(config.dask.timeout),
+    )
+
+
+def _config_path(home: Path, env: Mapping[str, str]) -> Path | None:
+    if env.get("RETRAIN_CONFIG"):
+        path = Path(env["RETRAIN_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"RETRAIN_CONFIG points to {path}, which is not a file")
+        return path
+    default = home / "config.yaml"
+    return default if default.is_file() else None
+
+
+def _read_config(path: Path | None) -> ConfigFile:
+    """The config file's settings (every default when there is no file)."""
+    from retrain_cli.core.config_file import ConfigFile, parse_config
+
+    if path is None:
+        return ConfigFile()
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {_first_line(exc)}") from exc
+    if data is None:
+        return ConfigFile()
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    try:
+        return parse_config(data)
+    except ValueError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+
+
+def _dir(value: str | None, default: Path) -> Path:
+    return Path(value).expanduser() if value else default
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

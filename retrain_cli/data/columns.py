@@ -1,0 +1,60 @@
+"""A window's columns as the drift statistics take them, read from Arrow's buffers: finite
+float64 values of a numeric column, counts per category of any other, and the share missing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from retrain_cli.core.errors import DataError
+from retrain_cli.statistics.drift import FloatArray, drop_missing
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def numeric_values(column: pa.ChunkedArray, name: str, window: str) -> tuple[FloatArray, float]:
+    """The column as float64, nulls and NaN dropped, and the share of them."""
+    import pyarrow as pa
+
+    chunks = [float64_values(c) for c in column.cast(pa.float64()).chunks if len(c)]
+    values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks or [np.empty(0)])
+    finite, missing = drop_missing(values)
+    if finite.size == 0:
+        raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
+    if not np.isfinite(finite).all():
+        raise DataError(f"feature {name!r} has infinite values in the {window} window")
+    return finite, missing
+
+
+def float64_values(chunk: pa.Array) -> FloatArray:
+    """A non-empty float64 Arrow array as numpy, nulls as NaN, read from its buffers.
+
+    Arrow's own `to_numpy` would import pandas; the data buffer is wrapped without a copy when
+    there are no nulls.
+    """
+    end = chunk.offset + len(chunk)
+    validity, data = chunk.buffers()
+    values: FloatArray = np.frombuffer(data, dtype=np.float64, count=end)[chunk.offset :]
+    if chunk.null_count:
+        bits = np.frombuffer(validity, dtype=np.uint8)
+        valid = np.unpackbits(bits, count=end, bitorder="little")[chunk.offset :].view(bool)
+        values = np.where(valid, values, np.nan)
+    return values
+
+
+def category_counts(
+    column: pa.ChunkedArray, name: str, window: str
+) -> tuple[dict[str, int], float]:
+    """Count per category (its value as text), nulls and NaN left out; and the share of them."""
+    import pyarrow.compute as pc
+
+    counts = {
+        str(entry["values"]): int(entry["counts"])
+        for entry in pc.value_counts(column).to_pylist()
+        if entry["values"] is not None and entry["values"] == entry["values"]  # not NaN
+    }
+    if not counts:
+        raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
+    return counts, (len(column) - sum(counts.values())) / len(column)

@@ -1,0 +1,190 @@
+"""A job's training data: load, validate, order by time, split off the hold-out, fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from retrain_cli.core.errors import DataError
+from retrain_cli.data.sources import read_frame
+from retrain_cli.trainers.base import TrainingData
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrain_cli.cluster.training import ClusterRows
+    from retrain_cli.jobs.store import EffectiveJob
+
+MIN_ROWS = 20
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass
+class Prepared:
+    """The time-ordered split of one job's training data."""
+
+    features: list[str]
+    categorical: list[str]
+    train: TrainingData | ClusterRows  # ClusterRows: the training rows stay on a Dask cluster
+    holdout: TrainingData
+    holdout_returns: FloatArray | None
+    fingerprint: dict[str, Any]
+
+
+def prepare(job: EffectiveJob) -> Prepared:
+    """Load `data.train`, check every column, order by time and split the newest
+    `holdout_fraction` of rows off as the hold-out."""
+    spec = job.spec
+    frame = read_frame(spec.data.train, "train")
+    target, time_column, returns = spec.target, spec.time_column, spec.return_column
+    features = feature_names(job, list(frame.columns))
+    frame = labelled(frame, target)
+    require_rows(len(frame), target)
+    if time_column:
+        order = time_order(frame[time_column], time_column)
+        if not order.is_monotonic_increasing:
+            frame = frame.sort_values(time_column, kind="stable", key=lambda _: order)
+    frame = frame.reset_index(drop=True)
+    categorical = categorical_features(frame, features, spec.categorical)
+    for column in categorical:
+        frame[column] = frame[column].astype("category")
+    n_holdout = holdout_rows(len(frame), spec.holdout_fraction)
+    train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:]
+    return Prepared(
+        features=list(features),
+        categorical=categorical,
+        train=data_of(train, features, target),
+        holdout=data_of(holdout, features, target),
+        holdout_returns=returns_of(holdout, returns),
+        fingerprint=fingerprint(frame, time_column),
+    )
+
+
+def prepare_while_importing(job: EffectiveJob, modules: tuple[str, ...]) -> Prepared:
+    """Load the training data while the trainer's library imports on a thread (the Parquet
+    reader releases the GIL)."""
+    import threading
+
+    from retrain_cli.trainers import preload
+
+    importer = threading.Thread(target=preload, args=(modules,), daemon=True)
+    importer.start()
+    try:
+        return prepare(job)
+    finally:
+        importer.join()
+
+
+def feature_names(job: EffectiveJob, present: Sequence[str]) -> list[str]:
+    """The job's features (default: every column but the target, time, return and score
+    columns), after checking that every column the job names is in the data."""
+    spec = job.spec
+    features = spec.features or [c for c in present if c not in spec.special_columns]
+    named = [spec.target, spec.time_column, spec.return_column, *features]
+    missing = [c for c in named if c and c not in present]
+    if missing:
+        raise DataError(f"train data has no column {', '.join(map(repr, missing))}")
+    if not features:
+        raise DataError("train data has no feature columns")
+    return list(features)
+
+
+def labelled(frame: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The rows with a label, each label 0 or 1."""
+    if frame[target].isna().any():
+        frame = frame.dropna(subset=[target])
+    if not set(np.unique(frame[target].to_numpy())) <= {0, 1}:
+        raise DataError(f"target {target!r} must hold 0/1 labels")
+    return frame
+
+
+def require_rows(rows: int, target: str) -> None:
+    if rows == 0:
+        raise DataError(f"target {target!r} has no values in the train data")
+    if rows < MIN_ROWS:
+        raise DataError(f"train data has {rows} labelled rows; at least {MIN_ROWS} needed")
+
+
+def holdout_rows(rows: int, fraction: float) -> int:
+    return max(1, round(rows * fraction))
+
+
+def returns_of(holdout: pd.DataFrame, returns: str | None) -> FloatArray | None:
+    return holdout[returns].to_numpy(dtype=np.float64, na_value=np.nan) if returns else None
+
+
+def time_order(column: pd.Series[Any], name: str) -> pd.Series[Any]:
+    """The time column as something that orders by time: timestamps and numbers as they are,
+    text parsed as timestamps (text would sort as text); unparsable values are an error."""
+    import pandas as pd
+
+    kind = column.dtype
+    if pd.api.types.is_datetime64_any_dtype(kind) or pd.api.types.is_numeric_dtype(kind):
+        return column
+    parsed = pd.to_datetime(column, errors="coerce", utc=True, format="mixed")
+    bad = int((parsed.isna() & column.notna()).sum())
+    if bad:
+        raise DataError(f"time column {name!r} has {bad} values that are not timestamps")
+    return parsed
+
+
+def categorical_features(
+    frame: pd.DataFrame, features: list[str], declared: list[str]
+) -> list[str]:
+    """The features LightGBM treats as categories: declared, text or boolean."""
+    import pandas as pd
+
+    return [
+        c
+        for c in features
+        if c in declared
+        or not pd.api.types.is_numeric_dtype(frame[c].dtype)
+        or pd.api.types.is_bool_dtype(frame[c].dtype)
+    ]
+
+
+def data_of(frame: pd.DataFrame, features: list[str], target: str) -> TrainingData:
+    return TrainingData(frame[features], frame[target].to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+def fingerprint(frame: pd.DataFrame, time_column: str | None) -> dict[str, Any]:
+    """Rows, time range, and a sha256 over every column's name, dtype and the sha256 of its
+    values in row order.
+
+    Numeric columns are hashed from their raw bytes; others through pandas' row hashes, so the
+    same data gives the same digest in every process. Each column has its own digest so that
+    the columns hash on every core at once (hashlib releases the GIL).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    payloads = [_column_bytes(frame[name]) for name in frame.columns]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        digests = list(pool.map(lambda payload: hashlib.sha256(payload).digest(), payloads))
+    digest = hashlib.sha256()
+    for name, column_digest in zip(frame.columns, digests, strict=True):
+        digest.update(f"{name}\0{frame[name].dtype}\0".encode())
+        digest.update(column_digest)
+    result: dict[str, Any] = {"rows": len(frame), "sha256": digest.hexdigest()}
+    if time_column:
+        result["time_min"] = str(frame[time_column].min())
+        result["time_max"] = str(frame[time_column].max())
+    return result
+
+
+def _column_bytes(column: pd.Series[Any]) -> Any:
+    """The raw bytes of a numeric column (no copy), or pandas' row hashes of any other."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column.dtype) and not isinstance(
+        column.dtype, pd.CategoricalDtype
+    ):
+        raw = column.to_numpy()
+        if raw.dtype != object:
+            return np.ascontiguousarray(raw).view(np.uint8).data
+    # nullable booleans with NA come out as Python objects: hash their values
+    return pd.util.hash_pandas_object(column, index=False).to_numpy()

@@ -1,0 +1,2 @@
+"""Drift: two windows compared column by column, one check of a job (exact or against a profile),
+the domain classifier, profiles kept on disk, and the HTML report."""

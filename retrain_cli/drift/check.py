@@ -1,0 +1,305 @@
+"""One drift check of a job: choose the mode, find or build the profile, compare
+(`drift_compare`, `profile_check`), record. `drift.mode: auto` takes the exact mode while both
+windows have at most `drift.exact_max_rows` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from retrain_cli.cluster.client import Cluster
+from retrain_cli.core.choices import Compute, DriftMode, DriftReference
+from retrain_cli.core.errors import DataError
+from retrain_cli.core.threads import thread_share
+from retrain_cli.data import sources as datasource
+from retrain_cli.data import streaming
+from retrain_cli.data.sources import file_source
+from retrain_cli.db.records import add_drift_check
+from retrain_cli.drift import multivariate, profile_store
+from retrain_cli.drift.compare import (
+    Columns,
+    DriftResult,
+    DriftSettings,
+    compare_windows,
+    load_windows,
+)
+from retrain_cli.drift.profile_check import compare_with_profile, profile_window
+from retrain_cli.jobs.store import JobFailure, check_each
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from retrain_cli.core.settings import Settings
+    from retrain_cli.data.profile import Profile
+    from retrain_cli.jobs.sections import MultivariateSpec
+    from retrain_cli.jobs.store import EffectiveJob
+
+
+def settings_for(job: EffectiveJob) -> DriftSettings:
+    return DriftSettings(threshold=job.drift_threshold, **dict(job.spec.drift))
+
+
+def columns_for(job: EffectiveJob) -> Columns:
+    spec = job.spec
+    return Columns(
+        features=spec.features,
+        categorical=spec.categorical,
+        excluded=sorted(spec.special_columns),
+        score=spec.score_column,
+    )
+
+
+def has_windows(job: EffectiveJob) -> bool:
+    data = job.spec.data
+    against_training = job.spec.drift.reference is DriftReference.TRAINING
+    return data.current is not None and (data.reference is not None or against_training)
+
+
+def evaluate_job(
+    session: Session,
+    root: Path,
+    job: EffectiveJob,
+    now: datetime,
+    cluster: Cluster | None = None,
+    threads: int = 0,
+) -> DriftResult:
+    """Compare the job's current window with its reference (nothing recorded but a profile
+    built on the way); `root` is the artifacts directory, where profiles live. A job with
+    `compute: dask` counts its current window on `cluster` when it can (see `cluster.py`).
+    With `drift.multivariate`, a domain classifier on `threads` threads joins the verdict."""
+    reference_source, current_source = job.spec.data.reference, job.spec.data.current
+    if current_source is None or (reference_source is None and not _against_training(job)):
+        raise DataError(f"job {job.name!r} needs data.reference and data.current to check drift")
+    kwargs: dict[str, Any] = {"model": job.model, "job": job.name, "now": now}
+    wanted = job.spec.drift.multivariate
+    if choose_mode(job) is DriftMode.EXACT:
+        assert reference_source is not None
+        reference, current = load_windows(reference_source, current_source)
+        exact = compare_windows(reference, current, columns_for(job), settings_for(job), **kwargs)
+        if job.spec.compute is Compute.DASK:
+            exact.compute_note = "the exact mode runs here; the profile mode counts on the cluster"
+        if wanted is not None:
+            samples = (
+                multivariate.sample_table(reference, wanted.sample, seed=0),
+                multivariate.sample_table(current, wanted.sample, seed=1),
+            )
+            exact.add_multivariate(_classify(samples, exact, wanted, threads))
+        return exact
+    on_cluster, note = placed(job, cluster)
+    if _against_training(job):
+        profile, described = profile_store.training(session, job.model)
+        hint = f"retrain {job.model!r} to profile its training data again"
+    else:
+        profile, described = reference_profile(session, root, job, cluster=on_cluster)
+        hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
+    result = compare_with_profile(
+        profile,
+        described,
+        current_source,
+        columns_for(job),
+        settings_for(job),
+        hint,
+        cluster=on_cluster,
+        **kwargs,
+    )
+    result.compute_note = note
+    if wanted is not None:
+        result.add_multivariate(_streamed_classifier(job, result, wanted, threads))
+    return result
+
+
+def _streamed_classifier(
+    job: EffectiveJob, result: DriftResult, wanted: MultivariateSpec, threads: int
+) -> multivariate.Multivariate:
+    """The domain classifier of a profile-mode check: both windows sampled in one streaming
+    pass each (the reference's rows, or the training data's for `reference: training`)."""
+    reference = job.spec.data.train if _against_training(job) else job.spec.data.reference
+    current = job.spec.data.current
+    assert reference is not None and current is not None
+    names = [c.feature for c in result.features]
+    numeric = [c.feature for c in result.features if c.kind == "numeric"]
+    reference_sample, current_sample = (
+        multivariate.sample_batches(
+            streaming.iter_batches(source, role, names, numeric), wanted.sample, seed=seed
+        )
+        for seed, (source, role) in enumerate(((reference, "reference"), (current, "current")))
+    )
+    return _classify((reference_sample, current_sample), result, wanted, threads)
+
+
+def _classify(
+    samples: tuple[pa.Table, pa.Table],
+    result: DriftResult,
+    wanted: MultivariateSpec,
+    threads: int,
+) -> multivariate.Multivariate:
+    """The domain classifier on the two windows' samples, over the check's features."""
+    return multivariate.domain_classifier(
+        *samples,
+        [(c.feature, c.kind) for c in result.features],
+        max_auc=wanted.max_auc,
+        folds=wanted.folds,
+        confidence=wanted.confidence,
+        threads=threads,
+    )
+
+
+def placed(job: EffectiveJob, cluster: Cluster | None) -> tuple[Cluster | None, str | None]:
+    return cluster.placement(job.spec.compute) if cluster is not None else (None, None)
+
+
+def _against_training(job: EffectiveJob) -> bool:
+    return job.spec.drift.reference is DriftReference.TRAINING
+
+
+def choose_mode(job: EffectiveJob) -> DriftMode:
+    """The job's `drift.mode`; auto is exact unless a window has more than `exact_max_rows`
+    rows by its Parquet metadata (CSV and SQL windows count as small), or the reference is
+    the training data (only ever profiled)."""
+    spec = job.spec.drift
+    if _against_training(job):
+        return DriftMode.PROFILE
+    if spec.mode is not DriftMode.AUTO:
+        return spec.mode
+    sources = {"reference": job.spec.data.reference, "current": job.spec.data.current}
+    rows = [datasource.row_count(s, role) for role, s in sources.items() if s is not None]
+    large = any(n is not None and n > spec.exact_max_rows for n in rows)
+    return DriftMode.PROFILE if large else DriftMode.EXACT
+
+
+def reference_profile(
+    session: Session,
+    root: Path,
+    job: EffectiveJob,
+    *,
+    rebuild: bool = False,
+    cluster: Cluster | None = None,
+) -> tuple[Profile, dict[str, Any]]:
+    """The job's stored profile of its reference window, built (and recorded, on `cluster`
+    when given) when there is none, or when the window's files or the job's bins, features or
+    categorical columns changed since."""
+    source = job.spec.data.reference
+    if source is None:
+        raise DataError(f"job {job.name!r} has no data.reference to profile")
+    fingerprint = {
+        **datasource.source_fingerprint(source, "reference"),
+        "bins": job.spec.drift.bins,
+        "features": job.spec.features,
+        "categorical": job.spec.categorical,
+    }
+    recorded = profile_store.recorded_reference(session, job.id)
+    current = recorded is not None and recorded["source"] == fingerprint
+    if recorded is not None and current and not rebuild:
+        hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
+        profile = profile_store.read(Path(recorded["path"]), recorded["sha256"], hint)
+        return profile, {**recorded, "built": False}
+    profile = profile_window(source, columns_for(job), job.spec.drift.bins, cluster)
+    path, digest = profile_store.write_reference(root, job.model, job.name, profile)
+    recorded = profile_store.record_reference(session, job.id, path, digest, profile, fingerprint)
+    return profile, {**recorded, "built": True}
+
+
+@dataclass
+class Profiled:
+    """A reference profile that `drift profile` built and recorded."""
+
+    job: str
+    model: str
+    path: str
+    sha256: str
+    rows: int
+    columns: int
+    rank_error: float
+    compute: str = "local"  # where it was built: "local" or "dask"
+    compute_note: str | None = None  # why a `compute: dask` job's profile was built here
+
+
+def profile_jobs(
+    session: Session, settings: Settings, jobs: Sequence[EffectiveJob], *, every_enabled: bool
+) -> list[Profiled | JobFailure]:
+    """Build and record each job's reference profile anew (on the Dask cluster for a
+    `compute: dask` job with a Parquet window); `--all` skips jobs without a reference window."""
+
+    def build(job: EffectiveJob, cluster: Cluster) -> Profiled:
+        on_cluster, note = placed(job, cluster)
+        assert job.spec.data.reference is not None
+        if on_cluster is not None and not datasource.is_parquet(job.spec.data.reference):
+            on_cluster, note = None, "CSV and SQL windows are profiled here"
+        profile, recorded = reference_profile(
+            session, settings.artifacts_dir, job, rebuild=True, cluster=on_cluster
+        )
+        return Profiled(
+            job.name,
+            job.model,
+            recorded["path"],
+            recorded["sha256"],
+            profile.rows,
+            len(profile.columns),
+            profile.rank_error,
+            "dask" if on_cluster is not None else "local",
+            note,
+        )
+
+    with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
+        return check_each(
+            jobs,
+            lambda job: build(job, cluster),
+            lambda result, job_id: None,
+            applies=lambda job: job.spec.data.reference is not None,
+            every_enabled=every_enabled,
+        )
+
+
+def check_jobs(
+    session: Session,
+    settings: Settings,
+    jobs: Sequence[EffectiveJob],
+    now: datetime,
+    *,
+    every_enabled: bool,
+) -> list[DriftResult | JobFailure]:
+    """Check and record each job (see `jobs.check_each`); `--all` skips jobs without both
+    windows."""
+    threads = thread_share({}, settings.max_concurrent_retrains)  # cores beside the retrains
+    with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
+        return check_each(
+            jobs,
+            lambda job: evaluate_job(
+                session, settings.artifacts_dir, job, now, cluster, threads=threads
+            ),
+            lambda result, job_id: add_drift_check(session, result, job_id),
+            applies=has_windows,
+            every_enabled=every_enabled,
+        )
+
+
+# Column names of the ad hoc forms of `drift check` and `perf check`.
+
+AD_HOC_COLUMNS = Columns(features=None, excluded=("ts", "y_true", "return"), score="y_score")
+
+
+def check_files(
+    session: Session,
+    model: str,
+    reference: Path,
+    current: Path,
+    settings: DriftSettings,
+    now: datetime,
+) -> DriftResult:
+    """The ad hoc form: two files, the default column names, recorded without a job."""
+    result = compare_windows(
+        *load_windows(file_source(reference), file_source(current)),
+        AD_HOC_COLUMNS,
+        settings,
+        model=model,
+        job=None,
+        now=now,
+    )
+    add_drift_check(session, result, job_id=None)
+    return result

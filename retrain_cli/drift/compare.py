@@ -1,0 +1,291 @@
+"""Compare two windows feature by feature (and the score column), and decide: pure of the
+database and the clock.
+
+Both windows are Arrow tables read whole (Parquet is never converted to pandas here); the columns
+are compared on a thread pool (Arrow and numpy release the GIL). The result types and the
+decision of one column serve the profile mode (`profile_check`) as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from retrain_cli.core.choices import DriftMode
+from retrain_cli.core.errors import DataError
+from retrain_cli.core.notify import Event
+from retrain_cli.data.columns import category_counts, numeric_values
+from retrain_cli.data.sources import read_table
+from retrain_cli.jobs.sections import DriftSpec
+from retrain_cli.jobs.spec import DataSource
+from retrain_cli.statistics import drift
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from retrain_cli.drift.multivariate import Multivariate
+
+
+class DriftSettings(DriftSpec):
+    """A job's `drift` section and the threshold of its method (from the job or its type)."""
+
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns of the windows are features, which categorical, which is the score."""
+
+    features: list[str] | None
+    categorical: Sequence[str] = ()
+    excluded: Sequence[str] = ()
+    score: str | None = None
+
+
+@dataclass
+class ColumnDrift:
+    feature: str
+    kind: str
+    drifted: bool
+    method: str
+    statistic: float | None  # None: too few values to say (the reason is in `metrics`)
+    threshold: float
+    n_reference: int
+    n_current: int
+    missing_rate_ref: float
+    missing_rate_cur: float
+    metrics: dict[str, Any]
+    histogram: drift.Histogram
+
+
+@dataclass
+class DriftResult:
+    job: str | None
+    model: str
+    checked_at: datetime
+    drifted: bool
+    drift_share: float | None  # None: no feature had enough values to decide
+    required_share: float
+    threshold: float
+    decision_method: str
+    n_reference: int
+    n_current: int
+    features: list[ColumnDrift]
+    prediction: ColumnDrift | None
+    check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    mode: str = DriftMode.EXACT
+    profile: dict[str, Any] | None = None  # the profile a profile-mode check used
+    compute: str = "local"  # where the current window was counted
+    compute_note: str | None = None  # why a `compute: dask` job ran here
+    multivariate: Multivariate | None = None  # with `drift.multivariate`
+
+    def add_multivariate(self, found: Multivariate) -> None:
+        """The domain classifier's verdict is part of the check's."""
+        self.multivariate = found
+        self.drifted = self.drifted or found.drifted
+
+    def events(self) -> list[Event]:
+        """What operators are told after the check is recorded."""
+        if not self.drifted:
+            return []
+        drifted = [f.feature for f in self.features if f.drifted]
+        share = "-" if self.drift_share is None else f"{self.drift_share:.0%}"
+        summary = f"drift in {self.job or self.model}: {share} of features"
+        details: dict[str, Any] = {"drift_share": self.drift_share, "drifted": drifted}
+        found = self.multivariate
+        if found is not None and found.drifted and found.auc is not None:
+            summary += f"; a domain classifier tells the windows apart (AUC {found.auc:.3f})"
+            details["domain_classifier_auc"] = found.auc
+        return [Event("drift_detected", summary, self.checked_at, self.job, self.model, details)]
+
+
+@contextlib.contextmanager
+def importing_scipy() -> Iterator[None]:
+    """Import scipy.stats (the p-values) on a thread while the windows are read: the readers
+    release the GIL, the import would otherwise stall the column threads."""
+    importer = threading.Thread(target=importlib.import_module, args=("scipy.stats",))
+    importer.start()
+    try:
+        yield
+    finally:
+        importer.join()
+
+
+def load_windows(reference: DataSource, current: DataSource) -> tuple[pa.Table, pa.Table]:
+    with importing_scipy():
+        return read_table(reference, "reference"), read_table(current, "current")
+
+
+def compare_windows(
+    reference: pa.Table,
+    current: pa.Table,
+    columns: Columns,
+    settings: DriftSettings,
+    *,
+    model: str,
+    job: str | None,
+    now: datetime,
+) -> DriftResult:
+    """Drift of every feature and of the score column between two windows (nothing recorded)."""
+    features = _feature_names(reference, current, columns)
+    tasks = [
+        (name, column_kind(reference.schema.field(name).type, name, columns)) for name in features
+    ]
+    score = columns.score
+    has_score = bool(score and score in reference.column_names and score in current.column_names)
+    if has_score:
+        assert score is not None
+        tasks.append((score, "numeric"))
+    compared = _compare_columns(reference, current, tasks, settings)
+    return result_of(
+        compared,
+        has_score,
+        settings,
+        (reference.num_rows, current.num_rows),
+        model=model,
+        job=job,
+        now=now,
+    )
+
+
+def result_of(
+    compared: list[ColumnDrift],
+    has_score: bool,
+    settings: DriftSettings,
+    rows: tuple[int, int],
+    *,
+    model: str,
+    job: str | None,
+    now: datetime,
+) -> DriftResult:
+    prediction = compared.pop() if has_score else None
+    decided = [c for c in compared if c.statistic is not None or c.drifted]
+    share = sum(c.drifted for c in decided) / len(decided) if decided else None
+    return DriftResult(
+        job=job,
+        model=model,
+        checked_at=now,
+        drifted=(share is not None and share >= settings.drift_share)
+        or bool(prediction and prediction.drifted),
+        drift_share=share,
+        required_share=settings.drift_share,
+        threshold=settings.threshold,
+        decision_method=settings.method,
+        n_reference=rows[0],
+        n_current=rows[1],
+        features=compared,
+        prediction=prediction,
+    )
+
+
+def _compare_columns(
+    reference: pa.Table,
+    current: pa.Table,
+    tasks: list[tuple[str, str]],
+    settings: DriftSettings,
+) -> list[ColumnDrift]:
+    """One column per task, on every core: numpy's sorts release the GIL."""
+    workers = max(1, min(len(tasks), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        compared = [
+            pool.submit(_column_drift, reference, current, name, kind, settings)
+            for name, kind in tasks
+        ]
+        return [f.result() for f in compared]
+
+
+def _feature_names(reference: pa.Table, current: pa.Table, columns: Columns) -> list[str]:
+    if columns.features is not None:
+        names = list(columns.features)
+    else:
+        skip = {*columns.excluded, columns.score}
+        names = [c for c in reference.column_names if c not in skip]
+    for name in names:
+        for window, table in (("reference", reference), ("current", current)):
+            if name not in table.column_names:
+                raise DataError(f"feature {name!r} is missing from the {window} window")
+    if not names:
+        raise DataError("no feature columns to compare")
+    return names
+
+
+def column_kind(arrow_type: pa.DataType, name: str, columns: Columns) -> str:
+    """Numeric for integer, floating and decimal columns not listed as categorical; every other
+    type (string, dictionary, bool, timestamp, ...) is categorical."""
+    import pyarrow as pa
+
+    if name in columns.categorical:
+        return "categorical"
+    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+    return "numeric" if numeric or pa.types.is_decimal(arrow_type) else "categorical"
+
+
+def _column_drift(
+    reference: pa.Table, current: pa.Table, name: str, kind: str, settings: DriftSettings
+) -> ColumnDrift:
+    compute: Callable[[], tuple[dict[str, Any], drift.Histogram]]
+    if kind == "numeric":
+        ref, missing_ref = numeric_values(reference.column(name), name, "reference")
+        cur, missing_cur = numeric_values(current.column(name), name, "current")
+        n_reference, n_current = ref.size, cur.size
+        method = drift.decision_method(settings.method, kind)
+        ordered = settings.all_statistics or method in drift.ORDERED_STATISTICS
+        compute = partial(drift.numeric_drift, ref, cur, settings.bins, ordered=ordered)
+    else:
+        ref_counts, missing_ref = category_counts(reference.column(name), name, "reference")
+        cur_counts, missing_cur = category_counts(current.column(name), name, "current")
+        n_reference, n_current = sum(ref_counts.values()), sum(cur_counts.values())
+        compute = partial(drift.categorical_drift, ref_counts, cur_counts)
+    return decide_column(
+        name, kind, settings, (n_reference, n_current), (missing_ref, missing_cur), compute
+    )
+
+
+def decide_column(
+    name: str,
+    kind: str,
+    settings: DriftSettings,
+    counts: tuple[int, int],
+    missing: tuple[float, float],
+    compute: Callable[[], tuple[dict[str, Any], drift.Histogram]],
+) -> ColumnDrift:
+    """One column's verdict from its statistics (`compute`), its value counts in the two
+    windows and their missing rates."""
+    method = drift.decision_method(settings.method, kind)
+    (n_reference, n_current), (missing_ref, missing_cur) = counts, missing
+    statistic: float | None = None
+    threshold = settings.alpha if method in drift.P_VALUE_METHODS else settings.threshold
+    drifted = False
+    if min(n_reference, n_current) >= settings.min_samples:
+        metrics, histogram = compute()
+        decision = drift.decide(metrics, method, settings.threshold, settings.alpha)
+        statistic, drifted = decision.statistic, decision.drifted
+    else:  # a statistic of a handful of values would raise false alarms
+        reason = f"too_few_values: {n_reference} reference and {n_current} current values"
+        metrics = {"undefined": f"{reason}, needs {settings.min_samples}"}
+        histogram = drift.Histogram([], [], [])
+    metrics["missing_rate_ref"], metrics["missing_rate_cur"] = missing_ref, missing_cur
+    missing_shift = abs(missing_cur - missing_ref) > settings.max_missing_rate_change
+    return ColumnDrift(
+        feature=name,
+        kind=kind,
+        drifted=drifted or missing_shift,
+        method=method,
+        statistic=statistic,
+        threshold=threshold,
+        n_reference=n_reference,
+        n_current=n_current,
+        missing_rate_ref=missing_ref,
+        missing_rate_cur=missing_cur,
+        metrics=metrics,
+        histogram=histogram,
+    )

@@ -1,0 +1,231 @@
+"""The profile mode of a drift check: profile a reference window (or a table), and compare a
+current window with a profile by streaming it once in record batches, here or, one Parquet file or
+row group per task, on a Dask cluster. Results and decisions are `drift_compare`'s.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from retrain_cli.cluster.client import Cluster, run_all
+from retrain_cli.core.choices import DriftMode
+from retrain_cli.core.errors import DataError
+from retrain_cli.data import profile as profiles
+from retrain_cli.data import sources, streaming
+from retrain_cli.data import summary as window_summary
+from retrain_cli.data.sources import read_table
+from retrain_cli.drift.compare import (
+    Columns,
+    DriftResult,
+    DriftSettings,
+    column_kind,
+    decide_column,
+    importing_scipy,
+    result_of,
+)
+from retrain_cli.jobs.spec import DataSource
+from retrain_cli.statistics import drift
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from retrain_cli.data.profile import Profile
+
+
+def compare_with_profile(
+    profile: Profile,
+    described: dict[str, Any],
+    current_source: DataSource,
+    columns: Columns,
+    settings: DriftSettings,
+    hint: str,
+    *,
+    model: str,
+    job: str | None,
+    now: datetime,
+    cluster: Cluster | None = None,
+) -> DriftResult:
+    """Drift of the current window against a profile, streaming the window once in record
+    batches (nothing recorded). `hint` says how to make a profile that fits the job again. With
+    a `cluster`, each Parquet file or row group is counted by a task there and the counts and
+    sketches are merged here."""
+    present = sources.column_types(current_source, "current")
+    features = _profile_features(profile, columns, present, hint)
+    score = columns.score
+    has_score = bool(score and score in profile.columns and (present is None or score in present))
+    names = [*features, *([score] if has_score and score else [])]
+    kinds = {name: profile.columns[name].kind for name in names}
+    for name in names:
+        arrow_type = present.get(name) if present is not None else None
+        if arrow_type is not None and str(arrow_type) != "null":
+            kind = column_kind(arrow_type, name, columns)
+            if kind != kinds[name]:
+                raise DataError(
+                    f"feature {name!r} is {kinds[name]} in the profile but {kind} in the "
+                    f"current window: {hint}"
+                )
+    ordered = settings.all_statistics or settings.method in drift.ORDERED_STATISTICS
+    summary = window_summary.WindowSummary(profile, names, ordered=ordered)
+    numeric = [name for name in names if kinds[name] == "numeric"]
+    parts = streaming.partitions(current_source, "current", names) if cluster else None
+    with importing_scipy():
+        if cluster is not None and parts is not None:
+            for state in run_all(
+                cluster.client(),
+                window_summary.summarize,
+                parts,
+                {"profile": profile},
+                names=names,
+                ordered=ordered,
+                role="current",
+            ):
+                summary.merge(state)
+        else:
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                for batch in streaming.iter_batches(current_source, "current", names, numeric):
+                    summary.add(batch, pool)
+    if summary.rows == 0:
+        raise DataError(f"current data {sources.describe(current_source)} is empty")
+    result = summary_result(summary, has_score, settings, model=model, job=job, now=now)
+    result.profile = {**described, **(result.profile or {})}
+    result.compute = "dask" if cluster is not None and parts is not None else "local"
+    return result
+
+
+def summary_result(
+    summary: window_summary.WindowSummary,
+    has_score: bool,
+    settings: DriftSettings,
+    *,
+    model: str,
+    job: str | None,
+    now: datetime,
+) -> DriftResult:
+    """The verdict on a streamed current window: each of its columns (the score column last,
+    when `has_score`) decided against the profile it was counted with."""
+    profile = summary.profile
+    compared = []
+    for name in summary.names:
+        if summary.n(name) == 0:
+            raise DataError(f"feature {name!r} has no values in the current window (all missing)")
+        reference = profile.columns[name]
+        compared.append(
+            decide_column(
+                name,
+                reference.kind,
+                settings,
+                (reference.n, summary.n(name)),
+                (reference.missing / reference.rows, summary.missing[name] / summary.rows),
+                partial(summary.compare, name),
+            )
+        )
+    result = result_of(
+        compared, has_score, settings, (profile.rows, summary.rows), model=model, job=job, now=now
+    )
+    result.mode = DriftMode.PROFILE
+    result.profile = {
+        "built_from": profile.built_from,
+        "kll_k": profile.kll_k,
+        "rank_error": profile.rank_error,
+        "max_categories": profile.max_categories,
+        "peak_batch_rows": summary.peak_rows,
+    }
+    return result
+
+
+def _profile_features(
+    profile: Profile,
+    columns: Columns,
+    present: dict[str, pa.DataType | None] | None,
+    hint: str,
+) -> list[str]:
+    """The features to compare: the job's, or the profile's; each one in the profile and in the
+    current window, and (without a feature list) no column of the window the profile lacks."""
+    skip = {*columns.excluded, columns.score}
+    names = (
+        list(columns.features)
+        if columns.features is not None
+        else [c for c in profile.columns if c not in skip]
+    )
+    for name in names:
+        if name not in profile.columns:
+            raise DataError(
+                f"feature {name!r} is not in the profile ({profile.built_from}): {hint}"
+            )
+        if present is not None and name not in present:
+            raise DataError(f"feature {name!r} is missing from the current window")
+    if columns.features is None and present is not None:
+        added = [c for c in present if c not in profile.columns and c not in skip]
+        if added:
+            raise DataError(
+                f"column {added[0]!r} of the current window is not in the profile "
+                f"({profile.built_from}): {hint}, or list the job's features"
+            )
+    if not names:
+        raise DataError("no feature columns to compare")
+    return names
+
+
+def profile_window(
+    source: DataSource, columns: Columns, bins: int, cluster: Cluster | None = None
+) -> Profile:
+    """Profile a reference window: a Parquet file or dataset one column at a time (with a
+    `cluster`, one task per file or row group there), a CSV file or query whole."""
+    if sources.is_parquet(source):
+        dataset = sources.parquet_dataset(source, "reference")
+        names = _profiled_names(dataset.schema.names, columns)
+        kinds = {
+            name: column_kind(dataset.schema.field(name).type, name, columns) for name in names
+        }
+        rows = dataset.count_rows()
+        if rows == 0:
+            raise DataError(f"reference data {sources.describe(source)} is empty")
+        if cluster is not None:
+            from retrain_cli.cluster import profile as cluster_profile
+
+            parts = streaming.partitions(source, "reference", names) or []
+            return cluster_profile.build(
+                cluster.client(),
+                parts,
+                streaming.partition_column,
+                kinds,
+                bins,
+                rows,
+                "reference window",
+            )
+        return profiles.build(
+            lambda name: dataset.to_table(columns=[name]).column(0),
+            kinds,
+            bins,
+            rows,
+            "reference window",
+        )
+    return profile_table(read_table(source, "reference"), columns, bins, "reference window")
+
+
+def profile_table(table: pa.Table, columns: Columns, bins: int, built_from: str) -> Profile:
+    names = _profiled_names(table.column_names, columns)
+    kinds = {name: column_kind(table.schema.field(name).type, name, columns) for name in names}
+    return profiles.build(table.column, kinds, bins, table.num_rows, built_from)
+
+
+def _profiled_names(present: Sequence[str], columns: Columns) -> list[str]:
+    """The features of a reference window, and its score column when it has one."""
+    if columns.features is not None:
+        names = list(columns.features)
+        missing = [name for name in names if name not in present]
+        if missing:
+            raise DataError(f"feature {missing[0]!r} is missing from the reference window")
+    else:
+        skip = {*columns.excluded, columns.score}
+        names = [c for c in present if c not in skip]
+    if not names:
+        raise DataError("no feature columns to compare")
+    if columns.score and columns.score in present and columns.score not in names:
+        names.append(columns.score)
+    return names

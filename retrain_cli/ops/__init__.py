@@ -1,0 +1,1 @@
+"""Operations: `stats`, the Prometheus textfile and the static HTML report."""

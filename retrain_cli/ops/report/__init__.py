@@ -1,0 +1,52 @@
+"""`retrain-cli report`: a static site of every model's history, built from the tables alone.
+
+`data` reads and aggregates the tables, `charts` draws with matplotlib (the `report` extra),
+`pages` writes the HTML; this module puts the pages in place, each whole or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from retrain_cli.core.errors import DataError
+from retrain_cli.core.private import private_dir, write_private_text
+
+
+@dataclass(frozen=True)
+class Written:
+    index: Path
+    pages: dict[str, Path]  # model -> its page
+    alerts: dict[str, list[str]]  # model -> its open alerts, the most urgent models first
+
+
+def write_report(
+    session: Session,
+    out: Path,
+    now: datetime,
+    since: datetime,
+    models: list[str],
+    slots_in_use: int,
+) -> Written:
+    """Write `index.html` and one page per model into `out` (created 0700, files 0600)."""
+    from retrain_cli.ops.report import charts, pages
+    from retrain_cli.ops.report.data import load_history
+
+    history = load_history(session, now, since, models, slots_in_use)
+    with charts.drawing():
+        documents = {pages.page_name(m.model): pages.model_page(history, m) for m in history.models}
+    documents["index.html"] = pages.index_page(history)
+    try:
+        private_dir(out)
+        for name, document in documents.items():
+            write_private_text(out / name, document)
+    except OSError as exc:
+        raise DataError(f"cannot write the report into {out}: {exc.strerror or exc}") from exc
+    return Written(
+        index=out / "index.html",
+        pages={m.model: out / pages.page_name(m.model) for m in history.models},
+        alerts={m.model: m.alerts for m in history.models},
+    )

@@ -1,0 +1,171 @@
+"""Estimates in a performance check: the window's unlabelled predictions estimated by CBPE
+(`estimation.py`), and earlier estimates realized once their labels arrived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
+
+from retrain_cli.core.choices import BOUNDED_METRICS
+from retrain_cli.data import predictions
+from retrain_cli.data.predictions import PredictionColumns
+from retrain_cli.db.models import ModelPerformanceTracking
+from retrain_cli.db.records import CALIBRATION_METRIC
+from retrain_cli.statistics import performance
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from retrain_cli.performance.check import PerfSettings
+
+MAX_REALIZED = 100  # earlier estimates realized per check, the newest first
+
+
+@dataclass
+class EstimatedResult:
+    """The window's unlabelled rows, their metrics estimated by CBPE."""
+
+    degraded: bool | None
+    metrics: dict[str, float | None]
+    reasons: dict[str, str]
+    n_samples: int  # unlabelled rows estimated
+    n_reference: int  # labelled rows the calibration was fitted on
+    brier: float | None  # the calibration's Brier score on those rows (lower is better)
+    judgement: list[str]
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Realized:
+    """An earlier estimate whose labels have all arrived, and the value they realized."""
+
+    window_start: datetime
+    window_end: datetime
+    metric: str
+    estimated: float | None
+    realized: float | None
+    n_samples: int
+
+
+def estimate_window(
+    frame: pd.DataFrame,
+    columns: PredictionColumns,
+    settings: PerfSettings,
+    baseline: float | None,
+) -> EstimatedResult:
+    """CBPE: calibrate on every labelled row of the predictions, estimate the window's
+    unlabelled ones, and judge the estimated primary metric as a realized one is judged."""
+    from retrain_cli.performance import estimation
+
+    label, score = columns.label, columns.score
+    reference = frame.dropna(subset=[label, score])
+    window = predictions.window(frame, columns.time, settings.window)
+    unlabelled = window[window[label].isna() & window[score].notna()]
+    ref_labels, ref_scores = (
+        predictions.labels(reference, label),
+        predictions.scores(reference, score),
+    )
+    scores = predictions.scores(unlabelled, score)
+    try:
+        calibration = estimation.calibrate(ref_labels, ref_scores, settings.min_samples)
+    except performance.Undefined as exc:
+        names = estimation.ESTIMATED_METRICS
+        values: dict[str, float | None] = dict.fromkeys(names)
+        reasons, brier = dict.fromkeys(names, exc.reason), None
+    else:
+        found = estimation.estimate(
+            calibration, scores, settings.decision_threshold, settings.min_samples
+        )
+        values, reasons, brier = found.values, found.reasons, calibration.brier
+    metric = settings.primary_metric
+    verdict = performance.judge(
+        metric, values[metric], settings.threshold, baseline, settings.max_relative_drop
+    )
+    start, end = predictions.span(unlabelled, columns.time)
+    return EstimatedResult(
+        degraded=verdict.degraded,
+        metrics=values,
+        reasons=reasons,
+        n_samples=len(unlabelled),
+        n_reference=len(reference),
+        brier=brier,
+        judgement=verdict.reasons,
+        window_start=start,
+        window_end=end,
+    )
+
+
+def realize_estimates(
+    session: Session,
+    frame: pd.DataFrame,
+    columns: PredictionColumns,
+    settings: PerfSettings,
+    model: str,
+) -> list[Realized]:
+    """The realized metrics of earlier estimates whose rows are now all labelled: the same
+    window (its first and last timestamp), scored as `perf check` scores a window."""
+    import pandas as pd
+
+    if columns.time is None:
+        return []
+    windows = _pending(session, model)
+    if not windows:
+        return []
+    times = predictions.timestamps(frame, columns.time)
+    found: list[Realized] = []
+    for (start, end), estimates in windows.items():
+        rows = frame[(times >= pd.Timestamp(start)) & (times <= pd.Timestamp(end))]
+        if rows.empty or rows[columns.label].isna().any():
+            continue  # not every label has arrived yet
+        rows = rows.dropna(subset=[columns.score])
+        evaluation = performance.evaluate(
+            predictions.labels(rows, columns.label),
+            predictions.scores(rows, columns.score),
+            threshold=settings.decision_threshold,
+            min_samples=settings.min_samples,
+        )
+        found.extend(
+            Realized(start, end, metric, value, evaluation.values.get(metric), len(rows))
+            for metric, value in estimates.items()
+        )
+    return found
+
+
+def _pending(
+    session: Session, model: str
+) -> dict[tuple[datetime, datetime], dict[str, float | None]]:
+    """The newest (at most MAX_REALIZED) estimated windows of `model` whose realized values
+    are not in the table yet: each window's estimated value per metric."""
+    table, realized = ModelPerformanceTracking, aliased(ModelPerformanceTracking)
+    recorded = exists().where(
+        realized.model_name == table.model_name,
+        realized.metric == table.metric,
+        realized.window_start == table.window_start,
+        realized.window_end == table.window_end,
+        realized.estimated.is_(False),
+    )
+    rows = session.execute(
+        select(table.window_start, table.window_end, table.metric, table.value)
+        .where(
+            table.model_name == model,
+            table.estimated.is_(True),
+            table.metric != CALIBRATION_METRIC,
+            table.window_start.is_not(None),
+            table.window_end.is_not(None),
+            ~recorded,
+        )
+        .order_by(table.checked_at.desc())
+        .limit(MAX_REALIZED * len(BOUNDED_METRICS))
+    )
+    windows: dict[tuple[datetime, datetime], dict[str, float | None]] = {}
+    for start, end, metric, value in rows:
+        if start is None or end is None:
+            continue
+        if (start, end) in windows or len(windows) < MAX_REALIZED:
+            windows.setdefault((start, end), {}).setdefault(metric, value)
+    return windows

@@ -1,0 +1,132 @@
+"""The challenger against the champion: both scored on the same hold-out, then the gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrain_cli.core.errors import one_line
+from retrain_cli.data.training import Prepared
+from retrain_cli.db.models import ModelVersionManagement
+from retrain_cli.jobs.store import EffectiveJob
+from retrain_cli.statistics import performance
+from retrain_cli.store import artifacts
+from retrain_cli.trainers import load_trainer
+from retrain_cli.training import gate
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The model's active version when the run loaded its data."""
+
+    version: int
+    id: int
+    sha256: str
+    manifest: Path
+    type: str
+
+    @classmethod
+    def of(cls, version: ModelVersionManagement) -> Champion:
+        return cls(
+            version.version,
+            version.id,
+            version.sha256,
+            Path(version.artifact_path),
+            version.model_type,
+        )
+
+    def verified_directory(self) -> Path:
+        """The artifact directory, after checking every file against the recorded sha256."""
+        artifacts.verify(self.manifest.parent, self.sha256)
+        return self.manifest.parent
+
+
+def holdout_metrics(job: EffectiveJob, prepared: Prepared, scores: Any) -> performance.Evaluation:
+    """Metrics over the hold-out rows the model scored (a sequence model leaves the first
+    `sequence_length - 1` rows unscored); `n_samples` says how many."""
+    import numpy as np
+
+    section = job.spec.performance
+    threshold = section.decision_threshold
+    scored = np.isfinite(scores)
+    scores = scores[scored]
+    returns = None
+    if prepared.holdout_returns is not None:
+        # The train data's return column is the asset's return; the model goes long at or above
+        # the decision threshold and short below it.
+        returns = np.where(scores >= threshold, 1.0, -1.0) * prepared.holdout_returns[scored]
+    return performance.evaluate(
+        prepared.holdout.target[scored],
+        scores,
+        returns,
+        threshold=threshold,
+        min_samples=job.spec.gate.min_samples,
+        periods_per_year=section.periods_per_year,
+        risk_free=section.risk_free,
+    )
+
+
+def champion_metric(
+    job: EffectiveJob, prepared: Prepared, champion: Champion | None
+) -> tuple[float | None, str | None]:
+    """The champion's primary metric on the same hold-out, or why it has none."""
+    if champion is None:
+        return None, None
+    try:
+        directory = champion.manifest.parent
+        manifest = artifacts.verify(directory, champion.sha256)
+        trainer = load_trainer(champion.type, directory, manifest)
+        scores = trainer.predict(prepared.holdout.features)
+    except Exception as exc:
+        return None, f"champion v{champion.version} could not be evaluated: {one_line(exc)}"
+    evaluation = holdout_metrics(job, prepared, scores)
+    return evaluation.values.get(job.primary_metric), None
+
+
+def decide(
+    job: EffectiveJob,
+    metrics: performance.Evaluation,
+    champion: tuple[float | None, str | None],
+    *,
+    may_promote: bool,
+) -> gate.GateDecision:
+    """The gate's decision with the job's settings; `may_promote=False` (`--no-promote`) holds."""
+    champion_value, champion_note = champion
+    decision = gate.decide(
+        job.primary_metric,
+        metrics.values.get(job.primary_metric),
+        champion_value,
+        threshold=job.performance_threshold,
+        min_improvement=job.spec.gate.min_improvement,
+        n_holdout=metrics.n_samples,
+        min_samples=job.spec.gate.min_samples,
+        allow_ties=job.spec.gate.allow_ties,
+    )
+    notes = [champion_note] if champion_note else []
+    if decision.promote and not may_promote:
+        return gate.GateDecision(False, [*decision.reasons, "held: --no-promote"], decision.values)
+    return gate.GateDecision(decision.promote, [*notes, *decision.reasons], decision.values)
+
+
+def nothing_to_learn(
+    job: EffectiveJob, prepared: Prepared, active: ModelVersionManagement | None
+) -> str | None:
+    """Why a retrain would learn nothing: the active version was trained by the same family on
+    the same data (by fingerprint) with the same hyperparameters."""
+    from retrain_cli.core.serialize import jsonable
+
+    if active is None or active.model_type != job.type:
+        return None
+    same_data = active.data_fingerprint == jsonable(prepared.fingerprint)
+    if not same_data or active.hyperparameters != jsonable(job.hyperparameters):
+        return None
+    return (
+        f"nothing to learn: {job.model} v{active.version}, the active version, was trained on "
+        "the same data with the same hyperparameters (--force retrains anyway)"
+    )
+
+
+def continues_from(job: EffectiveJob, champion: Champion | None) -> bool:
+    """An incremental run starts from the champion of its own model family."""
+    return job.strategy == "incremental" and champion is not None and champion.type == job.type

@@ -1,0 +1,257 @@
+"""A trained model becomes a version: its files staged privately, then numbered, published,
+recorded, promoted when the gate says so and its run closed, in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from retrain_cli.core.durations import utcnow
+from retrain_cli.core.errors import ConflictError, DataError
+from retrain_cli.core.serialize import jsonable
+from retrain_cli.core.settings import Settings
+from retrain_cli.data.training import Prepared
+from retrain_cli.db.models import ModelVersionManagement
+from retrain_cli.db.session import session_scope
+from retrain_cli.jobs.store import EffectiveJob
+from retrain_cli.statistics import performance
+from retrain_cli.store import artifacts
+from retrain_cli.trainers.base import Trainer
+from retrain_cli.training import gate, history
+from retrain_cli.training.evaluation import Champion
+from retrain_cli.training.slots import Heartbeat
+from retrain_cli.versions import registry
+from retrain_cli.versions.rollouts import state as rollouts
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What the gate saw: the challenger's metrics, the champion it was compared with (and the
+    parent an incremental run started from), and the decision."""
+
+    prepared: Prepared
+    metrics: performance.Evaluation
+    champion: Champion | None
+    parent: Champion | None
+    decision: gate.GateDecision
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: dict[str, Any]
+    promoted: bool
+    gate: dict[str, Any]
+
+
+def stage(
+    settings: Settings,
+    job: EffectiveJob,
+    trainer: Trainer,
+    prepared: Prepared,
+    metrics: performance.Evaluation,
+) -> Path:
+    """Write the new version's files into a private staging directory: the trainer's own
+    files, `metadata.json`, a sample of hold-out rows, the profile of its training data and
+    the manifest of checksums."""
+    staging = artifacts.staging_dir(settings.artifacts_dir, job.model)
+    try:
+        primary = trainer.save(staging)
+        metadata = {
+            "model": job.model,
+            "model_type": job.type,
+            "trainer": trainer.name,
+            "job": job.name,
+            "features": prepared.features,
+            "categorical": prepared.categorical,
+            "target": job.spec.target,
+            "hyperparameters": job.hyperparameters,
+            "strategy": job.strategy,
+            "data_fingerprint": prepared.fingerprint,
+            "holdout_metrics": metrics.values,
+            "trained_at": utcnow().isoformat(),
+        }
+        artifacts.write_json(staging / "metadata.json", jsonable(metadata))
+        # a few hold-out rows, for the preflight of a later promote or rollback
+        prepared.holdout.features.head(registry.SAMPLE_ROWS).to_parquet(
+            staging / registry.SAMPLE_FILE
+        )
+        _write_training_profile(staging, job, prepared)
+        artifacts.write_manifest(
+            staging,
+            primary,
+            {
+                "trainer": trainer.name,
+                "model_type": job.type,
+                "hyperparameters": job.hyperparameters,
+            },
+        )
+    except BaseException:
+        artifacts.discard(staging)
+        raise
+    return staging
+
+
+def _write_training_profile(staging: Path, job: EffectiveJob, prepared: Prepared) -> None:
+    """The profile that `drift.reference: training` checks against. Training data the drift
+    statistics cannot summarise leaves the version without one; the retrain goes on."""
+    import pyarrow as pa
+
+    from retrain_cli.cluster.training import ClusterRows, profile_on_cluster
+    from retrain_cli.drift import profile_check, profile_store
+    from retrain_cli.drift.compare import Columns
+
+    columns = Columns(features=prepared.features, categorical=prepared.categorical)
+    bins = job.spec.drift.bins
+    try:
+        if isinstance(prepared.train, ClusterRows):
+            profile = profile_on_cluster(prepared.train, prepared.categorical, bins)
+        else:
+            table = pa.Table.from_pandas(prepared.train.features, preserve_index=False)
+            profile = profile_check.profile_table(table, columns, bins, "training data")
+    except (DataError, pa.ArrowException):  # a feature with no values; categories of mixed types
+        return
+    artifacts.write_atomic(staging / profile_store.TRAINING_FILE, profile_store.encode(profile))
+
+
+def register(
+    engine: Engine,
+    settings: Settings,
+    heartbeat: Heartbeat,
+    job: EffectiveJob,
+    staging: Path,
+    evaluated: Evaluated,
+) -> Registered:
+    """Number, publish and record the version, promote it if the gate says so, and close the
+    run, all in one transaction; the published directory is removed again if it fails."""
+    run_id, metrics, prepared = heartbeat.run_id, evaluated.metrics, evaluated.prepared
+    champion, parent, decision = evaluated.champion, evaluated.parent, evaluated.decision
+    manifest = staging / artifacts.MANIFEST
+    digest, size = artifacts.sha256_file(manifest), manifest.stat().st_size
+    target: Path | None = None
+    try:
+        with session_scope(engine, check_schema=False) as session:
+            heartbeat.fence(session)  # a run whose lease expired registers nothing
+            registry.lock_active(session, job.model)  # numbering and switching, serialised
+            database = database_key(engine)
+            artifacts.remove_unregistered(
+                artifacts.model_dir(settings.artifacts_dir, job.model),
+                database,
+                registry.artifact_dirs(session, job.model),
+            )
+            now = utcnow()
+            trained = registry.Trained(
+                model=job.model,
+                model_type=job.type,
+                job_id=job.id,
+                strategy=job.strategy,
+                parent_version=parent.version if parent else None,
+                metrics={
+                    **metrics.values,
+                    "n_holdout": len(prepared.holdout.target),
+                    "n_scored": metrics.n_samples,
+                    "undefined": metrics.reasons,
+                },
+                hyperparameters=job.hyperparameters,
+                data_fingerprint=prepared.fingerprint,
+                sha256=digest,
+                size_bytes=size,
+            )
+            version = registry.add_version(session, trained, settings.artifacts_dir, now)
+            target = Path(version.artifact_path).parent
+            artifacts.publish(staging, target, database)
+            decision = _promote(session, job, run_id, version, decision, champion, now)
+            gate_doc = {
+                "decision": decision.decision,
+                "reasons": decision.reasons,
+                "values": jsonable(decision.values),
+            }
+            history.finish_run(
+                session,
+                run_id,
+                "succeeded",
+                now,
+                version_id=version.id,
+                promoted=decision.promote,
+                gate=gate_doc,
+            )
+    except IntegrityError as exc:
+        if target is not None:
+            artifacts.discard(target)
+        raise ConflictError(
+            f"another run registered a version of {job.model!r} at the same time: retry"
+        ) from exc
+    except BaseException:
+        if target is not None and not staging.exists():
+            artifacts.discard(target)
+        raise
+    artifacts.registered(target)
+    described = {
+        "model": job.model,
+        "version": version.version,
+        "sha256": digest,
+        "artifact": str(target),
+        "metrics": version.metrics,
+    }
+    return Registered(described, decision.promote, gate_doc)
+
+
+def database_key(engine: Engine) -> str:
+    """Which database a published directory belongs to, without its password."""
+    import hashlib
+
+    url = engine.url.render_as_string(hide_password=True)
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+
+
+def _promote(
+    session: Session,
+    job: EffectiveJob,
+    run_id: int,
+    version: ModelVersionManagement,
+    decision: gate.GateDecision,
+    champion: Champion | None,
+    now: datetime,
+) -> gate.GateDecision:
+    """Switch to the new version when the gate says so, unless the champion it was compared
+    with is no longer active (then it stays registered, and the decision says why). With a
+    rollout policy and a champion, the version becomes the rollout's candidate instead."""
+    if not decision.promote:
+        return decision
+    policy = job.spec.rollout
+    reason = "; ".join(decision.reasons)
+    try:
+        if policy is not None and policy.mode is not None and champion is not None:
+            active = registry.active_version(session, job.model)
+            if active is None or active.version != champion.version:
+                raise ConflictError(f"v{champion.version} is no longer active")
+            move = rollouts.start(
+                session,
+                policy,
+                version,
+                champion.version,
+                now,
+                reason=reason,
+                job_id=job.id,
+                run_id=run_id,
+            )
+            started = f"candidate of a {policy.mode} rollout at {move.to_weight:.0%} of traffic"
+            return gate.GateDecision(False, [*decision.reasons, started], decision.values, True)
+        registry.switch_active(
+            session,
+            version,
+            now,
+            expect_current=champion.version if champion else None,
+            reason=reason,
+            job_id=job.id,
+            run_id=run_id,
+            preflight=False,
+        )
+    except ConflictError as exc:
+        return gate.GateDecision(False, [*decision.reasons, f"held: {exc}"], decision.values)
+    return decision

@@ -1,0 +1,256 @@
+"""One retrain: slot -> running row -> load -> train -> evaluate -> stage -> register + gate.
+
+Each step that must be visible to other processes commits on its own (the skipped or running
+row, heartbeats); registering the version, promoting it and closing the run happen in one
+transaction, so a failure or a kill never leaves a version without its artifact, an artifact
+without its version, or a half-promoted model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from retrain_cli.cluster import training as cluster_training
+from retrain_cli.cluster.client import Cluster
+from retrain_cli.cluster.training import ClusterRows
+from retrain_cli.core.durations import Phases, utcnow
+from retrain_cli.core.errors import BusyError, RetrainError, one_line
+from retrain_cli.core.notify import Event
+from retrain_cli.core.settings import Settings
+from retrain_cli.core.threads import thread_share
+from retrain_cli.data import sources
+from retrain_cli.data.training import prepare_while_importing
+from retrain_cli.db.session import session_scope
+from retrain_cli.jobs.store import EffectiveJob, effective_job, get_job, load_configs
+from retrain_cli.store import artifacts
+from retrain_cli.trainers import trainer_for
+from retrain_cli.trainers.base import Trainer, TrainingContext
+from retrain_cli.trainers.lightgbm_trainer import LightGBMTrainer
+from retrain_cli.training import evaluation, history, slots
+from retrain_cli.training.evaluation import Champion
+from retrain_cli.training.registration import Evaluated, register, stage
+from retrain_cli.training.slots import Claim, Heartbeat, HostSlots, LeaseLost
+from retrain_cli.versions import registry
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    job: str
+    trigger: str = "manual"
+    trigger_detail: str | None = None
+    wait_seconds: float = 0.0
+    promote: bool = True
+    scheduled_for: datetime | None = None  # the cron fire time this run serves, if any
+    force: bool = False  # train even when nothing changed since the active version
+
+
+@dataclass
+class RunResult:
+    job: str
+    run_id: int
+    status: str
+    trigger: str
+    version: dict[str, Any] | None = None
+    promoted: bool = False
+    gate: dict[str, Any] | None = None
+    duration_s: float = 0.0
+    error: str | None = None
+    threads: int = 0  # the run's share of the host's cores (0: every core)
+    compute: str = "local"  # where the model trained: "local" or "dask"
+    compute_note: str | None = None  # why a `compute: dask` job trained here
+    # wall seconds of each step the run reached: load (read, validate and fingerprint the
+    # data while the trainer's library imports), train, evaluate (the new model on the
+    # hold-out), champion (the active model on the same hold-out), register (gate, artifact,
+    # version, history)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def events(self, at: datetime) -> list[Event]:
+        """What operators are told: a failure, a promotion, or a rollout's new candidate."""
+        if self.status == "failed":
+            summary = f"retrain of {self.job} failed: {self.error}"
+            return [Event("retrain_failed", summary, at, self.job, None, {"run_id": self.run_id})]
+        decision = (self.gate or {}).get("decision")
+        if not (self.version and decision in ("promote", "candidate")):
+            return []
+        reasons = "; ".join((self.gate or {}).get("reasons", []))
+        kind, verb = (
+            ("version_promoted", "promoted") if self.promoted else ("rollout_step", "in rollout")
+        )
+        summary = (
+            f"{self.job}: {self.version['model']} v{self.version['version']} {verb} ({reasons})"
+        )
+        details = {"run_id": self.run_id, "version": self.version}
+        return [Event(kind, summary, at, self.job, self.version["model"], details)]
+
+
+@dataclass
+class Hooks:
+    """Seams for tests and the CLI: which trainer, which host slots, how progress is shown."""
+
+    trainer_factory: Callable[[str, dict[str, Any]], Trainer] = trainer_for
+    host_slots: HostSlots | None = None
+    on_progress: Callable[[int, int], None] = field(default=lambda done, total: None)
+    heartbeat_seconds: float | None = None  # default: the settings' heartbeat_interval
+
+
+class RunFailed(RetrainError):
+    """The run failed and was recorded `failed`; `result` holds what was recorded."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.error or "retrain failed")
+        self.result = result
+
+
+def retrain(
+    engine: Engine, settings: Settings, request: RetrainRequest, hooks: Hooks | None = None
+) -> RunResult:
+    """Run one retrain of `request.job`; raise BusyError (exit 75) or RunFailed (exit 1)."""
+    hooks = hooks or Hooks()
+    with session_scope(engine) as session:
+        history.sweep_abandoned(session, utcnow())
+        job = effective_job(get_job(session, request.job), load_configs(session))
+    claim = Claim(job.id, job.name, request.trigger, request.trigger_detail, request.scheduled_for)
+    host = hooks.host_slots or slots.file_slots(settings)
+    try:
+        lease = slots.acquire(engine, settings, claim, request.wait_seconds, host)
+    except BusyError as exc:
+        with session_scope(engine, check_schema=False) as session:
+            history.record_skipped(
+                session, job.id, request.trigger, request.trigger_detail, str(exc), utcnow()
+            )
+        raise
+    try:
+        with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
+            return _run(engine, settings, request, hooks, job, lease.run_id, cluster)
+    finally:
+        lease.release()
+
+
+def _run(
+    engine: Engine,
+    settings: Settings,
+    request: RetrainRequest,
+    hooks: Hooks,
+    job: EffectiveJob,
+    run_id: int,
+    cluster: Cluster,
+) -> RunResult:
+    started = time.monotonic()
+    interval = hooks.heartbeat_seconds or settings.heartbeat_s
+    heartbeat = Heartbeat(engine, settings, run_id, interval)
+    staging: Path | None = None
+    phases = Phases()
+
+    def report(done: int, total: int) -> None:
+        heartbeat.check()  # fencing: stop at once if the run was taken away
+        hooks.on_progress(done, total)
+
+    try:
+        heartbeat.start()
+        threads = thread_share(job.hyperparameters, settings.max_concurrent_retrains)
+        trainer = hooks.trainer_factory(job.type, {"num_threads": threads, **job.hyperparameters})
+        on_cluster, compute_note = _placement(job, trainer, cluster)
+        with phases("load"):
+            prepared = (
+                cluster_training.prepare(job, on_cluster.client())
+                if on_cluster
+                else prepare_while_importing(job, trainer.modules)
+            )
+            with session_scope(engine) as session:
+                active = registry.active_version(session, job.model)
+                champion = Champion.of(active) if active else None
+                unchanged = (
+                    None if request.force else evaluation.nothing_to_learn(job, prepared, active)
+                )
+            if unchanged is None and champion is not None:  # here, not after training
+                artifacts.require_reachable(champion.manifest, f"{job.model} v{champion.version}")
+        if unchanged is not None:
+            with session_scope(engine) as session:
+                history.finish_run(session, run_id, "skipped", utcnow(), error=unchanged)
+            return RunResult(
+                job.name,
+                run_id,
+                "skipped",
+                request.trigger,
+                duration_s=time.monotonic() - started,
+                error=unchanged,
+                threads=threads,
+                phases=phases.seconds,
+            )
+        with phases("train"):
+            parent = champion if evaluation.continues_from(job, champion) else None
+            init_from = parent.verified_directory() if parent else None
+            context = TrainingContext(deadline=started + job.spec.timeout, on_progress=report)
+            if isinstance(prepared.train, ClusterRows):
+                assert isinstance(trainer, LightGBMTrainer)
+                cluster_training.fit(trainer, prepared.train, context, init_from)
+            else:
+                trainer.fit(prepared.train, context, init_from)
+        heartbeat.check()
+        with phases("evaluate"):
+            scores = trainer.predict(prepared.holdout.features)
+            metrics = evaluation.holdout_metrics(job, prepared, scores)
+        with phases("champion"):
+            compared = evaluation.champion_metric(job, prepared, champion)
+        with phases("register"):
+            decision = evaluation.decide(job, metrics, compared, may_promote=request.promote)
+            staging = stage(settings, job, trainer, prepared, metrics)
+            evaluated = Evaluated(prepared, metrics, champion, parent, decision)
+            registered = register(engine, settings, heartbeat, job, staging, evaluated)
+            staging = None
+        return RunResult(
+            job.name,
+            run_id,
+            "succeeded",
+            request.trigger,
+            version=registered.version,
+            promoted=registered.promoted,
+            gate=registered.gate,
+            duration_s=time.monotonic() - started,
+            threads=threads,
+            compute="dask" if on_cluster else "local",
+            compute_note=compute_note,
+            phases=phases.seconds,
+        )
+    except Exception as exc:
+        # a lost lease means another process may own the run now: leave its row alone
+        status = "abandoned" if isinstance(exc, LeaseLost) else "failed"
+        message = one_line(exc)
+        if status == "failed":
+            with session_scope(engine) as session:
+                history.finish_run(session, run_id, status, utcnow(), error=message)
+        failed = RunResult(
+            job.name,
+            run_id,
+            status,
+            request.trigger,
+            duration_s=time.monotonic() - started,
+            error=message,
+            phases=phases.seconds,
+        )
+        raise RunFailed(failed) from exc
+    finally:
+        heartbeat.stop()
+        if staging is not None:
+            artifacts.discard(staging)
+
+
+def _placement(
+    job: EffectiveJob, trainer: Trainer, cluster: Cluster
+) -> tuple[Cluster | None, str | None]:
+    """The cluster a `compute: dask` job trains on, or why it trains here."""
+    on_cluster, note = cluster.placement(job.spec.compute)
+    if on_cluster is None:
+        return None, note
+    if not isinstance(trainer, LightGBMTrainer):
+        return None, f"{trainer.name} models train here; LightGBM trains on the cluster"
+    if not sources.is_parquet(job.spec.data.train):
+        return None, "CSV and SQL training data is read and trained on here"
+    return on_cluster, None

@@ -1,0 +1,153 @@
+"""The serving contract: which versions of a model to serve, at which weights.
+
+retrain-cli does not serve models; it publishes the decision. The document is built from the
+version rows and their events alone (the same facts give the same bytes), printed by `versions
+serving`, and written to `$RETRAIN_HOME/serving/<model>.json` after every change (and again by
+the `jobs due` ticks of the following day), whole or not at all (docs/rollouts.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from retrain_cli.core.errors import NotFoundError
+from retrain_cli.core.private import private_dir, write_private_text
+from retrain_cli.core.serialize import jsonable
+from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
+from retrain_cli.store import artifacts
+
+DIRECTORY = "serving"
+CHANGED = (
+    "retrain_cli.versions.serving.changed"  # session.info key: the models whose serving changed
+)
+RECHECKED = timedelta(days=1)  # a tick rewrites the documents of models changed this recently
+
+
+def changed(session: Session, model: str) -> None:
+    """Note that `model`'s document is to be rewritten once the session commits."""
+    session.info.setdefault(CHANGED, set()).add(model)
+
+
+def to_publish(session: Session) -> list[str]:
+    """The models noted by `changed`."""
+    return sorted(session.info.get(CHANGED, set()))
+
+
+def recheck(session: Session, home: Path, now: datetime) -> None:
+    """Note the models in a rollout, with a version event in the last RECHECKED, or without a
+    document yet: a `jobs due` tick rewrites theirs, so a host that died between its commit and
+    its write is corrected by the next tick, and a new host or an upgraded install gets every
+    document, without reading 10,000 unchanged documents every five minutes."""
+    event, version = ModelVersionEvent, ModelVersionManagement
+    recent = session.scalars(select(event.model_name).where(event.at >= now - RECHECKED).distinct())
+    served = session.scalars(
+        select(version.model_name).where(version.status.in_(("active", "candidate"))).distinct()
+    )
+    missing = set(served) - _documents(home)
+    rolling = session.scalars(select(version.model_name).where(version.status == "candidate"))
+    for model in {*recent, *missing, *rolling}:
+        changed(session, model)
+
+
+def document(session: Session, model: str) -> dict[str, Any]:
+    """The versions to serve: the champion, and a rollout's candidate with its share of traffic
+    (a shadow candidate: weight 0, scored beside the champion on every row)."""
+    from retrain_cli.versions.rollouts import state as rollouts
+
+    version = ModelVersionManagement
+    rows = list(
+        session.scalars(
+            select(version)
+            .where(version.model_name == model, version.status.in_(("active", "candidate")))
+            .order_by(version.version)
+        )
+    )
+    if not rows and not session.scalar(select(func.count()).where(version.model_name == model)):
+        raise NotFoundError(f"model {model!r} has no versions")
+    rollout = rollouts.current(session, model)
+    candidate_weight = rollout.weight if rollout else 0.0
+    served = []
+    for row in rows:
+        if row.status == "active":
+            role, weight = "champion", 1.0 - candidate_weight
+        else:
+            role = "shadow" if rollout and rollout.mode == "shadow" else "candidate"
+            weight = candidate_weight
+        served.append(
+            {
+                "version": row.version,
+                "role": role,
+                "weight": weight,
+                "model_type": row.model_type,
+                "directory": str(Path(row.artifact_path).parent),
+                "manifest": row.artifact_path,
+                "sha256": row.sha256,
+            }
+        )
+    updated = session.scalar(
+        select(func.max(ModelVersionEvent.at)).where(ModelVersionEvent.model_name == model)
+    )
+    return {
+        "model": model,
+        "updated_at": updated,
+        "rollout": None
+        if rollout is None
+        else {
+            "mode": rollout.mode,
+            "step": rollout.step + 1,
+            "steps": rollout.steps,
+            "step_since": rollout.step_since,
+        },
+        "versions": served,
+    }
+
+
+def path_for(home: Path, model: str) -> Path:
+    """`$RETRAIN_HOME/serving/<model>.json` (a name that could leave the directory is refused)."""
+    checked = artifacts.model_dir(home / DIRECTORY, model)
+    return checked.with_name(f"{checked.name}.json")  # not with_suffix: `fraud.v2` keeps `.v2`
+
+
+def _documents(home: Path) -> set[str]:
+    """The models with a document, from one listing (not a path check per model: a tick with
+    10,000 served models would spend a second on them)."""
+    try:
+        names = os.listdir(home / DIRECTORY)
+    except FileNotFoundError:
+        return set()
+    return {name.removesuffix(".json") for name in names if name.endswith(".json")}
+
+
+def encode(served: dict[str, Any]) -> str:
+    return json.dumps(jsonable(served), indent=2, sort_keys=True) + "\n"
+
+
+def write(session: Session, home: Path, model: str) -> bool:
+    """Write the model's document where it differs from the file (True when written)."""
+    text = encode(document(session, model))
+    path = path_for(home, model)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    private_dir(path.parent)
+    write_private_text(path, text)
+    return True
+
+
+def publish(engine: Engine, home: Path, models: Iterable[str]) -> list[str]:
+    """Write the documents of `models` after the change committed; returns the models whose
+    file changed."""
+    from retrain_cli.db.session import session_scope
+
+    with session_scope(engine, check_schema=False) as session:
+        return [model for model in sorted(set(models)) if write(session, home, model)]
