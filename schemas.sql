@@ -243,5 +243,31 @@ CREATE UNIQUE INDEX ux_model_version_management_one_candidate ON model_version_m
 
 UPDATE alembic_version SET version_num='0006_rollouts' WHERE alembic_version.version_num = '0005_estimated_performance';
 
+-- Running upgrade 0006_rollouts -> 0007_performance_row_kinds
+
+ALTER TABLE model_performance_tracking ADD COLUMN kind VARCHAR(16);
+
+UPDATE model_performance_tracking SET kind = CASE
+    WHEN metric LIKE 'change_point:%%' THEN 'change_point'
+    WHEN metric LIKE 'rollout:%%' THEN 'rollout'
+    WHEN estimated AND metric = 'calibration_brier' THEN 'calibration'
+    WHEN estimated THEN 'estimated'
+    WHEN NOT is_primary AND EXISTS (
+        SELECT 1 FROM model_performance_tracking AS e
+        WHERE e.estimated AND e.model_name = model_performance_tracking.model_name AND e.metric = model_performance_tracking.metric
+          AND e.window_start = model_performance_tracking.window_start AND e.window_end = model_performance_tracking.window_end
+          AND e.checked_at < model_performance_tracking.checked_at
+    ) THEN 'realized'
+    ELSE 'checked'
+END;
+
+ALTER TABLE model_performance_tracking ALTER COLUMN kind SET NOT NULL;
+
+ALTER TABLE model_performance_tracking ADD CONSTRAINT ck_model_performance_tracking_kind CHECK (kind IN ('checked', 'estimated', 'realized', 'calibration', 'change_point', 'rollout'));
+
+CREATE INDEX ix_model_performance_tracking_model_name_kind_checked_at ON model_performance_tracking (model_name, kind, checked_at);
+
+UPDATE alembic_version SET version_num='0007_performance_row_kinds' WHERE alembic_version.version_num = '0006_rollouts';
+
 COMMIT;
 

@@ -108,15 +108,17 @@ def in_process(folder: Path, repeats: int) -> dict[str, float]:
     streamed."""
     import hashlib
 
+    from retrain_cli.compute import local
+    from retrain_cli.data.columns import Columns
     from retrain_cli.data.sources import file_source
     from retrain_cli.drift import compare, profile_check, profile_store
 
     ref, cur = file_source(folder / "ref.parquet"), file_source(folder / "cur.parquet")
-    columns = compare.Columns(features=None)
+    columns = Columns(features=None)
     times: dict[str, list[float]] = {}
     for all_statistics in (False, True):
         settings = compare.DriftSettings(threshold=0.1, all_statistics=all_statistics)
-        built = profile_check.profile_window(ref, columns, settings.bins)
+        built = local.LOCAL.profile(ref, columns, settings.bins)
         path = folder / f"profile-{all_statistics}.json"
         path.write_bytes(profile_store.encode(built))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -229,8 +231,10 @@ def _case(kind: str, n: int, seed: int, shift: float) -> pd.DataFrame:
 def accuracy(rows: int) -> str:
     import pyarrow as pa
 
+    from retrain_cli.compute import local
     from retrain_cli.data import summary as window_summary
-    from retrain_cli.drift import compare, profile_check
+    from retrain_cli.data.columns import Columns
+    from retrain_cli.drift import compare
 
     lines = [
         f"{rows:,} reference and {rows:,} current rows per case; decisions of psi (0.1), "
@@ -243,9 +247,9 @@ def accuracy(rows: int) -> str:
         for shift in (0.0, 0.01, 0.05, 0.5):
             ref = pa.Table.from_pandas(_case(kind, rows, 1, 0.0))
             cur = pa.Table.from_pandas(_case(kind, rows, 2, shift))
-            columns = compare.Columns(features=["x"])
+            columns = Columns(features=["x"])
             base = compare.DriftSettings(threshold=0.1, all_statistics=True)
-            profile = profile_check.profile_table(ref, columns, base.bins, "reference window")
+            profile = local.profile_table(ref, columns, base.bins, "reference window")
             summary = window_summary.WindowSummary(profile, ["x"], ordered=True)
             for batch in cur.to_batches(max_chunksize=1 << 16):
                 summary.add(batch)

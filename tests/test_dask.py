@@ -132,16 +132,17 @@ def _profiles_equal(local: "Profile", remote: "Profile") -> None:
 def test_a_profile_built_on_the_cluster_equals_the_local_one_bit_for_bit(
     tmp_path: Path, dask_scheduler: str
 ) -> None:
+    from retrain_cli.cluster.backend import DaskBackend
     from retrain_cli.cluster.client import Cluster
+    from retrain_cli.compute.local import LOCAL
+    from retrain_cli.data.columns import Columns
     from retrain_cli.data.sources import file_source
-    from retrain_cli.drift.compare import Columns
-    from retrain_cli.drift.profile_check import profile_window
 
     source = file_source(f"{_reference_dataset(tmp_path)}/")
     columns = Columns(features=None, categorical=["colour"], excluded=["ts", "y"], score="score")
-    local = profile_window(source, columns, 10)
+    local = LOCAL.profile(source, columns, 10)
     with Cluster(dask_scheduler, 10) as cluster:
-        remote = profile_window(source, columns, 10, cluster)
+        remote = DaskBackend(cluster).profile(source, columns, 10)
     _profiles_equal(local, remote)
 
 

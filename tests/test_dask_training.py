@@ -66,17 +66,18 @@ def test_the_cluster_holds_out_exactly_the_rows_a_local_run_holds_out(
     session: Callable[[], AbstractContextManager[Session]],
 ) -> None:
     from retrain_cli.cluster import training as cluster_training
+    from retrain_cli.cluster.backend import DaskBackend
     from retrain_cli.cluster.client import Cluster
-    from retrain_cli.data import training as training_data
+    from retrain_cli.compute.local import LOCAL
     from retrain_cli.jobs.store import effective_job, get_job, load_configs
 
     _dataset(tmp_path)
     _apply(cli, tmp_path, "job", "dask", holdout_fraction=0.23)
     with session() as s:
         job = effective_job(get_job(s, "job"), load_configs(s))
-    local = training_data.prepare(job)
+    local = LOCAL.prepare_training(job)
     with Cluster(dask_scheduler, 10) as cluster:
-        remote = cluster_training.prepare(job, cluster.client())
+        remote = DaskBackend(cluster).prepare_training(job)
         assert isinstance(remote.train, cluster_training.ClusterRows)
         assert remote.train.rows == len(local.train.target)
     pd.testing.assert_frame_equal(

@@ -16,8 +16,8 @@ from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement
 from retrain_cli.jobs.store import effective_job, load_configs
 from retrain_cli.statistics import performance
 from retrain_cli.store import artifacts
-from retrain_cli.trainers import load_trainer, trainer_for
 from retrain_cli.trainers.base import TrainingContext, TrainingData
+from retrain_cli.trainers.families import load_trainer, trainer_for
 from tests.conftest import Cli
 from tests.helpers import SMALL_SEQUENCE, lagged_frame, write_training_job
 

@@ -14,14 +14,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from retrain_cli.compute import local
 from retrain_cli.core.errors import DataError, JobSpecError
 from retrain_cli.data import profile as profiles
 from retrain_cli.data import sources, streaming
 from retrain_cli.data import summary as window_summary
+from retrain_cli.data.columns import Columns
 from retrain_cli.data.sources import file_source
 from retrain_cli.db.models import AutoRetrainingJob, ModelDriftMonitoring
 from retrain_cli.drift import compare, profile_check, profile_store
-from retrain_cli.drift.compare import Columns, DriftSettings
+from retrain_cli.drift.compare import DriftSettings
 from retrain_cli.jobs.files import validate_job
 from retrain_cli.statistics import drift
 from tests.conftest import Cli
@@ -54,7 +56,7 @@ def _both_modes(
     settings = DriftSettings(threshold=0.2, all_statistics=True)
     ref, cur = pa.Table.from_pandas(reference), pa.Table.from_pandas(current)
     exact = compare.compare_windows(ref, cur, columns, settings, model="m", job=None, now=NOW)
-    profile = profile_check.profile_table(ref, columns, settings.bins, "reference window")
+    profile = local.profile_table(ref, columns, settings.bins, "reference window")
     summary = window_summary.WindowSummary(profile, ["x", "colour"], ordered=True)
     for batch in cur.to_batches(max_chunksize=batch_rows):
         summary.add(batch)
@@ -116,7 +118,7 @@ def test_sketches_that_hold_every_value_give_the_exact_statistics() -> None:
 def test_rare_categories_beyond_the_cap_share_one_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(profiles, "MAX_CATEGORIES", 3)
     reference = pd.DataFrame({"c": list("aaaabbbccd"), "x": np.arange(10.0)})
-    profile = profile_check.profile_table(
+    profile = local.profile_table(
         pa.Table.from_pandas(reference), Columns(features=["c"]), 10, "reference window"
     )
     column = profile.columns["c"]
@@ -314,7 +316,7 @@ def test_drift_against_the_active_versions_training_profile(cli: Cli, tmp_path: 
 
 def test_a_profile_survives_its_json_round_trip() -> None:
     table = pa.Table.from_pandas(_frame("missing", 5000, 1, 0.0))
-    built = profile_check.profile_table(table, Columns(features=None), 10, "reference window")
+    built = local.profile_table(table, Columns(features=None), 10, "reference window")
     read = profiles.Profile.model_validate_json(profile_store.encode(built))
     assert read == built
     numeric = read.columns["x"]

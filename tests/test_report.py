@@ -136,6 +136,7 @@ def test_estimates_and_change_points_are_drawn_beside_the_realized_metric(
                 ModelPerformanceTracking(
                     check_id="c",
                     model_name="j1-model",
+                    kind="estimated" if estimated else "checked",
                     checked_at=at,
                     metric="auc",
                     value=value,
@@ -152,6 +153,7 @@ def test_estimates_and_change_points_are_drawn_beside_the_realized_metric(
                 checked_at=at,
                 window_start=changed,
                 window_end=changed,
+                kind="change_point",
                 metric="change_point:adwin",
                 value=0.3,
                 is_primary=False,

@@ -22,8 +22,8 @@ from retrain_cli.data.training import prepare
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
 from retrain_cli.db.session import make_engine
 from retrain_cli.store import artifacts
-from retrain_cli.trainers import load_trainer
 from retrain_cli.trainers.base import FakeTrainer
+from retrain_cli.trainers.families import load_trainer
 from retrain_cli.training.registration import database_key
 from retrain_cli.training.runner import Hooks, RetrainRequest, RunFailed, retrain
 from retrain_cli.training.slots import FileSlots
@@ -298,17 +298,6 @@ def test_a_tampered_champion_is_never_built_upon(
     code, _, stderr = run(cli, "j1", "--force")
     assert code == 1 and "sha256 does not match" in stderr
     assert [(v.version, v.status) for v in versions(session)] == [(1, "active")]
-
-
-def test_lightgbm_keeps_its_scikit_learn_wrappers_after_the_trainer_loaded_it() -> None:
-    code = (
-        "from retrain_cli.trainers import preload\n"
-        "preload(('lightgbm',))\n"
-        "import lightgbm\n"
-        "print(lightgbm.compat.SKLEARN_INSTALLED, lightgbm.LGBMClassifier().__class__.__name__)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert (done.returncode, done.stdout) == (0, "True LGBMClassifier\n"), done.stderr
 
 
 @pytest.mark.parametrize(

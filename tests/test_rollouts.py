@@ -422,6 +422,7 @@ def _analysis(
         model_name=MODEL,
         version=version,
         checked_at=at,
+        kind="rollout",
         metric="rollout:auc",
         value=0.8,
         is_primary=False,

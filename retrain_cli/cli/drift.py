@@ -78,6 +78,7 @@ def check(
 
     Example: retrain-cli drift check --all --report drift.html
     """
+    from retrain_cli.cluster.placement import ClusterPlacement
     from retrain_cli.drift import check as monitor
     from retrain_cli.drift.compare import DriftSettings
     from retrain_cli.jobs.store import select_jobs
@@ -98,7 +99,10 @@ def check(
             ]
         else:
             selected = select_jobs(session, jobs or [], every)
-            outcomes = monitor.check_jobs(session, settings, selected, at, every_enabled=every)
+            with ClusterPlacement(settings) as placement:
+                outcomes = monitor.check_jobs(
+                    session, settings, selected, at, every_enabled=every, placement=placement
+                )
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     notify(settings, [event for r in results for event in r.events()])
     if report is not None and results:  # a check that failed keeps the last report
@@ -130,12 +134,16 @@ def profile(
 
     Example: retrain-cli drift profile churn
     """
+    from retrain_cli.cluster.placement import ClusterPlacement
     from retrain_cli.drift import check as monitor
     from retrain_cli.jobs.store import select_jobs
 
     with open_session(database_url) as (settings, session):
         selected = select_jobs(session, jobs or [], every)
-        outcomes = monitor.profile_jobs(session, settings, selected, every_enabled=every)
+        with ClusterPlacement(settings) as placement:
+            outcomes = monitor.profile_jobs(
+                session, settings, selected, every_enabled=every, placement=placement
+            )
     finish_checks(
         Output(as_json, quiet), outcomes, _render_profiles, flagged=lambda r: False, what=""
     )

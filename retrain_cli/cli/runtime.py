@@ -27,7 +27,7 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
     the models whose versions changed are rewritten, and the metrics textfile when one is
     configured.
     """
-    from retrain_cli.versions.serving import to_publish
+    from retrain_cli.versions.changes import to_publish
 
     settings = load_settings(database_url)
     engine = make_engine(settings.database_url)

@@ -20,6 +20,7 @@ import numpy as np
 from retrain_cli.cluster.client import gather
 from retrain_cli.core.errors import DataError
 from retrain_cli.data import profile as profiles
+from retrain_cli.data.columns import category_counts
 from retrain_cli.statistics import drift, selection
 
 if TYPE_CHECKING:
@@ -153,8 +154,6 @@ def _bin_counts(values: np.ndarray[Any, Any], edges: np.ndarray[Any, Any]) -> np
 
 def _category_counts(part: Any, load: Load, name: str) -> dict[str, int]:
     import pyarrow as pa
-
-    from retrain_cli.data.columns import category_counts
 
     try:
         counts, _ = category_counts(pa.chunked_array([load(part, name)]), name, "reference")

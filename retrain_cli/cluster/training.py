@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrain_cli.cluster import profile as cluster_profile
 from retrain_cli.cluster.client import gather
 from retrain_cli.core.errors import DataError
 from retrain_cli.data import sources, streaming
 from retrain_cli.data import training as training_data
+from retrain_cli.data.columns import Columns, column_kind
 from retrain_cli.statistics import selection
-from retrain_cli.trainers.base import TrainingContext
+from retrain_cli.trainers.base import Trainer, TrainingContext
+from retrain_cli.trainers.lightgbm_trainer import MODEL_FILE, LightGBMTrainer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
 
     from retrain_cli.data.profile import Profile
     from retrain_cli.jobs.store import EffectiveJob
-    from retrain_cli.trainers.lightgbm_trainer import LightGBMTrainer
 
 
 @dataclass
@@ -184,8 +186,15 @@ def _fingerprint(described: list[dict[str, Any]], time_column: str | None) -> di
     return result
 
 
+def cluster_rows(prepared: training_data.Prepared) -> ClusterRows:
+    """The training rows `prepare` left on the cluster."""
+    if not isinstance(prepared.train, ClusterRows):
+        raise TypeError("training rows prepared here are trained on here")
+    return prepared.train
+
+
 def fit(
-    trainer: LightGBMTrainer,
+    trainer: Trainer,
     rows: ClusterRows,
     context: TrainingContext,
     init_from: Path | None,
@@ -197,8 +206,8 @@ def fit(
     import dask.dataframe as dd
     import lightgbm as lgb
 
-    from retrain_cli.trainers.lightgbm_trainer import MODEL_FILE
-
+    if not isinstance(trainer, LightGBMTrainer):
+        raise TypeError(f"{trainer.name} models train here; LightGBM trains on the cluster")
     client = rows.client
     parts, meta = rows.parts, rows.meta
     # the worker's cores, not this host's share: LightGBM sets num_threads per worker itself
@@ -243,12 +252,9 @@ def fit(
     return trainer
 
 
-def profile_on_cluster(rows: ClusterRows, categorical: list[str], bins: int) -> Profile:
-    """The profile of the training rows, built where they are (`cluster_profile`)."""
+def profile_rows(rows: ClusterRows, categorical: list[str], bins: int) -> Profile:
+    """The profile of the training rows, built where they are (`cluster.profile`)."""
     import pyarrow as pa
-
-    from retrain_cli.cluster import profile as cluster_profile
-    from retrain_cli.drift.compare import Columns, column_kind
 
     client = rows.client
     columns = Columns(features=rows.features, categorical=categorical)

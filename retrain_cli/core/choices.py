@@ -37,6 +37,36 @@ class DriftMethod(StrEnum):
     CHI2_PVALUE = "chi2_pvalue"
 
 
+class RunStatus(StrEnum):
+    """A retrain's row in `retraining_job_history`."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ABANDONED = "abandoned"
+
+
+class VersionStatus(StrEnum):
+    """A version's row in `model_version_management`."""
+
+    REGISTERED = "registered"
+    CANDIDATE = "candidate"  # in a rollout
+    ACTIVE = "active"  # the champion
+    RETIRED = "retired"
+
+
+class RowKind(StrEnum):
+    """What a row of `model_performance_tracking` records."""
+
+    CHECKED = "checked"  # a metric of labelled predictions, judged when primary
+    ESTIMATED = "estimated"  # estimated without labels (CBPE)
+    REALIZED = "realized"  # the labelled value of an earlier estimate's window
+    CALIBRATION = "calibration"  # an estimate's calibration (Brier score)
+    CHANGE_POINT = "change_point"  # a change point in the per-row loss
+    ROLLOUT = "rollout"  # a rollout's comparison of the candidate with the champion
+
+
 DOMAIN_CLASSIFIER = "domain_classifier"  # the method of a drift check's multivariate row
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from retrain_cli.core.errors import one_line
+from retrain_cli.core.private import append_line
 from retrain_cli.core.redaction import scrub
 from retrain_cli.core.serialize import jsonable
 
@@ -117,7 +118,6 @@ class Notifier:
             client.send_message(message)
 
     def _record_failure(self, event: Event, target: Mapping[str, str], exc: Exception) -> None:
-        from retrain_cli.core.private import append_line
 
         kind, address = next(iter(target.items())) if target else ("?", "?")
         where = address if kind == "email" else _without_secrets(address)

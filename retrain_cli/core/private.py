@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from retrain_cli.core.redaction import scrub
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -52,7 +54,6 @@ def append_rotating(path: Path, line: str) -> None:
 
 def append_line(path: Path, line: str) -> None:
     """Append one line (passwords scrubbed: logs are output too)."""
-    from retrain_cli.core.redaction import scrub
 
     with open_private_append(path) as handle:
         handle.write(scrub(line).encode("utf-8") + b"\n")

@@ -109,6 +109,7 @@ def _config_path(home: Path, env: Mapping[str, str]) -> Path | None:
 
 def _read_config(path: Path | None) -> ConfigFile:
     """The config file's settings (every default when there is no file)."""
+    # here, not at import: the config file's pydantic model loads only when there is a file
     from retrain_cli.core.config_file import ConfigFile, parse_config
 
     if path is None:

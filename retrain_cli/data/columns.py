@@ -1,8 +1,11 @@
-"""A window's columns as the drift statistics take them, read from Arrow's buffers: finite
-float64 values of a numeric column, counts per category of any other, and the share missing."""
+"""A window's columns: which are features, which categorical, which the score; and each one as the
+drift statistics take it, read from Arrow's buffers: finite float64 values of a numeric column,
+counts per category of any other, and the share missing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,6 +15,27 @@ from retrain_cli.statistics.drift import FloatArray, drop_missing
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns of the windows are features, which categorical, which is the score."""
+
+    features: list[str] | None
+    categorical: Sequence[str] = ()
+    excluded: Sequence[str] = ()
+    score: str | None = None
+
+
+def column_kind(arrow_type: pa.DataType, name: str, columns: Columns) -> str:
+    """Numeric for integer, floating and decimal columns not listed as categorical; every other
+    type (string, dictionary, bool, timestamp, ...) is categorical."""
+    import pyarrow as pa
+
+    if name in columns.categorical:
+        return "categorical"
+    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+    return "numeric" if numeric or pa.types.is_decimal(arrow_type) else "categorical"
 
 
 def numeric_values(column: pa.ChunkedArray, name: str, window: str) -> tuple[FloatArray, float]:

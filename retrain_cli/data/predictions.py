@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from retrain_cli.core.errors import DataError
+from retrain_cli.data.training import time_order
 from retrain_cli.statistics.performance import FloatArray
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ class PredictionColumns:
 def timestamps(frame: pd.DataFrame, column: str) -> pd.Series[Any]:
     """The time column as UTC timestamps (text parsed; see `training_data.time_order`)."""
     import pandas as pd
-
-    from retrain_cli.data.training import time_order
 
     return pd.to_datetime(time_order(frame[column], column), utc=True)
 

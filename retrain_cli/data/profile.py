@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrain_cli.core.errors import DataError
-from retrain_cli.data.columns import category_counts, numeric_values
+from retrain_cli.data.columns import category_counts, float64_values, numeric_values
 from retrain_cli.statistics import drift
 
 if TYPE_CHECKING:
@@ -189,8 +189,6 @@ def finite(
 ) -> tuple[np.ndarray[Any, Any], int]:
     """A batch's numeric column as finite float64 values, and how many were missing."""
     import pyarrow as pa
-
-    from retrain_cli.data.columns import float64_values
 
     try:
         values = float64_values(column.cast(pa.float64())) if len(column) else np.empty(0)

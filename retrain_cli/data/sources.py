@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.redaction import check_url, redact_url, remember, scrub
+from retrain_cli.db.session import with_default_driver
 from retrain_cli.jobs.spec import GLOB_CHARS, DataSource
 
 T = TypeVar("T")
@@ -235,8 +236,6 @@ def _read_csv(path: Path, role: str, columns: Sequence[str] | None) -> pd.DataFr
 def read_query(url: str, query: str, role: str) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import create_engine, text
-
-    from retrain_cli.db.session import with_default_driver
 
     expanded = os.path.expandvars(url)
     remember(expanded)

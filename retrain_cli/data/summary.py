@@ -42,6 +42,7 @@ class WindowSummary:
 
         self.profile = profile
         self.names = list(names)
+        self.ordered = ordered
         self.rows = 0
         self.peak_rows = 0
         self.missing = dict.fromkeys(names, 0)
@@ -169,18 +170,6 @@ class WindowSummary:
             # the largest differences from the exact values (the p-value is that of ks_stat)
             "approximate": {"ks_stat": ks_error, "wasserstein": ks_error * span},
         }
-
-
-def summarize(
-    part: Any, profile: Profile, names: list[str], ordered: bool, role: str
-) -> dict[str, Any]:
-    """A task on a cluster worker: one partition of a window, counted against `profile`."""
-    from retrain_cli.data.streaming import partition_batches
-
-    summary = WindowSummary(profile, names, ordered=ordered)
-    for batch in partition_batches(part, role, names):
-        summary.add(batch)
-    return summary.state()
 
 
 def _cdf_error(sketch: kll_doubles_sketch, rank_error: float) -> float:

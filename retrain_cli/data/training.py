@@ -6,22 +6,35 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from retrain_cli.core.errors import DataError
 from retrain_cli.data.sources import read_frame
-from retrain_cli.trainers.base import TrainingData
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from retrain_cli.cluster.training import ClusterRows
     from retrain_cli.jobs.store import EffectiveJob
 
 MIN_ROWS = 20
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass
+class TrainingData:
+    """Features in time order and the 0/1 target."""
+
+    features: pd.DataFrame
+    target: np.ndarray[Any, np.dtype[np.float64]]
+
+
+class HeldRows(Protocol):
+    """Training rows held where the backend that prepared them runs (a Dask cluster's memory);
+    only that backend reads them."""
+
+    rows: int
 
 
 @dataclass
@@ -30,7 +43,7 @@ class Prepared:
 
     features: list[str]
     categorical: list[str]
-    train: TrainingData | ClusterRows  # ClusterRows: the training rows stay on a Dask cluster
+    train: TrainingData | HeldRows  # rows held elsewhere: read by the backend that made them
     holdout: TrainingData
     holdout_returns: FloatArray | None
     fingerprint: dict[str, Any]
@@ -63,21 +76,6 @@ def prepare(job: EffectiveJob) -> Prepared:
         holdout_returns=returns_of(holdout, returns),
         fingerprint=fingerprint(frame, time_column),
     )
-
-
-def prepare_while_importing(job: EffectiveJob, modules: tuple[str, ...]) -> Prepared:
-    """Load the training data while the trainer's library imports on a thread (the Parquet
-    reader releases the GIL)."""
-    import threading
-
-    from retrain_cli.trainers import preload
-
-    importer = threading.Thread(target=preload, args=(modules,), daemon=True)
-    importer.start()
-    try:
-        return prepare(job)
-    finally:
-        importer.join()
 
 
 def feature_names(job: EffectiveJob, present: Sequence[str]) -> list[str]:

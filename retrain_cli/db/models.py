@@ -31,13 +31,22 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from retrain_cli.core.choices import ModelType, Strategy, Trigger, values
+from retrain_cli.core.choices import (
+    ModelType,
+    RowKind,
+    RunStatus,
+    Strategy,
+    Trigger,
+    VersionStatus,
+    values,
+)
 
 MODEL_TYPES = values(ModelType)
 STRATEGIES = values(Strategy)
 TRIGGERS = values(Trigger)
-RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned")
-VERSION_STATUSES = ("registered", "candidate", "active", "retired")
+RUN_STATUSES = values(RunStatus)
+VERSION_STATUSES = values(VersionStatus)
+ROW_KINDS = values(RowKind)
 # candidate: a rollout starts; step: its weight changes; abort: it ends without a promotion
 VERSION_EVENTS = ("promote", "rollback", "candidate", "step", "abort")
 SWITCH_EVENTS = ("promote", "rollback")  # the events that change the active version
@@ -232,7 +241,9 @@ class ModelPerformanceTracking(Base):
 
     __tablename__ = "model_performance_tracking"
     __table_args__ = (
+        CheckConstraint(_in("kind", ROW_KINDS), name="kind"),
         Index(None, "model_name", "checked_at"),
+        Index(None, "model_name", "kind", "checked_at"),
         Index(None, "check_id"),
     )
 
@@ -242,6 +253,8 @@ class ModelPerformanceTracking(Base):
         ForeignKey("auto_retraining_jobs.id", ondelete="SET NULL")
     )
     model_name: Mapped[str] = mapped_column(String(128))
+    # what the row records (db/tracking.py): checked, estimated, realized, calibration, ...
+    kind: Mapped[str] = mapped_column(String(16), default=RowKind.CHECKED.value)
     version: Mapped[int | None] = mapped_column(Integer)
     checked_at: Mapped[datetime]
     window_start: Mapped[datetime | None]

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from retrain_cli.core.choices import DOMAIN_CLASSIFIER
+from retrain_cli.core.durations import utcnow
 from retrain_cli.db.models import ModelDriftMonitoring, ModelPerformanceTracking
 
 
@@ -64,7 +65,6 @@ def take_turns(conn: Connection, key: int) -> None:
 def database_now(session: Session) -> datetime:
     """The database server's clock (PostgreSQL), shared by every host; on SQLite (one host)
     this host's clock."""
-    from retrain_cli.core.durations import utcnow
 
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from retrain_cli.core.errors import ConfigError, DatabaseError
 from retrain_cli.core.private import create_private, private_dir
 from retrain_cli.core.redaction import check_url, redact_url, scrub
+from retrain_cli.db.schema import require_known_revision
 
 # The Alembic revision this release's models correspond to (a test keeps it equal to the head).
-SCHEMA_REVISION = "0006_rollouts"
+SCHEMA_REVISION = "0007_performance_row_kinds"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -102,8 +103,6 @@ def ensure_schema(engine: Engine) -> None:
     if found is None:
         raise DatabaseError("the database has no retrain-cli schema: run `retrain-cli db init`")
     if found != SCHEMA_REVISION:
-        from retrain_cli.db.schema import require_known_revision
-
         require_known_revision(found)
         raise DatabaseError(
             f"the database schema is at revision {found}, this retrain-cli expects "

@@ -13,23 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli.cluster.client import Cluster
+from retrain_cli.compute.interface import Backend, Placement
+from retrain_cli.compute.local import LOCAL, LocalPlacement
 from retrain_cli.core.choices import Compute, DriftMode, DriftReference
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.threads import thread_share
 from retrain_cli.data import sources as datasource
 from retrain_cli.data import streaming
+from retrain_cli.data.columns import Columns
 from retrain_cli.data.sources import file_source
-from retrain_cli.db.records import add_drift_check
 from retrain_cli.drift import multivariate, profile_store
-from retrain_cli.drift.compare import (
-    Columns,
-    DriftResult,
-    DriftSettings,
-    compare_windows,
-    load_windows,
-)
-from retrain_cli.drift.profile_check import compare_with_profile, profile_window
+from retrain_cli.drift.compare import DriftResult, DriftSettings, compare_windows, load_windows
+from retrain_cli.drift.profile_check import compare_with_profile
+from retrain_cli.drift.rows import add_drift_check
 from retrain_cli.jobs.store import JobFailure, check_each
 
 if TYPE_CHECKING:
@@ -66,12 +62,13 @@ def evaluate_job(
     root: Path,
     job: EffectiveJob,
     now: datetime,
-    cluster: Cluster | None = None,
+    placement: Placement | None = None,
     threads: int = 0,
 ) -> DriftResult:
     """Compare the job's current window with its reference (nothing recorded but a profile
     built on the way); `root` is the artifacts directory, where profiles live. A job with
-    `compute: dask` counts its current window on `cluster` when it can (see `cluster.py`).
+    `compute: dask` counts its current window where `placement` says (on a Dask cluster when it
+    can).
     With `drift.multivariate`, a domain classifier on `threads` threads joins the verdict."""
     reference_source, current_source = job.spec.data.reference, job.spec.data.current
     if current_source is None or (reference_source is None and not _against_training(job)):
@@ -91,12 +88,12 @@ def evaluate_job(
             )
             exact.add_multivariate(_classify(samples, exact, wanted, threads))
         return exact
-    on_cluster, note = placed(job, cluster)
+    backend, note = (placement or LocalPlacement()).for_drift(job)
     if _against_training(job):
         profile, described = profile_store.training(session, job.model)
         hint = f"retrain {job.model!r} to profile its training data again"
     else:
-        profile, described = reference_profile(session, root, job, cluster=on_cluster)
+        profile, described = reference_profile(session, root, job, backend=backend)
         hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
     result = compare_with_profile(
         profile,
@@ -105,7 +102,7 @@ def evaluate_job(
         columns_for(job),
         settings_for(job),
         hint,
-        cluster=on_cluster,
+        backend=backend,
         **kwargs,
     )
     result.compute_note = note
@@ -150,10 +147,6 @@ def _classify(
     )
 
 
-def placed(job: EffectiveJob, cluster: Cluster | None) -> tuple[Cluster | None, str | None]:
-    return cluster.placement(job.spec.compute) if cluster is not None else (None, None)
-
-
 def _against_training(job: EffectiveJob) -> bool:
     return job.spec.drift.reference is DriftReference.TRAINING
 
@@ -179,10 +172,10 @@ def reference_profile(
     job: EffectiveJob,
     *,
     rebuild: bool = False,
-    cluster: Cluster | None = None,
+    backend: Backend = LOCAL,
 ) -> tuple[Profile, dict[str, Any]]:
-    """The job's stored profile of its reference window, built (and recorded, on `cluster`
-    when given) when there is none, or when the window's files or the job's bins, features or
+    """The job's stored profile of its reference window, built (by `backend`) and recorded
+    when there is none, or when the window's files or the job's bins, features or
     categorical columns changed since."""
     source = job.spec.data.reference
     if source is None:
@@ -199,7 +192,7 @@ def reference_profile(
         hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
         profile = profile_store.read(Path(recorded["path"]), recorded["sha256"], hint)
         return profile, {**recorded, "built": False}
-    profile = profile_window(source, columns_for(job), job.spec.drift.bins, cluster)
+    profile = backend.profile(source, columns_for(job), job.spec.drift.bins)
     path, digest = profile_store.write_reference(root, job.model, job.name, profile)
     recorded = profile_store.record_reference(session, job.id, path, digest, profile, fingerprint)
     return profile, {**recorded, "built": True}
@@ -221,18 +214,23 @@ class Profiled:
 
 
 def profile_jobs(
-    session: Session, settings: Settings, jobs: Sequence[EffectiveJob], *, every_enabled: bool
+    session: Session,
+    settings: Settings,
+    jobs: Sequence[EffectiveJob],
+    *,
+    every_enabled: bool,
+    placement: Placement | None = None,
 ) -> list[Profiled | JobFailure]:
-    """Build and record each job's reference profile anew (on the Dask cluster for a
-    `compute: dask` job with a Parquet window); `--all` skips jobs without a reference window."""
+    """Build and record each job's reference profile anew (where `placement` says: on a Dask
+    cluster for a `compute: dask` job with a Parquet window); `--all` skips jobs without a
+    reference window."""
+    placement = placement or LocalPlacement()
 
-    def build(job: EffectiveJob, cluster: Cluster) -> Profiled:
-        on_cluster, note = placed(job, cluster)
+    def build(job: EffectiveJob) -> Profiled:
         assert job.spec.data.reference is not None
-        if on_cluster is not None and not datasource.is_parquet(job.spec.data.reference):
-            on_cluster, note = None, "CSV and SQL windows are profiled here"
+        backend, note = placement.for_profile(job, job.spec.data.reference)
         profile, recorded = reference_profile(
-            session, settings.artifacts_dir, job, rebuild=True, cluster=on_cluster
+            session, settings.artifacts_dir, job, rebuild=True, backend=backend
         )
         return Profiled(
             job.name,
@@ -242,18 +240,17 @@ def profile_jobs(
             profile.rows,
             len(profile.columns),
             profile.rank_error,
-            "dask" if on_cluster is not None else "local",
+            backend.where,
             note,
         )
 
-    with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
-        return check_each(
-            jobs,
-            lambda job: build(job, cluster),
-            lambda result, job_id: None,
-            applies=lambda job: job.spec.data.reference is not None,
-            every_enabled=every_enabled,
-        )
+    return check_each(
+        jobs,
+        build,
+        lambda result, job_id: None,
+        applies=lambda job: job.spec.data.reference is not None,
+        every_enabled=every_enabled,
+    )
 
 
 def check_jobs(
@@ -263,20 +260,20 @@ def check_jobs(
     now: datetime,
     *,
     every_enabled: bool,
+    placement: Placement | None = None,
 ) -> list[DriftResult | JobFailure]:
     """Check and record each job (see `jobs.check_each`); `--all` skips jobs without both
     windows."""
     threads = thread_share({}, settings.max_concurrent_retrains)  # cores beside the retrains
-    with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
-        return check_each(
-            jobs,
-            lambda job: evaluate_job(
-                session, settings.artifacts_dir, job, now, cluster, threads=threads
-            ),
-            lambda result, job_id: add_drift_check(session, result, job_id),
-            applies=has_windows,
-            every_enabled=every_enabled,
-        )
+    return check_each(
+        jobs,
+        lambda job: evaluate_job(
+            session, settings.artifacts_dir, job, now, placement, threads=threads
+        ),
+        lambda result, job_id: add_drift_check(session, result, job_id),
+        applies=has_windows,
+        every_enabled=every_enabled,
+    )
 
 
 # Column names of the ad hoc forms of `drift check` and `perf check`.

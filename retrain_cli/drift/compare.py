@@ -13,7 +13,7 @@ import importlib
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from retrain_cli.core.choices import DriftMode
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.notify import Event
-from retrain_cli.data.columns import category_counts, numeric_values
+from retrain_cli.data.columns import Columns, category_counts, column_kind, numeric_values
 from retrain_cli.data.sources import read_table
 from retrain_cli.jobs.sections import DriftSpec
 from retrain_cli.jobs.spec import DataSource
@@ -39,16 +39,6 @@ class DriftSettings(DriftSpec):
     """A job's `drift` section and the threshold of its method (from the job or its type)."""
 
     threshold: float
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Which columns of the windows are features, which categorical, which is the score."""
-
-    features: list[str] | None
-    categorical: Sequence[str] = ()
-    excluded: Sequence[str] = ()
-    score: str | None = None
 
 
 @dataclass
@@ -216,17 +206,6 @@ def _feature_names(reference: pa.Table, current: pa.Table, columns: Columns) -> 
     if not names:
         raise DataError("no feature columns to compare")
     return names
-
-
-def column_kind(arrow_type: pa.DataType, name: str, columns: Columns) -> str:
-    """Numeric for integer, floating and decimal columns not listed as categorical; every other
-    type (string, dictionary, bool, timestamp, ...) is categorical."""
-    import pyarrow as pa
-
-    if name in columns.categorical:
-        return "categorical"
-    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
-    return "numeric" if numeric or pa.types.is_decimal(arrow_type) else "categorical"
 
 
 def _column_drift(

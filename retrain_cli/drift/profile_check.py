@@ -1,29 +1,24 @@
-"""The profile mode of a drift check: profile a reference window (or a table), and compare a
-current window with a profile by streaming it once in record batches, here or, one Parquet file or
-row group per task, on a Dask cluster. Results and decisions are `drift_compare`'s.
+"""The profile mode of a drift check: a current window compared with a profile, streamed once and
+counted by a `Backend` (here in record batches, or one Parquet file or row group per task on a
+Dask cluster). Results and decisions are `drift.compare`'s.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from retrain_cli.cluster.client import Cluster, run_all
+from retrain_cli.compute.interface import Backend
+from retrain_cli.compute.local import LOCAL
 from retrain_cli.core.choices import DriftMode
 from retrain_cli.core.errors import DataError
-from retrain_cli.data import profile as profiles
-from retrain_cli.data import sources, streaming
+from retrain_cli.data import sources
 from retrain_cli.data import summary as window_summary
-from retrain_cli.data.sources import read_table
+from retrain_cli.data.columns import Columns, column_kind
 from retrain_cli.drift.compare import (
-    Columns,
     DriftResult,
     DriftSettings,
-    column_kind,
     decide_column,
     importing_scipy,
     result_of,
@@ -48,12 +43,11 @@ def compare_with_profile(
     model: str,
     job: str | None,
     now: datetime,
-    cluster: Cluster | None = None,
+    backend: Backend = LOCAL,
 ) -> DriftResult:
-    """Drift of the current window against a profile, streaming the window once in record
-    batches (nothing recorded). `hint` says how to make a profile that fits the job again. With
-    a `cluster`, each Parquet file or row group is counted by a task there and the counts and
-    sketches are merged here."""
+    """Drift of the current window against a profile, streaming the window once (nothing
+    recorded), counted by `backend`: here in record batches, or on a Dask cluster. `hint` says
+    how to make a profile that fits the job again."""
     present = sources.column_types(current_source, "current")
     features = _profile_features(profile, columns, present, hint)
     score = columns.score
@@ -72,28 +66,13 @@ def compare_with_profile(
     ordered = settings.all_statistics or settings.method in drift.ORDERED_STATISTICS
     summary = window_summary.WindowSummary(profile, names, ordered=ordered)
     numeric = [name for name in names if kinds[name] == "numeric"]
-    parts = streaming.partitions(current_source, "current", names) if cluster else None
     with importing_scipy():
-        if cluster is not None and parts is not None:
-            for state in run_all(
-                cluster.client(),
-                window_summary.summarize,
-                parts,
-                {"profile": profile},
-                names=names,
-                ordered=ordered,
-                role="current",
-            ):
-                summary.merge(state)
-        else:
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                for batch in streaming.iter_batches(current_source, "current", names, numeric):
-                    summary.add(batch, pool)
+        where = backend.count(current_source, summary, numeric)
     if summary.rows == 0:
         raise DataError(f"current data {sources.describe(current_source)} is empty")
     result = summary_result(summary, has_score, settings, model=model, job=job, now=now)
     result.profile = {**described, **(result.profile or {})}
-    result.compute = "dask" if cluster is not None and parts is not None else "local"
+    result.compute = where
     return result
 
 
@@ -168,64 +147,4 @@ def _profile_features(
             )
     if not names:
         raise DataError("no feature columns to compare")
-    return names
-
-
-def profile_window(
-    source: DataSource, columns: Columns, bins: int, cluster: Cluster | None = None
-) -> Profile:
-    """Profile a reference window: a Parquet file or dataset one column at a time (with a
-    `cluster`, one task per file or row group there), a CSV file or query whole."""
-    if sources.is_parquet(source):
-        dataset = sources.parquet_dataset(source, "reference")
-        names = _profiled_names(dataset.schema.names, columns)
-        kinds = {
-            name: column_kind(dataset.schema.field(name).type, name, columns) for name in names
-        }
-        rows = dataset.count_rows()
-        if rows == 0:
-            raise DataError(f"reference data {sources.describe(source)} is empty")
-        if cluster is not None:
-            from retrain_cli.cluster import profile as cluster_profile
-
-            parts = streaming.partitions(source, "reference", names) or []
-            return cluster_profile.build(
-                cluster.client(),
-                parts,
-                streaming.partition_column,
-                kinds,
-                bins,
-                rows,
-                "reference window",
-            )
-        return profiles.build(
-            lambda name: dataset.to_table(columns=[name]).column(0),
-            kinds,
-            bins,
-            rows,
-            "reference window",
-        )
-    return profile_table(read_table(source, "reference"), columns, bins, "reference window")
-
-
-def profile_table(table: pa.Table, columns: Columns, bins: int, built_from: str) -> Profile:
-    names = _profiled_names(table.column_names, columns)
-    kinds = {name: column_kind(table.schema.field(name).type, name, columns) for name in names}
-    return profiles.build(table.column, kinds, bins, table.num_rows, built_from)
-
-
-def _profiled_names(present: Sequence[str], columns: Columns) -> list[str]:
-    """The features of a reference window, and its score column when it has one."""
-    if columns.features is not None:
-        names = list(columns.features)
-        missing = [name for name in names if name not in present]
-        if missing:
-            raise DataError(f"feature {missing[0]!r} is missing from the reference window")
-    else:
-        skip = {*columns.excluded, columns.score}
-        names = [c for c in present if c not in skip]
-    if not names:
-        raise DataError("no feature columns to compare")
-    if columns.score and columns.score in present and columns.score not in names:
-        names.append(columns.score)
     return names

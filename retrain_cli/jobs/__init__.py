@@ -1,1 +1,2 @@
-"""Jobs: the typed job spec and its sections, job files, and the jobs table with defaults per type."""
+"""Jobs: the typed job spec and its sections, job files, and the jobs table with defaults per
+type."""

@@ -13,13 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrain_cli.core.errors import (
+    ConfigError,
     ConflictError,
     DatabaseError,
     NotFoundError,
     RetrainError,
     one_line,
 )
-from retrain_cli.db.models import AutoRetrainingConfig, AutoRetrainingJob
+from retrain_cli.db.models import AutoRetrainingConfig, AutoRetrainingJob, RetrainingJobHistory
 from retrain_cli.db.queries import JOBS_LOCK, take_turns
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class EffectiveJob:
     @cached_property
     def spec(self) -> JobSpec:
         """The typed spec, validated on first use (listing 10,000 jobs needs none of it)."""
+        # here, not at import: `jobs due` and `jobs list` validate no spec (pydantic)
         from retrain_cli.jobs.spec import JobSpec
 
         return JobSpec.from_stored(self.document)
@@ -173,8 +175,6 @@ def delete_job(session: Session, name: str, *, purge: bool) -> Deleted:
     and performance results stay (they belong to the model: rollback keeps working)."""
     from sqlalchemy import func
 
-    from retrain_cli.db.models import RetrainingJobHistory
-
     take_turns(session.connection(), JOBS_LOCK)
     job = session.scalar(
         select(AutoRetrainingJob).where(AutoRetrainingJob.name == name).with_for_update()
@@ -287,7 +287,6 @@ def check_each(
 
 def select_jobs(session: Session, names: Sequence[str], every_enabled: bool) -> list[EffectiveJob]:
     """The named jobs (in order), or every enabled job; unknown names are an error."""
-    from retrain_cli.core.errors import ConfigError
 
     if bool(names) == every_enabled:
         raise ConfigError("name one or more jobs, or pass --all (not both)")

@@ -26,6 +26,7 @@ from retrain_cli.db.models import (
 )
 from retrain_cli.db.queries import drift_verdict, newest_per_model
 from retrain_cli.scheduling import schedule
+from retrain_cli.versions.rollouts import state as rollouts
 
 FILE_NAME = "retrain_cli.prom"
 JOB = ("retrain_job",)
@@ -158,7 +159,6 @@ def write_metrics(session: Session, directory: Path, now: datetime, slots_in_use
 def _traffic_weights(session: Session, gauge: Any) -> None:
     """The champion's weight is what its candidate (if any) does not take; a shadow candidate
     is exported with weight 0."""
-    from retrain_cli.versions.rollouts import state as rollouts
 
     version = ModelVersionManagement
     taken = {model: rollout.weight for model, rollout in rollouts.in_progress(session).items()}

@@ -19,6 +19,8 @@ from retrain_cli.db.models import (
 )
 from retrain_cli.db.queries import drift_verdict
 from retrain_cli.scheduling import schedule
+from retrain_cli.scheduling.dispatch import job_states
+from retrain_cli.training.slots.database import running_slots
 from retrain_cli.versions.rollouts.state import in_progress
 
 FINISHED = ("succeeded", "failed", "abandoned")
@@ -123,7 +125,6 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 rollout=rollouts.get(job.model_name),
             )
         )
-    from retrain_cli.training.slots.database import running_slots
 
     return Stats(
         now=now,
@@ -137,7 +138,6 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
 
 def _waiting(session: Session, now: datetime) -> dict[str, float]:
     """How long each due job has waited for a slot, as `jobs due` decides it."""
-    from retrain_cli.scheduling.dispatch import job_states
 
     waited = {}
     for state in job_states(session):

@@ -17,11 +17,12 @@ from retrain_cli.core.notify import Event
 from retrain_cli.data import predictions
 from retrain_cli.data.predictions import PredictionColumns
 from retrain_cli.data.sources import file_source, read_frame
-from retrain_cli.db.records import add_performance_check
 from retrain_cli.jobs.sections import PerformanceSpec
 from retrain_cli.jobs.store import JobFailure, check_each
+from retrain_cli.performance import change_points
 from retrain_cli.performance import estimates as perf_estimates
 from retrain_cli.performance.estimates import EstimatedResult, Realized
+from retrain_cli.performance.rows import add_performance_check
 from retrain_cli.statistics import performance
 from retrain_cli.versions.registry import active_version
 from retrain_cli.versions.rollouts import checks
@@ -269,8 +270,6 @@ def _change_points(
     import dataclasses
 
     import numpy as np
-
-    from retrain_cli.performance import change_points
 
     order = np.arange(len(rows))
     stamps = None

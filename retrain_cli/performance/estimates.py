@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
-from retrain_cli.core.choices import BOUNDED_METRICS
+from retrain_cli.core.choices import BOUNDED_METRICS, RowKind
 from retrain_cli.data import predictions
 from retrain_cli.data.predictions import PredictionColumns
 from retrain_cli.db.models import ModelPerformanceTracking
-from retrain_cli.db.records import CALIBRATION_METRIC
+from retrain_cli.db.tracking import of_kind
+from retrain_cli.performance import estimation
 from retrain_cli.statistics import performance
 
 if TYPE_CHECKING:
@@ -60,7 +61,6 @@ def estimate_window(
 ) -> EstimatedResult:
     """CBPE: calibrate on every labelled row of the predictions, estimate the window's
     unlabelled ones, and judge the estimated primary metric as a realized one is judged."""
-    from retrain_cli.performance import estimation
 
     label, score = columns.label, columns.score
     reference = frame.dropna(subset=[label, score])
@@ -147,14 +147,13 @@ def _pending(
         realized.metric == table.metric,
         realized.window_start == table.window_start,
         realized.window_end == table.window_end,
-        realized.estimated.is_(False),
+        of_kind(RowKind.CHECKED, RowKind.REALIZED, table=realized),
     )
     rows = session.execute(
         select(table.window_start, table.window_end, table.metric, table.value)
         .where(
             table.model_name == model,
-            table.estimated.is_(True),
-            table.metric != CALIBRATION_METRIC,
+            of_kind(RowKind.ESTIMATED),
             table.window_start.is_not(None),
             table.window_end.is_not(None),
             ~recorded,

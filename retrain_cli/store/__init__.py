@@ -1,1 +1,2 @@
-"""Where files live: a version's artifact directory, written atomically and verified by checksums."""
+"""Where files live: a version's artifact directory, written atomically and verified by
+checksums."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from retrain_cli.core.errors import ConfigError, ConflictError, DataError
+from retrain_cli.core.processes import pid_alive
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())  # no '-': it separates name parts
@@ -60,8 +61,6 @@ def staging_dir(root: Path, model: str) -> Path:
 
 def remove_stale_staging(parent: Path) -> list[Path]:
     """Remove the staging directories under `parent` whose process on this host is gone."""
-    from retrain_cli.training.history import pid_alive
-
     removed = []
     for path in parent.glob(f"{STAGING_PREFIX}*") if parent.is_dir() else []:
         named = _STAGING_NAME.fullmatch(path.name.removeprefix(STAGING_PREFIX))
@@ -181,8 +180,6 @@ def remove_unregistered(parent: Path, database: str, recorded: set[Path]) -> lis
     """Remove the published directories under `parent` whose run (on this host, for
     `database`) died before its version row committed; `recorded` are the directories that
     `database` has rows for, whose markers only outlived the commit."""
-    from retrain_cli.training.history import pid_alive
-
     removed = []
     for marker in parent.glob(f"*/{UNREGISTERED}") if parent.is_dir() else []:
         try:

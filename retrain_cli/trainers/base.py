@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from retrain_cli.core.errors import RetrainError
+from retrain_cli.data.training import TrainingData
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,14 +26,6 @@ if TYPE_CHECKING:
 
 class TrainingTimeout(RetrainError):
     """Training ran past the job's timeout."""
-
-
-@dataclass
-class TrainingData:
-    """Features in time order and the 0/1 target."""
-
-    features: pd.DataFrame
-    target: np.ndarray[Any, np.dtype[np.float64]]
 
 
 @dataclass
@@ -52,7 +45,6 @@ class TrainingContext:
 
 class Trainer(Protocol):
     name: str
-    modules: tuple[str, ...]  # heavy libraries fit() needs, imported while the data loads
 
     def fit(
         self, data: TrainingData, context: TrainingContext, init_from: Path | None = None
@@ -73,7 +65,6 @@ class FakeTrainer:
     """
 
     name = "fake"
-    modules: tuple[str, ...] = ()
 
     def __init__(self, steps: int = 3, seconds_per_step: float = 0.0, bias: float = 0.0) -> None:
         self.steps = steps

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrain_cli.data.training import TrainingData, fingerprint
 from retrain_cli.statistics import performance
 from retrain_cli.store import artifacts
-from retrain_cli.trainers.base import Trainer, TrainingContext, TrainingData
+from retrain_cli.trainers import single
+from retrain_cli.trainers.base import Trainer, TrainingContext
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +45,6 @@ TORCH_KEYS = (
 
 class EnsembleTrainer:
     name = "ensemble"
-    modules: tuple[str, ...] = ("torch", "lightgbm")
 
     def __init__(self, hyperparameters: dict[str, Any]) -> None:
         params = dict(hyperparameters)
@@ -122,8 +123,6 @@ class EnsembleTrainer:
     @classmethod
     def load(cls, directory: Path, manifest: dict[str, Any]) -> EnsembleTrainer:
         """Load every member after verifying its manifest against the recorded digest."""
-        from retrain_cli.trainers import load_trainer
-
         trainer = cls(manifest.get("hyperparameters", {}))
         listed = json.loads((directory / ENSEMBLE_FILE).read_text())["members"]
         trainer.members_, trainer.trainers_ = listed, []
@@ -131,7 +130,7 @@ class EnsembleTrainer:
             folder = directory / member["path"]
             member_manifest = artifacts.verify(folder, member["sha256"])
             trainer.trainers_.append(
-                _Subset(load_trainer(member["type"], folder, member_manifest), member["features"])
+                _Subset(single.load(member["type"], folder, member_manifest), member["features"])
             )
         return trainer
 
@@ -158,12 +157,11 @@ def _member_hyperparameters(member: dict[str, Any], shared: dict[str, Any]) -> d
 
 
 def _trainer(member: dict[str, Any], shared: dict[str, Any]) -> Trainer:
-    from retrain_cli.trainers import trainer_for
-
     if member["type"] == "ensemble":
         raise ValueError("an ensemble member cannot itself be an ensemble")
     return _Subset(
-        trainer_for(member["type"], _member_hyperparameters(member, shared)), member["features"]
+        single.new_trainer(member["type"], _member_hyperparameters(member, shared)),
+        member["features"],
     )
 
 
@@ -172,7 +170,7 @@ class _Subset:
 
     def __init__(self, inner: Trainer, features: list[str] | None) -> None:
         self.inner, self.features = inner, features
-        self.name, self.modules = inner.name, inner.modules
+        self.name = inner.name
 
     def _columns(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[self.features] if self.features else frame
@@ -191,8 +189,6 @@ class _Subset:
 
 
 def _fingerprint(data: TrainingData, member: dict[str, Any]) -> str:
-    from retrain_cli.data.training import fingerprint
-
     frame = data.features[member["features"]] if member["features"] else data.features
     frame = frame.assign(__target__=data.target)
     return str(fingerprint(frame, None)["sha256"])
@@ -213,8 +209,6 @@ def _reuse(
     fingerprint: str,
 ) -> Trainer | None:
     """The parent's trained member when its type and input data are unchanged."""
-    from retrain_cli.trainers import load_trainer
-
     if parent is None or directory is None or index >= len(parent["members"]):
         return None
     old = parent["members"][index]
@@ -222,4 +216,4 @@ def _reuse(
         return None
     folder = directory / old["path"]
     manifest = artifacts.verify(folder, old["sha256"])
-    return _Subset(load_trainer(old["type"], folder, manifest), member["features"])
+    return _Subset(single.load(old["type"], folder, manifest), member["features"])

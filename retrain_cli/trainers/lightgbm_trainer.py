@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrain_cli.trainers.base import TrainingContext, TrainingData
+from retrain_cli.data.training import TrainingData
+from retrain_cli.trainers.base import TrainingContext
 from retrain_cli.trainers.native import native_stderr_captured
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ class LightGBMTrainer:
     """`num_boost_round` rounds of boosting; `init_from` continues from a parent's model file."""
 
     name = "lightgbm"
-    modules: tuple[str, ...] = ("lightgbm",)  # imported ahead, while the data loads
 
     def __init__(self, hyperparameters: dict[str, Any]) -> None:
         params = dict(hyperparameters)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retrain_cli.trainers.base import TrainingContext, TrainingData
+from retrain_cli.data.training import TrainingData
+from retrain_cli.trainers.base import TrainingContext
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,8 +102,6 @@ def build(config: dict[str, Any]) -> torch.nn.Module:
 
 class SequenceTrainer:
     """`fit` trains from scratch, or for `incremental_epochs` from `init_from`'s weights."""
-
-    modules: tuple[str, ...] = ("torch",)
 
     def __init__(self, kind: str, hyperparameters: dict[str, Any], device: str = "auto") -> None:
         self.name = kind

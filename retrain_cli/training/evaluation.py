@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from retrain_cli.core.errors import one_line
+from retrain_cli.core.serialize import jsonable
 from retrain_cli.data.training import Prepared
 from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.jobs.store import EffectiveJob
 from retrain_cli.statistics import performance
 from retrain_cli.store import artifacts
-from retrain_cli.trainers import load_trainer
+from retrain_cli.trainers.families import load_trainer
 from retrain_cli.training import gate
 
 
@@ -114,7 +115,6 @@ def nothing_to_learn(
 ) -> str | None:
     """Why a retrain would learn nothing: the active version was trained by the same family on
     the same data (by fingerprint) with the same hyperparameters."""
-    from retrain_cli.core.serialize import jsonable
 
     if active is None or active.model_type != job.type:
         return None

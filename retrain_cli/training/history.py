@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.processes import pid_alive
 from retrain_cli.db.models import AutoRetrainingJob, RetrainingJobHistory
 from retrain_cli.db.queries import database_now
 
@@ -134,15 +135,3 @@ def sweep_abandoned(session: Session, now: datetime) -> list[int]:
             finish_run(session, run.id, "abandoned", now, error=f"abandoned: {why}")
             abandoned.append(run.id)
     return abandoned
-
-
-def pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from retrain_cli.compute.interface import Backend
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.errors import ConflictError, DataError
 from retrain_cli.core.serialize import jsonable
@@ -19,6 +20,7 @@ from retrain_cli.core.settings import Settings
 from retrain_cli.data.training import Prepared
 from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.db.session import session_scope
+from retrain_cli.drift import profile_store
 from retrain_cli.jobs.store import EffectiveJob
 from retrain_cli.statistics import performance
 from retrain_cli.store import artifacts
@@ -55,6 +57,7 @@ def stage(
     trainer: Trainer,
     prepared: Prepared,
     metrics: performance.Evaluation,
+    backend: Backend,
 ) -> Path:
     """Write the new version's files into a private staging directory: the trainer's own
     files, `metadata.json`, a sample of hold-out rows, the profile of its training data and
@@ -81,7 +84,7 @@ def stage(
         prepared.holdout.features.head(registry.SAMPLE_ROWS).to_parquet(
             staging / registry.SAMPLE_FILE
         )
-        _write_training_profile(staging, job, prepared)
+        _write_training_profile(staging, job, prepared, backend)
         artifacts.write_manifest(
             staging,
             primary,
@@ -97,23 +100,15 @@ def stage(
     return staging
 
 
-def _write_training_profile(staging: Path, job: EffectiveJob, prepared: Prepared) -> None:
+def _write_training_profile(
+    staging: Path, job: EffectiveJob, prepared: Prepared, backend: Backend
+) -> None:
     """The profile that `drift.reference: training` checks against. Training data the drift
     statistics cannot summarise leaves the version without one; the retrain goes on."""
     import pyarrow as pa
 
-    from retrain_cli.cluster.training import ClusterRows, profile_on_cluster
-    from retrain_cli.drift import profile_check, profile_store
-    from retrain_cli.drift.compare import Columns
-
-    columns = Columns(features=prepared.features, categorical=prepared.categorical)
-    bins = job.spec.drift.bins
     try:
-        if isinstance(prepared.train, ClusterRows):
-            profile = profile_on_cluster(prepared.train, prepared.categorical, bins)
-        else:
-            table = pa.Table.from_pandas(prepared.train.features, preserve_index=False)
-            profile = profile_check.profile_table(table, columns, bins, "training data")
+        profile = backend.profile_training(prepared, job.spec.drift.bins)
     except (DataError, pa.ArrowException):  # a feature with no values; categories of mixed types
         return
     artifacts.write_atomic(staging / profile_store.TRAINING_FILE, profile_store.encode(profile))

@@ -17,22 +17,18 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from retrain_cli.cluster import training as cluster_training
-from retrain_cli.cluster.client import Cluster
-from retrain_cli.cluster.training import ClusterRows
+from retrain_cli.compute.interface import Placement
+from retrain_cli.compute.local import LocalPlacement
 from retrain_cli.core.durations import Phases, utcnow
 from retrain_cli.core.errors import BusyError, RetrainError, one_line
 from retrain_cli.core.notify import Event
 from retrain_cli.core.settings import Settings
 from retrain_cli.core.threads import thread_share
-from retrain_cli.data import sources
-from retrain_cli.data.training import prepare_while_importing
 from retrain_cli.db.session import session_scope
 from retrain_cli.jobs.store import EffectiveJob, effective_job, get_job, load_configs
 from retrain_cli.store import artifacts
-from retrain_cli.trainers import trainer_for
 from retrain_cli.trainers.base import Trainer, TrainingContext
-from retrain_cli.trainers.lightgbm_trainer import LightGBMTrainer
+from retrain_cli.trainers.families import trainer_for
 from retrain_cli.training import evaluation, history, slots
 from retrain_cli.training.evaluation import Champion
 from retrain_cli.training.registration import Evaluated, register, stage
@@ -98,6 +94,7 @@ class Hooks:
     host_slots: HostSlots | None = None
     on_progress: Callable[[int, int], None] = field(default=lambda done, total: None)
     heartbeat_seconds: float | None = None  # default: the settings' heartbeat_interval
+    placement: Placement = field(default_factory=LocalPlacement)  # the CLI's knows the cluster
 
 
 class RunFailed(RetrainError):
@@ -127,8 +124,7 @@ def retrain(
             )
         raise
     try:
-        with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
-            return _run(engine, settings, request, hooks, job, lease.run_id, cluster)
+        return _run(engine, settings, request, hooks, job, lease.run_id)
     finally:
         lease.release()
 
@@ -140,7 +136,6 @@ def _run(
     hooks: Hooks,
     job: EffectiveJob,
     run_id: int,
-    cluster: Cluster,
 ) -> RunResult:
     started = time.monotonic()
     interval = hooks.heartbeat_seconds or settings.heartbeat_s
@@ -156,13 +151,9 @@ def _run(
         heartbeat.start()
         threads = thread_share(job.hyperparameters, settings.max_concurrent_retrains)
         trainer = hooks.trainer_factory(job.type, {"num_threads": threads, **job.hyperparameters})
-        on_cluster, compute_note = _placement(job, trainer, cluster)
+        backend, compute_note = hooks.placement.for_training(job, trainer)
         with phases("load"):
-            prepared = (
-                cluster_training.prepare(job, on_cluster.client())
-                if on_cluster
-                else prepare_while_importing(job, trainer.modules)
-            )
+            prepared = backend.prepare_training(job)
             with session_scope(engine) as session:
                 active = registry.active_version(session, job.model)
                 champion = Champion.of(active) if active else None
@@ -188,11 +179,7 @@ def _run(
             parent = champion if evaluation.continues_from(job, champion) else None
             init_from = parent.verified_directory() if parent else None
             context = TrainingContext(deadline=started + job.spec.timeout, on_progress=report)
-            if isinstance(prepared.train, ClusterRows):
-                assert isinstance(trainer, LightGBMTrainer)
-                cluster_training.fit(trainer, prepared.train, context, init_from)
-            else:
-                trainer.fit(prepared.train, context, init_from)
+            backend.fit(trainer, prepared, context, init_from)
         heartbeat.check()
         with phases("evaluate"):
             scores = trainer.predict(prepared.holdout.features)
@@ -201,7 +188,7 @@ def _run(
             compared = evaluation.champion_metric(job, prepared, champion)
         with phases("register"):
             decision = evaluation.decide(job, metrics, compared, may_promote=request.promote)
-            staging = stage(settings, job, trainer, prepared, metrics)
+            staging = stage(settings, job, trainer, prepared, metrics, backend)
             evaluated = Evaluated(prepared, metrics, champion, parent, decision)
             registered = register(engine, settings, heartbeat, job, staging, evaluated)
             staging = None
@@ -215,7 +202,7 @@ def _run(
             gate=registered.gate,
             duration_s=time.monotonic() - started,
             threads=threads,
-            compute="dask" if on_cluster else "local",
+            compute=backend.where,
             compute_note=compute_note,
             phases=phases.seconds,
         )
@@ -240,17 +227,3 @@ def _run(
         heartbeat.stop()
         if staging is not None:
             artifacts.discard(staging)
-
-
-def _placement(
-    job: EffectiveJob, trainer: Trainer, cluster: Cluster
-) -> tuple[Cluster | None, str | None]:
-    """The cluster a `compute: dask` job trains on, or why it trains here."""
-    on_cluster, note = cluster.placement(job.spec.compute)
-    if on_cluster is None:
-        return None, note
-    if not isinstance(trainer, LightGBMTrainer):
-        return None, f"{trainer.name} models train here; LightGBM trains on the cluster"
-    if not sources.is_parquet(job.spec.data.train):
-        return None, "CSV and SQL training data is read and trained on here"
-    return on_cluster, None

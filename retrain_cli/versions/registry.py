@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.core.errors import ConflictError, DataError, NotFoundError
 from retrain_cli.core.notify import Event
+from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import SWITCH_EVENTS, ModelVersionEvent, ModelVersionManagement
 from retrain_cli.store import artifacts
-from retrain_cli.versions import serving
+from retrain_cli.trainers.families import load_trainer
+from retrain_cli.versions import changes
 
 SAMPLE_FILE = "sample.parquet"
 SAMPLE_ROWS = 256  # enough for a sequence model's window to score its last rows
@@ -175,7 +177,7 @@ def switch_active(
         )
     )
     session.flush()
-    serving.changed(session, model)
+    changes.changed(session, model)
     return Switch(model, event, current_number, target.version, actor, reason, now)
 
 
@@ -213,7 +215,6 @@ def add_version(
 ) -> ModelVersionManagement:
     """Number the model's next version (call under `lock_active`) and record it `registered`,
     its files expected in its own directory under `artifacts_dir`."""
-    from retrain_cli.core.serialize import jsonable
 
     latest = session.scalar(
         select(func.max(ModelVersionManagement.version)).where(
@@ -298,8 +299,6 @@ def check_artifact(version: ModelVersionManagement) -> None:
     """Preflight: the files exist, their checksums match, the model loads, and it scores the
     sample stored with it to finite probabilities."""
     import numpy as np
-
-    from retrain_cli.trainers import load_trainer
 
     directory = Path(version.artifact_path).parent
     label = f"{version.model_name} v{version.version}"

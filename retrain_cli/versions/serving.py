@@ -22,23 +22,13 @@ from retrain_cli.core.errors import NotFoundError
 from retrain_cli.core.private import private_dir, write_private_text
 from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
+from retrain_cli.db.session import session_scope
 from retrain_cli.store import artifacts
+from retrain_cli.versions.changes import changed
+from retrain_cli.versions.rollouts import state as rollouts
 
 DIRECTORY = "serving"
-CHANGED = (
-    "retrain_cli.versions.serving.changed"  # session.info key: the models whose serving changed
-)
 RECHECKED = timedelta(days=1)  # a tick rewrites the documents of models changed this recently
-
-
-def changed(session: Session, model: str) -> None:
-    """Note that `model`'s document is to be rewritten once the session commits."""
-    session.info.setdefault(CHANGED, set()).add(model)
-
-
-def to_publish(session: Session) -> list[str]:
-    """The models noted by `changed`."""
-    return sorted(session.info.get(CHANGED, set()))
 
 
 def recheck(session: Session, home: Path, now: datetime) -> None:
@@ -60,8 +50,6 @@ def recheck(session: Session, home: Path, now: datetime) -> None:
 def document(session: Session, model: str) -> dict[str, Any]:
     """The versions to serve: the champion, and a rollout's candidate with its share of traffic
     (a shadow candidate: weight 0, scored beside the champion on every row)."""
-    from retrain_cli.versions.rollouts import state as rollouts
-
     version = ModelVersionManagement
     rows = list(
         session.scalars(
@@ -147,7 +135,6 @@ def write(session: Session, home: Path, model: str) -> bool:
 def publish(engine: Engine, home: Path, models: Iterable[str]) -> list[str]:
     """Write the documents of `models` after the change committed; returns the models whose
     file changed."""
-    from retrain_cli.db.session import session_scope
 
     with session_scope(engine, check_schema=False) as session:
         return [model for model in sorted(set(models)) if write(session, home, model)]

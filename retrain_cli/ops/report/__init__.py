@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.private import private_dir, write_private_text
+from retrain_cli.ops.report import charts, pages
+from retrain_cli.ops.report.data import load_history
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,6 @@ def write_report(
     slots_in_use: int,
 ) -> Written:
     """Write `index.html` and one page per model into `out` (created 0700, files 0600)."""
-    from retrain_cli.ops.report import charts, pages
-    from retrain_cli.ops.report.data import load_history
 
     history = load_history(session, now, since, models, slots_in_use)
     with charts.drawing():

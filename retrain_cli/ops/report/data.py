@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import RowKind
 from retrain_cli.core.errors import DataError
 from retrain_cli.db.models import (
     AutoRetrainingJob,
@@ -23,6 +24,7 @@ from retrain_cli.db.models import (
     RetrainingJobHistory,
 )
 from retrain_cli.db.queries import drift_verdict, newest_per_model
+from retrain_cli.db.tracking import of_kind
 from retrain_cli.ops.report.model import (
     Axis,
     Event,
@@ -151,7 +153,7 @@ def _performance(session: Session, axis: Axis, history: ModelHistory) -> None:
             session.scalars(
                 select(table.window_start).where(
                     table.model_name == history.model,
-                    table.metric.like("change_point:%"),
+                    of_kind(RowKind.CHANGE_POINT),
                     table.window_start >= axis.since,
                     table.window_start <= axis.now,
                 )

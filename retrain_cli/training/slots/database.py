@@ -19,6 +19,7 @@ from retrain_cli.core.durations import utcnow
 from retrain_cli.core.errors import BusyError
 from retrain_cli.core.settings import Settings
 from retrain_cli.db.models import AutoRetrainingJob, RetrainingJobHistory
+from retrain_cli.db.models import RetrainingJobHistory as Run
 from retrain_cli.db.queries import database_now
 from retrain_cli.db.session import session_scope
 from retrain_cli.training import history
@@ -83,7 +84,6 @@ def _claim(engine: Engine, settings: Settings, claim: Claim) -> int:
 
 
 def _explain_conflict(engine: Engine, claim: Claim) -> None:
-    from retrain_cli.db.models import RetrainingJobHistory as Run
 
     with session_scope(engine, check_schema=False) as session:
         holder = session.scalar(

@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from retrain_cli.core.errors import DataError
+from retrain_cli.data import predictions
+from retrain_cli.db.tracking import rollout_metric
 from retrain_cli.versions import registry
 from retrain_cli.versions.rollouts import state as rollouts
+from retrain_cli.versions.rollouts.analysis import Rule, compare_paired, compare_unpaired
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,7 +58,6 @@ def analyse(
 ) -> Analysis | None:
     """Compare the candidate with the champion on the window's labelled rows (or, during a
     bake, the new champion with the one before it); None when neither is under way."""
-    from retrain_cli.data import predictions
 
     spec = job.spec
     policy = spec.rollout
@@ -82,7 +84,6 @@ def analyse(
 
 
 def _rule(spec: JobSpec, policy: RolloutSpec) -> Rule:
-    from retrain_cli.versions.rollouts.analysis import Rule
 
     analysis = policy.analysis
     return Rule(
@@ -110,7 +111,6 @@ def _served(
 
 
 def _versions(rows: pd.DataFrame, policy: RolloutSpec) -> Any:
-    from retrain_cli.data import predictions
 
     return predictions.floats(rows[policy.version_column], policy.version_column)
 
@@ -123,8 +123,6 @@ def _paired(
     champion: int,
 ) -> Comparison:
     """Shadow: the rows the champion served that also carry the candidate's score."""
-    from retrain_cli.data import predictions
-    from retrain_cli.versions.rollouts.analysis import compare_paired
 
     rows = _served(frame, columns, policy, [policy.shadow_score_column])
     rows = rows[_versions(rows, policy) == champion]
@@ -145,8 +143,6 @@ def _unpaired(
     candidate: int,
 ) -> Comparison:
     """Canary, A/B and bake: each version's metric on the rows it served."""
-    from retrain_cli.data import predictions
-    from retrain_cli.versions.rollouts.analysis import compare_unpaired
 
     rows = _served(frame, columns, policy, [])
     served = _versions(rows, policy)
@@ -163,7 +159,7 @@ def analysis_row(analysis: Analysis) -> dict[str, Any]:
     comparison = analysis.comparison
     verdict = {"pass": False, "fail": True, "wait": None}[comparison.verdict]
     return {
-        "metric": rollouts.PREFIX + comparison.metric,
+        "metric": rollout_metric(comparison.metric),
         "version": analysis.version,
         "value": comparison.candidate,
         "baseline": comparison.champion,

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli.core.errors import ConflictError, DataError
+from retrain_cli.core.choices import RowKind
+from retrain_cli.core.errors import ConflictError, DataError, one_line
 from retrain_cli.db.models import AutoRetrainingJob, ModelPerformanceTracking
+from retrain_cli.db.tracking import of_kind
+from retrain_cli.jobs.spec import JobSpec
+from retrain_cli.jobs.store import JobFailure
 from retrain_cli.versions import registry
 from retrain_cli.versions.rollouts.state import (
     ACTOR,
-    PREFIX,
     Move,
     Rollout,
     current,
@@ -74,8 +77,6 @@ def advance(session: Session, model: str, now: datetime, actor: str = ACTOR) -> 
 def advance_all(session: Session, now: datetime) -> tuple[list[Move], list[JobFailure]]:
     """`advance` every model with a candidate or a champion in its bake, each in a savepoint:
     one model's failure is reported and the others still move. (A `jobs due` tick.)"""
-    from retrain_cli.core.errors import one_line
-    from retrain_cli.jobs.store import JobFailure
 
     moves: list[Move] = []
     failures: list[JobFailure] = []
@@ -137,7 +138,6 @@ def promote_now(session: Session, model: str, now: datetime, actor: str, reason:
 
 
 def _policy(session: Session, job_id: int | None) -> tuple[str | None, RolloutSpec | None]:
-    from retrain_cli.jobs.spec import JobSpec
 
     row = session.get(AutoRetrainingJob, job_id) if job_id is not None else None
     if row is None:
@@ -158,7 +158,7 @@ def _analyses(
         .where(
             row.model_name == model,
             row.version == version,
-            row.metric.startswith(PREFIX),
+            of_kind(RowKind.ROLLOUT),
             row.checked_at >= since,
         )
         .order_by(row.checked_at, row.id)

@@ -20,18 +20,18 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.core.errors import ConflictError
 from retrain_cli.core.notify import Event
+from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import (
     AutoRetrainingJob,
     ModelVersionEvent,
     ModelVersionManagement,
 )
-from retrain_cli.versions import registry, serving
+from retrain_cli.versions import changes, registry
 
 if TYPE_CHECKING:
     from retrain_cli.jobs.sections import RolloutSpec
 
 ACTOR = "rollout"  # who moves a rollout on a `jobs due` tick or a `perf check`
-PREFIX = "rollout:"  # the metric of an analysis row: `rollout:auc`
 STEP_EVENTS = ("candidate", "step")
 
 
@@ -251,7 +251,6 @@ def record(
     session: Session, move: Move, *, job_id: int | None = None, run_id: int | None = None
 ) -> Move:
     """Append the move's `model_version_events` row."""
-    from retrain_cli.core.serialize import jsonable
 
     session.add(
         ModelVersionEvent(
@@ -270,5 +269,5 @@ def record(
         )
     )
     session.flush()
-    serving.changed(session, move.model)
+    changes.changed(session, move.model)
     return move

@@ -1,0 +1,98 @@
+"""A drift check's result as rows of `model_drift_monitoring`: one per feature, one for the
+score column, the dataset-level verdict and the domain classifier's (docs/storage.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from retrain_cli.core.choices import DOMAIN_CLASSIFIER
+from retrain_cli.core.serialize import jsonable
+from retrain_cli.db.models import ModelDriftMonitoring
+from retrain_cli.drift.compare import ColumnDrift, DriftResult
+
+NO_SHARE = "too_few_values: no feature had enough values in both windows"
+
+
+def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -> None:
+    """One row per feature, one for the score column, one dataset-level verdict and, with a
+    domain classifier, its dataset-level row."""
+    check: dict[str, Any] = {
+        "check_id": result.check_id,
+        "job_id": job_id,
+        "model_name": result.model,
+        "checked_at": result.checked_at,
+    }
+
+    def row(column: ColumnDrift, scope: str) -> ModelDriftMonitoring:
+        return ModelDriftMonitoring(
+            **check,
+            scope=scope,
+            feature=column.feature,
+            kind=column.kind,
+            method=column.method,
+            statistic=column.statistic,
+            threshold=column.threshold,
+            drifted=column.drifted,
+            n_reference=column.n_reference,
+            n_current=column.n_current,
+            missing_rate_ref=column.missing_rate_ref,
+            missing_rate_cur=column.missing_rate_cur,
+            metrics=jsonable(column.metrics),
+        )
+
+    rows = [row(c, "feature") for c in result.features]
+    if result.prediction:
+        rows.append(row(result.prediction, "prediction"))
+    n_drifted = sum(c.drifted for c in result.features)
+    rows.append(
+        ModelDriftMonitoring(
+            **check,
+            scope="dataset",
+            method=result.decision_method,
+            statistic=result.drift_share,
+            threshold=result.threshold,
+            drifted=result.drifted,
+            drift_share=result.drift_share,
+            n_reference=result.n_reference,
+            n_current=result.n_current,
+            metrics={
+                "mode": result.mode,
+                "compute": result.compute,
+                **({"compute_note": result.compute_note} if result.compute_note else {}),
+                **({"profile": result.profile} if result.profile is not None else {}),
+                "n_features": len(result.features),
+                "required_share": result.required_share,
+                "n_drifted": n_drifted,
+                "drifted_features": [c.feature for c in result.features if c.drifted],
+                "prediction_drifted": bool(result.prediction and result.prediction.drifted),
+                **({"undefined": NO_SHARE} if result.drift_share is None else {}),
+            },
+        )
+    )
+    found = result.multivariate
+    if found is not None:
+        rows.append(
+            ModelDriftMonitoring(
+                **check,
+                scope="dataset",
+                method=DOMAIN_CLASSIFIER,
+                statistic=found.auc,
+                threshold=found.max_auc,
+                drifted=found.drifted,
+                n_reference=found.n_reference,
+                n_current=found.n_current,
+                metrics=jsonable(
+                    {
+                        "ci": [found.ci_low, found.ci_high],
+                        "folds": found.folds,
+                        "fold_aucs": found.fold_aucs,
+                        "top_features": found.top_features,
+                        **({"undefined": found.reason} if found.reason else {}),
+                    }
+                ),
+            )
+        )
+    session.add_all(rows)
+    session.flush()

@@ -1,0 +1,32 @@
+"""Every model family behind one small interface (see `base.Trainer`): made by its type, loaded
+from its verified artifact directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from retrain_cli.trainers import single
+from retrain_cli.trainers.base import Trainer
+
+
+def trainer_for(model_type: str, hyperparameters: dict[str, Any]) -> Trainer:
+    """A fresh trainer of the job's family."""
+    if model_type == "ensemble":
+        single.require_torch(model_type)
+        # here, not at import: an ensemble loads both LightGBM and PyTorch
+        from retrain_cli.trainers.ensemble_trainer import EnsembleTrainer
+
+        return EnsembleTrainer({k: v for k, v in hyperparameters.items() if k != "device"})
+    return single.new_trainer(model_type, hyperparameters)
+
+
+def load_trainer(model_type: str, directory: Path, manifest: dict[str, Any]) -> Trainer:
+    """The trainer saved in a verified artifact directory."""
+    if model_type == "ensemble" and manifest.get("trainer") != "fake":
+        single.require_torch(model_type)
+        # here, not at import: an ensemble loads both LightGBM and PyTorch
+        from retrain_cli.trainers.ensemble_trainer import EnsembleTrainer
+
+        return EnsembleTrainer.load(directory, manifest)
+    return single.load(model_type, directory, manifest)
