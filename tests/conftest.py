@@ -33,7 +33,6 @@ from typer.testing import CliRunner, Result
 
 from retrain_cli.cli.app import app
 from retrain_cli.core.durations import utcnow
-from retrain_cli.core.threads import NATIVE_THREAD_VARIABLES
 from retrain_cli.db.models import Base
 from retrain_cli.db.schema import init_database, seed_default_configs
 from retrain_cli.db.session import SCHEMA_REVISION, make_engine, session_scope
@@ -197,8 +196,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RETRAIN_HOME", str(path))
     inherited = ("RETRAIN_DATABASE_URL", "RETRAIN_CONFIG", "XDG_DATA_HOME", "RETRAIN_LOG")
     for name in (*inherited, "RETRAIN_DASK_SCHEDULER"):
-        monkeypatch.delenv(name, raising=False)
-    for name in NATIVE_THREAD_VARIABLES:  # `retrain` sets them: unset again after each test
         monkeypatch.delenv(name, raising=False)
     return path
 

@@ -9,11 +9,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from retrain_cli.core.threads import thread_share
+from tests.conftest import Cli
 from tests.helpers import write_training_job
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -59,3 +61,34 @@ def test_three_concurrent_retrains_each_use_their_share(
     for result in results:
         model = (Path(result["version"]["artifact"]) / "model.txt").read_text()
         assert f"[num_threads: {result['threads']}]" in model  # what LightGBM really used
+
+
+def test_a_retrain_limits_the_openmp_and_blas_pools_of_the_thread_that_trains(
+    cli: Cli, db_url: str, tmp_path: Path
+) -> None:
+    import numpy  # noqa: F401  (its BLAS pool is one of those limited)
+    from threadpoolctl import threadpool_info
+
+    from retrain_cli.core.settings import load_settings
+    from retrain_cli.db.session import make_engine
+    from retrain_cli.trainers.base import FakeTrainer
+    from retrain_cli.training.runner import Hooks, RetrainRequest, retrain
+
+    seen: list[int] = []
+
+    class Recording(FakeTrainer):
+        def fit(self, data: Any, context: Any, init_from: Any = None) -> Recording:
+            seen.extend(pool["num_threads"] for pool in threadpool_info())  # in the training thread
+            return super().fit(data, context, init_from)  # type: ignore[return-value]
+
+    job = write_training_job(tmp_path, hyperparameters={"num_threads": 1})
+    assert cli("jobs", "apply", "-f", str(job)).exit_code == 0
+    engine = make_engine(db_url)
+    try:
+        hooks = Hooks(trainer_factory=lambda kind, hp: Recording())
+        retrain(engine, load_settings(db_url), RetrainRequest("j1"), hooks)
+    finally:
+        engine.dispose()
+    assert seen and set(seen) == {1}
+    if CORES > 1:  # the limit ends with the run
+        assert any(pool["num_threads"] > 1 for pool in threadpool_info())

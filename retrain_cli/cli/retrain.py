@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,7 +12,7 @@ import typer
 from retrain_cli.cli.completion import job_names
 from retrain_cli.cli.options import DatabaseUrl, Json, Quiet, parse_time
 from retrain_cli.cli.output import Output
-from retrain_cli.core.choices import Trigger
+from retrain_cli.core.choices import RunStatus, Trigger
 from retrain_cli.core.errors import BusyError
 
 if TYPE_CHECKING:
@@ -65,15 +64,11 @@ def retrain(
     from retrain_cli.cluster.placement import ClusterPlacement
     from retrain_cli.core.durations import utcnow
     from retrain_cli.core.settings import load_settings
-    from retrain_cli.core.threads import native_thread_environment, thread_share
     from retrain_cli.db.session import make_engine
     from retrain_cli.training.runner import Hooks, RetrainRequest, RunFailed
     from retrain_cli.training.runner import retrain as run
 
     settings = load_settings(database_url)
-    # before numpy and the trainers load: their thread pools are sized once, at start
-    share = thread_share({}, settings.max_concurrent_retrains)
-    os.environ.update(native_thread_environment(share))
     engine = make_engine(settings.database_url)
     output = Output(as_json, quiet)
     request = RetrainRequest(
@@ -85,7 +80,8 @@ def retrain(
             result = run(engine, settings, request, hooks)
     except BusyError as exc:
         output.emit(
-            {"job": job, "status": "skipped", "trigger": trigger, "error": str(exc)}, lambda c: None
+            {"job": job, "status": RunStatus.SKIPPED, "trigger": trigger, "error": str(exc)},
+            lambda c: None,
         )
         raise
     except RunFailed as failed:
@@ -93,8 +89,8 @@ def retrain(
         output.emit(failed.result, lambda c: None)
         raise
     else:
-        if result.version and (result.gate or {}).get("decision") in ("promote", "candidate"):
-            publish_serving(engine, settings, [result.version["model"]])
+        if result.version and result.gate and result.gate.changes_serving:
+            publish_serving(engine, settings, [result.version.model])
     finally:
         export_metrics(engine, settings)
         engine.dispose()
@@ -103,17 +99,18 @@ def retrain(
 
 
 def _describe(result: RunResult) -> str:
-    if result.status == "skipped":
+    if result.status == RunStatus.SKIPPED:
         return f"{result.job}: skipped, {result.error}"
-    version, gate = result.version or {}, result.gate or {}
+    version, gate = result.version, result.gate
+    assert version is not None and gate is not None  # a run that succeeded registered one
     verdict = {"promote": "promoted", "candidate": "rollout candidate"}.get(
-        gate.get("decision", ""), "not promoted"
+        gate.decision, "not promoted"
     )
-    reasons = "; ".join(gate.get("reasons", []))
+    reasons = "; ".join(gate.reasons)
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.phases.items())
     where = " on the Dask cluster" if result.compute == "dask" else ""
     return (
-        f"{result.job}: registered {version.get('model')} v{version.get('version')} "
+        f"{result.job}: registered {version.model} v{version.version} "
         f"({verdict}: {reasons}) in {result.duration_s:.1f}s{where} ({steps})"
     )
 

@@ -11,6 +11,7 @@ from retrain_cli.cli.completion import model_names
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quiet, parse_time
 from retrain_cli.cli.output import Output, table
 from retrain_cli.cli.runtime import notify, open_session
+from retrain_cli.core.choices import VersionStatus
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.settings import Settings
 from retrain_cli.versions import registry
@@ -242,7 +243,7 @@ def _row(v: Any) -> dict[str, Any]:
     return {
         "version": v.version,
         "status": v.status,
-        "active": v.status == "active",
+        "active": v.status == VersionStatus.ACTIVE,
         "created_at": v.created_at,
         "promoted_at": v.promoted_at,
         "retired_at": v.retired_at,

@@ -37,6 +37,12 @@ class DriftMethod(StrEnum):
     CHI2_PVALUE = "chi2_pvalue"
 
 
+class RolloutMode(StrEnum):
+    SHADOW = "shadow"  # scored beside the champion, serving no traffic
+    CANARY = "canary"  # a growing share of traffic
+    AB = "ab"  # one fixed share of traffic
+
+
 class RunStatus(StrEnum):
     """A retrain's row in `retraining_job_history`."""
 

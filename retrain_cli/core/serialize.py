@@ -10,11 +10,14 @@ from typing import Any
 
 
 def jsonable(value: Any) -> Any:
-    """A copy of `value` made of dict, list, str, int, float, bool and None only.
+    """A copy of `value` made of dict, list, str, int, float, bool and None only. An object
+    with a `document()` method is written as that document, another dataclass field by field.
 
     >>> jsonable({"auc": float("nan"), "at": datetime(2026, 1, 1)})
     {'auc': None, 'at': '2026-01-01T00:00:00'}
     """
+    if hasattr(value, "document") and not isinstance(value, type):  # its own JSON document
+        return jsonable(value.document())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):

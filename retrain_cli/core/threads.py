@@ -1,16 +1,16 @@
 """Each retrain's share of the host's cores: concurrent retrains must not oversubscribe them.
 
-LightGBM gets `num_threads`, PyTorch `torch.set_num_threads`, and OpenMP and the BLAS their
-`*_NUM_THREADS` variables, set before numpy or a trainer loads (they size their pools once).
-Nothing here imports numpy.
+LightGBM gets `num_threads`, PyTorch `torch.set_num_threads`, and the OpenMP and BLAS pools of the
+libraries loaded in the process a limit set by threadpoolctl, for the thread that trains (an
+OpenMP limit holds for the thread that sets it). Nothing here imports numpy.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
-
-NATIVE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def thread_share(hyperparameters: dict[str, Any], slots: int) -> int:
@@ -23,9 +23,14 @@ def thread_share(hyperparameters: dict[str, Any], slots: int) -> int:
     return max(1, (cores or 1) // max(1, slots))
 
 
-def native_thread_environment(threads: int) -> dict[str, str]:
-    """The variables that size OpenMP's and the BLAS's pools in a process started with them
-    (the user's own values win)."""
+@contextmanager
+def limited(threads: int) -> Iterator[None]:
+    """The OpenMP and BLAS pools at `threads` while the block runs in this thread (0: every
+    core, unchanged)."""
     if threads < 1:
-        return {}
-    return {name: os.environ.get(name, str(threads)) for name in NATIVE_THREAD_VARIABLES}
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield

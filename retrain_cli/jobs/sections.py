@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
-from retrain_cli.core.choices import DriftMethod, DriftMode, DriftReference, Metric
+from retrain_cli.core.choices import DriftMethod, DriftMode, DriftReference, Metric, RolloutMode
 from retrain_cli.core.fields import Number, Seconds, Spec, Text
 
 
@@ -118,7 +118,7 @@ class RolloutSpec(Spec):
     each step's weight (shadow: scored beside the champion, weight 0) until its analysis has
     passed every step; without `mode` a version is promoted at once, as without a policy."""
 
-    mode: Literal["shadow", "canary", "ab"] | None = None
+    mode: RolloutMode | None = None
     steps: list[RolloutStep] = Field(default_factory=list)
     analysis: AnalysisSpec = AnalysisSpec()
     failure_limit: Annotated[StrictInt, Field(ge=1)] = 1  # failed analyses before an abort
@@ -134,12 +134,12 @@ class RolloutSpec(Spec):
             raise ValueError("steps need a mode (shadow, canary or ab)")
         if self.mode is not None and not self.steps:
             raise ValueError(f"mode {self.mode} needs at least one step")
-        if self.mode == "shadow" and any(weights):
+        if self.mode is RolloutMode.SHADOW and any(weights):
             raise ValueError("a shadow candidate serves no traffic: its steps have weight 0")
-        if self.mode == "canary" and not (
+        if self.mode is RolloutMode.CANARY and not (
             weights[0] > 0 and all(a < b for a, b in pairwise(weights))
         ):
             raise ValueError("canary step weights must be above 0 and increase")
-        if self.mode == "ab" and (len(weights) != 1 or weights[0] <= 0):
+        if self.mode is RolloutMode.AB and (len(weights) != 1 or weights[0] <= 0):
             raise ValueError("an A/B rollout has one step with the candidate's share above 0")
         return self

@@ -35,6 +35,7 @@ from retrain_cli.core.choices import (
 from retrain_cli.core.errors import ConfigError
 from retrain_cli.core.fields import MAX_FIELD_CHARS, NotifyTarget, Number, Seconds, Spec, Text
 from retrain_cli.core.redaction import check_url, remember
+from retrain_cli.jobs.defaults import RETRY_BACKOFF_S
 from retrain_cli.jobs.sections import DriftSpec, GateSpec, PerformanceSpec, RolloutSpec
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
@@ -186,7 +187,7 @@ class JobSpec(Spec):
     holdout_fraction: Annotated[Number, Field(gt=0, le=0.9)] = 0.2
     timeout: Seconds = 3600
     max_model_age: Seconds | None = None
-    retry_backoff: Seconds = 1800
+    retry_backoff: Seconds = RETRY_BACKOFF_S
     triggers: list[Trigger] = Field(default_factory=lambda: list(Trigger))
     drift: DriftSpec = DriftSpec()
     performance: PerformanceSpec = PerformanceSpec()

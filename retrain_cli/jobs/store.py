@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.errors import (
     ConfigError,
     ConflictError,
@@ -183,7 +184,7 @@ def delete_job(session: Session, name: str, *, purge: bool) -> Deleted:
         raise NotFoundError(f"no job named {name!r} (see `retrain-cli jobs list`)")
     runs = RetrainingJobHistory
     running = session.scalar(
-        select(runs.id).where(runs.job_id == job.id, runs.status == "running").limit(1)
+        select(runs.id).where(runs.job_id == job.id, runs.status == RunStatus.RUNNING).limit(1)
     )
     if running is not None:
         raise ConflictError(f"job {name!r} is running (run {running}): let it finish first")

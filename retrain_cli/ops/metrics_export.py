@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import RunStatus, VersionStatus
 from retrain_cli.db.models import (
     AutoRetrainingConfig,
     AutoRetrainingJob,
@@ -63,7 +64,7 @@ def write_metrics(session: Session, directory: Path, now: datetime, slots_in_use
     for name, finished in session.execute(
         select(job.name, func.max(run.finished_at))
         .join(run, run.job_id == job.id)
-        .where(run.status == "succeeded")
+        .where(run.status == RunStatus.SUCCEEDED)
         .group_by(job.name)
     ):
         if finished is not None:
@@ -102,7 +103,7 @@ def write_metrics(session: Session, directory: Path, now: datetime, slots_in_use
     active = gauge("retrain_model_active_version", "The active version number.", ("model",))
     for model, version in session.execute(
         select(ModelVersionManagement.model_name, ModelVersionManagement.version).where(
-            ModelVersionManagement.status == "active"
+            ModelVersionManagement.status == VersionStatus.ACTIVE
         )
     ):
         active.labels(model).set(version)
@@ -164,12 +165,14 @@ def _traffic_weights(session: Session, gauge: Any) -> None:
     taken = {model: rollout.weight for model, rollout in rollouts.in_progress(session).items()}
     rows = session.execute(
         select(version.model_name, version.version, version.status).where(
-            version.status.in_(("active", "candidate"))
+            version.status.in_((VersionStatus.ACTIVE, VersionStatus.CANDIDATE))
         )
     )
     for model, number, status in rows:
         weight = taken.get(model, 0.0)
-        gauge.labels(model, str(number)).set(weight if status == "candidate" else 1.0 - weight)
+        gauge.labels(model, str(number)).set(
+            weight if status == VersionStatus.CANDIDATE else 1.0 - weight
+        )
 
 
 def _expected_intervals(session: Session, now: datetime, gauge: Any) -> None:
@@ -195,12 +198,14 @@ def _consecutive_failures() -> Any:
     run, job = RetrainingJobHistory, AutoRetrainingJob
     last_success = (
         select(run.job_id, func.max(run.started_at).label("at"))
-        .where(run.status == "succeeded")
+        .where(run.status == RunStatus.SUCCEEDED)
         .group_by(run.job_id)
         .subquery()
     )
     after = or_(last_success.c.at.is_(None), run.started_at > last_success.c.at)
-    failed = case((and_(run.status.in_(("failed", "abandoned")), after), 1), else_=0)
+    failed = case(
+        (and_(run.status.in_((RunStatus.FAILED, RunStatus.ABANDONED)), after), 1), else_=0
+    )
     return (
         select(job.name, func.sum(failed))
         .join(run, run.job_id == job.id)

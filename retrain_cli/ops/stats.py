@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
+from retrain_cli.core.choices import RunStatus, VersionStatus
 from retrain_cli.db.models import (
     AutoRetrainingConfig,
     AutoRetrainingJob,
@@ -23,7 +24,7 @@ from retrain_cli.scheduling.dispatch import job_states
 from retrain_cli.training.slots.database import running_slots
 from retrain_cli.versions.rollouts.state import in_progress
 
-FINISHED = ("succeeded", "failed", "abandoned")
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ABANDONED)
 
 
 @dataclass
@@ -69,7 +70,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 ModelVersionManagement.model_name,
                 ModelVersionManagement.version,
                 ModelVersionManagement.promoted_at,
-            ).where(ModelVersionManagement.status == "active")
+            ).where(ModelVersionManagement.status == VersionStatus.ACTIVE)
         )
     }
     drift = _count_by_model(
@@ -107,7 +108,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 model=job.model_name,
                 enabled=job.enabled,
                 runs=counts,
-                success_rate=counts.get("succeeded", 0) / finished if finished else None,
+                success_rate=counts.get(RunStatus.SUCCEEDED, 0) / finished if finished else None,
                 p50_s=percentiles.get((job.id, 50)),
                 p95_s=percentiles.get((job.id, 95)),
                 last_run_at=job.last_run_at,
@@ -211,7 +212,7 @@ def _duration_percentiles(
         )
         .where(
             table.started_at >= since,
-            table.status.in_(("succeeded", "failed")),
+            table.status.in_((RunStatus.SUCCEEDED, RunStatus.FAILED)),
             table.duration_s.is_not(None),
         )
         .subquery()
@@ -248,7 +249,7 @@ def _totals(jobs: list[JobStats]) -> dict[str, Any]:
         "jobs": len(jobs),
         "enabled": sum(j.enabled for j in jobs),
         "runs": runs,
-        "success_rate": runs.get("succeeded", 0) / finished if finished else None,
+        "success_rate": runs.get(RunStatus.SUCCEEDED, 0) / finished if finished else None,
         "drift_alerts": sum(j.drift_alerts for j in jobs),
         "degradations": sum(j.degradations for j in jobs),
         "models_with_active_version": len({j.model for j in jobs if j.active_version}),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, select, tuple_
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import VersionStatus
 from retrain_cli.core.errors import one_line
 from retrain_cli.core.private import open_private_append, private_dir
 from retrain_cli.core.settings import Settings
@@ -30,6 +31,7 @@ from retrain_cli.db.models import (
     RetrainingJobHistory,
 )
 from retrain_cli.db.queries import drift_verdict, newest_per_model
+from retrain_cli.jobs.defaults import RETRY_BACKOFF_S
 from retrain_cli.jobs.store import JobFailure
 from retrain_cli.scheduling import schedule
 from retrain_cli.scheduling.schedule import JobState, Verdict
@@ -108,7 +110,7 @@ def job_states(session: Session) -> list[JobState]:
     active = dict(
         session.execute(
             select(ModelVersionManagement.model_name, ModelVersionManagement.created_at).where(
-                ModelVersionManagement.status == "active"
+                ModelVersionManagement.status == VersionStatus.ACTIVE
             )
         ).all()
     )
@@ -148,7 +150,7 @@ def job_states(session: Session) -> list[JobState]:
                 timezone=zone,
                 triggers=frozenset(triggers),
                 created_at=created_at,
-                retry_backoff_s=backoff if backoff is not None else 1800,
+                retry_backoff_s=backoff if backoff is not None else RETRY_BACKOFF_S,
                 max_model_age_s=max_age or default_age,
                 last_run_at=last_run_at,
                 last_run_status=last_status,

@@ -29,7 +29,10 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-FAILED = ("failed", "abandoned")
+from retrain_cli.core.choices import RunStatus
+from retrain_cli.jobs.defaults import RETRY_BACKOFF_S
+
+FAILED = (RunStatus.FAILED, RunStatus.ABANDONED)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class JobState:
     timezone: str
     triggers: frozenset[str]
     created_at: datetime
-    retry_backoff_s: int = 1800
+    retry_backoff_s: int = RETRY_BACKOFF_S
     max_model_age_s: int | None = None
     last_run_at: datetime | None = None
     last_run_status: str | None = None
@@ -117,7 +120,7 @@ def evaluate(state: JobState, now: datetime) -> Verdict:
             detail,
         )
 
-    if state.last_run_status == "running":
+    if state.last_run_status == RunStatus.RUNNING:
         return verdict("running", detail=f"running since {state.last_run_at}")
     if state.last_run_status in FAILED:
         since = state.last_finished_at or state.last_run_at or now

@@ -19,6 +19,15 @@ class GateDecision:
     def decision(self) -> str:
         return "promote" if self.promote else "candidate" if self.candidate else "hold"
 
+    @property
+    def changes_serving(self) -> bool:
+        """Promoted, or made a rollout's candidate: what serves the model changed."""
+        return self.promote or self.candidate
+
+    def document(self) -> dict[str, Any]:
+        """The decision as `retraining_job_history.gate` and `--json` hold it."""
+        return {"decision": self.decision, "reasons": self.reasons, "values": self.values}
+
 
 def decide(
     metric: str,

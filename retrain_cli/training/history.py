@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.processes import pid_alive
 from retrain_cli.db.models import AutoRetrainingJob, RetrainingJobHistory
 from retrain_cli.db.queries import database_now
@@ -25,7 +26,7 @@ def record_skipped(
         job_id=job_id,
         trigger=trigger,
         trigger_detail=detail,
-        status="skipped",
+        status=RunStatus.SKIPPED,
         host=HOST,
         pid=os.getpid(),
         started_at=now,
@@ -55,7 +56,7 @@ def start_run(
         job_id=job_id,
         trigger=trigger,
         trigger_detail=detail,
-        status="running",
+        status=RunStatus.RUNNING,
         host=HOST,
         pid=os.getpid(),
         started_at=now,
@@ -69,7 +70,7 @@ def start_run(
     session.flush()  # the claim: a conflicting running row fails here
     job = session.get(AutoRetrainingJob, job_id)
     if job is not None:
-        job.last_run_at, job.last_run_status = now, "running"
+        job.last_run_at, job.last_run_status = now, RunStatus.RUNNING
     session.flush()
     return run
 
@@ -105,14 +106,14 @@ def expire_leases(session: Session) -> int:
     expired = list(
         session.scalars(
             select(table.id).where(
-                table.status == "running",
+                table.status == RunStatus.RUNNING,
                 table.lease_expires_at.is_not(None),
                 table.lease_expires_at < clock,
             )
         )
     )
     for run_id in expired:
-        finish_run(session, run_id, "abandoned", clock, error="abandoned: lease expired")
+        finish_run(session, run_id, RunStatus.ABANDONED, clock, error="abandoned: lease expired")
     return len(expired)
 
 
@@ -123,7 +124,7 @@ def sweep_abandoned(session: Session, now: datetime) -> list[int]:
     rows = session.execute(
         select(RetrainingJobHistory, AutoRetrainingJob.timeout_s)
         .join(AutoRetrainingJob, AutoRetrainingJob.id == RetrainingJobHistory.job_id)
-        .where(RetrainingJobHistory.status == "running")
+        .where(RetrainingJobHistory.status == RunStatus.RUNNING)
     ).all()
     abandoned = []
     for run, timeout_s in rows:
@@ -132,6 +133,6 @@ def sweep_abandoned(session: Session, now: datetime) -> list[int]:
         )
         if (run.host == HOST and not pid_alive(run.pid)) or stale:
             why = "process died" if not stale else "heartbeat older than the job's timeout"
-            finish_run(session, run.id, "abandoned", now, error=f"abandoned: {why}")
+            finish_run(session, run.id, RunStatus.ABANDONED, now, error=f"abandoned: {why}")
             abandoned.append(run.id)
     return abandoned

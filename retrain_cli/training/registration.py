@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from retrain_cli.compute.interface import Backend
+from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.errors import ConflictError, DataError
 from retrain_cli.core.serialize import jsonable
@@ -46,9 +46,9 @@ class Evaluated:
 
 @dataclass(frozen=True)
 class Registered:
-    version: dict[str, Any]
+    version: registry.VersionRef
     promoted: bool
-    gate: dict[str, Any]
+    gate: gate.GateDecision
 
 
 def stage(
@@ -161,19 +161,14 @@ def register(
             target = Path(version.artifact_path).parent
             artifacts.publish(staging, target, database)
             decision = _promote(session, job, run_id, version, decision, champion, now)
-            gate_doc = {
-                "decision": decision.decision,
-                "reasons": decision.reasons,
-                "values": jsonable(decision.values),
-            }
             history.finish_run(
                 session,
                 run_id,
-                "succeeded",
+                RunStatus.SUCCEEDED,
                 now,
                 version_id=version.id,
                 promoted=decision.promote,
-                gate=gate_doc,
+                gate=jsonable(decision),
             )
     except IntegrityError as exc:
         if target is not None:
@@ -186,14 +181,10 @@ def register(
             artifacts.discard(target)
         raise
     artifacts.registered(target)
-    described = {
-        "model": job.model,
-        "version": version.version,
-        "sha256": digest,
-        "artifact": str(target),
-        "metrics": version.metrics,
-    }
-    return Registered(described, decision.promote, gate_doc)
+    described = registry.VersionRef(
+        job.model, version.version, digest, str(target), version.metrics
+    )
+    return Registered(described, decision.promote, decision)
 
 
 def database_key(engine: Engine) -> str:

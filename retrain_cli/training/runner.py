@@ -19,11 +19,12 @@ from sqlalchemy import Engine
 
 from retrain_cli.compute.interface import Placement
 from retrain_cli.compute.local import LocalPlacement
+from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.durations import Phases, utcnow
 from retrain_cli.core.errors import BusyError, RetrainError, one_line
 from retrain_cli.core.notify import Event
 from retrain_cli.core.settings import Settings
-from retrain_cli.core.threads import thread_share
+from retrain_cli.core.threads import limited, thread_share
 from retrain_cli.db.session import session_scope
 from retrain_cli.jobs.store import EffectiveJob, effective_job, get_job, load_configs
 from retrain_cli.store import artifacts
@@ -31,9 +32,11 @@ from retrain_cli.trainers.base import Trainer, TrainingContext
 from retrain_cli.trainers.families import trainer_for
 from retrain_cli.training import evaluation, history, slots
 from retrain_cli.training.evaluation import Champion
+from retrain_cli.training.gate import GateDecision
 from retrain_cli.training.registration import Evaluated, register, stage
 from retrain_cli.training.slots import Claim, Heartbeat, HostSlots, LeaseLost
 from retrain_cli.versions import registry
+from retrain_cli.versions.registry import VersionRef
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,11 @@ class RetrainRequest:
 class RunResult:
     job: str
     run_id: int
-    status: str
+    status: RunStatus
     trigger: str
-    version: dict[str, Any] | None = None
+    version: VersionRef | None = None
     promoted: bool = False
-    gate: dict[str, Any] | None = None
+    gate: GateDecision | None = None
     duration_s: float = 0.0
     error: str | None = None
     threads: int = 0  # the run's share of the host's cores (0: every core)
@@ -69,21 +72,19 @@ class RunResult:
 
     def events(self, at: datetime) -> list[Event]:
         """What operators are told: a failure, a promotion, or a rollout's new candidate."""
-        if self.status == "failed":
+        if self.status is RunStatus.FAILED:
             summary = f"retrain of {self.job} failed: {self.error}"
             return [Event("retrain_failed", summary, at, self.job, None, {"run_id": self.run_id})]
-        decision = (self.gate or {}).get("decision")
-        if not (self.version and decision in ("promote", "candidate")):
+        if not (self.version and self.gate and self.gate.changes_serving):
             return []
-        reasons = "; ".join((self.gate or {}).get("reasons", []))
+        reasons = "; ".join(self.gate.reasons)
         kind, verb = (
             ("version_promoted", "promoted") if self.promoted else ("rollout_step", "in rollout")
         )
-        summary = (
-            f"{self.job}: {self.version['model']} v{self.version['version']} {verb} ({reasons})"
-        )
+        model, version = self.version.model, self.version.version
+        summary = f"{self.job}: {model} v{version} {verb} ({reasons})"
         details = {"run_id": self.run_id, "version": self.version}
-        return [Event(kind, summary, at, self.job, self.version["model"], details)]
+        return [Event(kind, summary, at, self.job, model, details)]
 
 
 @dataclass
@@ -124,7 +125,9 @@ def retrain(
             )
         raise
     try:
-        return _run(engine, settings, request, hooks, job, lease.run_id)
+        threads = thread_share(job.hyperparameters, settings.max_concurrent_retrains)
+        with limited(threads):  # this thread trains: its OpenMP and BLAS pools
+            return _run(engine, settings, request, hooks, job, lease.run_id, threads)
     finally:
         lease.release()
 
@@ -136,6 +139,7 @@ def _run(
     hooks: Hooks,
     job: EffectiveJob,
     run_id: int,
+    threads: int,
 ) -> RunResult:
     started = time.monotonic()
     interval = hooks.heartbeat_seconds or settings.heartbeat_s
@@ -149,7 +153,6 @@ def _run(
 
     try:
         heartbeat.start()
-        threads = thread_share(job.hyperparameters, settings.max_concurrent_retrains)
         trainer = hooks.trainer_factory(job.type, {"num_threads": threads, **job.hyperparameters})
         backend, compute_note = hooks.placement.for_training(job, trainer)
         with phases("load"):
@@ -164,11 +167,11 @@ def _run(
                 artifacts.require_reachable(champion.manifest, f"{job.model} v{champion.version}")
         if unchanged is not None:
             with session_scope(engine) as session:
-                history.finish_run(session, run_id, "skipped", utcnow(), error=unchanged)
+                history.finish_run(session, run_id, RunStatus.SKIPPED, utcnow(), error=unchanged)
             return RunResult(
                 job.name,
                 run_id,
-                "skipped",
+                RunStatus.SKIPPED,
                 request.trigger,
                 duration_s=time.monotonic() - started,
                 error=unchanged,
@@ -195,7 +198,7 @@ def _run(
         return RunResult(
             job.name,
             run_id,
-            "succeeded",
+            RunStatus.SUCCEEDED,
             request.trigger,
             version=registered.version,
             promoted=registered.promoted,
@@ -208,9 +211,9 @@ def _run(
         )
     except Exception as exc:
         # a lost lease means another process may own the run now: leave its row alone
-        status = "abandoned" if isinstance(exc, LeaseLost) else "failed"
+        status = RunStatus.ABANDONED if isinstance(exc, LeaseLost) else RunStatus.FAILED
         message = one_line(exc)
-        if status == "failed":
+        if status == RunStatus.FAILED:
             with session_scope(engine) as session:
                 history.finish_run(session, run_id, status, utcnow(), error=message)
         failed = RunResult(

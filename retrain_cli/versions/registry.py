@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import VersionStatus
 from retrain_cli.core.errors import ConflictError, DataError, NotFoundError
 from retrain_cli.core.notify import Event
 from retrain_cli.core.serialize import jsonable
@@ -34,7 +35,7 @@ def active_version(session: Session, model: str) -> ModelVersionManagement | Non
     return session.scalar(
         select(ModelVersionManagement).where(
             ModelVersionManagement.model_name == model,
-            ModelVersionManagement.status == "active",
+            ModelVersionManagement.status == VersionStatus.ACTIVE,
         )
     )
 
@@ -156,9 +157,9 @@ def switch_active(
     if preflight:
         check_artifact(target)
     if current is not None:
-        current.status, current.retired_at = "retired", now
+        current.status, current.retired_at = VersionStatus.RETIRED, now
         session.flush()  # before activating: the partial unique index checks each statement
-    target.status, target.promoted_at, target.retired_at = "active", now, None
+    target.status, target.promoted_at, target.retired_at = VersionStatus.ACTIVE, now, None
     actor = actor or os_user()
     session.add(
         ModelVersionEvent(
@@ -195,6 +196,17 @@ def lock_active(session: Session, model: str) -> None:
 
 
 @dataclass(frozen=True)
+class VersionRef:
+    """A registered version, as a retrain reports it."""
+
+    model: str
+    version: int
+    sha256: str  # of its manifest
+    artifact: str  # its published directory
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Trained:
     """A trained model whose files are staged, before it has a version number."""
 
@@ -228,7 +240,7 @@ def add_version(
         version=number,
         model_type=trained.model_type,
         job_id=trained.job_id,
-        status="registered",
+        status=VersionStatus.REGISTERED,
         artifact_path=str(directory / artifacts.MANIFEST),
         sha256=trained.sha256,
         size_bytes=trained.size_bytes,
@@ -285,13 +297,13 @@ def retire(session: Session, model: str, version: int, now: datetime) -> ModelVe
     lock_active(session, model)
     target = get_version(session, model, version)
     current = active_version(session, model)
-    if target.status == "active":
+    if target.status == VersionStatus.ACTIVE:
         raise ConflictError(f"{model} v{version} is active: promote another version first")
-    if target.status == "candidate":
+    if target.status == VersionStatus.CANDIDATE:
         raise ConflictError(f"{model} v{version} is in rollout: `versions rollout {model} --abort`")
     if current is not None and previous_champion(session, model, current.version) == version:
         raise ConflictError(f"{model} v{version} is the rollback target of v{current.version}")
-    target.status, target.retired_at = "retired", now
+    target.status, target.retired_at = VersionStatus.RETIRED, now
     return target
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import RolloutMode, VersionStatus
 from retrain_cli.core.errors import NotFoundError
 from retrain_cli.core.private import private_dir, write_private_text
 from retrain_cli.core.serialize import jsonable
@@ -39,10 +40,14 @@ def recheck(session: Session, home: Path, now: datetime) -> None:
     event, version = ModelVersionEvent, ModelVersionManagement
     recent = session.scalars(select(event.model_name).where(event.at >= now - RECHECKED).distinct())
     served = session.scalars(
-        select(version.model_name).where(version.status.in_(("active", "candidate"))).distinct()
+        select(version.model_name)
+        .where(version.status.in_((VersionStatus.ACTIVE, VersionStatus.CANDIDATE)))
+        .distinct()
     )
     missing = set(served) - _documents(home)
-    rolling = session.scalars(select(version.model_name).where(version.status == "candidate"))
+    rolling = session.scalars(
+        select(version.model_name).where(version.status == VersionStatus.CANDIDATE)
+    )
     for model in {*recent, *missing, *rolling}:
         changed(session, model)
 
@@ -54,7 +59,10 @@ def document(session: Session, model: str) -> dict[str, Any]:
     rows = list(
         session.scalars(
             select(version)
-            .where(version.model_name == model, version.status.in_(("active", "candidate")))
+            .where(
+                version.model_name == model,
+                version.status.in_((VersionStatus.ACTIVE, VersionStatus.CANDIDATE)),
+            )
             .order_by(version.version)
         )
     )
@@ -64,10 +72,10 @@ def document(session: Session, model: str) -> dict[str, Any]:
     candidate_weight = rollout.weight if rollout else 0.0
     served = []
     for row in rows:
-        if row.status == "active":
+        if row.status == VersionStatus.ACTIVE:
             role, weight = "champion", 1.0 - candidate_weight
         else:
-            role = "shadow" if rollout and rollout.mode == "shadow" else "candidate"
+            role = "shadow" if rollout and rollout.mode is RolloutMode.SHADOW else "candidate"
             weight = candidate_weight
         served.append(
             {

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from retrain_cli.core.choices import RowKind
+from retrain_cli.core.choices import RowKind, RunStatus
 from retrain_cli.core.errors import DataError
 from retrain_cli.db.models import (
     AutoRetrainingJob,
@@ -342,7 +342,7 @@ def _alerts(history: ModelHistory, drifted: bool | None, degraded: bool | None) 
     if degraded:
         alerts.append("performance degraded in the newest check")
     for job in history.jobs:
-        if job.last_status in ("failed", "abandoned"):
+        if job.last_status in (RunStatus.FAILED, RunStatus.ABANDONED):
             alerts.append(f"last run of {job.job} {job.last_status}")
     if history.jobs and not any(j.active_version for j in history.jobs):
         alerts.append("no active version")

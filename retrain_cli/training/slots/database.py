@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.errors import BusyError
 from retrain_cli.core.settings import Settings
@@ -87,7 +88,7 @@ def _explain_conflict(engine: Engine, claim: Claim) -> None:
 
     with session_scope(engine, check_schema=False) as session:
         holder = session.scalar(
-            select(Run).where(Run.job_id == claim.job_id, Run.status == "running")
+            select(Run).where(Run.job_id == claim.job_id, Run.status == RunStatus.RUNNING)
         )
         if holder is not None:
             raise BusyError(
@@ -109,7 +110,7 @@ def beat(session: Session, run_id: int, now: datetime, lease_s: float | None = N
     lease already expired (another host may hold the slot now), so its holder must stop."""
     table = RetrainingJobHistory
     values: dict[str, Any] = {"heartbeat_at": now}
-    conditions = [table.id == run_id, table.status == "running"]
+    conditions = [table.id == run_id, table.status == RunStatus.RUNNING]
     if lease_s is not None:
         clock = database_now(session)
         values["lease_expires_at"] = clock + timedelta(seconds=lease_s)
@@ -134,7 +135,7 @@ def running_slots(session: Session) -> list[dict[str, Any]]:
             table.lease_expires_at,
         )
         .join(job, job.id == table.job_id)
-        .where(table.status == "running", table.slot.is_not(None))
+        .where(table.status == RunStatus.RUNNING, table.slot.is_not(None))
         .order_by(table.slot)
     )
     return [
@@ -158,6 +159,6 @@ def slots_held(session: Session) -> int:
     count = session.scalar(
         select(func.count())
         .select_from(table)
-        .where(table.status == "running", table.slot.is_not(None))
+        .where(table.status == RunStatus.RUNNING, table.slot.is_not(None))
     )
     return int(count or 0)

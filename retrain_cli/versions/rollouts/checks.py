@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import RolloutMode
 from retrain_cli.core.errors import DataError
 from retrain_cli.data import predictions
 from retrain_cli.db.tracking import rollout_metric
@@ -68,7 +69,7 @@ def analyse(
     rule = _rule(spec, policy)
     window = predictions.window(frame, columns.time, spec.performance.window)
     if rollout is not None and active is not None:
-        if rollout.mode == "shadow":
+        if rollout.mode is RolloutMode.SHADOW:
             comparison = _paired(window, columns, policy, rule, active.version)
         else:
             comparison = _unpaired(window, columns, policy, rule, active.version, rollout.candidate)

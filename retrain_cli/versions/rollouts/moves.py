@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain_cli.core.choices import RowKind
+from retrain_cli.core.choices import RowKind, VersionStatus
 from retrain_cli.core.errors import ConflictError, DataError, one_line
 from retrain_cli.db.models import AutoRetrainingJob, ModelPerformanceTracking
 from retrain_cli.db.tracking import of_kind
@@ -103,7 +103,7 @@ def abort(
     if rollout is None:
         raise ConflictError(f"{model} has no rollout in progress")
     candidate = registry.get_version(session, model, rollout.candidate)
-    candidate.status, candidate.retired_at = "retired", now
+    candidate.status, candidate.retired_at = VersionStatus.RETIRED, now
     champion = registry.active_version(session, model)
     frm = champion.version if champion else None
     job = _job_name(session, rollout.job_id)

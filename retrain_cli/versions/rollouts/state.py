@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core.choices import RolloutMode, VersionStatus
 from retrain_cli.core.errors import ConflictError
 from retrain_cli.core.notify import Event
 from retrain_cli.core.serialize import jsonable
@@ -41,7 +42,7 @@ class Rollout:
 
     model: str
     candidate: int
-    mode: str
+    mode: RolloutMode
     step: int
     steps: int
     weight: float
@@ -109,7 +110,7 @@ def current(session: Session, model: str) -> Rollout | None:
     candidate = session.scalar(
         select(ModelVersionManagement).where(
             ModelVersionManagement.model_name == model,
-            ModelVersionManagement.status == "candidate",
+            ModelVersionManagement.status == VersionStatus.CANDIDATE,
         )
     )
     if candidate is None:
@@ -130,7 +131,7 @@ def current(session: Session, model: str) -> Rollout | None:
         return Rollout(
             model,
             candidate.version,
-            "shadow",
+            RolloutMode.SHADOW,
             0,
             1,
             0.0,
@@ -143,7 +144,7 @@ def current(session: Session, model: str) -> Rollout | None:
     return Rollout(
         model=model,
         candidate=candidate.version,
-        mode=str(details.get("mode", "canary")),
+        mode=RolloutMode(details.get("mode", RolloutMode.CANARY)),
         step=len(steps) - 1,
         steps=int(details.get("steps", len(steps))),
         weight=float(last.to_weight or 0.0),
@@ -156,7 +157,9 @@ def current(session: Session, model: str) -> Rollout | None:
 def in_progress(session: Session) -> dict[str, Rollout]:
     """Every rollout in progress, by model."""
     version = ModelVersionManagement
-    models = session.scalars(select(version.model_name).where(version.status == "candidate"))
+    models = session.scalars(
+        select(version.model_name).where(version.status == VersionStatus.CANDIDATE)
+    )
     return {model: rollout for model in models if (rollout := current(session, model))}
 
 
@@ -205,7 +208,7 @@ def start(
         )
     assert policy.mode is not None
     weight = policy.steps[0].weight
-    version.status = "candidate"
+    version.status = VersionStatus.CANDIDATE
     details = {"mode": policy.mode, "step": 1, "steps": len(policy.steps)}
     move = Move(model, "candidate", champion, version.version, 0.0, weight, ACTOR, reason, now)
     return record(session, replace(move, details=details), job_id=job_id, run_id=run_id)
@@ -229,7 +232,9 @@ def in_bake(
 def models_to_advance(session: Session, now: datetime) -> list[str]:
     """The models with a candidate, or whose champion may still be in its bake."""
     version, job = ModelVersionManagement, AutoRetrainingJob
-    candidates = session.scalars(select(version.model_name).where(version.status == "candidate"))
+    candidates = session.scalars(
+        select(version.model_name).where(version.status == VersionStatus.CANDIDATE)
+    )
     bakes = session.execute(
         select(
             version.model_name,
@@ -237,7 +242,7 @@ def models_to_advance(session: Session, now: datetime) -> list[str]:
             job.spec[("rollout", "bake_after_promote")].as_integer(),
         )
         .join(job, version.job_id == job.id)
-        .where(version.status == "active")
+        .where(version.status == VersionStatus.ACTIVE)
     )
     baking = [
         model
