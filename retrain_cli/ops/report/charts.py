@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from markupsafe import Markup
+
 from retrain_cli.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -75,7 +77,7 @@ def drawing() -> Iterator[None]:
         yield
 
 
-def performance(history: ModelHistory) -> str:
+def performance(history: ModelHistory) -> Markup:
     figure, axes = _figure(2.6)
     realized = history.realized
     lines = (  # series, colour, width, style, label
@@ -109,7 +111,7 @@ def performance(history: ModelHistory) -> str:
     return _finish(figure, axes, history, f"{history.metric} over time")
 
 
-def drift_share(history: ModelHistory) -> str:
+def drift_share(history: ModelHistory) -> Markup:
     figure, axes = _figure(2.2)
     share = history.drift_share
     axes.plot(
@@ -123,7 +125,7 @@ def drift_share(history: ModelHistory) -> str:
     return _finish(figure, axes, history, "drift share over time")
 
 
-def heatmap(history: ModelHistory, map_: Heatmap) -> str:
+def heatmap(history: ModelHistory, map_: Heatmap) -> Markup:
     import numpy as np
 
     rows = len(map_.features)
@@ -147,7 +149,7 @@ def heatmap(history: ModelHistory, map_: Heatmap) -> str:
     return _finish(figure, axes, history, "drift score per feature", legend=False)
 
 
-def runs(history: ModelHistory) -> str:
+def runs(history: ModelHistory) -> Markup:
     figure, axes = _figure(2.4)
     drawn = [r for r in history.runs if r.duration_s is not None]
     for status, colour in STATUS_COLOURS.items():
@@ -207,7 +209,7 @@ def _events(axes: Axes, events: list[Event]) -> None:
 
 def _finish(
     figure: Figure, axes: Axes, history: ModelHistory, title: str, legend: bool = True
-) -> str:
+) -> Markup:
     import matplotlib.dates as mdates
 
     axes.set_xlim(*_x([history.axis.since, history.axis.now]))
@@ -219,14 +221,13 @@ def _finish(
     return _svg(figure, title)
 
 
-def _svg(figure: Figure, title: str) -> str:
-    """The figure as an inline `<svg>` element, labelled for screen readers."""
-    from html import escape
-
+def _svg(figure: Figure, title: str) -> Markup:
+    """The figure as an inline `<svg>` element, labelled for screen readers (the label escaped
+    as Jinja2 escapes, by markupsafe)."""
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
     text = text[text.index("<svg") :].replace(INK, "currentColor")
     text = text.replace(' target="_blank"', "")  # a failed run's point links within the page
-    label = escape(title, quote=True)
-    return text.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
+    labelled = Markup('<svg role="img" aria-label="{}" ').format(title)
+    return Markup(text.replace("<svg ", labelled, 1))  # matplotlib escapes the text it draws

@@ -1,39 +1,24 @@
-"""The report's HTML: an overview page and one page per model, with no script and nothing to
-fetch. Every value from the tables is escaped; the charts are matplotlib's inline SVG."""
+"""The report's HTML (`templates/`): an overview page and one page per model, with no script and
+nothing to fetch. Jinja2 escapes every value from the tables; the charts are matplotlib's inline
+SVG."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from html import escape
 from typing import TYPE_CHECKING, Any
 
 from retrain_cli.core.durations import format_duration
+from retrain_cli.core.templates import render
 from retrain_cli.ops.report import charts
 from retrain_cli.ops.report.model import History, ModelHistory, Run, Version
 
 if TYPE_CHECKING:
     from retrain_cli.ops.stats import JobStats
 
-STYLE = """
-:root{color-scheme:light dark;--bg:#fff;--ink:#1d1d1f;--muted:#5f6368;--line:#d0d4d9;
---alert:#b3261e;--ok:#1e7d45;--card:#f6f7f9}
-@media (prefers-color-scheme:dark){:root{--bg:#15171a;--ink:#e6e8eb;--muted:#a0a6ad;
---line:#3a3f45;--alert:#ff8a80;--ok:#7bd88f;--card:#1d2024}}
-body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;padding:1.5em;max-width:70em;
-background:var(--bg);color:var(--ink)}
-h1{font-size:1.45em;margin:.2em 0} h2{font-size:1.15em;margin:1.8em 0 .4em}
-a{color:inherit} .muted{color:var(--muted)} .alert{color:var(--alert);font-weight:600}
-.ok{color:var(--ok)} figure{margin:.5em 0;background:var(--card);border-radius:6px;padding:.4em}
-svg{max-width:100%;height:auto} figcaption{color:var(--muted);font-size:.9em}
-table{border-collapse:collapse;margin:.5em 0;width:100%}
-td,th{padding:.25em .6em;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-th{font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
-pre{white-space:pre-wrap;word-break:break-word;margin:0;font-size:.9em}
-tr:target{outline:2px solid var(--alert)}
-"""
+RUNS_SHOWN, FAILURES_SHOWN = 50, 100
 
 
 def page_name(model: str) -> str:
@@ -53,221 +38,98 @@ def index_page(history: History) -> str:
         last = max(ran, key=lambda j: j.last_run_at or now, default=None)
         fires = [j.next_fire for j in jobs if j.next_fire]
         rows.append(
-            [
-                f"<a href='{page_name(model.model)}'>{escape(model.model)}</a>",
-                escape(", ".join(j.job for j in jobs)) or "-",
-                _active(active, next((j.rollout for j in jobs if j.rollout), None)),
-                _age(active.active_age_s if active else None),
-                _last_run(last.last_status, last.last_run_at) if last else "-",
-                _alerts(model.alerts),
-                _time(min(fires)) if fires else "-",
-            ]
+            {
+                "page": page_name(model.model),
+                "model": model.model,
+                "jobs": ", ".join(j.job for j in jobs),
+                "active": _active(active, next((j.rollout for j in jobs if j.rollout), None)),
+                "age": _age(active.active_age_s if active else None),
+                "last_status": (last.last_status if last else None) or "-",
+                "last_run_at": _time(last.last_run_at) if last and last.last_run_at else None,
+                "alerts": model.alerts,
+                "next_fire": _time(min(fires)) if fires else "-",
+            }
         )
     slots = f"retrain slots in use on this host: {history.slots_in_use}"
     for held in history.database_slots:
-        slots += escape(
+        slots += (
             f"; database slot {held['slot']}: {held['job']} (pid {held['pid']} on {held['host']})"
         )
-    body = (
-        f"<h1>retrain-cli report</h1><p class='muted'>{_period(history)}. {slots}. "
-        "Models needing attention first.</p>"
-        + _table(
-            ["model", "jobs", "active", "age", "last run", "open alerts", "next fire"],
-            rows,
-            numeric=(2, 3),
-        )
-        if rows
-        else "<h1>retrain-cli report</h1><p>No models yet: apply a job file and run a check.</p>"
-    )
-    return _document("retrain-cli report", body)
+    return _page("index.html.j2", "retrain-cli report", rows=rows, slots=slots, history=history)
 
 
 def model_page(history: History, model: ModelHistory) -> str:
-    parts = [
-        "<p><a href='index.html'>&larr; all models</a></p>",
-        f"<h1>{escape(model.model)}</h1>",
-        f"<p class='muted'>{_period(history)}. Jobs: "
-        f"{escape(', '.join(j.job for j in model.jobs)) or '-'}.</p>",
-        f"<p>Open alerts: {_alerts(model.alerts)}</p>",
-        "<h2>Performance</h2>",
-    ]
-    if model.realized.values or model.estimated.values:
-        parts.append(
-            _figure(
-                charts.performance(model),
-                f"The primary metric ({escape(model.metric or '')}), realized on labelled "
-                "predictions and, where estimated without labels, estimated (CBPE): the mean per "
-                "time bucket, its threshold and the active version's hold-out value; crosses "
-                "mark degraded checks, vertical lines version events.",
-            )
-        )
-    else:
-        parts.append("<p class='muted'>No performance check in the period.</p>")
-    parts.append("<h2>Drift</h2>")
-    if model.drift_share.values:
-        parts.append(
-            _figure(
-                charts.drift_share(model),
-                "Share of drifted features per check (mean per time bucket) and the share that "
-                "raises the alarm.",
-            )
-        )
-    else:
-        parts.append("<p class='muted'>No drift check in the period.</p>")
-    if model.heatmap is not None:
-        parts.append(
-            _figure(
-                charts.heatmap(model, model.heatmap),
-                "Each feature's drift statistic over its threshold (for p-value methods, the "
-                "significance level over the p-value), the worst check per time bucket: 1 and "
-                "above is drift. Empty cells: no check.",
-            )
-        )
-    parts.append("<h2>Runs</h2>")
-    if any(r.duration_s is not None for r in model.runs):
-        parts.append(
-            _figure(
-                charts.runs(model),
-                "Each finished run by start time and duration; colour is the status, shape the "
-                "trigger. A failed run links to its error below.",
-            )
-        )
-    parts.append(_runs_table(model.runs))
-    parts.append("<h2>Version events</h2>")
-    parts.append(
-        _table(
-            ["at", "event", "from", "to", "actor", "reason"],
-            [
-                [
-                    _time(e.at),
-                    escape(e.event),
-                    f"v{e.from_version}" if e.from_version else "-",
-                    f"v{e.to_version}",
-                    escape(e.actor),
-                    escape(e.reason or ""),
-                ]
-                for e in reversed(model.events)
-            ],
-        )
-        if model.events
-        else "<p class='muted'>No promotion or rollback in the period.</p>"
-    )
-    parts.append("<h2>Version lineage</h2>")
-    parts.append(_versions_table(model.versions))
-    return _document(f"{model.model} - retrain-cli report", "".join(parts))
-
-
-def _runs_table(runs: Sequence[Run]) -> str:
-    if not runs:
-        return "<p class='muted'>No run in the period.</p>"
-    failures = [r for r in runs if r.error]
-    shown = failures[:100] + [r for r in runs[:50] if not r.error]
-    shown.sort(key=lambda r: r.started_at, reverse=True)
-    rows = [
-        (
-            f"run-{r.id}" if r.error else None,
-            [
-                _time(r.started_at),
-                escape(r.job),
-                escape(r.trigger) + (f": {escape(r.trigger_detail)}" if r.trigger_detail else ""),
-                _status(r.status),
-                _seconds(r.duration_s),
-                f"v{r.version}" + (" promoted" if r.promoted else "") if r.version else "-",
-                f"<pre>{escape(r.error)}</pre>" if r.error else "",
-            ],
-        )
-        for r in shown
-    ]
-    note = (
-        f"<p class='muted'>{len(runs)} runs in the period; every failure (up to 100) and the "
-        "newest 50 others.</p>"
-    )
-    return note + _table(
-        ["started", "job", "trigger", "status", "duration", "version", "error"], rows
-    )
-
-
-def _versions_table(versions: Sequence[Version]) -> str:
-    if not versions:
-        return "<p class='muted'>No version registered.</p>"
-    rows = [
-        [
-            f"v{v.version}",
-            _status(v.status),
-            f"v{v.parent}" if v.parent else "-",
-            escape(v.strategy or "-"),
-            escape(v.trigger or "-"),
-            _time(v.created_at),
-            _time(v.promoted_at) if v.promoted_at else "-",
-            "-" if v.primary is None else f"{v.primary:.4g}",
-            escape(v.decision or "-"),
-            escape("; ".join(v.reasons)),
-        ]
-        for v in versions
-    ]
-    return _table(
-        [
-            "version",
-            "status",
-            "parent",
-            "strategy",
-            "trigger",
-            "created",
-            "promoted",
-            "hold-out",
-            "gate",
-            "gate reasons",
+    svgs = {
+        "performance": (
+            charts.performance(model) if model.realized.values or model.estimated.values else None
+        ),
+        "drift_share": charts.drift_share(model) if model.drift_share.values else None,
+        "heatmap": charts.heatmap(model, model.heatmap) if model.heatmap is not None else None,
+        "runs": (charts.runs(model) if any(r.duration_s is not None for r in model.runs) else None),
+    }
+    return _page(
+        "model.html.j2",
+        f"{model.model} - retrain-cli report",
+        history=history,
+        model=model,
+        jobs=", ".join(j.job for j in model.jobs),
+        charts=svgs,
+        n_runs=len(model.runs),
+        runs=[_run(r) for r in _runs_shown(model.runs)],
+        events=[
+            {
+                "at": _time(e.at),
+                "event": e.event,
+                "from_version": f"v{e.from_version}" if e.from_version else "-",
+                "to_version": f"v{e.to_version}",
+                "actor": e.actor,
+                "reason": e.reason or "",
+            }
+            for e in reversed(model.events)
         ],
-        rows,
+        versions=[_version(v) for v in model.versions],
     )
 
 
-def _table(
-    header: Sequence[str],
-    rows: Iterable[Sequence[str] | tuple[str | None, Sequence[str]]],
-    numeric: Sequence[int] = (),
-) -> str:
-    head = "".join(f"<th>{h}</th>" for h in header)
-    body = []
-    for row in rows:
-        anchor, cells = row if isinstance(row, tuple) else (None, row)
-        tds = "".join(
-            f"<td class='n'>{c}</td>" if i in numeric else f"<td>{c}</td>"
-            for i, c in enumerate(cells)
-        )
-        body.append(f"<tr id='{anchor}'>{tds}</tr>" if anchor else f"<tr>{tds}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def _page(template: str, title: str, history: History, **context: Any) -> str:
+    period = f"From {_time(history.since)} to {_time(history.now)} (UTC)"
+    return render(__package__, template, title=title, period=period, **context)
 
 
-def _figure(svg: str, caption: str) -> str:
-    return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>"
+def _runs_shown(runs: Sequence[Run]) -> list[Run]:
+    """Every failure (up to 100) and the newest 50 others, newest first."""
+    failures = [r for r in runs if r.error]
+    shown = failures[:FAILURES_SHOWN] + [r for r in runs[:RUNS_SHOWN] if not r.error]
+    return sorted(shown, key=lambda r: r.started_at, reverse=True)
 
 
-def _document(title: str, body: str) -> str:
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
-    )
+def _run(run: Run) -> dict[str, Any]:
+    version = f"v{run.version}" + (" promoted" if run.promoted else "") if run.version else "-"
+    return {
+        "id": run.id,
+        "started_at": _time(run.started_at),
+        "job": run.job,
+        "trigger": run.trigger + (f": {run.trigger_detail}" if run.trigger_detail else ""),
+        "status": run.status,
+        "duration": _seconds(run.duration_s),
+        "version": version,
+        "error": run.error,
+    }
 
 
-def _alerts(alerts: Sequence[str]) -> str:
-    if not alerts:
-        return "<span class='ok'>none</span>"
-    return "<span class='alert'>" + escape("; ".join(alerts)) + "</span>"
-
-
-def _status(status: str) -> str:
-    css = {"failed": "alert", "abandoned": "alert", "succeeded": "ok", "active": "ok"}.get(status)
-    return f"<span class='{css}'>{escape(status)}</span>" if css else escape(status)
-
-
-def _last_run(status: str | None, at: datetime | None) -> str:
-    return f"{_status(status or '-')} {_time(at)}" if at else "-"
-
-
-def _period(history: History) -> str:
-    return f"From {_time(history.since)} to {_time(history.now)} (UTC)"
+def _version(version: Version) -> dict[str, Any]:
+    return {
+        "version": f"v{version.version}",
+        "status": version.status,
+        "parent": f"v{version.parent}" if version.parent else "-",
+        "strategy": version.strategy or "-",
+        "trigger": version.trigger or "-",
+        "created_at": _time(version.created_at),
+        "promoted_at": _time(version.promoted_at) if version.promoted_at else "-",
+        "primary": "-" if version.primary is None else f"{version.primary:.4g}",
+        "decision": version.decision or "-",
+        "reasons": "; ".join(version.reasons),
+    }
 
 
 def _time(at: datetime | None) -> str:
@@ -285,7 +147,7 @@ def _active(active: JobStats | None, rollout: dict[str, Any] | None) -> str:
     shown = f"v{active.active_version}" if active else "-"
     if rollout:
         shown += f" (v{rollout['candidate']} {rollout['mode']} {rollout['weight']:.0%})"
-    return escape(shown)
+    return shown
 
 
 def _age(seconds: float | None) -> str:
