@@ -295,3 +295,27 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     yield f"http://127.0.0.1:{server.server_address[1]}", received
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_train_no_model_and_start_no_process(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast loop (`-m "not slow"`) trains no real model and starts no process: a test that
+    does fails here, saying to mark it `slow`."""
+    if "slow" in request.node.keywords:
+        return
+    import subprocess
+
+    from retrain_cli.trainers.lightgbm_trainer import LightGBMTrainer
+    from retrain_cli.trainers.torch_trainer import SequenceTrainer
+
+    def refuse(what: str) -> Any:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            pytest.fail(f"a fast test {what}: mark it @pytest.mark.slow")
+
+        return refused
+
+    monkeypatch.setattr(LightGBMTrainer, "fit", refuse("trains a LightGBM model"))
+    monkeypatch.setattr(SequenceTrainer, "fit", refuse("trains a PyTorch model"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts a process"))

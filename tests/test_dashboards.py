@@ -37,6 +37,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOW = EPOCH + timedelta(hours=3)
 
 
+@pytest.mark.slow
 def test_the_alert_rules_pass_promtool_check() -> None:
     promtool = require_program("promtool", "prometheus")
     result = subprocess.run(
@@ -123,6 +124,7 @@ def series_of(textfile: str) -> list[dict[str, str]]:
     return series
 
 
+@pytest.mark.slow
 def test_the_alerts_fire_on_the_pipelines_own_metrics(
     cli: Cli, session: SessionFactory, tmp_path: Path
 ) -> None:
@@ -222,6 +224,7 @@ def test_the_dashboard_has_job_and_model_variables_and_a_panel_per_textfile_metr
     assert all(p["description"] for p in dashboard["panels"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variable", ["$job", "$model"])
 def test_the_dashboard_queries_are_valid_promql(tmp_path: Path, variable: str) -> None:
     """promtool parses each query as a recording rule, Grafana's variables as `.*`."""

@@ -28,6 +28,7 @@ ENSEMBLE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "extra"),
     [
@@ -68,6 +69,7 @@ def fit(kind: str, frame: Any, hp: dict[str, Any]) -> Any:
     return trainer_for(kind, hp).fit(data, TrainingContext())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
 def test_sequence_models_use_the_order_of_time(kind: str) -> None:
     frame = lagged_frame(n=1500, seed=1)
@@ -85,6 +87,7 @@ def test_sequence_models_use_the_order_of_time(kind: str) -> None:
     assert ordered_auc - shuffled_auc > 0.1, (ordered_auc, shuffled_auc)
 
 
+@pytest.mark.slow
 def test_the_ensemble_is_at_least_as_good_as_its_weakest_member(
     cli: Cli, tmp_path: Path, session: SessionFactory
 ) -> None:
@@ -116,6 +119,7 @@ def test_the_ensemble_is_at_least_as_good_as_its_weakest_member(
         load_trainer("ensemble", directory, artifacts.verify(directory, version.sha256))
 
 
+@pytest.mark.slow
 def test_incremental_ensemble_reuses_members_whose_data_did_not_change(
     cli: Cli, tmp_path: Path, session: SessionFactory
 ) -> None:

@@ -47,6 +47,7 @@ def configure(home: Path, monkeypatch: pytest.MonkeyPatch, document: dict[str, A
     (home / "config.yaml").write_text(yaml.safe_dump(document))
 
 
+@pytest.mark.slow
 def test_metrics_textfile_parses_and_tracks_the_pipeline(
     cli: Cli, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -143,6 +144,7 @@ def test_a_failed_retrain_emails_the_jobs_target(
     assert b"Subject: [retrain-cli] retrain of j1 failed" in message.content
 
 
+@pytest.mark.slow
 def test_an_unreachable_target_is_logged_and_never_fails_the_command(
     cli: Cli, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,6 +161,7 @@ def test_an_unreachable_target_is_logged_and_never_fails_the_command(
     assert (home / "logs" / "notifications.log").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
 def test_the_notification_log_never_shows_a_webhook_token(
     cli: Cli, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

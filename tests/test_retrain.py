@@ -53,6 +53,7 @@ def runs(session: SessionFactory) -> list[RetrainingJobHistory]:
         return list(s.scalars(select(RetrainingJobHistory).order_by(RetrainingJobHistory.id)))
 
 
+@pytest.mark.slow
 def test_first_run_registers_and_promotes_with_a_verified_artifact(
     cli: Cli, tmp_path: Path, session: SessionFactory, home: Path
 ) -> None:
@@ -109,6 +110,7 @@ def test_first_run_registers_and_promotes_with_a_verified_artifact(
     )
 
 
+@pytest.mark.slow
 def test_incremental_run_has_the_champion_as_parent(
     cli: Cli, tmp_path: Path, session: SessionFactory
 ) -> None:
@@ -123,6 +125,7 @@ def test_incremental_run_has_the_champion_as_parent(
     assert runs(session)[1].trigger == "drift" and runs(session)[1].trigger_detail == "psi 0.4"
 
 
+@pytest.mark.slow
 def test_a_worse_challenger_is_registered_but_not_promoted(
     cli: Cli, tmp_path: Path, session: SessionFactory
 ) -> None:
@@ -142,6 +145,7 @@ def test_a_worse_challenger_is_registered_but_not_promoted(
     assert [(v.version, v.status) for v in versions(session)] == [(1, "active"), (2, "registered")]
 
 
+@pytest.mark.slow
 def test_no_promote_holds_a_better_version(
     cli: Cli, tmp_path: Path, session: SessionFactory
 ) -> None:
@@ -152,6 +156,7 @@ def test_no_promote_holds_a_better_version(
     assert [v.status for v in versions(session)] == ["registered"]
 
 
+@pytest.mark.slow
 def test_a_version_below_the_threshold_is_not_promoted(cli: Cli, tmp_path: Path) -> None:
     apply(cli, write_training_job(tmp_path, thresholds={"performance": 0.999}))
     code, result, _ = run(cli)
@@ -229,6 +234,7 @@ def test_progress_is_reported_per_step(cli: Cli, db_url: str, tmp_path: Path) ->
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
+@pytest.mark.slow
 def test_each_step_of_a_run_reports_its_wall_seconds(cli: Cli, db_url: str, tmp_path: Path) -> None:
     apply(cli, write_training_job(tmp_path))
     text = cli("retrain", "j1")
@@ -289,6 +295,7 @@ def test_no_free_slot_exits_75_with_json(
     assert (home / "locks").stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.slow
 def test_a_tampered_champion_is_never_built_upon(
     cli: Cli, tmp_path: Path, session: SessionFactory, home: Path
 ) -> None:
@@ -300,6 +307,7 @@ def test_a_tampered_champion_is_never_built_upon(
     assert [(v.version, v.status) for v in versions(session)] == [(1, "active")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("hyperparameters", "layout"),
     [
@@ -328,6 +336,7 @@ def test_a_deterministic_lightgbm_run_fixes_its_histogram_layout(
     assert forced == ([layout] if layout.endswith(": 1]") else [])
 
 
+@pytest.mark.slow
 def test_lightgbm_grows_the_same_trees_from_its_arrow_input_as_from_a_float64_matrix() -> None:
     # the trainer hands LightGBM Arrow columns (faster to bin, no matrix copy); the model and
     # its scores must be exactly those of the plain float64 matrix, missing values included
@@ -372,6 +381,7 @@ def test_lightgbm_grows_the_same_trees_from_its_arrow_input_as_from_a_float64_ma
     )
 
 
+@pytest.mark.slow
 def test_a_killed_runs_staging_is_removed_by_the_next_run_and_a_live_ones_kept(
     cli: Cli, tmp_path: Path, home: Path
 ) -> None:
@@ -403,6 +413,7 @@ def test_a_killed_runs_staging_is_removed_by_the_next_run_and_a_live_ones_kept(
     assert os.stat(published(home, "j1-model", 1) / "model.txt").st_size > 0
 
 
+@pytest.mark.slow
 def test_two_databases_sharing_one_home_never_overwrite_each_others_artifacts(
     cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
 ) -> None:
@@ -429,6 +440,7 @@ def test_publishing_onto_an_existing_directory_is_refused(tmp_path: Path) -> Non
     assert (target / "model.txt").read_text() == "published" and staging.is_dir()
 
 
+@pytest.mark.slow
 def test_a_directory_published_by_a_run_killed_before_its_commit_is_removed_by_the_next_run(
     cli: Cli, tmp_path: Path, home: Path, session: SessionFactory, db_url: str
 ) -> None:
@@ -482,6 +494,7 @@ def test_a_lightgbm_fatal_error_is_the_one_line_on_stderr(
     assert "(max_bin) > (1)" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_retrain_on_unchanged_data_and_hyperparameters_is_skipped_and_trains_nothing(
     cli: Cli, tmp_path: Path, session: SessionFactory
 ) -> None:
@@ -498,6 +511,7 @@ def test_a_retrain_on_unchanged_data_and_hyperparameters_is_skipped_and_trains_n
     assert run(cli)[1]["status"] == "succeeded"  # new hyperparameters: something to learn
 
 
+@pytest.mark.slow
 def test_force_retrains_unchanged_data_and_a_tie_is_not_promoted_unless_allowed(
     cli: Cli, tmp_path: Path, session: SessionFactory
 ) -> None:

@@ -32,6 +32,7 @@ def make_frame() -> pd.DataFrame:
     return scope["frame"]
 
 
+@pytest.mark.slow
 def test_the_same_data_has_the_same_digest_in_another_process() -> None:
     child = FRAME + (
         "import json\nfrom retrain_cli.data.training import fingerprint\n"

@@ -39,6 +39,7 @@ def state(session: SessionFactory) -> dict[int, str]:
         return {v.version: v.status for v in s.scalars(select(ModelVersionManagement))}
 
 
+@pytest.mark.slow
 def test_promote_records_who_when_why(three_versions: Cli, session: SessionFactory) -> None:
     cli = three_versions
     result = cli(
@@ -59,6 +60,7 @@ def test_promote_records_who_when_why(three_versions: Cli, session: SessionFacto
     assert events[1].actor  # the OS user by default
 
 
+@pytest.mark.slow
 def test_compare_and_swap_changes_nothing_when_the_active_version_differs(
     three_versions: Cli, session: SessionFactory
 ) -> None:
@@ -71,6 +73,7 @@ def test_compare_and_swap_changes_nothing_when_the_active_version_differs(
     assert cli("versions", "promote", "j1-model", "2", "--expect-current", "1").exit_code == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["tamper", "delete"])
 def test_failed_preflight_changes_nothing(
     three_versions: Cli, session: SessionFactory, home: Path, damage: str
@@ -89,6 +92,7 @@ def test_failed_preflight_changes_nothing(
         assert len(list(s.scalars(select(ModelVersionEvent)))) == 1
 
 
+@pytest.mark.slow
 def test_rollback_twice_goes_back_two_champions(
     three_versions: Cli, session: SessionFactory
 ) -> None:
@@ -105,6 +109,7 @@ def test_rollback_twice_goes_back_two_champions(
     assert state(session)[3] == "active"
 
 
+@pytest.mark.slow
 def test_list_at_answers_what_was_active_then(three_versions: Cli, session: SessionFactory) -> None:
     cli = three_versions
     assert cli("versions", "promote", "j1-model", "1").exit_code == 0
@@ -122,6 +127,7 @@ def test_list_at_answers_what_was_active_then(three_versions: Cli, session: Sess
     assert [v["active"] for v in listed["versions"]] == [False, True, False]
 
 
+@pytest.mark.slow
 def test_the_active_version_and_the_rollback_target_cannot_be_retired(
     three_versions: Cli, session: SessionFactory
 ) -> None:
@@ -148,6 +154,7 @@ def race(engine, version: int, barrier: threading.Barrier, outcomes: list[str]) 
         outcomes.append(f"lost: {exc}")
 
 
+@pytest.mark.slow
 def test_two_racing_promotions_one_wins_cleanly_20_times(
     three_versions: Cli, db_url: str, session: SessionFactory
 ) -> None:
@@ -183,6 +190,7 @@ def test_two_racing_promotions_one_wins_cleanly_20_times(
             engine.dispose()
 
 
+@pytest.mark.slow
 def test_promotions_queued_behind_the_lock_leave_exactly_one_champion(
     three_versions: Cli, db_url: str, session: SessionFactory
 ) -> None:
@@ -225,6 +233,7 @@ def test_promotions_queued_behind_the_lock_leave_exactly_one_champion(
     assert replayed == actives[0]
 
 
+@pytest.mark.slow
 def test_a_retrain_promotion_is_audited_with_its_run(
     cli: Cli, tmp_path: Path, session: SessionFactory
 ) -> None:

@@ -12,7 +12,7 @@ from retrain_cli.cluster import training
 from retrain_cli.cluster.client import Cluster, run_all
 from retrain_cli.compute.local import LOCAL, reference_layout
 from retrain_cli.data import sources, streaming
-from retrain_cli.data.summary import WindowSummary
+from retrain_cli.data.summary import SummaryState, WindowSummary
 
 if TYPE_CHECKING:
     from retrain_cli.data.columns import Columns
@@ -75,7 +75,7 @@ class DaskBackend:
 
 def summarize(
     part: Any, profile: Profile, names: list[str], ordered: bool, role: str
-) -> dict[str, Any]:
+) -> SummaryState:
     """A task on a cluster worker: one partition of a window, counted against `profile`."""
     summary = WindowSummary(profile, names, ordered=ordered)
     for batch in streaming.partition_batches(part, role, names):

@@ -40,6 +40,17 @@ if TYPE_CHECKING:
     from retrain_cli.jobs.store import EffectiveJob
 
 
+@dataclass(frozen=True)
+class PartitionSummary:
+    """What one partition of the training rows holds, described on its worker."""
+
+    rows: int
+    sha256: str  # over the partition's rows (`data.training.fingerprint`)
+    categorical: list[str]  # its categorical features
+    uniques: dict[str, list[Any]]  # each categorical feature's values
+    span: tuple[Any, Any] | None  # the time column's least and greatest value; None: no rows
+
+
 @dataclass
 class ClusterRows:
     """The training rows, one pandas frame per partition in the cluster's memory."""
@@ -69,9 +80,9 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared:
         declared=spec.categorical,
         time_column=spec.time_column,
     )
-    rows = sum(d["rows"] for d in described)
+    rows = sum(d.rows for d in described)
     training_data.require_rows(rows, spec.target)
-    categorical = next(d for d in described if d["rows"])["categorical"]
+    categorical = next(d for d in described if d.rows).categorical
     categories = _categories(described, categorical)
     n_holdout = training_data.holdout_rows(rows, spec.holdout_fraction)
     cut = _holdout_cut(client, frames, described, spec.time_column, rows - n_holdout)
@@ -103,14 +114,14 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared:
     )
 
 
-def _categories(described: list[dict[str, Any]], categorical: list[str]) -> dict[str, Any]:
+def _categories(described: list[PartitionSummary], categorical: list[str]) -> dict[str, Any]:
     """Each categorical feature's categories over all partitions, as `astype("category")` of
     the whole column would order them."""
     import pandas as pd
 
     merged = {}
     for name in categorical:
-        values = [value for d in described for value in d["uniques"].get(name, [])]
+        values = [value for d in described for value in d.uniques.get(name, [])]
         merged[name] = pd.Series(values).astype("category").cat.categories
     return merged
 
@@ -118,14 +129,14 @@ def _categories(described: list[dict[str, Any]], categorical: list[str]) -> dict
 def _holdout_cut(
     client: Client,
     frames: list[Future[Any]],
-    described: list[dict[str, Any]],
+    described: list[PartitionSummary],
     time_column: str | None,
     first: int,
 ) -> list[int]:
     """How many rows of each partition, in time order, stay in training: the row at rank
     `first` of all rows by (time, partition, row) opens the hold-out."""
     if not time_column:
-        sizes = np.array([d["rows"] for d in described])
+        sizes = np.array([d.rows for d in described])
         starts = np.cumsum(sizes) - sizes
         return [int(k) for k in np.clip(first - starts, 0, sizes)]
     keys = client.map(_sorted_keys, frames, time_column=time_column, pure=False)
@@ -170,17 +181,17 @@ def _holdout(
     return holdout
 
 
-def _fingerprint(described: list[dict[str, Any]], time_column: str | None) -> dict[str, Any]:
+def _fingerprint(described: list[PartitionSummary], time_column: str | None) -> dict[str, Any]:
     """Rows, time range, and a sha256 over the partitions' own digests in file order (a local
     run's digest is over the rows in time order: switching `compute` retrains once)."""
     digest = hashlib.sha256(b"partitions\0")
     for d in described:
-        digest.update(bytes.fromhex(d["sha256"]))
-    result: dict[str, Any] = {"rows": sum(d["rows"] for d in described)}
+        digest.update(bytes.fromhex(d.sha256))
+    result: dict[str, Any] = {"rows": sum(d.rows for d in described)}
     result["sha256"] = digest.hexdigest()
     result["partitions"] = len(described)
     if time_column:
-        spans = [d["span"] for d in described if d["rows"]]
+        spans = [d.span for d in described if d.span is not None]
         result["time_min"] = str(min(low for low, _ in spans))
         result["time_max"] = str(max(high for _, high in spans))
     return result
@@ -283,18 +294,20 @@ def _read_part(part: streaming.Partition, columns: list[str], target: str) -> pd
 
 def _describe(
     frame: pd.DataFrame, features: list[str], declared: list[str], time_column: str | None
-) -> dict[str, Any]:
+) -> PartitionSummary:
     """A partition's rows, digest, time range, categorical features and their values."""
     categorical = training_data.categorical_features(frame, features, declared)
-    described: dict[str, Any] = {
-        "rows": len(frame),
-        "sha256": training_data.fingerprint(frame, None)["sha256"],
-        "categorical": categorical,
-        "uniques": {name: frame[name].dropna().unique().tolist() for name in categorical},
-    }
-    if time_column and len(frame):
-        described["span"] = (frame[time_column].min(), frame[time_column].max())
-    return described
+    return PartitionSummary(
+        rows=len(frame),
+        sha256=training_data.fingerprint(frame, None)["sha256"],
+        categorical=categorical,
+        uniques={name: frame[name].dropna().unique().tolist() for name in categorical},
+        span=(
+            (frame[time_column].min(), frame[time_column].max())
+            if time_column and len(frame)
+            else None
+        ),
+    )
 
 
 def _keys(frame: pd.DataFrame, time_column: str) -> np.ndarray[Any, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +31,19 @@ from retrain_cli.statistics import drift
 if TYPE_CHECKING:
     import pyarrow as pa
     from datasketches import kll_doubles_sketch
+
+
+@dataclass(frozen=True)
+class SummaryState:
+    """A window summary's counts in plain values: what a task on a cluster worker sends back."""
+
+    rows: int
+    peak_rows: int
+    missing: dict[str, int]
+    counts: dict[str, list[int]]  # per numeric column, its count per bin
+    ranges: dict[str, list[float]]  # per numeric column, [least, greatest]
+    sketches: dict[str, bytes]  # per numeric column, its KLL sketch serialised
+    categories: dict[str, dict[str, int]]  # per categorical column, its count per category
 
 
 class WindowSummary:
@@ -93,36 +107,36 @@ class WindowSummary:
     def n(self, name: str) -> int:
         return self.rows - self.missing[name]
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> SummaryState:
         """What this summary counted, in plain values (sketches in their binary form), for
         `merge` in another process."""
-        return {
-            "rows": self.rows,
-            "peak_rows": self.peak_rows,
-            "missing": self.missing,
-            "counts": {name: counts.tolist() for name, (_, counts) in self.bins.items()},
-            "ranges": self.ranges,
-            "sketches": {name: sketch.serialize() for name, sketch in self.sketches.items()},
-            "categories": {name: dict(counter) for name, counter in self.categories.items()},
-        }
+        return SummaryState(
+            rows=self.rows,
+            peak_rows=self.peak_rows,
+            missing=self.missing,
+            counts={name: counts.tolist() for name, (_, counts) in self.bins.items()},
+            ranges=self.ranges,
+            sketches={name: sketch.serialize() for name, sketch in self.sketches.items()},
+            categories={name: dict(counter) for name, counter in self.categories.items()},
+        )
 
-    def merge(self, state: dict[str, Any]) -> None:
+    def merge(self, state: SummaryState) -> None:
         """Add another summary's `state` of other rows of the same window: counts add up
         exactly, sketches merge (within the same rank error)."""
         from datasketches import kll_doubles_sketch
 
-        self.rows += state["rows"]
-        self.peak_rows = max(self.peak_rows, state["peak_rows"])
-        for name, missing in state["missing"].items():
+        self.rows += state.rows
+        self.peak_rows = max(self.peak_rows, state.peak_rows)
+        for name, missing in state.missing.items():
             self.missing[name] += missing
-        for name, counts in state["counts"].items():
+        for name, counts in state.counts.items():
             self.bins[name][1][:] += np.asarray(counts, dtype=np.int64)
-            low, high = state["ranges"][name]
+            low, high = state.ranges[name]
             self.ranges[name] = [min(self.ranges[name][0], low), max(self.ranges[name][1], high)]
-        for name, data in state["sketches"].items():
+        for name, data in state.sketches.items():
             self.sketches[name].merge(kll_doubles_sketch.deserialize(data))
-        for name, counts in state["categories"].items():
-            self.categories[name].update(counts)
+        for name, found in state.categories.items():
+            self.categories[name].update(found)
 
     def compare(self, name: str) -> tuple[dict[str, Any], drift.Histogram]:
         """The statistics of one column against the profile's, as the exact mode names them."""

@@ -62,6 +62,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 def test_help_runs_as_a_subprocess() -> None:
     result = run("--help")
     assert result.returncode == 0
@@ -112,6 +113,7 @@ def test_unreachable_database_is_one_line_without_the_password() -> None:
         assert "app:***@127.0.0.1:1/ml" in result.stderr
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(empty_db_url: str) -> None:
     result = run("--debug", "jobs", "list", "--database-url", empty_db_url)
     assert result.returncode == 1
@@ -171,6 +173,7 @@ def imported_by(home: Path, *args: str) -> set[str]:
     return modules
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [("--help",), ("jobs", "list"), ("jobs", "due")])
 def test_fast_commands_import_no_heavy_library(args: tuple[str, ...], home: Path) -> None:
     run("db", "init", "--quiet", env={"RETRAIN_HOME": str(home)})
@@ -230,6 +233,7 @@ def test_the_entry_point_freezes_what_the_cli_imported_and_keeps_collecting(
     assert enabled and frozen > 10_000  # the imports' objects, out of every later collection
 
 
+@pytest.mark.slow
 def test_state_on_a_fresh_machine_is_private(tmp_path: Path) -> None:
     home = tmp_path / "fresh" / "home"
     assert run("db", "init", "--quiet", env={"RETRAIN_HOME": str(home)}).returncode == 0
@@ -311,6 +315,7 @@ def test_shell_completion_offers_job_and_model_names_from_the_database(
     assert not (tmp_path / "fresh" / "retrain.db").exists()  # completing created nothing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("shell", "script"),
     [("bash", ".bash_completions/retrain-cli.sh"), ("zsh", ".zfunc/_retrain-cli")],
