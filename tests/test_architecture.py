@@ -8,6 +8,7 @@ graph builder (imports inside functions included, TYPE_CHECKING imports left out
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
@@ -119,3 +120,15 @@ def test_no_deferred_import_of_own_modules_without_a_reason() -> None:
                     assert above.startswith("#") or "#" in same, (
                         f"{path.relative_to(SOURCE.parent)}:{inner.lineno}: say why it is deferred"
                     )
+
+
+def test_performance_rows_are_told_apart_by_kind_never_by_the_metric_name() -> None:
+    """`db/tracking.py` names the kinds and their metrics; no reader matches a metric's prefix."""
+    owner = SOURCE / "db" / "tracking.py"
+    for path in SOURCE.rglob("*.py"):
+        if "migrations" in path.parts or path == owner:
+            continue
+        found = re.search(
+            r"metric\.(like|startswith)\(|\"(change_point|rollout):\S", path.read_text()
+        )
+        assert found is None, f"{path.relative_to(SOURCE.parent)}: {found and found.group()}"

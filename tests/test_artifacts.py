@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from retrain_cli.core import paths
 from retrain_cli.core.errors import ConfigError, DataError
 from retrain_cli.store import artifacts
 
@@ -9,7 +10,7 @@ from retrain_cli.store import artifacts
 @pytest.mark.parametrize("name", ["..", "../etc", "a/b", "/abs", ".hidden", "", "x" * 129])
 def test_model_names_cannot_escape_the_artifact_directory(tmp_path: Path, name: str) -> None:
     with pytest.raises(ConfigError):
-        artifacts.model_dir(tmp_path, name)
+        paths.model_dir(tmp_path, name)
 
 
 def test_write_atomic_leaves_no_temp_files(tmp_path: Path) -> None:

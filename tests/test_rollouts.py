@@ -494,11 +494,11 @@ def test_a_lost_serving_file_is_written_again_by_the_next_tick_and_only_when_it_
 def test_models_whose_names_differ_after_a_dot_have_their_own_serving_documents(
     home: Path, models: tuple[str, str]
 ) -> None:
-    from retrain_cli.versions import serving
+    from retrain_cli.core.paths import serving_document
 
-    paths = [serving.path_for(home, model) for model in models]
-    assert [path.name for path in paths] == [f"{model}.json" for model in models]
-    assert paths[0] != paths[1]
+    documents = [serving_document(home, model) for model in models]
+    assert [path.name for path in documents] == [f"{model}.json" for model in models]
+    assert documents[0] != documents[1]
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from typer.exceptions import TyperException
 from retrain_cli import __version__
 from retrain_cli.cli.options import Command, Group
 from retrain_cli.cli.output import close_log, echo, open_log
+from retrain_cli.core import paths
 from retrain_cli.core.errors import RetrainError
 
 DEBUG_KEY = "retrain_cli.debug"
@@ -84,7 +85,7 @@ def _log_warnings(
         from retrain_cli.core.private import append_line
         from retrain_cli.core.settings import load_settings
 
-        log = load_settings().logs_dir / "warnings.log"
+        log = paths.log_file(load_settings().logs_dir, "warnings.log")
         for line in lines:
             append_line(log, f"{utcnow().isoformat()} {command}: {line}")
 
@@ -139,7 +140,7 @@ def root(
         from retrain_cli.core.settings import load_settings
 
         path = Path(log).expanduser()
-        where = path if path.is_absolute() else load_settings().logs_dir / path
+        where = paths.log_file(load_settings().logs_dir, str(path))
         open_log(where, ctx.invoked_subcommand or "retrain-cli")
 
 

@@ -11,6 +11,7 @@ from retrain_cli.cli.completion import model_names
 from retrain_cli.cli.options import DatabaseUrl, Json, Now, Quiet
 from retrain_cli.cli.output import Output
 from retrain_cli.cli.runtime import open_session
+from retrain_cli.core import paths
 from retrain_cli.core.durations import parse_duration, utcnow
 
 
@@ -56,7 +57,7 @@ def report(
         raise typer.BadParameter(str(exc), param_hint="--since") from exc
     with open_session(database_url) as (settings, session):
         at = now or utcnow()
-        target = (out or settings.home / "report").expanduser().absolute()
+        target = (out or paths.report_dir(settings.home)).expanduser().absolute()
         written = write_report(
             session, target, at, at - period, models or [], file_slots(settings).slots_in_use()
         )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core import paths
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.settings import Settings, load_settings
 from retrain_cli.db.session import make_engine, session_scope
@@ -106,6 +107,9 @@ def _log(settings: Settings, name: str, line: str) -> None:
     try:
         from retrain_cli.core.private import append_line
 
-        append_line(settings.logs_dir / name, f"{utcnow().isoformat()} {' '.join(line.split())}")
+        append_line(
+            paths.log_file(settings.logs_dir, name),
+            f"{utcnow().isoformat()} {' '.join(line.split())}",
+        )
     except OSError:
         pass

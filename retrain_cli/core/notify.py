@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from retrain_cli.core import paths
 from retrain_cli.core.errors import one_line
 from retrain_cli.core.private import append_line
 from retrain_cli.core.redaction import scrub
@@ -68,7 +69,7 @@ class Notifier:
         self.secret = config.get("secret")
         self.smtp = dict(config.get("smtp") or {})
         self.timeout = float(config.get("timeout", DEFAULT_TIMEOUT_S))
-        self.log = log_dir / "notifications.log"
+        self.log = paths.log_file(log_dir, "notifications.log")
 
     def send(self, event: Event, extra_targets: Iterable[Mapping[str, str]] = ()) -> int:
         """Deliver `event` to every target; return how many deliveries succeeded."""

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from retrain_cli.core import paths
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.private import private_dir
@@ -41,8 +42,8 @@ def write_reference(root: Path, model: str, job: str, profile: Profile) -> tuple
     """Store a job's reference profile; returns its path and sha256."""
     data = encode(profile)
     digest = hashlib.sha256(data).hexdigest()
-    directory = private_dir(artifacts.model_dir(root, model) / "profiles")
-    path = directory / f"{job}-{digest[: artifacts.DIGEST_CHARS]}.json"
+    path = paths.reference_profile(root, model, job, digest)
+    private_dir(path.parent)
     if not path.is_file():  # the same content under the same name otherwise
         artifacts.write_atomic(path, data)
     return path, digest

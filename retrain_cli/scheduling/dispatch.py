@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, select, tuple_
 from sqlalchemy.orm import Session
 
+from retrain_cli.core import paths
 from retrain_cli.core.choices import VersionStatus
 from retrain_cli.core.errors import one_line
 from retrain_cli.core.private import open_private_append, private_dir
@@ -260,8 +261,9 @@ def start_due(report: DueReport, settings: Settings, database_url: str | None) -
 
 
 def _log_path(settings: Settings, job: str, now: datetime) -> Path:
-    folder = private_dir(settings.logs_dir / job)
-    return folder / f"{now.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}.log"
+    path = paths.run_log(settings.logs_dir, job, now, os.getpid())
+    private_dir(path.parent)
+    return path
 
 
 def _spawn(

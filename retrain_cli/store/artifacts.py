@@ -22,28 +22,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from retrain_cli.core.errors import ConfigError, ConflictError, DataError
+from retrain_cli.core import paths
+from retrain_cli.core.errors import ConflictError, DataError
 from retrain_cli.core.processes import pid_alive
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())  # no '-': it separates name parts
 MANIFEST = "manifest.json"
-STAGING_PREFIX = ".staging-"
 _STAGING_NAME = re.compile(r"(?P<host>[^-]+)-(?P<pid>\d+)-[0-9a-f]{32}")
 CHUNK = 1 << 20
-DIGEST_CHARS = 16
 UNREGISTERED = ".unregistered"  # in a published directory until its version row is committed
-
-
-def model_dir(root: Path, model: str) -> Path:
-    """`root/model`, refusing names that could leave `root` (`..`, `/`, absolute paths)."""
-    if not _SAFE_NAME.match(model) or model in (".", ".."):
-        raise ConfigError(f"model name {model!r} is not safe as a directory name")
-    base = root.resolve()
-    path = (base / model).resolve()
-    if not path.is_relative_to(base) or path == base:
-        raise ConfigError(f"model name {model!r} escapes the artifact directory")
-    return path
 
 
 def staging_dir(root: Path, model: str) -> Path:
@@ -52,9 +39,8 @@ def staging_dir(root: Path, model: str) -> Path:
     Its name says which process on which host made it, so that the staging directories of
     killed runs are removed here, by the next run of the model on the same host.
     """
-    parent = model_dir(root, model)
-    remove_stale_staging(parent)
-    path = parent / f"{STAGING_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}"
+    path = paths.staging_dir(root, model, _HOST, os.getpid(), uuid.uuid4().hex)
+    remove_stale_staging(path.parent)
     path.mkdir(parents=True, mode=0o700)
     return path
 
@@ -62,8 +48,8 @@ def staging_dir(root: Path, model: str) -> Path:
 def remove_stale_staging(parent: Path) -> list[Path]:
     """Remove the staging directories under `parent` whose process on this host is gone."""
     removed = []
-    for path in parent.glob(f"{STAGING_PREFIX}*") if parent.is_dir() else []:
-        named = _STAGING_NAME.fullmatch(path.name.removeprefix(STAGING_PREFIX))
+    for path in parent.glob(f"{paths.STAGING_PREFIX}*") if parent.is_dir() else []:
+        named = _STAGING_NAME.fullmatch(path.name.removeprefix(paths.STAGING_PREFIX))
         if named is None:  # predates host and pid in the name: stale once older than any run
             stale = time.time() - path.stat().st_mtime > 7 * 86400
         else:
@@ -72,10 +58,6 @@ def remove_stale_staging(parent: Path) -> list[Path]:
             discard(path)
             removed.append(path)
     return removed
-
-
-def version_dir(root: Path, model: str, version: int, digest: str) -> Path:
-    return model_dir(root, model) / f"{version}-{digest[:DIGEST_CHARS]}"
 
 
 def require_reachable(manifest: Path, label: str) -> None:

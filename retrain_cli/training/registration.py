@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from retrain_cli.compute.interface import Backend
+from retrain_cli.core import paths
 from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.errors import ConflictError, DataError
@@ -135,7 +136,7 @@ def register(
             registry.lock_active(session, job.model)  # numbering and switching, serialised
             database = database_key(engine)
             artifacts.remove_unregistered(
-                artifacts.model_dir(settings.artifacts_dir, job.model),
+                paths.model_dir(settings.artifacts_dir, job.model),
                 database,
                 registry.artifact_dirs(session, job.model),
             )

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from retrain_cli.core import paths
 from retrain_cli.core.choices import VersionStatus
 from retrain_cli.core.errors import ConflictError, DataError, NotFoundError
 from retrain_cli.core.notify import Event
@@ -234,7 +235,7 @@ def add_version(
         )
     )
     number = (latest or 0) + 1
-    directory = artifacts.version_dir(artifacts_dir, trained.model, number, trained.sha256)
+    directory = paths.version_dir(artifacts_dir, trained.model, number, trained.sha256)
     version = ModelVersionManagement(
         model_name=trained.model,
         version=number,

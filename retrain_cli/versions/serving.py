@@ -18,17 +18,16 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from retrain_cli.core import paths
 from retrain_cli.core.choices import RolloutMode, VersionStatus
 from retrain_cli.core.errors import NotFoundError
 from retrain_cli.core.private import private_dir, write_private_text
 from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
 from retrain_cli.db.session import session_scope
-from retrain_cli.store import artifacts
 from retrain_cli.versions.changes import changed
 from retrain_cli.versions.rollouts import state as rollouts
 
-DIRECTORY = "serving"
 RECHECKED = timedelta(days=1)  # a tick rewrites the documents of models changed this recently
 
 
@@ -106,17 +105,11 @@ def document(session: Session, model: str) -> dict[str, Any]:
     }
 
 
-def path_for(home: Path, model: str) -> Path:
-    """`$RETRAIN_HOME/serving/<model>.json` (a name that could leave the directory is refused)."""
-    checked = artifacts.model_dir(home / DIRECTORY, model)
-    return checked.with_name(f"{checked.name}.json")  # not with_suffix: `fraud.v2` keeps `.v2`
-
-
 def _documents(home: Path) -> set[str]:
     """The models with a document, from one listing (not a path check per model: a tick with
     10,000 served models would spend a second on them)."""
     try:
-        names = os.listdir(home / DIRECTORY)
+        names = os.listdir(paths.serving_dir(home))
     except FileNotFoundError:
         return set()
     return {name.removesuffix(".json") for name in names if name.endswith(".json")}
@@ -129,7 +122,7 @@ def encode(served: dict[str, Any]) -> str:
 def write(session: Session, home: Path, model: str) -> bool:
     """Write the model's document where it differs from the file (True when written)."""
     text = encode(document(session, model))
-    path = path_for(home, model)
+    path = paths.serving_document(home, model)
     try:
         if path.read_text(encoding="utf-8") == text:
             return False

@@ -221,3 +221,47 @@ def test_a_schema_from_a_newer_release_says_so_instead_of_failing_oddly(db_url: 
     with pytest.raises(DatabaseError, match="newer retrain-cli"):
         init_database(engine, NOW)
     engine.dispose()
+
+
+def test_the_row_kinds_migration_backfills_each_kind_from_the_metric_and_flags(
+    empty_db_url: str,
+) -> None:
+    from alembic import command
+
+    engine = make_engine(empty_db_url)
+    rows = [  # metric, estimated, is_primary, window start (day), checked day -> kind
+        ("auc", False, True, 1, 1, "checked"),
+        ("f1", False, False, 1, 1, "checked"),
+        ("auc", True, True, 2, 2, "estimated"),
+        ("calibration_brier", True, False, 2, 2, "calibration"),
+        ("auc", False, False, 2, 3, "realized"),  # labelled later, in the estimate's window
+        ("change_point:adwin", False, False, 3, 3, "change_point"),
+        ("rollout:auc", False, False, 3, 3, "rollout"),
+    ]
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0006_rollouts")
+        for i, (metric, estimated, primary, start, at, _) in enumerate(rows):
+            conn.execute(
+                text(
+                    "INSERT INTO model_performance_tracking (check_id, model_name, checked_at,"
+                    " window_start, window_end, metric, is_primary, estimated, n_samples,"
+                    " n_dropped) VALUES (:c, 'm', :at, :w, :w, :metric, :p, :e, 10, 0)"
+                ),
+                {
+                    "c": f"c{i}",
+                    "at": NOW.replace(day=at),
+                    "w": NOW.replace(day=start),
+                    "metric": metric,
+                    "p": primary,
+                    "e": estimated,
+                },
+            )
+    init_database(engine, NOW)
+    with engine.connect() as conn:
+        kinds = conn.execute(
+            text("SELECT kind FROM model_performance_tracking ORDER BY id")
+        ).scalars()
+        assert list(kinds) == [kind for *_, kind in rows]
+    engine.dispose()

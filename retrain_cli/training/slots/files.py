@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
+from retrain_cli.core import paths
 from retrain_cli.core.errors import BusyError, ConfigError
 from retrain_cli.core.settings import Settings
 
@@ -60,7 +61,7 @@ class FileSlots:
     def acquire(self, job: str, wait_seconds: float) -> Lease:
         self._prepare()
         lease = Lease(slot=-1)
-        job_lock = self._try_lock(self.directory / f"job-{job}.lock")
+        job_lock = self._try_lock(paths.job_lock(self.directory, job))
         if job_lock is None:
             raise BusyError(f"job {job!r} is already running ({self._holder(job)})")
         _write_holder(job_lock)
@@ -103,7 +104,7 @@ class FileSlots:
             raise ConfigError(f"cannot use the lock directory {self.directory}: {exc}") from exc
 
     def _slot_path(self, slot: int) -> Path:
-        return self.directory / f"slot-{slot}.lock"
+        return paths.slot_lock(self.directory, slot)
 
     @staticmethod
     def _try_lock(path: Path) -> IO[str] | None:
@@ -117,7 +118,7 @@ class FileSlots:
 
     def _holder(self, job: str) -> str:
         try:
-            text = (self.directory / f"job-{job}.lock").read_text(encoding="utf-8").strip()
+            text = paths.job_lock(self.directory, job).read_text(encoding="utf-8").strip()
         except OSError:
             text = ""
         return f"held by {text}" if text else "held by another process"
