@@ -57,3 +57,21 @@ def test_the_job_file_reference_example_is_a_valid_job() -> None:
     example = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", text, re.S)[0])
     spec = JobSpec.model_validate(example)
     assert spec.performance.change_points is not None and spec.drift.multivariate is not None
+
+
+def test_the_defaults_per_model_type_in_the_docs_are_those_db_init_seeds() -> None:
+    from retrain_cli.db.schema import DEFAULT_CONFIGS
+
+    text = (ROOT / "docs" / "job-files.md").read_text()
+    documented = {
+        cells[0].strip("` "): cells[1:6]
+        for line in text.splitlines()
+        if line.startswith("| `") and len(cells := [c.strip() for c in line.split("|")[1:-1]]) == 7
+    }
+    for default in DEFAULT_CONFIGS:
+        schedule, drift, performance, strategy, age = documented[default["model_type"]]
+        assert schedule == f"`{default['schedule']}`"
+        assert float(drift) == default["drift_threshold"]
+        assert float(performance) == default["performance_threshold"]
+        assert strategy == f"`{default['strategy']}`"
+        assert age == f"{default['max_model_age_s'] // 86400} days"

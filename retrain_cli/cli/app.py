@@ -22,7 +22,8 @@ CYCLE = ["db", "jobs", "drift", "perf", "retrain", "versions", "stats", "report"
 
 
 class ErrorBoundary(Group):
-    """Turn library errors into one `Error: ...` line on stderr and DESIGN.md's exit code.
+    """Turn library errors into one `Error: ...` line on stderr and their exit code (the
+    README's table).
 
     With `--debug` the exception propagates with its traceback instead.
     """

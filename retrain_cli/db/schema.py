@@ -18,7 +18,8 @@ from retrain_cli.db.queries import SCHEMA_LOCK, take_turns
 
 DAY_S = 86_400
 
-# DESIGN.md's four defaults; `db init` inserts the missing ones and never overwrites an edited row.
+# The four model types' defaults (docs/job-files.md); `db init` inserts the missing ones and never
+# overwrites an edited row.
 DEFAULT_CONFIGS: tuple[dict[str, Any], ...] = (
     {
         "model_type": "lightgbm",

@@ -65,7 +65,7 @@ class RunResult:
     compute: str = "local"  # where the model trained: "local" or "dask"
     compute_note: str | None = None  # why a `compute: dask` job trained here
     # wall seconds of each step the run reached: load (read, validate and fingerprint the
-    # data while the trainer's library imports), train, evaluate (the new model on the
+    # data), train (the trainer's library loads with it), evaluate (the new model on the
     # hold-out), champion (the active model on the same hold-out), register (gate, artifact,
     # version, history)
     phases: dict[str, float] = field(default_factory=dict)
