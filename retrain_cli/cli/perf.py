@@ -30,7 +30,7 @@ from retrain_cli.jobs.store import JobFailure
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from retrain_cli.performance.check import PerfResult
+    from retrain_cli.performance.result import PerfResult
 
 app = typer.Typer(cls=Group, help="Check model performance.", no_args_is_help=True)
 
@@ -67,6 +67,7 @@ def check(
 
     Example: retrain-cli perf check fraud-lgbm --json
     """
+    from retrain_cli.jobs.sections import PerfSettings
     from retrain_cli.jobs.store import select_jobs
     from retrain_cli.performance import check as monitor
 
@@ -76,7 +77,7 @@ def check(
         if model is not None:
             if jobs or every or predictions is None:
                 raise ConfigError("the ad hoc form needs --model and --predictions only")
-            perf_settings = monitor.PerfSettings(
+            perf_settings = PerfSettings(
                 primary_metric=primary_metric,
                 threshold=threshold,
                 periods_per_year=periods_per_year,

@@ -143,3 +143,10 @@ class RolloutSpec(Spec):
         if self.mode is RolloutMode.AB and (len(weights) != 1 or weights[0] <= 0):
             raise ValueError("an A/B rollout has one step with the candidate's share above 0")
         return self
+
+
+class PerfSettings(PerformanceSpec):
+    """A job's `performance` section, its primary metric and that metric's threshold."""
+
+    primary_metric: Metric
+    threshold: float | None

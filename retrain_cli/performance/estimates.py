@@ -21,7 +21,7 @@ from retrain_cli.statistics import performance
 if TYPE_CHECKING:
     import pandas as pd
 
-    from retrain_cli.performance.check import PerfSettings
+    from retrain_cli.jobs.sections import PerfSettings
 
 MAX_REALIZED = 100  # earlier estimates realized per check, the newest first
 

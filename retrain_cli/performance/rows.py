@@ -15,7 +15,7 @@ from retrain_cli.db.tracking import CALIBRATION_METRIC, change_point_metric
 from retrain_cli.versions.rollouts.checks import analysis_row
 
 if TYPE_CHECKING:
-    from retrain_cli.performance.check import PerfResult
+    from retrain_cli.performance.result import PerfResult
 
 
 def add_performance_check(session: Session, result: PerfResult, job_id: int | None) -> None:
