@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from retrain_cli.cluster import profile as cluster_profile
 from retrain_cli.cluster import training
 from retrain_cli.cluster.client import Cluster, run_all
+from retrain_cli.cluster.training import ClusterRows
 from retrain_cli.compute.local import LOCAL, reference_layout
 from retrain_cli.data import sources, streaming
 from retrain_cli.data.summary import SummaryState, WindowSummary
@@ -29,16 +30,20 @@ class DaskBackend:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
-    def prepare_training(self, job: EffectiveJob) -> Prepared:
+    def prepare_training(self, job: EffectiveJob) -> Prepared[ClusterRows]:
         return training.prepare(job, self.cluster.client())
 
     def fit(
-        self, trainer: Trainer, prepared: Prepared, context: TrainingContext, init_from: Path | None
+        self,
+        trainer: Trainer,
+        prepared: Prepared[ClusterRows],
+        context: TrainingContext,
+        init_from: Path | None,
     ) -> None:
-        training.fit(trainer, training.cluster_rows(prepared), context, init_from)
+        training.fit(trainer, prepared.train, context, init_from)
 
-    def profile_training(self, prepared: Prepared, bins: int) -> Profile:
-        return training.profile_rows(training.cluster_rows(prepared), prepared.categorical, bins)
+    def profile_training(self, prepared: Prepared[ClusterRows], bins: int) -> Profile:
+        return training.profile_rows(prepared.train, prepared.categorical, bins)
 
     def profile(self, source: DataSource, columns: Columns, bins: int) -> Profile:
         if not sources.is_parquet(source):

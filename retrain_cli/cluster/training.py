@@ -63,7 +63,7 @@ class ClusterRows:
     meta: pd.DataFrame  # no rows: the columns and their dtypes
 
 
-def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared:
+def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared[ClusterRows]:
     """`training_data.prepare` with the training rows left on the cluster."""
     spec = job.spec
     source = spec.data.train
@@ -195,13 +195,6 @@ def _fingerprint(described: list[PartitionSummary], time_column: str | None) -> 
         result["time_min"] = str(min(low for low, _ in spans))
         result["time_max"] = str(max(high for _, high in spans))
     return result
-
-
-def cluster_rows(prepared: training_data.Prepared) -> ClusterRows:
-    """The training rows `prepare` left on the cluster."""
-    if not isinstance(prepared.train, ClusterRows):
-        raise TypeError("training rows prepared here are trained on here")
-    return prepared.train
 
 
 def fit(

@@ -9,7 +9,7 @@ library's callers (a retrain, a drift check, a profile build) only ever call the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from retrain_cli.data.columns import Columns
@@ -21,20 +21,27 @@ if TYPE_CHECKING:
     from retrain_cli.trainers.base import Trainer, TrainingContext
 
 
-class Backend(Protocol):
+RowsT = TypeVar("RowsT")  # the training rows a backend prepares and trains on
+
+
+class Backend(Protocol[RowsT]):
     where: str  # "local" or "dask", as results and `--json` say
 
-    def prepare_training(self, job: EffectiveJob) -> Prepared:
+    def prepare_training(self, job: EffectiveJob) -> Prepared[RowsT]:
         """The job's training rows checked, ordered by time and split (`data.training`)."""
         ...
 
     def fit(
-        self, trainer: Trainer, prepared: Prepared, context: TrainingContext, init_from: Path | None
+        self,
+        trainer: Trainer,
+        prepared: Prepared[RowsT],
+        context: TrainingContext,
+        init_from: Path | None,
     ) -> None:
         """Train `trainer` on the rows `prepare_training` made."""
         ...
 
-    def profile_training(self, prepared: Prepared, bins: int) -> Profile:
+    def profile_training(self, prepared: Prepared[RowsT], bins: int) -> Profile:
         """The profile of the training rows, built where they are."""
         ...
 
@@ -48,7 +55,7 @@ class Backend(Protocol):
 
 
 class Placed(NamedTuple):
-    backend: Backend
+    backend: Backend[Any]
     note: str | None  # why a `compute: dask` job's work runs here
 
 

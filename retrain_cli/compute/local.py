@@ -30,18 +30,22 @@ if TYPE_CHECKING:
 class LocalBackend:
     where = "local"
 
-    def prepare_training(self, job: EffectiveJob) -> Prepared:
+    def prepare_training(self, job: EffectiveJob) -> Prepared[TrainingData]:
         return prepare(job)
 
     def fit(
-        self, trainer: Trainer, prepared: Prepared, context: TrainingContext, init_from: Path | None
+        self,
+        trainer: Trainer,
+        prepared: Prepared[TrainingData],
+        context: TrainingContext,
+        init_from: Path | None,
     ) -> None:
-        trainer.fit(local_rows(prepared), context, init_from)
+        trainer.fit(prepared.train, context, init_from)
 
-    def profile_training(self, prepared: Prepared, bins: int) -> Profile:
+    def profile_training(self, prepared: Prepared[TrainingData], bins: int) -> Profile:
         import pyarrow as pa
 
-        table = pa.Table.from_pandas(local_rows(prepared).features, preserve_index=False)
+        table = pa.Table.from_pandas(prepared.train.features, preserve_index=False)
         columns = Columns(features=prepared.features, categorical=prepared.categorical)
         return profile_table(table, columns, bins, "training data")
 
@@ -81,13 +85,6 @@ class LocalPlacement:
 
     def for_profile(self, job: EffectiveJob, source: DataSource) -> Placed:
         return Placed(LOCAL, None)
-
-
-def local_rows(prepared: Prepared) -> TrainingData:
-    """The training rows of a local preparation."""
-    if not isinstance(prepared.train, TrainingData):
-        raise TypeError("training rows prepared on a cluster are trained on there")
-    return prepared.train
 
 
 def reference_layout(

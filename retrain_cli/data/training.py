@@ -6,7 +6,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -30,26 +30,22 @@ class TrainingData:
     target: np.ndarray[Any, np.dtype[np.float64]]
 
 
-class HeldRows(Protocol):
-    """Training rows held where the backend that prepared them runs (a Dask cluster's memory);
-    only that backend reads them."""
-
-    rows: int
+RowsT = TypeVar("RowsT")  # where the training rows are: TrainingData here, a cluster's there
 
 
 @dataclass
-class Prepared:
+class Prepared(Generic[RowsT]):
     """The time-ordered split of one job's training data."""
 
     features: list[str]
     categorical: list[str]
-    train: TrainingData | HeldRows  # rows held elsewhere: read by the backend that made them
+    train: RowsT  # read only by the backend that prepared them
     holdout: TrainingData
     holdout_returns: FloatArray | None
     fingerprint: dict[str, Any]
 
 
-def prepare(job: EffectiveJob) -> Prepared:
+def prepare(job: EffectiveJob) -> Prepared[TrainingData]:
     """Load `data.train`, check every column, order by time and split the newest
     `holdout_fraction` of rows off as the hold-out."""
     spec = job.spec

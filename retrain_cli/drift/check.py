@@ -172,7 +172,7 @@ def reference_profile(
     job: EffectiveJob,
     *,
     rebuild: bool = False,
-    backend: Backend = LOCAL,
+    backend: Backend[Any] = LOCAL,
 ) -> tuple[Profile, dict[str, Any]]:
     """The job's stored profile of its reference window, built (by `backend`) and recorded
     when there is none, or when the window's files or the job's bins, features or

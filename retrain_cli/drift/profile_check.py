@@ -43,7 +43,7 @@ def compare_with_profile(
     model: str,
     job: str | None,
     now: datetime,
-    backend: Backend = LOCAL,
+    backend: Backend[Any] = LOCAL,
 ) -> DriftResult:
     """Drift of the current window against a profile, streaming the window once (nothing
     recorded), counted by `backend`: here in record batches, or on a Dask cluster. `hint` says

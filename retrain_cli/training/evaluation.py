@@ -43,7 +43,9 @@ class Champion:
         return self.manifest.parent
 
 
-def holdout_metrics(job: EffectiveJob, prepared: Prepared, scores: Any) -> performance.Evaluation:
+def holdout_metrics(
+    job: EffectiveJob, prepared: Prepared[Any], scores: Any
+) -> performance.Evaluation:
     """Metrics over the hold-out rows the model scored (a sequence model leaves the first
     `sequence_length - 1` rows unscored); `n_samples` says how many."""
     import numpy as np
@@ -69,7 +71,7 @@ def holdout_metrics(job: EffectiveJob, prepared: Prepared, scores: Any) -> perfo
 
 
 def champion_metric(
-    job: EffectiveJob, prepared: Prepared, champion: Champion | None
+    job: EffectiveJob, prepared: Prepared[Any], champion: Champion | None
 ) -> tuple[float | None, str | None]:
     """The champion's primary metric on the same hold-out, or why it has none."""
     if champion is None:
@@ -111,7 +113,7 @@ def decide(
 
 
 def nothing_to_learn(
-    job: EffectiveJob, prepared: Prepared, active: ModelVersionManagement | None
+    job: EffectiveJob, prepared: Prepared[Any], active: ModelVersionManagement | None
 ) -> str | None:
     """Why a retrain would learn nothing: the active version was trained by the same family on
     the same data (by fingerprint) with the same hyperparameters."""

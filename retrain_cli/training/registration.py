@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -38,7 +39,7 @@ class Evaluated:
     """What the gate saw: the challenger's metrics, the champion it was compared with (and the
     parent an incremental run started from), and the decision."""
 
-    prepared: Prepared
+    prepared: Prepared[Any]
     metrics: performance.Evaluation
     champion: Champion | None
     parent: Champion | None
@@ -56,9 +57,9 @@ def stage(
     settings: Settings,
     job: EffectiveJob,
     trainer: Trainer,
-    prepared: Prepared,
+    prepared: Prepared[Any],
     metrics: performance.Evaluation,
-    backend: Backend,
+    backend: Backend[Any],
 ) -> Path:
     """Write the new version's files into a private staging directory: the trainer's own
     files, `metadata.json`, a sample of hold-out rows, the profile of its training data and
@@ -102,7 +103,7 @@ def stage(
 
 
 def _write_training_profile(
-    staging: Path, job: EffectiveJob, prepared: Prepared, backend: Backend
+    staging: Path, job: EffectiveJob, prepared: Prepared[Any], backend: Backend[Any]
 ) -> None:
     """The profile that `drift.reference: training` checks against. Training data the drift
     statistics cannot summarise leaves the version without one; the retrain goes on."""
