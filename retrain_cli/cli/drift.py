@@ -78,7 +78,7 @@ def check(
 
     Example: retrain-cli drift check --all --report drift.html
     """
-    from retrain_cli.cluster.placement import ClusterPlacement
+    from retrain_cli.cluster.placement import cluster_placement
     from retrain_cli.drift import check as monitor
     from retrain_cli.drift.compare import DriftSettings
     from retrain_cli.jobs.store import select_jobs
@@ -99,7 +99,7 @@ def check(
             ]
         else:
             selected = select_jobs(session, jobs or [], every)
-            with ClusterPlacement(settings) as placement:
+            with cluster_placement(settings) as placement:
                 outcomes = monitor.check_jobs(
                     session, settings, selected, at, every_enabled=every, placement=placement
                 )
@@ -134,13 +134,13 @@ def profile(
 
     Example: retrain-cli drift profile churn
     """
-    from retrain_cli.cluster.placement import ClusterPlacement
+    from retrain_cli.cluster.placement import cluster_placement
     from retrain_cli.drift import check as monitor
     from retrain_cli.jobs.store import select_jobs
 
     with open_session(database_url) as (settings, session):
         selected = select_jobs(session, jobs or [], every)
-        with ClusterPlacement(settings) as placement:
+        with cluster_placement(settings) as placement:
             outcomes = monitor.profile_jobs(
                 session, settings, selected, every_enabled=every, placement=placement
             )

@@ -61,7 +61,7 @@ def retrain(
     Example: retrain-cli retrain fraud-lgbm --trigger manual --trigger-detail "new labels"
     """
     from retrain_cli.cli.runtime import export_metrics, notify, publish_serving
-    from retrain_cli.cluster.placement import ClusterPlacement
+    from retrain_cli.cluster.placement import cluster_placement
     from retrain_cli.core.durations import utcnow
     from retrain_cli.core.settings import load_settings
     from retrain_cli.db.session import make_engine
@@ -75,7 +75,7 @@ def retrain(
         job, trigger, trigger_detail, wait_timeout, not no_promote, scheduled_for, force
     )
     try:
-        with _progress(quiet or as_json) as on_progress, ClusterPlacement(settings) as placement:
+        with _progress(quiet or as_json) as on_progress, cluster_placement(settings) as placement:
             hooks = Hooks(on_progress=on_progress, placement=placement)
             result = run(engine, settings, request, hooks)
     except BusyError as exc:

@@ -8,7 +8,8 @@ ran, and why a `compute: dask` job's ran here (docs/scaling.md).
 
 from __future__ import annotations
 
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from retrain_cli.cluster.backend import DaskBackend
@@ -25,11 +26,18 @@ if TYPE_CHECKING:
     from retrain_cli.trainers.base import Trainer
 
 
-class ClusterPlacement:
+@contextmanager
+def cluster_placement(settings: Settings) -> Iterator[ClusterPlacement]:
     """The configured cluster's placement, connected on first use and closed with the command."""
+    with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
+        yield ClusterPlacement(cluster)
 
-    def __init__(self, settings: Settings) -> None:
-        self.cluster = Cluster(settings.dask_scheduler, settings.dask_timeout_s)
+
+class ClusterPlacement:
+    """Where each job's work runs, with the configured cluster at hand."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
 
     def _placed(self, job: EffectiveJob) -> Placed:
         on_cluster, note = self.cluster.placement(job.spec.compute)
@@ -55,14 +63,3 @@ class ClusterPlacement:
         if placed.backend is not LOCAL and not sources.is_parquet(source):
             return Placed(LOCAL, "CSV and SQL windows are profiled here")
         return placed
-
-    def __enter__(self) -> ClusterPlacement:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.cluster.close()

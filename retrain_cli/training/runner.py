@@ -95,7 +95,7 @@ class Hooks:
     host_slots: HostSlots | None = None
     on_progress: Callable[[int, int], None] = field(default=lambda done, total: None)
     heartbeat_seconds: float | None = None  # default: the settings' heartbeat_interval
-    placement: Placement = field(default_factory=LocalPlacement)  # the CLI's knows the cluster
+    placement: Placement = field(default_factory=LocalPlacement)  # the CLI passes the cluster's
 
 
 class RunFailed(RetrainError):
