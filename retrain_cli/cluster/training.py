@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrain_cli.cluster import partitions
 from retrain_cli.cluster import profile as cluster_profile
 from retrain_cli.cluster.client import gather
 from retrain_cli.core.errors import DataError
@@ -38,17 +39,6 @@ if TYPE_CHECKING:
 
     from retrain_cli.data.profile import Profile
     from retrain_cli.jobs.store import EffectiveJob
-
-
-@dataclass(frozen=True)
-class PartitionSummary:
-    """What one partition of the training rows holds, described on its worker."""
-
-    rows: int
-    sha256: str  # over the partition's rows (`data.training.fingerprint`)
-    categorical: list[str]  # its categorical features
-    uniques: dict[str, list[Any]]  # each categorical feature's values
-    span: tuple[Any, Any] | None  # the time column's least and greatest value; None: no rows
 
 
 @dataclass
@@ -71,10 +61,10 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared[Cluster
     features = training_data.feature_names(job, present)
     wanted = [c for c in present if c in {*features, *spec.special_columns}]
     parts = streaming.partitions(source, "train", wanted) or []
-    frames = client.map(_read_part, parts, columns=wanted, target=spec.target, pure=False)
+    frames = client.map(partitions.read_part, parts, columns=wanted, target=spec.target, pure=False)
     described = gather(
         client,
-        _describe,
+        partitions.describe,
         frames,
         features=features,
         declared=spec.categorical,
@@ -89,7 +79,7 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared[Cluster
     holdout = _holdout(client, frames, cut, spec.time_column, categories)
     kept = [(frame, n) for frame, n in zip(frames, cut, strict=True) if n]  # rows to train on
     train = client.map(
-        _training_rows,
+        partitions.training_rows,
         [frame for frame, _ in kept],
         [n for _, n in kept],
         columns=[*features, spec.target],
@@ -106,7 +96,7 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared[Cluster
             features,
             spec.target,
             rows - n_holdout,
-            client.submit(_empty, train[0], pure=False).result(),
+            client.submit(partitions.empty, train[0], pure=False).result(),
         ),
         holdout=training_data.data_of(holdout, features, spec.target),
         holdout_returns=training_data.returns_of(holdout, spec.return_column),
@@ -114,7 +104,9 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared[Cluster
     )
 
 
-def _categories(described: list[PartitionSummary], categorical: list[str]) -> dict[str, Any]:
+def _categories(
+    described: list[partitions.PartitionSummary], categorical: list[str]
+) -> dict[str, Any]:
     """Each categorical feature's categories over all partitions, as `astype("category")` of
     the whole column would order them."""
     import pandas as pd
@@ -129,7 +121,7 @@ def _categories(described: list[PartitionSummary], categorical: list[str]) -> di
 def _holdout_cut(
     client: Client,
     frames: list[Future[Any]],
-    described: list[PartitionSummary],
+    described: list[partitions.PartitionSummary],
     time_column: str | None,
     first: int,
 ) -> list[int]:
@@ -139,14 +131,14 @@ def _holdout_cut(
         sizes = np.array([d.rows for d in described])
         starts = np.cumsum(sizes) - sizes
         return [int(k) for k in np.clip(first - starts, 0, sizes)]
-    keys = client.map(_sorted_keys, frames, time_column=time_column, pure=False)
+    keys = client.map(partitions.sorted_keys, frames, time_column=time_column, pure=False)
     try:
 
         def run(brackets: list[selection.Bracket]) -> list[list[selection.Probe]]:
             return gather(client, selection.probe, keys, brackets=brackets)
 
         (value,) = selection.select([first], run)
-        counts = gather(client, _count_at, keys, value=value)
+        counts = gather(client, partitions.count_at, keys, value=value)
     finally:
         for future in keys:  # dropped: their dependent tasks are done
             future.release()
@@ -169,7 +161,7 @@ def _holdout(
     """The hold-out rows of every partition, here, in time order (ties in file order)."""
     import pandas as pd
 
-    pieces = gather(client, _holdout_rows, frames, cut, time_column=time_column)
+    pieces = gather(client, partitions.holdout_rows, frames, cut, time_column=time_column)
     holdout = pd.concat([piece for piece in pieces if len(piece)], ignore_index=True)
     if time_column:
         order = training_data.time_order(holdout[time_column], time_column)
@@ -181,7 +173,9 @@ def _holdout(
     return holdout
 
 
-def _fingerprint(described: list[PartitionSummary], time_column: str | None) -> dict[str, Any]:
+def _fingerprint(
+    described: list[partitions.PartitionSummary], time_column: str | None
+) -> dict[str, Any]:
     """Rows, time range, and a sha256 over the partitions' own digests in file order (a local
     run's digest is over the rows in time order: switching `compute` retrains once)."""
     digest = hashlib.sha256(b"partitions\0")
@@ -265,106 +259,5 @@ def profile_rows(rows: ClusterRows, categorical: list[str], bins: int) -> Profil
     schema = pa.Schema.from_pandas(rows.meta[rows.features], preserve_index=False)
     kinds = {name: column_kind(schema.field(name).type, name, columns) for name in rows.features}
     return cluster_profile.build(
-        client, rows.parts, _frame_column, kinds, bins, rows.rows, "training data"
+        client, rows.parts, partitions.frame_column, kinds, bins, rows.rows, "training data"
     )
-
-
-# tasks, on the workers
-
-
-def _read_part(part: streaming.Partition, columns: list[str], target: str) -> pd.DataFrame:
-    import pandas as pd
-    import pyarrow as pa
-
-    batches = list(streaming.partition_batches(part, "train", columns))
-    if not batches:  # an empty file of a dataset: no rows, as in a local read
-        return pd.DataFrame(columns=columns)
-    frame = training_data.labelled(
-        pa.Table.from_batches(batches).to_pandas(split_blocks=True), target
-    )
-    return frame.reset_index(drop=True)
-
-
-def _describe(
-    frame: pd.DataFrame, features: list[str], declared: list[str], time_column: str | None
-) -> PartitionSummary:
-    """A partition's rows, digest, time range, categorical features and their values."""
-    categorical = training_data.categorical_features(frame, features, declared)
-    return PartitionSummary(
-        rows=len(frame),
-        sha256=training_data.fingerprint(frame, None)["sha256"],
-        categorical=categorical,
-        uniques={name: frame[name].dropna().unique().tolist() for name in categorical},
-        span=(
-            (frame[time_column].min(), frame[time_column].max())
-            if time_column and len(frame)
-            else None
-        ),
-    )
-
-
-def _keys(frame: pd.DataFrame, time_column: str) -> np.ndarray[Any, Any]:
-    """The partition's time column as numbers that sort as a local run sorts it: timestamps
-    as int64 nanoseconds, missing values last."""
-    import pandas as pd
-
-    order = training_data.time_order(frame[time_column], time_column)
-    if pd.api.types.is_datetime64_any_dtype(order.dtype):
-        if getattr(order.dt, "tz", None) is not None:
-            order = order.dt.tz_convert(None)
-        keys: np.ndarray[Any, Any] = order.to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
-        keys[order.isna().to_numpy()] = np.iinfo(np.int64).max
-    elif pd.api.types.is_integer_dtype(order.dtype) and not order.isna().any():
-        keys = order.to_numpy(dtype=np.int64)
-    else:
-        keys = order.to_numpy(dtype=np.float64, na_value=np.inf)
-    return keys
-
-
-def _sorted_keys(frame: pd.DataFrame, time_column: str) -> np.ndarray[Any, Any]:
-    return np.sort(_keys(frame, time_column))
-
-
-def _count_at(keys: np.ndarray[Any, Any], value: Any) -> tuple[int, int]:
-    below = int(np.searchsorted(keys, value, "left"))
-    return below, int(np.searchsorted(keys, value, "right")) - below
-
-
-def _split(frame: pd.DataFrame, kept: int, time_column: str | None) -> np.ndarray[Any, Any]:
-    """Which rows of a partition stay in training: its first `kept` rows in time order (ties
-    in file order)."""
-    mask = np.zeros(len(frame), dtype=bool)
-    if time_column is None:
-        mask[:kept] = True
-    else:
-        mask[np.argsort(_keys(frame, time_column), kind="stable")[:kept]] = True
-    return mask
-
-
-def _holdout_rows(frame: pd.DataFrame, kept: int, time_column: str | None) -> pd.DataFrame:
-    return frame[~_split(frame, kept, time_column)]
-
-
-def _training_rows(
-    frame: pd.DataFrame,
-    kept: int,
-    columns: list[str],
-    time_column: str | None,
-    categories: dict[str, Any],
-) -> pd.DataFrame:
-    import pandas as pd
-
-    rows = frame.loc[_split(frame, kept, time_column), columns].reset_index(drop=True)
-    for name, known in categories.items():
-        rows[name] = rows[name].astype(pd.CategoricalDtype(known))
-    return rows
-
-
-def _empty(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.head(0)
-
-
-def _frame_column(frame: pd.DataFrame, name: str) -> Any:
-    import pyarrow as pa
-
-    return pa.Array.from_pandas(frame[name])
