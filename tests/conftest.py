@@ -330,5 +330,6 @@ def _fast_tests_train_no_model_and_start_no_process(
     monkeypatch.setattr(subprocess.Popen, "__init__", popen)
 
 
-# what libraries run on their own when first used: platform.architecture, ctypes.util
-LIBRARY_PROBES = frozenset({"file", "uname", "ldconfig", "gcc", "cc", "ld", "objdump"})
+# what libraries run on their own when first used: platform.architecture, ctypes.util, and
+# matplotlib's font cache in a new environment
+LIBRARY_PROBES = frozenset({"file", "uname", "ldconfig", "gcc", "cc", "ld", "objdump", "fc-list"})
