@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
@@ -148,6 +148,32 @@ def test_a_killed_holders_slot_is_claimed_from_another_host(pg: str, tmp_path: P
     assert statuses == {"stuck": "abandoned", "next": "succeeded"}
 
 
+def freeze_between_transactions(pid: int, url: str) -> None:
+    """SIGSTOP a process at a moment when none of its database sessions is inside a
+    transaction. Frozen between a statement and its COMMIT (a heartbeat's is a few ms of every
+    interval) it would hold that row's lock until it resumed, and every other host would wait
+    on it: a fault of its own (docs/many-hosts.md), not the one the caller tests."""
+    engine = make_engine(url)
+    try:
+        for _ in range(100):
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.1)  # a statement in flight finishes, its session goes idle
+            with engine.connect() as conn:
+                open_transactions = conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+            if open_transactions == 0:
+                return
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    raise AssertionError("the process never paused outside a transaction")
+
+
 @pytest.mark.slow
 def test_a_frozen_holder_stops_itself_and_registers_nothing(pg: str, tmp_path: Path) -> None:
     config = {"max_concurrent_retrains": 1, "lease_ttl": 2, "heartbeat_interval": 0.5}
@@ -164,7 +190,7 @@ def test_a_frozen_holder_stops_itself_and_registers_nothing(pg: str, tmp_path: P
     holder = spawn(a, "retrain", "frozen", "--json")
     run = wait_for_running(pg, "frozen")
     time.sleep(0.5)
-    os.kill(holder.pid, signal.SIGSTOP)
+    freeze_between_transactions(holder.pid, pg)
     time.sleep(3)  # beyond the 2 s lease
     taken = cli(b, "retrain", "other", "--wait-timeout", "10")  # expires the lease, takes it
     assert taken.returncode == 0, taken.stderr
