@@ -123,12 +123,14 @@ def test_no_deferred_import_of_own_modules_without_a_reason() -> None:
 
 
 def test_performance_rows_are_told_apart_by_kind_never_by_the_metric_name() -> None:
-    """`db/tracking.py` names the kinds and their metrics; no reader matches a metric's prefix."""
+    """`db/tracking.py` names the kinds and their metrics; no reader matches a metric's prefix
+    or tells estimated rows from realized ones by the `estimated` flag."""
     owner = SOURCE / "db" / "tracking.py"
     for path in SOURCE.rglob("*.py"):
         if "migrations" in path.parts or path == owner:
             continue
         found = re.search(
-            r"metric\.(like|startswith)\(|\"(change_point|rollout):\S", path.read_text()
+            r"metric\.(like|startswith)\(|\"(change_point|rollout):\S|estimated\.is_\(",
+            path.read_text(),
         )
         assert found is None, f"{path.relative_to(SOURCE.parent)}: {found and found.group()}"

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from retrain_cli.core.choices import RunStatus, VersionStatus
+from retrain_cli.core.choices import RowKind, RunStatus, VersionStatus
 from retrain_cli.db.models import (
     AutoRetrainingConfig,
     AutoRetrainingJob,
@@ -26,6 +26,7 @@ from retrain_cli.db.models import (
     RetrainingJobHistory,
 )
 from retrain_cli.db.queries import drift_verdict, newest_per_model
+from retrain_cli.db.tracking import of_kind
 from retrain_cli.scheduling import schedule
 from retrain_cli.versions.rollouts import state as rollouts
 
@@ -229,7 +230,7 @@ def _latest_primary(session: Session, value: Any, threshold: Any, degraded: Any)
     table = ModelPerformanceTracking
     query = newest_per_model(
         table,
-        and_(table.is_primary, table.estimated.is_(False)),  # realized values
+        and_(table.is_primary, of_kind(RowKind.CHECKED)),  # realized values
         table.model_name,
         table.metric,
         table.value,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
-from retrain_cli.core.choices import RunStatus, VersionStatus
+from retrain_cli.core.choices import RowKind, RunStatus, VersionStatus
 from retrain_cli.db.models import (
     AutoRetrainingConfig,
     AutoRetrainingJob,
@@ -19,6 +19,7 @@ from retrain_cli.db.models import (
     RetrainingJobHistory,
 )
 from retrain_cli.db.queries import drift_verdict
+from retrain_cli.db.tracking import of_kind
 from retrain_cli.scheduling import schedule
 from retrain_cli.scheduling.dispatch import job_states
 from retrain_cli.training.slots.database import running_slots
@@ -85,7 +86,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
         since,
         and_(
             ModelPerformanceTracking.is_primary,
-            ModelPerformanceTracking.estimated.is_(False),
+            of_kind(RowKind.CHECKED),
             ModelPerformanceTracking.degraded.is_(True),
         ),
     )
@@ -168,12 +169,12 @@ def _estimation_errors(session: Session, since: datetime) -> dict[str, tuple[flo
                 realized.metric == estimate.metric,
                 realized.window_start == estimate.window_start,
                 realized.window_end == estimate.window_end,
-                realized.estimated.is_(False),
+                of_kind(RowKind.CHECKED, RowKind.REALIZED, table=realized),
                 realized.value.is_not(None),
             ),
         )
         .where(
-            estimate.estimated.is_(True),
+            of_kind(RowKind.ESTIMATED, table=estimate),
             estimate.is_primary,
             estimate.checked_at >= since,
             estimate.value.is_not(None),

@@ -19,7 +19,7 @@ from sqlalchemy import and_, select, tuple_
 from sqlalchemy.orm import Session
 
 from retrain_cli.core import paths
-from retrain_cli.core.choices import VersionStatus
+from retrain_cli.core.choices import RowKind, VersionStatus
 from retrain_cli.core.errors import one_line
 from retrain_cli.core.private import open_private_append, private_dir
 from retrain_cli.core.settings import Settings
@@ -32,6 +32,7 @@ from retrain_cli.db.models import (
     RetrainingJobHistory,
 )
 from retrain_cli.db.queries import drift_verdict, newest_per_model
+from retrain_cli.db.tracking import of_kind
 from retrain_cli.jobs.defaults import RETRY_BACKOFF_S
 from retrain_cli.jobs.store import JobFailure
 from retrain_cli.scheduling import schedule
@@ -200,7 +201,7 @@ def _newest_performance(
     rows = session.execute(
         newest_per_model(
             table,
-            and_(table.is_primary, table.estimated.is_(estimated)),
+            and_(table.is_primary, of_kind(RowKind.ESTIMATED if estimated else RowKind.CHECKED)),
             table.model_name,
             table.checked_at,
             table.metric,

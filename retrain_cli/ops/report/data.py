@@ -119,7 +119,7 @@ def _performance(session: Session, axis: Axis, history: ModelHistory) -> None:
     bucket = axis.bucket(table.checked_at).label("bucket")
     rows = session.execute(
         select(
-            table.estimated,
+            table.kind,
             table.metric,
             bucket,
             func.avg(table.value),
@@ -133,15 +133,15 @@ def _performance(session: Session, axis: Axis, history: ModelHistory) -> None:
             table.checked_at >= axis.since,
             table.checked_at <= axis.now,
         )
-        .group_by(table.estimated, table.metric, bucket)
+        .group_by(table.kind, table.metric, bucket)
         .order_by(bucket)
     ).all()
     if not rows:
         return
     # the metric most recently chosen as primary (a job may have changed it)
     history.metric = rows[-1][1]
-    realized = [r for r in rows if r[1] == history.metric and not r[0]]
-    estimated = [r for r in rows if r[1] == history.metric and r[0]]
+    realized = [r for r in rows if r[1] == history.metric and r[0] == RowKind.CHECKED]
+    estimated = [r for r in rows if r[1] == history.metric and r[0] == RowKind.ESTIMATED]
     history.realized = _series(axis, ((r[2], r[3]) for r in realized))
     history.estimated = _series(axis, ((r[2], r[3]) for r in estimated))
     thresholds = {r[2]: r[4] for r in [*estimated, *realized]}  # one a bucket: realized wins
@@ -329,7 +329,7 @@ def _newest_drift(session: Session) -> dict[str, bool]:
 
 def _newest_primary(session: Session) -> dict[str, bool]:
     table = ModelPerformanceTracking
-    realized = and_(table.is_primary, table.estimated.is_(False))
+    realized = and_(table.is_primary, of_kind(RowKind.CHECKED))
     query = newest_per_model(table, realized, table.model_name, table.degraded)
     return {model: bool(degraded) for model, degraded in session.execute(query)}
 
