@@ -269,5 +269,17 @@ CREATE INDEX ix_model_performance_tracking_model_name_kind_checked_at ON model_p
 
 UPDATE alembic_version SET version_num='0007_performance_row_kinds' WHERE alembic_version.version_num = '0006_rollouts';
 
+-- Running upgrade 0007_performance_row_kinds -> 0008_registry_identity
+
+CREATE TABLE registry_identity (
+    id VARCHAR(32) NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_registry_identity PRIMARY KEY (id)
+);
+
+INSERT INTO registry_identity (id, created_at) VALUES (replace(gen_random_uuid()::text, '-', ''), now());
+
+UPDATE alembic_version SET version_num='0008_registry_identity' WHERE alembic_version.version_num = '0007_performance_row_kinds';
+
 COMMIT;
 

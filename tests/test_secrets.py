@@ -13,7 +13,7 @@ import yaml
 
 from retrain_cli.core import redaction
 from tests.conftest import Cli
-from tests.helpers import window
+from tests.helpers import window, write_job
 
 PASSWORDS = ["pa ss word", "p@ss:w/rd", "50%of:/x", "pässwörd☃ü", "::@@//%%  "]
 UNREACHABLE = "127.0.0.1:1"  # connection refused at once
@@ -109,3 +109,27 @@ def test_data_source_password_is_never_printed(
     assert "query on postgresql://reader:" in outputs[3].stderr
     texts = [text for r in outputs for text in (r.stdout, r.stderr)]
     assert not _leaks(password, *texts, _home_files(home))
+
+
+WEBHOOK_SECRETS = ["T0AAA/B0BBB/s3cr3tPathToken", "qs-t0ken-123", "hookuser", "hookpass"]
+
+
+def test_webhook_tokens_are_never_shown(cli: Cli, tmp_path: Path, home: Path) -> None:
+    """A webhook's path token, `?token=` query and user info are secrets: `jobs show` (text and
+    JSON) and `jobs list` show only its scheme and host."""
+    url = "https://hookuser:hookpass@hooks.example:8443/T0AAA/B0BBB/s3cr3tPathToken?token=qs-t0ken-123"
+    job = write_job(
+        tmp_path, "hooked", notify=[{"webhook": url}, {"email": "ml-oncall@example.com"}]
+    )
+    assert cli("jobs", "apply", "-f", str(job)).exit_code == 0
+    outputs = [
+        cli("jobs", "show", "hooked"),
+        cli("jobs", "show", "hooked", "--json"),
+        cli("jobs", "list"),
+        cli("jobs", "list", "--json"),
+    ]
+    assert [r.exit_code for r in outputs] == [0] * 4
+    texts = [text for r in outputs for text in (r.stdout, r.stderr)]
+    assert "https://hooks.example:8443/***" in outputs[1].stdout
+    assert "ml-oncall@example.com" in outputs[1].stdout  # an address is not a secret
+    assert [s for s in WEBHOOK_SECRETS if any(s in text for text in texts)] == []

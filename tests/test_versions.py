@@ -5,7 +5,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +146,7 @@ def race(engine, version: int, barrier: threading.Barrier, outcomes: list[str]) 
     barrier.wait()
     try:
         with session_scope(engine, check_schema=False) as s:
-            registry.promote(
-                s, "j1-model", version, datetime.now(UTC), expect_current=1, preflight=False
-            )
+            registry.promote(s, "j1-model", version, expect_current=1, preflight=False)
         outcomes.append(f"won {version}")
     except ConflictError as exc:
         outcomes.append(f"lost: {exc}")
@@ -161,7 +159,7 @@ def test_two_racing_promotions_one_wins_cleanly_20_times(
     engines = [make_engine(db_url), make_engine(db_url)]
     try:
         with session() as s:
-            registry.promote(s, "j1-model", 1, datetime.now(UTC))
+            registry.promote(s, "j1-model", 1)
         for round_ in range(20):
             barrier = threading.Barrier(2)
             outcomes: list[str] = []
@@ -182,9 +180,7 @@ def test_two_racing_promotions_one_wins_cleanly_20_times(
             actives = [v for v, status in state(session).items() if status == "active"]
             assert actives == [int(winners[0].split()[1])]
             with session() as s:
-                registry.promote(
-                    s, "j1-model", 1, datetime.now(UTC) + timedelta(seconds=1), preflight=False
-                )
+                registry.promote(s, "j1-model", 1, preflight=False)
     finally:
         for engine in engines:
             engine.dispose()
@@ -197,14 +193,14 @@ def test_promotions_queued_behind_the_lock_leave_exactly_one_champion(
     """v2 is active. A promotion of v3 and then one of v2 (active when it is read) wait behind a
     lock the test holds; the log of switches replays to the one active version."""
     with session() as s:
-        registry.promote(s, "j1-model", 2, datetime.now(UTC))
+        registry.promote(s, "j1-model", 2)
     engines = [make_engine(db_url) for _ in range(3)]
     outcomes: list[str] = []
 
     def promote(engine: Any, version: int) -> None:
         try:
             with session_scope(engine, check_schema=False) as s:
-                registry.promote(s, "j1-model", version, datetime.now(UTC))
+                registry.promote(s, "j1-model", version)
             outcomes.append(f"promoted v{version}")
         except Exception as exc:
             outcomes.append(f"v{version}: {exc}")
@@ -243,3 +239,69 @@ def test_a_retrain_promotion_is_audited_with_its_run(
         (event,) = s.scalars(select(ModelVersionEvent))
     assert (event.run_id, event.to_version, event.event) == (run["run_id"], 1, "promote")
     assert "meets the threshold" in (event.reason or "")
+
+
+def _register(session: SessionFactory, model: str, count: int) -> None:
+    """`count` registered versions of `model`, rows only (the race below skips the preflight)."""
+    now = datetime.now(UTC)
+    with session() as s:
+        for number in range(1, count + 1):
+            s.add(
+                ModelVersionManagement(
+                    model_name=model,
+                    version=number,
+                    model_type="lightgbm",
+                    status="registered",
+                    artifact_path=f"/nowhere/{number}/manifest.json",
+                    sha256="0" * 64,
+                    size_bytes=0,
+                    metrics={},
+                    hyperparameters={},
+                    data_fingerprint={},
+                    created_at=now,
+                )
+            )
+
+
+def test_ten_racing_promotions_leave_an_audit_log_that_replays_to_the_table(
+    db_url: str, session: SessionFactory
+) -> None:
+    """Ten promotions of one model race; whatever order they commit in, the log read by
+    (time, id) is one chain of switches, and `--at` after the race names the active version."""
+    _register(session, "m", 10)
+    engines = [make_engine(db_url) for _ in range(10)]
+    barrier = threading.Barrier(10)
+    failures: list[str] = []
+
+    def promote(engine: Any, version: int) -> None:
+        barrier.wait()
+        try:
+            with session_scope(engine, check_schema=False) as s:
+                registry.promote(s, "m", version, preflight=False)
+        except Exception as exc:  # reported below, with the others
+            failures.append(f"v{version}: {exc}")
+
+    threads = [
+        threading.Thread(target=promote, args=(engine, number))
+        for number, engine in enumerate(engines, start=1)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        for engine in engines:
+            engine.dispose()
+    assert failures == []
+    with session() as s:
+        active = registry.active_version(s, "m")
+        chain = registry.events(s, "m")  # by (time, id)
+        assert active is not None
+        assert registry.active_at(s, "m", datetime.now(UTC)) == active.version
+    assert len(chain) == 10
+    replayed = None
+    for event in chain:
+        assert event.from_version == replayed, [(e.from_version, e.to_version) for e in chain]
+        replayed = event.to_version
+    assert replayed == active.version

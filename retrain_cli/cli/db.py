@@ -7,6 +7,7 @@ import typer
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Quiet
 from retrain_cli.cli.output import Output
 from retrain_cli.core.durations import utcnow
+from retrain_cli.core.ownership import check, claim
 from retrain_cli.core.settings import load_settings
 from retrain_cli.db.schema import InitResult, init_database, render_postgresql_ddl
 from retrain_cli.db.session import make_engine
@@ -22,8 +23,15 @@ def init(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet =
     """
     settings = load_settings(database_url)
     engine = make_engine(settings.database_url)
+
+    def refuse_owned(registry: str) -> None:  # before the schema commits: nothing changes
+        for directory in settings.owned_dirs:
+            check(directory, registry, settings.safe_database_url)
+
     try:
-        result = init_database(engine, utcnow())
+        result = init_database(engine, utcnow(), refuse_owned)
+        for directory in settings.owned_dirs:
+            claim(directory, result.registry, settings.safe_database_url)
     finally:
         engine.dispose()
     Output(as_json, quiet).emit(result, lambda c: c.print(_describe(result)))

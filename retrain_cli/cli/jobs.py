@@ -111,8 +111,9 @@ def show(
             "manual_requested_at": job.manual_requested_at,
             "last_run_at": job.last_run_at,
             "last_run_status": job.last_run_status,
-            "spec": redact_urls(job.spec),
+            "spec": job.spec,
         }
+        document = redact_urls(document)
     Output(as_json, quiet).emit(document, lambda c: c.print(_as_yaml(document), markup=False))
 
 

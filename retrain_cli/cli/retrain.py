@@ -60,16 +60,15 @@ def retrain(
 
     Example: retrain-cli retrain fraud-lgbm --trigger manual --trigger-detail "new labels"
     """
-    from retrain_cli.cli.runtime import export_metrics, notify, publish_serving
+    from retrain_cli.cli.runtime import claimed_engine, export_metrics, notify, publish_serving
     from retrain_cli.cluster.placement import cluster_placement
     from retrain_cli.core.durations import utcnow
     from retrain_cli.core.settings import load_settings
-    from retrain_cli.db.session import make_engine
     from retrain_cli.training.runner import Hooks, RetrainRequest, RunFailed
     from retrain_cli.training.runner import retrain as run
 
     settings = load_settings(database_url)
-    engine = make_engine(settings.database_url)
+    engine = claimed_engine(settings)
     output = Output(as_json, quiet)
     request = RetrainRequest(
         job, trigger, trigger_detail, wait_timeout, not no_promote, scheduled_for, force

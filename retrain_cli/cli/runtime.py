@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.core import paths
 from retrain_cli.core.durations import utcnow
+from retrain_cli.core.ownership import claim
 from retrain_cli.core.settings import Settings, load_settings
+from retrain_cli.db.queries import registry_id
 from retrain_cli.db.session import make_engine, session_scope
 from retrain_cli.training.history import sweep_abandoned
 
@@ -31,7 +33,7 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
     from retrain_cli.versions.changes import to_publish
 
     settings = load_settings(database_url)
-    engine = make_engine(settings.database_url)
+    engine = claimed_engine(settings)
     try:
         with session_scope(engine) as session:
             sweep_abandoned(session, utcnow())
@@ -41,6 +43,21 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
         export_metrics(engine, settings)
     finally:
         engine.dispose()
+
+
+def claimed_engine(settings: Settings) -> Engine:
+    """The database's engine, once this host's directories are known to be that database's
+    (`core.ownership`): a command against a second database sharing them stops here."""
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            registry = registry_id(session)
+        for directory in settings.owned_dirs:
+            claim(directory, registry, settings.safe_database_url)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 def export_metrics(engine: Engine, settings: Settings) -> None:

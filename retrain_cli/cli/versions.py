@@ -90,7 +90,6 @@ def promote(
             session,
             model,
             version,
-            utcnow(),
             reason=reason,
             expect_current=expect_current,
             actor=actor,
@@ -118,7 +117,7 @@ def rollback(
     Example: retrain-cli versions rollback fraud --reason "bad release"
     """
     with open_session(database_url) as (settings, session):
-        switch = registry.rollback(session, model, utcnow(), to, reason=reason, actor=actor)
+        switch = registry.rollback(session, model, to, reason=reason, actor=actor)
     _done(Output(as_json, quiet), switch, settings)
 
 

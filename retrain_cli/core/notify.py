@@ -25,7 +25,7 @@ from typing import Any
 from retrain_cli.core import paths
 from retrain_cli.core.errors import one_line
 from retrain_cli.core.private import append_line
-from retrain_cli.core.redaction import scrub
+from retrain_cli.core.redaction import redact_webhook, scrub
 from retrain_cli.core.serialize import jsonable
 
 EVENTS = (
@@ -121,7 +121,7 @@ class Notifier:
     def _record_failure(self, event: Event, target: Mapping[str, str], exc: Exception) -> None:
 
         kind, address = next(iter(target.items())) if target else ("?", "?")
-        where = address if kind == "email" else _without_secrets(address)
+        where = address if kind == "email" else redact_webhook(address)
         error = one_line(exc).replace(address, where)
         line = (
             f"{event.at.isoformat()} {event.kind} -> {kind} {where}: {type(exc).__name__}: {error}"
@@ -129,16 +129,3 @@ class Notifier:
         # nowhere left to say it if this fails; the command's own record is what matters
         with contextlib.suppress(OSError):
             append_line(self.log, line)
-
-
-def _without_secrets(url: str) -> str:
-    """A webhook URL as logs show it: scheme and host only (Slack-style paths are tokens)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "***"
-    return f"{parts.scheme}://{host}{port}/***"

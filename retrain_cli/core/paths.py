@@ -9,6 +9,8 @@ one module that names those paths, so that where things live changes in one plac
     logs_dir/<job>/<start>-<pid>.log            a retrain started by `jobs due --run`
     logs_dir/<name>.log                         notifications, warnings, metrics, serving, cron
     RETRAIN_HOME/report/                        `report`'s default output
+    RETRAIN_HOME/owner.json                     the database that owns the home (and in a
+                                                locks_dir or logs_dir outside it)
 
 A name from a job file (a model, a job) is refused when it could leave its directory.
 """
@@ -27,6 +29,7 @@ STAGING_PREFIX = ".staging-"
 SERVING = "serving"
 PROFILES = "profiles"
 REPORT = "report"
+OWNER = "owner.json"
 
 
 def model_dir(root: Path, model: str) -> Path:
@@ -84,3 +87,7 @@ def log_file(logs_dir: Path, name: str) -> Path:
 
 def report_dir(home: Path) -> Path:
     return home / REPORT
+
+
+def owner_mark(directory: Path) -> Path:
+    return directory / OWNER

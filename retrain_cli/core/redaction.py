@@ -57,16 +57,35 @@ def remember(url: str) -> None:
             _remembered.add(secret)
 
 
+def redact_webhook(url: str) -> str:
+    """A webhook URL as outputs show it: scheme, host and port only. Its user, path and query
+    are left out, whatever they look like: Slack-style paths and `?token=` queries are the
+    secret that lets anyone post."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return MASK
+    return f"{parts.scheme}://{host}{port}/{MASK}"
+
+
+_REDACTED_KEYS = {"url": redact_url, "webhook": redact_webhook}
+
+
 def redact_urls(document: Any) -> Any:
-    """A copy of a job's document with the value of every `url` key redacted."""
+    """A copy of a document (a job's spec, its settings) with its secrets masked: the password
+    of every `url`, and everything but the host of every `webhook` notification target."""
     if isinstance(document, dict):
         return {
-            key: redact_url(value)
-            if key == "url" and isinstance(value, str)
+            key: _REDACTED_KEYS[key](value)
+            if key in _REDACTED_KEYS and isinstance(value, str)
             else redact_urls(value)
             for key, value in document.items()
         }
-    if isinstance(document, list):
+    if isinstance(document, list | tuple):
         return [redact_urls(value) for value in document]
     return document
 

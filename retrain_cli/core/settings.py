@@ -51,6 +51,15 @@ class Settings:
         return self.semaphore == "database"
 
     @property
+    def owned_dirs(self) -> list[Path]:
+        """The directories only this database may use: the home, and the locks and logs
+        directories where they are configured outside it (see `core.ownership`)."""
+        home = self.home.resolve()
+        dirs = (self.locks_dir, self.logs_dir)
+        outside = [d for d in dirs if not d.resolve().is_relative_to(home)]
+        return [self.home, *dict.fromkeys(outside)]
+
+    @property
     def safe_database_url(self) -> str:
         """The database URL with any password masked, for messages and logs."""
         return redact_url(self.database_url)

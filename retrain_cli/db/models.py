@@ -354,4 +354,15 @@ class ModelVersionEvent(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)  # the analysis
 
 
+class RegistryIdentity(Base):
+    """One row: the id that tells this database apart from every other, made by `db init`. A
+    RETRAIN_HOME records the id of the database that owns it (see `core.ownership`). A copy of
+    the database (a restored backup, a template clone) keeps the id."""
+
+    __tablename__ = "registry_identity"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime]
+
+
 TABLE_NAMES = tuple(sorted(Base.metadata.tables))

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.core.choices import DOMAIN_CLASSIFIER
 from retrain_cli.core.durations import utcnow
-from retrain_cli.db.models import ModelDriftMonitoring, ModelPerformanceTracking
+from retrain_cli.core.errors import DatabaseError
+from retrain_cli.db.models import ModelDriftMonitoring, ModelPerformanceTracking, RegistryIdentity
 
 
 def newest_per_model(
@@ -72,3 +73,11 @@ def database_now(session: Session) -> datetime:
         if isinstance(value, datetime):
             return value.astimezone(UTC)
     return utcnow()
+
+
+def registry_id(session: Session) -> str:
+    """The id `db init` gave this database (see `core.ownership`)."""
+    found: str | None = session.scalar(select(RegistryIdentity.id))
+    if found is None:
+        raise DatabaseError("the database has no registry id: run `retrain-cli db init`")
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from retrain_cli import __version__
 from retrain_cli.core.errors import DatabaseError
 from retrain_cli.core.redaction import scrub
 from retrain_cli.db.models import AutoRetrainingConfig
-from retrain_cli.db.queries import SCHEMA_LOCK, take_turns
+from retrain_cli.db.queries import SCHEMA_LOCK, registry_id, take_turns
 
 DAY_S = 86_400
 
@@ -83,10 +84,14 @@ class InitResult:
     revision_before: str | None
     revision: str
     configs_added: list[str]
+    registry: str  # the database's id (see `core.ownership`)
 
 
-def init_database(engine: Engine, now: datetime) -> InitResult:
-    """Upgrade the schema to head and add the missing default configs, in one transaction."""
+def init_database(
+    engine: Engine, now: datetime, check: Callable[[str], None] = lambda registry: None
+) -> InitResult:
+    """Upgrade the schema to head and add the missing default configs, in one transaction;
+    `check` is given the database's registry id before it commits, and may refuse it."""
     try:
         with engine.begin() as conn:
             take_turns(conn, SCHEMA_LOCK)  # racing inits: the later one finds the head
@@ -94,6 +99,8 @@ def init_database(engine: Engine, now: datetime) -> InitResult:
             with Session(bind=conn) as session:
                 added = seed_default_configs(session, now)
                 session.flush()
+                registry = registry_id(session)
+                check(registry)
     except OperationalError as exc:
         raise DatabaseError(
             f"cannot initialise {engine.url.render_as_string(hide_password=True)}: "
@@ -104,6 +111,7 @@ def init_database(engine: Engine, now: datetime) -> InitResult:
         revision_before=before,
         revision=after,
         configs_added=added,
+        registry=registry,
     )
 
 

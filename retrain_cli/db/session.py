@@ -21,7 +21,7 @@ from retrain_cli.core.redaction import check_url, redact_url, scrub
 from retrain_cli.db.schema import require_known_revision
 
 # The Alembic revision this release's models correspond to (a test keeps it equal to the head).
-SCHEMA_REVISION = "0007_performance_row_kinds"
+SCHEMA_REVISION = "0008_registry_identity"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 

@@ -233,7 +233,6 @@ def _promote(
         registry.switch_active(
             session,
             version,
-            now,
             expect_current=champion.version if champion else None,
             reason=reason,
             job_id=job.id,

@@ -23,6 +23,7 @@ from retrain_cli.core.errors import ConflictError, DataError, NotFoundError
 from retrain_cli.core.notify import Event
 from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import SWITCH_EVENTS, ModelVersionEvent, ModelVersionManagement
+from retrain_cli.db.queries import database_now
 from retrain_cli.store import artifacts
 from retrain_cli.trainers.families import load_trainer
 from retrain_cli.versions import changes
@@ -131,7 +132,6 @@ class Switch:
 def switch_active(
     session: Session,
     target: ModelVersionManagement,
-    now: datetime,
     *,
     event: str = "promote",
     expect_current: int | None = None,
@@ -145,9 +145,12 @@ def switch_active(
 ) -> Switch:
     """Make `target` the active version in the caller's transaction; nothing changes if the
     active version is not `expect_current` (when given) or the preflight fails. A rollout's
-    candidate promoted at the end of its steps passes its weight and its last analysis."""
+    candidate promoted at the end of its steps passes its weight and its last analysis.
+
+    The switch's time is taken once the lock is held (see `event_time`)."""
     model = target.model_name
     lock_active(session, model)  # `target` is read again: as committed now
+    now = event_time(session, model)
     current = active_version(session, model)
     current_number = current.version if current else None
     if expect_current is not None and current_number != expect_current:
@@ -181,6 +184,17 @@ def switch_active(
     session.flush()
     changes.changed(session, model)
     return Switch(model, event, current_number, target.version, actor, reason, now)
+
+
+def event_time(session: Session, model: str) -> datetime:
+    """The time of the model's next audit event, taken under `lock_active`: the database's clock
+    (one clock for every host), and never before the model's last event. Events then carry
+    times in the order they commit, so replaying the log by (time, id) agrees with the table."""
+    last = session.scalar(
+        select(func.max(ModelVersionEvent.at)).where(ModelVersionEvent.model_name == model)
+    )
+    now = database_now(session)
+    return max(now, last) if last is not None else now
 
 
 def lock_active(session: Session, model: str) -> None:
@@ -267,13 +281,11 @@ def artifact_dirs(session: Session, model: str) -> set[Path]:
     return {Path(path).parent for path in paths}
 
 
-def promote(session: Session, model: str, version: int, now: datetime, **options: Any) -> Switch:
-    return switch_active(session, get_version(session, model, version), now, **options)
+def promote(session: Session, model: str, version: int, **options: Any) -> Switch:
+    return switch_active(session, get_version(session, model, version), **options)
 
 
-def rollback(
-    session: Session, model: str, now: datetime, to: int | None = None, **options: Any
-) -> Switch:
+def rollback(session: Session, model: str, to: int | None = None, **options: Any) -> Switch:
     """Return to the previous champion (or to version `to`)."""
     lock_active(session, model)
     current = active_version(session, model)
@@ -286,7 +298,6 @@ def rollback(
     return switch_active(
         session,
         get_version(session, model, to),
-        now,
         event="rollback",
         expect_current=current.version if current else None,
         **options,

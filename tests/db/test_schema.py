@@ -33,6 +33,7 @@ def test_the_six_seed_tables_and_the_audit_log() -> None:
         "model_performance_tracking",
         "model_version_management",
         "model_version_events",  # the seventh: the promotion audit log (see README)
+        "registry_identity",  # one row: the id a RETRAIN_HOME records as its owner
     }
 
 

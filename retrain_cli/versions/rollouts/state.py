@@ -255,8 +255,9 @@ def models_to_advance(session: Session, now: datetime) -> list[str]:
 def record(
     session: Session, move: Move, *, job_id: int | None = None, run_id: int | None = None
 ) -> Move:
-    """Append the move's `model_version_events` row."""
-
+    """Append the move's `model_version_events` row, timed under the model's lock (the caller
+    holds it) as every audit event is: see `registry.event_time`."""
+    move = replace(move, at=registry.event_time(session, move.model))
     session.add(
         ModelVersionEvent(
             model_name=move.model,
