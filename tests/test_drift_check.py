@@ -431,3 +431,43 @@ def test_a_csv_column_of_mixed_types_is_one_line_and_pandas_warning_goes_to_the_
         "several types (text and numbers)"
     ]
     assert "DtypeWarning" in (home / "logs" / "warnings.log").read_text()
+
+
+@pytest.mark.parametrize("mode", ["exact", "profile"])
+@pytest.mark.parametrize("categorical", [False, True])
+def test_a_dead_feature_is_recorded_as_drift_with_no_statistic_and_exits_3(
+    cli: Cli, tmp_path: Path, session: SessionFactory, mode: str, categorical: bool
+) -> None:
+    """A feature whose every current value is missing (a dead upstream column) is the finding
+    that matters most: drifted whatever the share and thresholds, its statistic NULL with the
+    reason, its missing rate 1.0."""
+    dead = "colour" if categorical else "f1"
+    setup_job(
+        cli,
+        tmp_path,
+        shift=0.0,
+        features=["f0", "f1", "colour", "f2", "f3"],
+        drift={"mode": mode, "drift_share": 0.5, "max_missing_rate_change": 1.0},
+    )
+    reference, current = window(seed=1), window(seed=2)
+    for frame in (reference, current):
+        frame["f2"], frame["f3"] = np.arange(len(frame)) % 7, np.arange(len(frame)) % 5
+    current[dead] = None
+    reference.to_parquet(tmp_path / "ref.parquet")
+    current.to_parquet(tmp_path / "cur.parquet")
+    result = cli("drift", "check", "j1", "--json")
+    assert result.exit_code == 3, result.stderr
+    (checked,) = json.loads(result.stdout)["results"]
+    assert checked["drifted"] is True and checked["drift_share"] < 0.5
+    column = next(f for f in checked["features"] if f["feature"] == dead)
+    assert (column["drifted"], column["statistic"], column["n_current"]) == (True, None, 0)
+    assert column["metrics"]["missing_rate_cur"] == 1.0
+    assert column["metrics"]["undefined"] == "no_values: every current value is missing"
+    recorded = {r.feature: r for r in rows(session) if r.scope == "feature"}
+    assert recorded[dead].statistic is None and recorded[dead].drifted
+    assert recorded[dead].metrics["undefined"].startswith("no_values")
+    (dataset,) = [r for r in rows(session) if r.scope == "dataset"]
+    assert dataset.drifted and dataset.metrics["dead_features"] == [dead]
+    assert dataset.metrics["reason"] == f"no current values of {dead}"
+    due = json.loads(cli("jobs", "due", "--json").stdout)
+    assert f"no current values of {dead}" in json.dumps(due)

@@ -38,13 +38,18 @@ def column_kind(arrow_type: pa.DataType, name: str, columns: Columns) -> str:
     return "numeric" if numeric or pa.types.is_decimal(arrow_type) else "categorical"
 
 
-def numeric_values(column: pa.ChunkedArray, name: str, window: str) -> tuple[FloatArray, float]:
-    """The column as float64, nulls and NaN dropped, and the share of them."""
+def numeric_values(
+    column: pa.ChunkedArray, name: str, window: str, *, required: bool = True
+) -> tuple[FloatArray, float]:
+    """The column as float64, nulls and NaN dropped, and the share of them. A column with no
+    values is an error when `required` (a reference), else no values at a missing rate of 1."""
     import pyarrow as pa
 
     chunks = [float64_values(c) for c in column.cast(pa.float64()).chunks if len(c)]
     values = chunks[0] if len(chunks) == 1 else np.concatenate(chunks or [np.empty(0)])
     finite, missing = drop_missing(values)
+    if finite.size == 0 and not required:
+        return finite, 1.0
     if finite.size == 0:
         raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
     if not np.isfinite(finite).all():
@@ -69,9 +74,10 @@ def float64_values(chunk: pa.Array) -> FloatArray:
 
 
 def category_counts(
-    column: pa.ChunkedArray, name: str, window: str
+    column: pa.ChunkedArray, name: str, window: str, *, required: bool = True
 ) -> tuple[dict[str, int], float]:
-    """Count per category (its value as text), nulls and NaN left out; and the share of them."""
+    """Count per category (its value as text), nulls and NaN left out; and the share of them
+    (`required` as for `numeric_values`)."""
     import pyarrow.compute as pc
 
     counts = {
@@ -79,6 +85,8 @@ def category_counts(
         for entry in pc.value_counts(column).to_pylist()
         if entry["values"] is not None and entry["values"] == entry["values"]  # not NaN
     }
+    if not counts and not required:
+        return counts, 1.0
     if not counts:
         raise DataError(f"feature {name!r} has no values in the {window} window (all missing)")
     return counts, (len(column) - sum(counts.values())) / len(column)

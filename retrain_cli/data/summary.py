@@ -193,8 +193,5 @@ def _cdf_error(sketch: kll_doubles_sketch, rank_error: float) -> float:
 def _category_counts(column: pa.Array) -> tuple[dict[str, int], int]:
     import pyarrow as pa
 
-    try:
-        counts, _ = category_counts(pa.chunked_array([column]), "", "current")
-    except DataError:  # nothing but missing values in this batch
-        return {}, len(column)
+    counts, _ = category_counts(pa.chunked_array([column]), "", "current", required=False)
     return counts, len(column) - sum(counts.values())

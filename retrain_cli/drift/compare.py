@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from retrain_cli.drift.multivariate import Multivariate
 
+DEAD_FEATURE = "no_values"  # the reason a feature with no current value has no statistic
+
 
 class DriftSettings(DriftSpec):
     """A job's `drift` section and the threshold of its method (from the job or its type)."""
@@ -83,17 +85,39 @@ class DriftResult:
         self.multivariate = found
         self.drifted = self.drifted or found.drifted
 
+    @property
+    def dead_features(self) -> list[str]:
+        """The features with no value left in the current window."""
+        return [c.feature for c in self.features if c.n_current == 0]
+
+    def reason(self) -> str | None:
+        """What made the check drift, in words (None when it did not): each finding that
+        decides the verdict on its own."""
+        if not self.drifted:
+            return None
+        found = []
+        if self.dead_features:
+            found.append(f"no current values of {', '.join(self.dead_features)}")
+        if self.drift_share is not None and self.drift_share >= self.required_share:
+            found.append(f"drift share {self.drift_share:.2f}")
+        if self.prediction is not None and self.prediction.drifted:
+            found.append("predictions drifted")
+        classifier = self.multivariate
+        if classifier is not None and classifier.drifted and classifier.auc is not None:
+            found.append(f"domain classifier AUC {classifier.auc:.3f}")
+        return "; ".join(found) or None
+
     def events(self) -> list[Event]:
         """What operators are told after the check is recorded."""
         if not self.drifted:
             return []
         drifted = [f.feature for f in self.features if f.drifted]
-        share = "-" if self.drift_share is None else f"{self.drift_share:.0%}"
-        summary = f"drift in {self.job or self.model}: {share} of features"
+        summary = f"drift in {self.job or self.model}: {self.reason()}"
         details: dict[str, Any] = {"drift_share": self.drift_share, "drifted": drifted}
+        if self.dead_features:
+            details["no_current_values"] = self.dead_features
         found = self.multivariate
         if found is not None and found.drifted and found.auc is not None:
-            summary += f"; a domain classifier tells the windows apart (AUC {found.auc:.3f})"
             details["domain_classifier_auc"] = found.auc
         return [Event("drift_detected", summary, self.checked_at, self.job, self.model, details)]
 
@@ -165,7 +189,8 @@ def result_of(
         model=model,
         checked_at=now,
         drifted=(share is not None and share >= settings.drift_share)
-        or bool(prediction and prediction.drifted),
+        or bool(prediction and prediction.drifted)
+        or any(c.n_current == 0 for c in compared),  # a dead feature, whatever the share
         drift_share=share,
         required_share=settings.drift_share,
         threshold=settings.threshold,
@@ -214,14 +239,16 @@ def _column_drift(
     compute: Callable[[], tuple[dict[str, Any], drift.Histogram]]
     if kind == "numeric":
         ref, missing_ref = numeric_values(reference.column(name), name, "reference")
-        cur, missing_cur = numeric_values(current.column(name), name, "current")
+        cur, missing_cur = numeric_values(current.column(name), name, "current", required=False)
         n_reference, n_current = ref.size, cur.size
         method = drift.decision_method(settings.method, kind)
         ordered = settings.all_statistics or method in drift.ORDERED_STATISTICS
         compute = partial(drift.numeric_drift, ref, cur, settings.bins, ordered=ordered)
     else:
         ref_counts, missing_ref = category_counts(reference.column(name), name, "reference")
-        cur_counts, missing_cur = category_counts(current.column(name), name, "current")
+        cur_counts, missing_cur = category_counts(
+            current.column(name), name, "current", required=False
+        )
         n_reference, n_current = sum(ref_counts.values()), sum(cur_counts.values())
         compute = partial(drift.categorical_drift, ref_counts, cur_counts)
     return decide_column(
@@ -238,13 +265,19 @@ def decide_column(
     compute: Callable[[], tuple[dict[str, Any], drift.Histogram]],
 ) -> ColumnDrift:
     """One column's verdict from its statistics (`compute`), its value counts in the two
-    windows and their missing rates."""
+    windows and their missing rates. A feature with no value left in the current window is
+    dead upstream: drifted, whatever the thresholds, with no statistic."""
     method = drift.decision_method(settings.method, kind)
     (n_reference, n_current), (missing_ref, missing_cur) = counts, missing
     statistic: float | None = None
     threshold = settings.alpha if method in drift.P_VALUE_METHODS else settings.threshold
     drifted = False
-    if min(n_reference, n_current) >= settings.min_samples:
+    metrics: dict[str, Any]
+    if n_current == 0:
+        metrics = {"undefined": f"{DEAD_FEATURE}: every current value is missing"}
+        histogram = drift.Histogram([], [], [])
+        drifted = True
+    elif min(n_reference, n_current) >= settings.min_samples:
         metrics, histogram = compute()
         decision = drift.decide(metrics, method, settings.threshold, settings.alpha)
         statistic, drifted = decision.statistic, decision.drifted

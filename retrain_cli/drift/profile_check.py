@@ -90,8 +90,6 @@ def summary_result(
     profile = summary.profile
     compared = []
     for name in summary.names:
-        if summary.n(name) == 0:
-            raise DataError(f"feature {name!r} has no values in the current window (all missing)")
         reference = profile.columns[name]
         compared.append(
             decide_column(

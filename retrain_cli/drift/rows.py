@@ -67,6 +67,8 @@ def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -
                 "n_drifted": n_drifted,
                 "drifted_features": [c.feature for c in result.features if c.drifted],
                 "prediction_drifted": bool(result.prediction and result.prediction.drifted),
+                "dead_features": result.dead_features,
+                **({"reason": reason} if (reason := result.reason()) else {}),
                 **({"undefined": NO_SHARE} if result.drift_share is None else {}),
             },
         )

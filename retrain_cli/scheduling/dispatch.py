@@ -180,15 +180,20 @@ def _newest_drift(session: Session) -> dict[str, tuple[datetime, str | None]]:
             table.checked_at,
             table.drifted,
             table.drift_share,
+            table.metrics,
         )
     )
     return {
-        m: (at, _drift_detail(share, at) if drifted else None) for m, at, drifted, share in rows
+        m: (at, _drift_detail(share, metrics, at) if drifted else None)
+        for m, at, drifted, share, metrics in rows
     }
 
 
-def _drift_detail(share: float | None, at: datetime) -> str:
-    what = "predictions drifted" if share is None else f"drift share {share:.2f}"
+def _drift_detail(share: float | None, metrics: dict[str, Any], at: datetime) -> str:
+    """The check's own words for its drift; rows recorded before it kept them, their share."""
+    what = metrics.get("reason") or (
+        "predictions drifted" if share is None else f"drift share {share:.2f}"
+    )
     return f"{what} at {at.isoformat()}"
 
 
