@@ -85,6 +85,30 @@ def test_an_equity_curve_beyond_float64_still_has_a_drawdown_and_no_nan() -> Non
         perf.max_drawdown(np.array([1e200, 1e200, -2.0]))  # below -100%: no log-space fallback
 
 
+def test_an_equity_curve_that_overflows_and_then_hits_zero_has_a_drawdown_of_minus_one() -> None:
+    assert perf.max_drawdown(np.array([1e300, 1e300, -1.0, 0.5])) == -1.0
+
+
+@pytest.mark.parametrize("size", [1e300, 1e-3, 1.0])
+def test_sharpe_and_sortino_do_not_depend_on_the_scale_of_the_returns(size: float) -> None:
+    """Returns of 1e300 overflow a plain std (the Sharpe ratio then came out 0.0): the ratios
+    are the same at any scale."""
+    returns = RETURNS * size
+    assert perf.sharpe(returns, 252) == close(perf.sharpe(RETURNS, 252))
+    assert perf.sortino(returns, 252) == close(perf.sortino(RETURNS, 252))
+
+
+def test_sharpe_of_returns_holding_inf_is_undefined_not_zero() -> None:
+    with pytest.raises(perf.Undefined, match="non_finite_returns"):
+        perf.sharpe(np.array([0.01, np.inf, 0.02]), 252)
+
+
+@pytest.mark.parametrize("scores", [[0.2, 1.5], [-0.1, 0.5], [np.nan, 0.5]])
+def test_log_loss_refuses_scores_that_are_not_probabilities(scores: list[float]) -> None:
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        perf.log_loss(np.array([0.0, 1.0]), np.array(scores))
+
+
 RETURNS = np.array([0.01, -0.02, 0.015, 0.0, 0.03, -0.01, 0.005])
 
 

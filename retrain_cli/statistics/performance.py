@@ -8,6 +8,8 @@ its input raises `Undefined` with a reason code instead of returning 0, 0.5 or i
     no_positive_pred       precision with no positive prediction
     insufficient_samples   fewer than `min_samples` rows, or fewer than 2 returns
     zero_volatility        a standard deviation (or downside risk) below 1e-12
+    non_finite_returns     Sharpe or Sortino of returns holding inf or NaN
+    equity_overflow        an equity curve float64 cannot follow (and its value is not knowable)
     no_nonzero_returns     win rate when every return is exactly zero
 
 Classification metrics equal scikit-learn's on the same arrays (tested); trading metrics are
@@ -120,7 +122,11 @@ def accuracy(y_true: FloatArray, y_score: FloatArray, threshold: float = 0.5) ->
 
 def log_loss(y_true: FloatArray, y_score: FloatArray) -> float:
     """Mean binary cross-entropy, probabilities clipped to [eps, 1 - eps] with eps the float64
-    machine epsilon (scikit-learn's `log_loss(..., labels=[0, 1])`). Lower is better."""
+    machine epsilon (scikit-learn's `log_loss(..., labels=[0, 1])`). Lower is better. Scores
+    outside [0, 1] are not probabilities: refused (`ValueError`), not clipped into a number."""
+    outside = int(np.count_nonzero(~((y_score >= 0.0) & (y_score <= 1.0))))
+    if outside:
+        raise ValueError(f"log_loss needs probabilities: {outside} scores are outside [0, 1]")
     if np.all(y_true == y_true[0]):
         raise Undefined("single_class")
     eps = np.finfo(np.float64).eps
@@ -134,9 +140,9 @@ def sharpe(returns: FloatArray, periods_per_year: float, risk_free: float = 0.0)
     >>> round(sharpe(np.array([0.01, -0.005, 0.02, 0.0]), 252), 4)
     8.949
     """
-    excess = _returns(returns) - risk_free
+    excess, scale = _scaled(_returns(returns) - risk_free)
     volatility = float(np.std(excess, ddof=1))
-    if volatility < MIN_VOLATILITY:
+    if volatility * scale < MIN_VOLATILITY:
         raise Undefined("zero_volatility")
     return float(np.mean(excess)) / volatility * math.sqrt(periods_per_year)
 
@@ -144,9 +150,9 @@ def sharpe(returns: FloatArray, periods_per_year: float, risk_free: float = 0.0)
 def sortino(returns: FloatArray, periods_per_year: float, risk_free: float = 0.0) -> float:
     """Annualised Sortino ratio as empyrical: mean(r - rf) * A / downside risk, where downside
     risk = sqrt(mean(min(r - rf, 0)^2)) * sqrt(A)."""
-    excess = _returns(returns) - risk_free
+    excess, scale = _scaled(_returns(returns) - risk_free)
     downside = math.sqrt(float(np.mean(np.minimum(excess, 0.0) ** 2))) * math.sqrt(periods_per_year)
-    if downside < MIN_VOLATILITY:
+    if downside * scale < MIN_VOLATILITY:
         raise Undefined("zero_volatility")
     return float(np.mean(excess)) * periods_per_year / downside
 
@@ -167,6 +173,8 @@ def max_drawdown(returns: FloatArray) -> float:
     if np.all(r > -1.0):  # an equity curve too steep for float64: the same in log space
         log_equity = np.concatenate(([0.0], np.cumsum(np.log1p(r))))
         return float(np.expm1(np.min(log_equity - np.maximum.accumulate(log_equity))))
+    if r[np.argmax(r <= -1.0)] == -1.0:  # equity positive until it hits 0 and stays there
+        return -1.0
     raise Undefined("equity_overflow")
 
 
@@ -186,6 +194,18 @@ def total_return(returns: FloatArray) -> float:
     if not math.isfinite(value):
         raise Undefined("equity_overflow")
     return value
+
+
+def _scaled(values: FloatArray) -> tuple[FloatArray, float]:
+    """`values` divided by a power of two near their largest magnitude, and that power: ratios
+    such as mean / std are unchanged (the division is exact), and no square overflows."""
+    largest = float(np.max(np.abs(values)))
+    if not math.isfinite(largest):
+        raise Undefined("non_finite_returns")
+    if largest == 0.0:
+        return values, 1.0
+    scale = math.ldexp(1.0, math.frexp(largest)[1])
+    return values / scale, scale
 
 
 def _returns(returns: FloatArray) -> FloatArray:
