@@ -159,6 +159,22 @@ def test_window_keeps_only_the_newest_rows(cli: Cli, tmp_path: Path) -> None:
     assert document["results"][0]["n_samples"] == 48
 
 
+def test_window_bounds_of_text_timestamps_are_by_time_not_by_text(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    """`2026-11-9T8:00:00` parses but is not zero-padded: as text it sorts after
+    `2026-11-10T...`. The recorded window is the parsed first and last time."""
+    frame = predictions(n=48, quality=4.0)
+    stamps = pd.date_range("2026-11-09T00:00", periods=48, freq="h")
+    frame["ts"] = [f"{t.year}-{t.month}-{t.day}T{t.hour}:00:00" for t in stamps]
+    setup_job(cli, tmp_path, frame, performance={"min_samples": 10})
+    code, document = check(cli, "j1")
+    assert code == 0, document
+    (primary,) = [r for r in rows(session) if r.is_primary]
+    assert primary.window_start == datetime(2026, 11, 9, 0, tzinfo=UTC)
+    assert primary.window_end == datetime(2026, 11, 10, 23, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("frame", "message"),
     [

@@ -93,8 +93,10 @@ def instant(value: Any) -> datetime | None:
 
 
 def span(frame: pd.DataFrame, time_column: str | None) -> tuple[datetime | None, datetime | None]:
-    """The first and last timestamp of the rows (None, None without a time column or rows)."""
+    """The first and last timestamp of the rows (None, None without a time column or rows), by
+    time: text is parsed first, as the rows were chosen (`2026-11-9` is after `2026-11-10`
+    as text)."""
     if time_column is None or not len(frame):
         return None, None
-    times = frame[time_column]
+    times = timestamps(frame, time_column)
     return instant(times.min()), instant(times.max())

@@ -165,8 +165,8 @@ def fingerprint(frame: pd.DataFrame, time_column: str | None) -> dict[str, Any]:
         digest.update(column_digest)
     result: dict[str, Any] = {"rows": len(frame), "sha256": digest.hexdigest()}
     if time_column:
-        result["time_min"] = str(frame[time_column].min())
-        result["time_max"] = str(frame[time_column].max())
+        times = time_order(frame[time_column], time_column)  # by time, not as text sorts
+        result["time_min"], result["time_max"] = str(times.min()), str(times.max())
     return result
 
 
