@@ -98,8 +98,11 @@ def test_sampling_a_streamed_window_keeps_a_uniform_sample_of_the_asked_size() -
 
 
 def setup(cli: Cli, folder: Path, mode: str = "exact", **multivariate_spec: Any) -> None:
+    """Feature-only windows; the label, time and score are in the training data."""
     window(3000, 0.0, seed=10).to_parquet(folder / "ref.parquet")
     window(3000, 0.9, seed=11).to_parquet(folder / "cur.parquet")
+    labelled = window(10, 0.0, seed=12).assign(ts=range(10), y=0, score=0.5)
+    labelled.to_parquet(folder / "train.parquet")
     job = write_job(
         folder,
         "j1",

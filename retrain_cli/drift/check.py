@@ -51,6 +51,46 @@ def columns_for(job: EffectiveJob) -> Columns:
     )
 
 
+def require_named_columns(job: EffectiveJob) -> None:
+    """Without a feature list every column but the job's target, time and score is a feature,
+    so a misspelt target would have the real label checked as one. Each column the job names
+    must be in one of its data sources (labels are often only in the training data); their
+    schemas are read, not their rows. A query's columns are not known: nothing is checked."""
+    spec = job.spec
+    if spec.features is not None:
+        return
+    data = spec.data
+    found: set[str] = set()
+    roles = []
+    for role, source in (
+        ("train", data.train),
+        ("reference", data.reference),
+        ("current", data.current),
+        ("predictions", data.predictions),
+    ):
+        if source is None:
+            continue
+        try:
+            names = datasource.column_types(source, role)
+        except DataError:  # a missing window is reported where it is read
+            continue
+        if names is None:
+            return
+        found.update(names)
+        roles.append(role)
+    named = (
+        ("target", spec.target),
+        ("time_column", spec.time_column),
+        ("score_column", spec.score_column),
+    )
+    for role, name in named:
+        if name and roles and name not in found:
+            raise DataError(
+                f"{role} {name!r} is not a column of the job's {', '.join(roles)} data: "
+                "fix its name in the job file"
+            )
+
+
 def has_windows(job: EffectiveJob) -> bool:
     data = job.spec.data
     against_training = job.spec.drift.reference is DriftReference.TRAINING
@@ -73,6 +113,7 @@ def evaluate_job(
     reference_source, current_source = job.spec.data.reference, job.spec.data.current
     if current_source is None or (reference_source is None and not _against_training(job)):
         raise DataError(f"job {job.name!r} needs data.reference and data.current to check drift")
+    require_named_columns(job)
     kwargs: dict[str, Any] = {"model": job.model, "job": job.name, "now": now}
     wanted = job.spec.drift.multivariate
     if choose_mode(job) is DriftMode.EXACT:
