@@ -273,9 +273,9 @@ def test_report_is_a_self_contained_html_file(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_usage_errors_of_the_forms(cli: Cli) -> None:
-    assert cli("drift", "check").exit_code == 1
+    assert cli("drift", "check").exit_code == 2
     assert "name one or more jobs, or pass --all" in cli("drift", "check").stderr
-    assert cli("drift", "check", "--model", "m").exit_code == 1
+    assert cli("drift", "check", "--model", "m").exit_code == 2
 
 
 def mixed_window(seed: int) -> pd.DataFrame:

@@ -18,6 +18,13 @@ from retrain_cli.core import paths
 from retrain_cli.core.errors import RetrainError
 
 DEBUG_KEY = "retrain_cli.debug"
+# click's exception classes, whichever click typer runs on (its own copy since typer 0.24)
+ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+ClickUsageError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
 CYCLE = ["db", "jobs", "drift", "perf", "retrain", "versions", "stats", "report"]
 
 
@@ -27,6 +34,29 @@ class ErrorBoundary(Group):
 
     With `--debug` the exception propagates with its traceback instead.
     """
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Click's usage errors (a missing argument, a bad option value, a mistyped command)
+        as one `Error:` line with the hint, exit 2, not typer's boxed panel."""
+        forward = {"args": args, "prog_name": prog_name, "complete_var": complete_var, **kwargs}
+        if not standalone_mode:
+            return super().main(standalone_mode=False, **forward)
+        try:
+            code = super().main(standalone_mode=False, **forward)
+        except ClickException as exc:
+            echo(f"Error: {usage_line(exc)}", err=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            echo("Error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # a typer.Exit's code, else success
 
     def list_commands(self, ctx: Any) -> list[str]:
         """In the order of the cron cycle, not of registration."""
@@ -89,6 +119,15 @@ def _log_warnings(
         log = paths.log_file(load_settings().logs_dir, "warnings.log")
         for line in lines:
             append_line(log, f"{utcnow().isoformat()} {command}: {line}")
+
+
+def usage_line(exc: Any) -> str:
+    """`No such command 'shwo'. Did you mean 'show'?`, then where the forms are listed."""
+    message = _one_line(exc.format_message()).rstrip(".")
+    context = getattr(exc, "ctx", None)
+    if isinstance(exc, ClickUsageError) and context is not None:
+        message = f"{message} (see `{context.command_path} --help`)"
+    return message[:1].lower() + message[1:] if message[1:2].islower() else message
 
 
 def _one_line(message: str) -> str:

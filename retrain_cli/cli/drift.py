@@ -23,7 +23,7 @@ from retrain_cli.cli.output import Output, cell, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.core.choices import DriftMethod
 from retrain_cli.core.durations import utcnow
-from retrain_cli.core.errors import ConfigError
+from retrain_cli.core.errors import UsageError
 from retrain_cli.jobs.store import JobFailure
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def check(
     with open_session(database_url) as (settings, session):
         if model is not None:
             if jobs or every or reference is None or current is None:
-                raise ConfigError("the ad hoc form needs --model, --reference and --current only")
+                raise UsageError("the ad hoc form needs --model, --reference and --current only")
             drift_settings = DriftSettings(
                 threshold=threshold,
                 method=method,

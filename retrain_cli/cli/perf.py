@@ -24,7 +24,7 @@ from retrain_cli.cli.output import Output, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.core.choices import Metric
 from retrain_cli.core.durations import parse_duration, utcnow
-from retrain_cli.core.errors import ConfigError
+from retrain_cli.core.errors import UsageError
 from retrain_cli.jobs.store import JobFailure
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def check(
     with open_session(database_url) as (settings, session):
         if model is not None:
             if jobs or every or predictions is None:
-                raise ConfigError("the ad hoc form needs --model and --predictions only")
+                raise UsageError("the ad hoc form needs --model and --predictions only")
             perf_settings = PerfSettings(
                 primary_metric=primary_metric,
                 threshold=threshold,

@@ -158,12 +158,12 @@ def rollout(
 
     Example: retrain-cli versions rollout fraud --abort --reason "complaints from support"
     """
-    from retrain_cli.core.errors import ConfigError
+    from retrain_cli.core.errors import UsageError
     from retrain_cli.versions.rollouts import moves as rollout_moves
     from retrain_cli.versions.serving import document
 
     if abort and promote_now:
-        raise ConfigError("--abort or --promote-now, not both")
+        raise UsageError("--abort or --promote-now, not both")
     at = now or utcnow()
     who = actor or registry.os_user()
     why = reason or ("aborted by hand" if abort else "promoted by hand")

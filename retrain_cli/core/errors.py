@@ -8,6 +8,7 @@
     ├── DatabaseError            the database is unreachable or not initialised
     ├── ConflictError            the state changed under us (compare-and-swap failed)
     ├── NotAvailableError        the capability is not built into this release
+    ├── UsageError               exit 2: the arguments do not form a command (as click's own)
     └── BusyError                exit 75: no retrain slot free, or the job is already running
 
 The CLI boundary (`retrain_cli.cli.app`) prints `Error: <message>` on one stderr line and exits
@@ -15,6 +16,8 @@ with `exit_code`; library code raises these and never calls `sys.exit`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 EX_TEMPFAIL = 75
 
@@ -53,6 +56,12 @@ class NotAvailableError(RetrainError):
     """The requested capability is not part of this release yet."""
 
 
+class UsageError(RetrainError):
+    """The command line is wrong (a missing or conflicting argument); nothing was done."""
+
+    exit_code = 2
+
+
 class BusyError(RetrainError):
     """Try again later: no retrain slot is free, or the job is already running."""
 
@@ -62,3 +71,11 @@ class BusyError(RetrainError):
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (a library's multi-line text folded), or its type."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`; did you mean 'x'?` naming the known names closest to a mistyped one, or ``."""
+    from difflib import get_close_matches
+
+    close = get_close_matches(name, list(known), n=3)
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.errors import (
-    ConfigError,
     ConflictError,
     DatabaseError,
     NotFoundError,
     RetrainError,
+    UsageError,
+    did_you_mean,
     one_line,
 )
 from retrain_cli.db.models import AutoRetrainingConfig, AutoRetrainingJob, RetrainingJobHistory
@@ -152,8 +153,15 @@ def _require_configs(session: Session) -> None:
 def get_job(session: Session, name: str) -> AutoRetrainingJob:
     job = session.scalar(select(AutoRetrainingJob).where(AutoRetrainingJob.name == name))
     if job is None:
-        raise NotFoundError(f"no job named {name!r} (see `retrain-cli jobs list`)")
+        raise no_such_job(session, name)
     return job
+
+
+def no_such_job(session: Session, name: str) -> NotFoundError:
+    known = session.scalars(select(AutoRetrainingJob.name))
+    return NotFoundError(
+        f"no job named {name!r}{did_you_mean(name, known)} (see `retrain-cli jobs list`)"
+    )
 
 
 def list_jobs(session: Session, *, enabled_only: bool = False) -> list[AutoRetrainingJob]:
@@ -181,7 +189,7 @@ def delete_job(session: Session, name: str, *, purge: bool) -> Deleted:
         select(AutoRetrainingJob).where(AutoRetrainingJob.name == name).with_for_update()
     )  # a retrain starting now waits for this transaction, then finds no job
     if job is None:
-        raise NotFoundError(f"no job named {name!r} (see `retrain-cli jobs list`)")
+        raise no_such_job(session, name)
     runs = RetrainingJobHistory
     running = session.scalar(
         select(runs.id).where(runs.job_id == job.id, runs.status == RunStatus.RUNNING).limit(1)
@@ -290,7 +298,7 @@ def select_jobs(session: Session, names: Sequence[str], every_enabled: bool) -> 
     """The named jobs (in order), or every enabled job; unknown names are an error."""
 
     if bool(names) == every_enabled:
-        raise ConfigError("name one or more jobs, or pass --all (not both)")
+        raise UsageError("name one or more jobs, or pass --all (not both)")
     configs = load_configs(session)
     if every_enabled:
         return [effective_job(job, configs) for job in list_jobs(session, enabled_only=True)]

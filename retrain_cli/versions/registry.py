@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.core import paths
 from retrain_cli.core.choices import VersionStatus
-from retrain_cli.core.errors import ConflictError, DataError, NotFoundError
+from retrain_cli.core.errors import ConflictError, DataError, NotFoundError, did_you_mean
 from retrain_cli.core.notify import Event
 from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import SWITCH_EVENTS, ModelVersionEvent, ModelVersionManagement
@@ -62,8 +62,13 @@ def list_versions(session: Session, model: str) -> list[ModelVersionManagement]:
         )
     )
     if not rows:
-        raise NotFoundError(f"model {model!r} has no versions")
+        raise no_such_model(session, model)
     return rows
+
+
+def no_such_model(session: Session, model: str) -> NotFoundError:
+    known = session.scalars(select(ModelVersionManagement.model_name).distinct())
+    return NotFoundError(f"model {model!r} has no versions{did_you_mean(model, known)}")
 
 
 def events(session: Session, model: str) -> list[ModelVersionEvent]:

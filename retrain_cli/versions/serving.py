@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.core import paths
 from retrain_cli.core.choices import RolloutMode, VersionStatus
-from retrain_cli.core.errors import NotFoundError
 from retrain_cli.core.private import private_dir, write_private_text
 from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
 from retrain_cli.db.session import session_scope
+from retrain_cli.versions import registry
 from retrain_cli.versions.changes import changed
 from retrain_cli.versions.rollouts import state as rollouts
 
@@ -66,7 +66,7 @@ def document(session: Session, model: str) -> dict[str, Any]:
         )
     )
     if not rows and not session.scalar(select(func.count()).where(version.model_name == model)):
-        raise NotFoundError(f"model {model!r} has no versions")
+        raise registry.no_such_model(session, model)
     rollout = rollouts.current(session, model)
     candidate_weight = rollout.weight if rollout else 0.0
     served = []

@@ -124,6 +124,41 @@ def test_usage_error_is_exit_2() -> None:
     assert Cli(None)("jobs", "apply").exit_code == 2
 
 
+USAGE_ERRORS = {
+    "mistyped command": (["jobs", "shwo"], "Error: no such command 'shwo'. Did you mean 'show'?"),
+    "mistyped group": (["jbos"], "Error: no such command 'jbos'. Did you mean 'jobs'?"),
+    "missing argument": (["jobs", "show"], "Error: missing argument 'NAME'"),
+    "unknown option": (["jobs", "list", "--bogus"], "Error: no such option: --bogus"),
+    "bad value": (["stats", "--since", "abc"], "Error: invalid value for --since: not a duration"),
+    "no job and no --all": (["drift", "check"], "Error: name one or more jobs, or pass --all"),
+    "conflicting flags": (
+        ["versions", "rollout", "m", "--abort", "--promote-now"],
+        "Error: --abort",
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "line"), USAGE_ERRORS.values(), ids=USAGE_ERRORS)
+def test_every_usage_error_is_one_error_line_with_a_hint_and_exit_2(
+    cli: Cli, args: list[str], line: str
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (printed,) = result.stderr.splitlines()
+    assert printed.startswith(line), printed
+    if "Error: name" not in line and "Error: --ab" not in line:  # click's: where the forms are
+        assert printed.endswith("--help`)")
+
+
+def test_a_mistyped_job_or_model_name_suggests_the_nearest(cli: Cli, tmp_path: Path) -> None:
+    assert cli("jobs", "apply", "-f", str(EXAMPLES / "jobs" / "fraud-lgbm.yaml")).exit_code == 0
+    result = cli("jobs", "show", "fraud-lbgm")
+    assert result.exit_code == 1
+    assert "no job named 'fraud-lbgm'; did you mean 'fraud-lgbm'?" in result.stderr
+    assert "did you mean" not in cli("jobs", "show", "zzz").stderr
+
+
 CLOSED_SETS = {
     "drift --method": (
         ["drift", "check", "--model", "m", "--reference", "r.parquet", "--current", "c.parquet"],
