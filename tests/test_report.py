@@ -272,3 +272,20 @@ def test_a_bad_since_is_a_usage_error(cli: Cli) -> None:
     result = cli("report", "--since", "soon")
     assert result.exit_code == 2
     assert "--since" in result.stderr
+
+
+def test_a_folder_of_other_files_is_refused_and_left_as_it_was(cli: Cli, tmp_path: Path) -> None:
+    """`report --out /` once wrote its pages into `/`: a folder that is neither new, empty nor
+    an earlier report is refused."""
+    out = tmp_path / "documents"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = cli("report", "--out", str(out))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"Error: {out} holds other files and no earlier report: give `--out` a new or empty folder"
+    )
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (out / "notes.txt").unlink()
+    assert cli("report", "--out", str(out)).exit_code == 0  # empty: fine
+    assert cli("report", "--out", str(out)).exit_code == 0  # an earlier report: rewritten

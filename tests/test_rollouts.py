@@ -331,6 +331,9 @@ def test_operators_abort_or_promote_now_and_are_recorded(
     cli: Cli, tmp_path: Path, home: Path, session: SessionFactory
 ) -> None:
     start_of_rollout(cli, tmp_path, CANARY)
+    waiting = cli("versions", "rollout", MODEL)
+    assert waiting.exit_code == 0, waiting.stderr
+    assert f"{MODEL}: nothing to move now: no analysis of v2 since step 1 began" in waiting.stdout
     result = cli("versions", "rollout", MODEL, "--promote-now", "--actor", "ana", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["serving"]["versions"][0]["weight"] == 1.0
@@ -348,8 +351,9 @@ def test_a_candidate_whose_files_changed_is_aborted_not_promoted(
     with (published(home, MODEL, 2) / "model.txt").open("a") as model_file:
         model_file.write("tampered\n")
     result = cli("versions", "rollout", MODEL, "--promote-now", "--json")
-    assert result.exit_code == 0, result.stderr
-    (move,) = json.loads(result.stdout)["moves"]
+    assert result.exit_code == 1, result.stderr  # the asked promotion did not happen
+    assert result.stderr.startswith(f"Error: {MODEL}: v2 was not promoted: preflight of")
+    (move,) = json.loads(result.stdout)["moves"]  # the abort itself is recorded and shown
     assert move["event"] == "abort" and "preflight of j1-model v2 failed" in move["reason"]
     assert statuses(session) == {1: "active", 2: "retired"}
 

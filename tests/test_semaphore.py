@@ -128,3 +128,14 @@ def test_sigkill_frees_the_slot_and_the_next_command_marks_the_run_abandoned(
         versions = list(s.scalars(select(ModelVersionManagement)))
     assert [(v.version, v.status) for v in versions] == [(1, "active")]
     assert not list((home / "artifacts" / "j1-model").glob("2-*"))
+
+
+def test_lock_files_and_their_directory_are_private(tmp_path: Path) -> None:
+    locks = tmp_path / "state" / "locks"
+    lease = FileSlots(locks, 2).acquire("fraud-lgbm", 0)
+    try:
+        assert {p.stat().st_mode & 0o777 for p in locks.iterdir()} == {0o600}
+        assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+        assert locks.stat().st_mode & 0o777 == 0o700
+    finally:
+        lease.release()

@@ -158,7 +158,7 @@ def rollout(
 
     Example: retrain-cli versions rollout fraud --abort --reason "complaints from support"
     """
-    from retrain_cli.core.errors import UsageError
+    from retrain_cli.core.errors import ConflictError, UsageError
     from retrain_cli.versions.rollouts import moves as rollout_moves
     from retrain_cli.versions.serving import document
 
@@ -174,17 +174,22 @@ def rollout(
             moves = [rollout_moves.abort_or_roll_back(session, model, at, who, why)]
         else:
             moves = rollout_moves.advance(session, model, at, who)
+        waiting = None if moves else rollout_moves.waiting(session, model, at)
         served = document(session, model)
     notify(settings, [event for move in moves for event in move.events()])
-    result = {"moves": moves, "serving": served}
-    Output(as_json, quiet).emit(result, lambda c: _render_rollout(c, moves, served))
+    result = {"moves": moves, "waiting": waiting, "serving": served}
+    Output(as_json, quiet).emit(result, lambda c: _render_rollout(c, moves, waiting, served))
+    if promote_now and moves[0].event != "promote":  # the abort is recorded; the ask failed
+        raise ConflictError(f"{model}: v{moves[0].to_version} was not promoted: {moves[0].reason}")
 
 
-def _render_rollout(console: Any, moves: list[Any], served: dict[str, Any]) -> None:
+def _render_rollout(
+    console: Any, moves: list[Any], waiting: str | None, served: dict[str, Any]
+) -> None:
     for move in moves:
         console.print(move.describe(), markup=False)
     if not moves:
-        console.print(f"{served['model']}: nothing to move now")
+        console.print(f"{served['model']}: nothing to move now: {waiting}", markup=False)
     _render_serving(console, served)
 
 

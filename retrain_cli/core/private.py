@@ -15,9 +15,18 @@ FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """`path`, created 0700 when missing (an existing directory keeps the mode its owner chose)."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    return path
+    """`path`, created 0700 when missing, with every missing parent 0700 too (`mkdir -p` would
+    make those 0755); an existing directory keeps the mode its owner chose."""
+    missing = []
+    while not path.is_dir() and path not in missing:
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=DIR_MODE)
+    return missing[0] if missing else path
 
 
 def create_private(path: Path) -> None:
@@ -60,15 +69,23 @@ def append_line(path: Path, line: str) -> None:
 
 
 def write_private_text(path: Path, text: str) -> None:
-    """Write `path` whole or not at all: a 0600 temp file beside it, renamed into place (removed
-    if anything fails)."""
+    """Write `path` whole or not at all: a 0600 temp file beside it, flushed to disk, renamed
+    into place (removed if anything fails), and the rename flushed too: after a power cut the
+    file is the old one or the new one, never empty."""
     import tempfile
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

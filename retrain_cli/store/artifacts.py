@@ -24,6 +24,7 @@ from typing import Any
 
 from retrain_cli.core import paths
 from retrain_cli.core.errors import ConflictError, DataError
+from retrain_cli.core.private import private_dir
 from retrain_cli.core.processes import pid_alive
 
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())  # no '-': it separates name parts
@@ -41,7 +42,8 @@ def staging_dir(root: Path, model: str) -> Path:
     """
     path = paths.staging_dir(root, model, _HOST, os.getpid(), uuid.uuid4().hex)
     remove_stale_staging(path.parent)
-    path.mkdir(parents=True, mode=0o700)
+    private_dir(path.parent)  # artifacts/ and artifacts/<model>/ too: model names are private
+    path.mkdir(mode=0o700)
     return path
 
 

@@ -17,6 +17,28 @@ from retrain_cli.core.private import private_dir, write_private_text
 from retrain_cli.ops.report import charts, pages
 from retrain_cli.ops.report.data import load_history
 
+GENERATOR = b"<meta name='generator' content='retrain-cli report'>"
+
+
+def require_report_folder(out: Path) -> None:
+    """`out` must be new, empty, or an earlier report (its `index.html` says retrain-cli wrote
+    it): `report --out /` or `--out ~` would otherwise scatter pages among other files."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DataError(f"{out} is not a folder")
+    index = out / "index.html"
+    if not any(out.iterdir()):
+        return
+    try:
+        earlier = GENERATOR in index.read_bytes()[:4096]
+    except OSError:
+        earlier = False
+    if not earlier:
+        raise DataError(
+            f"{out} holds other files and no earlier report: give `--out` a new or empty folder"
+        )
+
 
 @dataclass(frozen=True)
 class Written:
@@ -35,6 +57,7 @@ def write_report(
 ) -> Written:
     """Write `index.html` and one page per model into `out` (created 0700, files 0600)."""
 
+    require_report_folder(out)
     history = load_history(session, now, since, models, slots_in_use)
     with charts.drawing():
         documents = {pages.page_name(m.model): pages.model_page(history, m) for m in history.models}

@@ -14,6 +14,7 @@ from typing import IO, Protocol
 
 from retrain_cli.core import paths
 from retrain_cli.core.errors import BusyError, ConfigError
+from retrain_cli.core.private import FILE_MODE, private_dir
 from retrain_cli.core.settings import Settings
 
 POLL_SECONDS = 0.2  # between tries for a host slot
@@ -98,7 +99,7 @@ class FileSlots:
 
     def _prepare(self) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.directory)
             os.chmod(self.directory, 0o700)
         except OSError as exc:
             raise ConfigError(f"cannot use the lock directory {self.directory}: {exc}") from exc
@@ -108,7 +109,8 @@ class FileSlots:
 
     @staticmethod
     def _try_lock(path: Path) -> IO[str] | None:
-        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (kept open while held)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)  # job names: private
+        handle = os.fdopen(fd, "a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

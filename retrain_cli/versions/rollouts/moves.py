@@ -74,6 +74,30 @@ def advance(session: Session, model: str, now: datetime, actor: str = ACTOR) -> 
     return [_from_switch(switch, reason, job, last)]
 
 
+def waiting(session: Session, model: str, now: datetime) -> str:
+    """Why `advance` moved nothing now, and until when, in words."""
+    rollout = current(session, model)
+    if rollout is not None:
+        _, policy = _policy(session, rollout.job_id)
+        if policy is None or policy.mode is None:
+            return "its rollout has no policy"
+        step = min(rollout.step, len(policy.steps) - 1)
+        ends = rollout.step_since + timedelta(seconds=policy.steps[step].bake)
+        latest = _analyses(session, model, rollout.candidate, rollout.step_since)
+        if not latest:
+            return f"no analysis of v{rollout.candidate} since step {step + 1} began"
+        if latest[-1].degraded is not False:
+            return f"v{rollout.candidate}'s newest analysis did not pass"
+        return f"step {step + 1}'s bake ends at {ends:%Y-%m-%d %H:%M:%SZ}"
+    active = registry.active_version(session, model)
+    _, policy = _policy(session, active.job_id) if active else (None, None)
+    if active is None or policy is None or in_bake(session, policy, active, now) is None:
+        return "no rollout or bake in progress"
+    assert active.promoted_at is not None and policy.bake_after_promote is not None
+    ends = active.promoted_at + timedelta(seconds=policy.bake_after_promote)
+    return f"v{active.version}'s bake ends at {ends:%Y-%m-%d %H:%M:%SZ}"
+
+
 def advance_all(session: Session, now: datetime) -> tuple[list[Move], list[JobFailure]]:
     """`advance` every model with a candidate or a champion in its bake, each in a savepoint:
     one model's failure is reported and the others still move. (A `jobs due` tick.)"""
