@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from sqlalchemy import func, select
 
@@ -150,3 +151,30 @@ def test_delete_refuses_a_running_job_and_needs_purge_for_one_with_history(
         assert s.scalar(select(func.count()).select_from(RetrainingJobHistory)) == 0
     assert job_rows(cli) == []
     assert cli("jobs", "delete", "nope").exit_code == 1
+
+
+BAD_LIGHTGBM = {
+    "not a number": ({"max_depth": "abc"}, 'Parameter max_depth should be of type int, got "abc"'),
+    "negative": ({"min_data_in_leaf": -3}, "Check failed: (min_data_in_leaf) >= (0)"),
+    "not a fraction": ({"bagging_fraction": 7}, "Check failed: (bagging_fraction) <= (1.0)"),
+}
+
+
+@pytest.mark.parametrize(("hyperparameters", "said"), BAD_LIGHTGBM.values(), ids=BAD_LIGHTGBM)
+@pytest.mark.parametrize("where", ["job", "ensemble member"])
+def test_lightgbm_parameters_lightgbm_refuses_are_refused_at_apply_not_at_retrain(
+    cli: Cli, tmp_path: Path, hyperparameters: dict[str, Any], said: str, where: str
+) -> None:
+    if where == "job":
+        path = write_job(tmp_path, "bad", hyperparameters=hyperparameters)
+        field = "hyperparameters"
+    else:
+        member = {"type": "lightgbm", "hyperparameters": hyperparameters}
+        path = write_job(tmp_path, "bad", type="ensemble", members=[member, "lstm"])
+        field = "members.lightgbm.hyperparameters"
+    result = cli("jobs", "apply", "-f", str(path))
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {path}: job 'bad': {field}: LightGBM refuses them: {said}\n"
+    assert json.loads(cli("jobs", "list", "--json").stdout)["jobs"] == []
+    good = write_job(tmp_path, "good", hyperparameters={"max_depth": 6, "bagging_fraction": 0.8})
+    assert cli("jobs", "apply", "-f", str(good)).exit_code == 0

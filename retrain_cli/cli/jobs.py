@@ -48,9 +48,17 @@ def apply(
 
     Every field of a job file, with its default: docs/job-files.md.
     """
+    from retrain_cli.core.errors import JobSpecError
     from retrain_cli.jobs.files import load_job_files
+    from retrain_cli.trainers.families import check_hyperparameters
 
     loaded = load_job_files(files)
+    for path, specs in loaded:
+        for spec in specs:
+            try:
+                check_hyperparameters(spec)
+            except JobSpecError as exc:
+                raise JobSpecError(f"{path}: {exc}") from None
     with open_session(database_url) as (_, session):
         outcomes = library.apply_files(session, loaded, utcnow())
     Output(as_json, quiet).emit(

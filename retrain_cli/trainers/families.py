@@ -4,10 +4,14 @@ from its verified artifact directory."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from retrain_cli.core.errors import JobSpecError
 from retrain_cli.trainers import single
 from retrain_cli.trainers.base import Trainer
+
+if TYPE_CHECKING:
+    from retrain_cli.jobs.spec import JobSpec
 
 
 def trainer_for(model_type: str, hyperparameters: dict[str, Any]) -> Trainer:
@@ -30,3 +34,21 @@ def load_trainer(model_type: str, directory: Path, manifest: dict[str, Any]) -> 
 
         return EnsembleTrainer.load(directory, manifest)
     return single.load(model_type, directory, manifest)
+
+
+def check_hyperparameters(spec: JobSpec) -> None:
+    """Refuse at `jobs apply` what a library would refuse at the first retrain: each LightGBM
+    model's parameters (the job's, or an ensemble member's) are checked by LightGBM."""
+    from retrain_cli.trainers.lightgbm_trainer import refused
+
+    models = [("hyperparameters", spec.type, spec.hyperparameters)]
+    models += [
+        (f"members.{m.type}.hyperparameters", m.type, m.hyperparameters)
+        for m in spec.members
+        if not isinstance(m, str)
+    ]
+    for where, model_type, hyperparameters in models:
+        if model_type == "lightgbm" and hyperparameters:
+            problem = refused(dict(hyperparameters))
+            if problem:
+                raise JobSpecError(f"job {spec.name!r}: {where}: LightGBM refuses them: {problem}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,24 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.txt"
 DEFAULTS = {"objective": "binary", "verbosity": -1, "seed": 0, "deterministic": True}
 HISTOGRAM_LAYOUTS = ("force_col_wise", "force_row_wise")
+
+
+def refused(hyperparameters: dict[str, Any]) -> str | None:
+    """What LightGBM itself says is wrong with a job's parameters (`max_depth: "abc"`,
+    `bagging_fraction: 7`), without training: its configuration is checked, by its own rules,
+    when a dataset is built. None when it accepts them."""
+    import lightgbm as lgb
+
+    try:
+        params = LightGBMTrainer(hyperparameters).params
+    except (TypeError, ValueError) as exc:
+        return f"num_boost_round: {exc}"
+    try:
+        with native_stderr_captured():
+            lgb.Dataset(np.zeros((2, 1)), label=np.array([0.0, 1.0]), params=params).construct()
+    except lgb.basic.LightGBMError as exc:  # "... at config_auto.cpp, line 368 ." is noise
+        return re.sub(r"\s+at \S+, line \d+\s*\.?\s*$", "", " ".join(str(exc).split()))
+    return None
 
 
 class LightGBMTrainer:
