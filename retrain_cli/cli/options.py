@@ -18,9 +18,13 @@ def _plain(params: list[Any]) -> None:
     a flag with no `<bool>` label."""
     for param in params:
         descriptor = getattr(param, "type_descriptor", None)
-        if param.metavar is not None or not param.name or getattr(descriptor, "is_choice", False):
-            continue  # a closed set of values keeps its list of choices
-        if isinstance(param, TyperOption) and param.is_flag:
+        if param.metavar is not None or not param.name:
+            continue
+        choices = getattr(descriptor, "choices", None)
+        if getattr(descriptor, "is_choice", False) and choices:
+            # a closed set keeps its list, spaced so that a narrow help wraps between choices
+            param.metavar = " | ".join(str(getattr(c, "value", c)) for c in choices)
+        elif isinstance(param, TyperOption) and param.is_flag:
             param.metavar = ""
         elif isinstance(param, TyperArgument | TyperOption):
             param.metavar = param.name.upper()

@@ -202,11 +202,18 @@ class _Rows:
             return
         if self.title:
             yield Segment(self.title + "\n")
+        import textwrap
+
         label = max(len(name) for name in self.columns)
+        room = max(options.max_width - label - 2, 20)
         for index, row in enumerate(self.cells):
             yield Segment("\n" if index else "")
             for name, value in zip(self.columns, row, strict=True):
-                yield Segment(f"{name:<{label}}  {value}\n")
+                # a long value (a reason) wraps between words, indented, rather than being cut
+                lines = textwrap.wrap(value, room, break_on_hyphens=False) or [value]
+                yield Segment(f"{name:<{label}}  {lines[0]}\n")
+                for more in lines[1:]:
+                    yield Segment(f"{'':<{label}}  {more}\n")
 
 
 def minutes(seconds: float | None) -> str | None:
