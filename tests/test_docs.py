@@ -75,3 +75,11 @@ def test_the_defaults_per_model_type_in_the_docs_are_those_db_init_seeds() -> No
         assert float(performance) == default["performance_threshold"]
         assert strategy == f"`{default['strategy']}`"
         assert age == f"{default['max_model_age_s'] // 86400} days"
+
+
+def test_every_ci_script_that_installs_pytorch_asks_for_the_cpu_build_first() -> None:
+    """A plain `torch` requirement is the multi-GB CUDA build off this machine."""
+    installing = [p for p in sorted((ROOT / ".ci").iterdir()) if "torch==" in p.read_text()]
+    assert {p.name for p in installing} >= {"setup", "oldest"}
+    for script in installing:
+        assert '--index-url "$CPU_INDEX"' in script.read_text(), script.name

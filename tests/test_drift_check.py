@@ -1,4 +1,5 @@
 import json
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -270,6 +271,18 @@ def test_report_is_a_self_contained_html_file(cli: Cli, tmp_path: Path) -> None:
     )
     assert text.count("<svg") == 3  # f0, colour and the score
     assert text.index("<b>f0 (drifted)</b>") < text.index("<b>colour</b>")  # drifted first
+    # each histogram says which bin or category each pair of bars is: numeric bins by their
+    # edges, categories by name
+    charts = {
+        name: text[text.index(f"<b>{name}") :].split("</svg>")[0] for name in ("f0", "colour")
+    }
+    ticks = {
+        name: re.findall(r"<title>([^<]*)</title>([^<]*)</text>", chart)
+        for name, chart in charts.items()
+    }
+    assert sorted(full for full, _ in ticks["colour"]) == ["blue", "green", "red"]
+    assert ticks["f0"][0][0].startswith("[-inf, ") and ticks["f0"][-1][0].endswith(", inf)")
+    assert len(ticks["f0"]) == 10 and all(shown.rstrip("…") in full for full, shown in ticks["f0"])
 
 
 def test_usage_errors_of_the_forms(cli: Cli) -> None:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 REF, CUR = "#4e79a7", "#f28e2b"
 WIDTH, HEIGHT = 360, 140
+AXIS = 64  # below the bars: each bin's edges or category, slanted
+LABEL_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,15 @@ class Bar:
     height: str
     colour: str
     tip: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A bin's label under its bars: `[0.25, 0.5)` for a numeric bin, the category's name."""
+
+    x: str
+    text: str
+    full: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,8 @@ class ColumnView:
     p_value: str
     missing: str
     bars: list[Bar]
+    ticks: list[Tick]
+    top: str  # the proportion the highest bar stands for
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,7 @@ def write_report(path: Path, results: Sequence[DriftResult]) -> None:
         current_colour=CUR,
         width=WIDTH,
         height=HEIGHT,
+        axis=AXIS,
     )
     path = path.expanduser()
     try:
@@ -106,11 +120,26 @@ def _column(column: ColumnDrift) -> ColumnView:
         p_value="-" if p_value is None else f"{p_value:.3g}",
         missing=f"{column.missing_rate_ref:.1%} / {column.missing_rate_cur:.1%}",
         bars=_bars(column.histogram),
+        ticks=_ticks(column.histogram),
+        top=f"{max([*column.histogram.reference, *column.histogram.current, 0.0]):.0%}",
     )
 
 
 def _number(value: float | None, spec: str, why: str | None = None) -> str:
     return format(value, spec) if value is not None else why or "-"
+
+
+def _ticks(histogram: Histogram) -> list[Tick]:
+    """Each bin's label, centred under its pair of bars (cut to LABEL_CHARS; whole on hover)."""
+    slot = WIDTH / max(len(histogram.labels), 1)
+    return [
+        Tick(
+            f"{i * slot + slot * 0.5:.1f}",
+            label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…",
+            label,
+        )
+        for i, label in enumerate(histogram.labels)
+    ]
 
 
 def _bars(histogram: Histogram) -> list[Bar]:
