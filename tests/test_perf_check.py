@@ -235,3 +235,13 @@ def test_ad_hoc_file_with_returns(cli: Cli, tmp_path: Path, session: SessionFact
     (result,) = document["results"]
     assert (result["job"], result["primary_metric"]) == (None, "sharpe")
     assert {r.job_id for r in rows(session)} == {None}
+
+
+def test_all_with_no_job_to_check_says_so(cli: Cli) -> None:
+    for args, said in (
+        (("perf", "check", "--all"), "no enabled job has data.predictions to check"),
+        (("drift", "check", "--all"), "no enabled job has data.reference and data.current"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 0 and said in result.stdout, result.output
+        assert cli(*args, "-q").stdout == ""

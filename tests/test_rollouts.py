@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -115,14 +116,17 @@ def retrain(cli: Cli) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def tick(cli: Cli, layer: ServingLayer, now: datetime) -> None:
-    """One period of the simulated clock: traffic, outcomes, a check and a `jobs due`."""
+def tick(cli: Cli, layer: ServingLayer, now: datetime) -> str:
+    """One period of the simulated clock: traffic, outcomes, a check (quiet, as cron runs it)
+    and a `jobs due`; what the check said on stderr."""
     layer.serve(now - TICK, now)
     layer.label_until(now)
-    check = cli("perf", "check", "j1", "--now", now.isoformat(), "--json")
+    check = cli("perf", "check", "j1", "--now", now.isoformat(), "-q")
     assert check.exit_code in (0, 3), check.stderr
+    assert check.stdout == ""
     due = cli("jobs", "due", "--now", now.isoformat(), "--json")
     assert due.exit_code == 0, due.stderr
+    return check.stderr
 
 
 def run_until(
@@ -183,9 +187,13 @@ def test_a_good_canary_walks_10_then_50_then_100_percent(
     now = start_of_rollout(cli, tmp_path, CANARY)
     layer = ServingLayer(home, tmp_path, {1: 1.0, 2: 1.6})
     assert layer.weights() == {1: 0.9, 2: 0.1}
+    said = ""
     for _ in range(14):
         now += TICK
-        tick(cli, layer, now)
+        said += tick(cli, layer, now)
+    # the quiet checks that moved the rollout said so on stderr, its promotion included
+    assert "j1-model: step v1 -> v2 (10% -> 50%)" in said
+    assert "j1-model: promote v1 -> v2 (50% -> 100%)" in said
     walked = [weights.get(2) for weights in layer.served]
     assert walked[0] == 0.1 and 0.5 in walked and layer.weights() == {2: 1.0}
     assert [w for w in walked if w is not None] == sorted(w for w in walked if w is not None)

@@ -115,6 +115,7 @@ def check(
         _render,
         flagged=lambda r: r.drifted,
         what="drift detected",
+        nothing="no enabled job has data.reference and data.current to check",
     )
 
 

@@ -55,14 +55,23 @@ def finish_checks(
     *,
     flagged: Callable[[Any], bool],
     what: str,
+    nothing: str = "no enabled job to check",
 ) -> None:
     """Emit the results of a per-job check (`drift check`, `perf check`), one stderr line per
-    failed job; exit 1 when any job failed, else 3 when any result is flagged."""
+    failed job; exit 1 when any job failed, else 3 when any result is flagged. A check with
+    no job to check says so (`nothing`), rather than print nothing."""
     from retrain_cli.jobs.store import JobFailure
 
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     failures = [o for o in outcomes if isinstance(o, JobFailure)]
-    output.emit({"results": results, "errors": failures}, lambda c: render(c, results))
+
+    def shown(c: Console) -> None:
+        if outcomes:
+            render(c, results)
+        else:
+            c.print(nothing, markup=False)
+
+    output.emit({"results": results, "errors": failures}, shown)
     for failure in failures:
         echo(f"Error: {failure.job}: {failure.error}", err=True)
     if failures:

@@ -20,7 +20,7 @@ from retrain_cli.cli.options import (
     Now,
     Quiet,
 )
-from retrain_cli.cli.output import Output, finish_checks, table
+from retrain_cli.cli.output import Output, echo, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.core.choices import Metric
 from retrain_cli.core.durations import parse_duration, utcnow
@@ -91,7 +91,8 @@ def check(
             if window_s is not None:
                 selected = [_with_window(job, window_s) for job in selected]
             outcomes = monitor.check_jobs(session, selected, at, every_enabled=every)
-    _finish(settings, outcomes, Output(as_json, quiet), "performance degraded")
+    nothing = "no enabled job has data.predictions to check"
+    _finish(settings, outcomes, Output(as_json, quiet), "performance degraded", nothing)
 
 
 @app.command("estimate", cls=Command)
@@ -119,14 +120,21 @@ def estimate(
     with open_session(database_url) as (settings, session):
         selected = select_jobs(session, jobs or [], every)
         outcomes = monitor.estimate_jobs(session, selected, at, every_enabled=every)
-    _finish(settings, outcomes, Output(as_json, quiet), "estimated performance degraded")
+    nothing = "no enabled job has performance.estimate and data.predictions"
+    _finish(settings, outcomes, Output(as_json, quiet), "estimated performance degraded", nothing)
 
 
-def _finish(settings: Any, outcomes: list[Any], output: Output, what: str) -> None:
-    """Notify what the recorded results found, print them, and exit as `finish_checks` says."""
+def _finish(settings: Any, outcomes: list[Any], output: Output, what: str, nothing: str) -> None:
+    """Notify what the recorded results found, print them, and exit as `finish_checks` says.
+    A rollout the results moved is said on stderr in a quiet run too: what is served changed."""
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     notify(settings, [event for r in results for event in r.events()])
-    finish_checks(output, outcomes, _render, flagged=lambda r: r.flagged, what=what)
+    if output.quiet:
+        for move in (move for r in results for move in r.moves):
+            echo(move.describe(), err=True)
+    finish_checks(
+        output, outcomes, _render, flagged=lambda r: r.flagged, what=what, nothing=nothing
+    )
 
 
 def _seconds(window: str | None) -> int | None:

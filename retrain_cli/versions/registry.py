@@ -147,6 +147,7 @@ def switch_active(
     preflight: bool = True,
     from_weight: float | None = None,
     details: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
 ) -> Switch:
     """Make `target` the active version in the caller's transaction; nothing changes if the
     active version is not `expect_current` (when given) or the preflight fails. A rollout's
@@ -155,7 +156,7 @@ def switch_active(
     The switch's time is taken once the lock is held (see `event_time`)."""
     model = target.model_name
     lock_active(session, model)  # `target` is read again: as committed now
-    now = event_time(session, model)
+    now = event_time(session, model, not_before)
     current = active_version(session, model)
     current_number = current.version if current else None
     if expect_current is not None and current_number != expect_current:
@@ -191,15 +192,15 @@ def switch_active(
     return Switch(model, event, current_number, target.version, actor, reason, now)
 
 
-def event_time(session: Session, model: str) -> datetime:
+def event_time(session: Session, model: str, not_before: datetime | None = None) -> datetime:
     """The time of the model's next audit event, taken under `lock_active`: the database's clock
     (one clock for every host), and never before the model's last event. Events then carry
-    times in the order they commit, so replaying the log by (time, id) agrees with the table."""
+    times in the order they commit, so replaying the log by (time, id) agrees with the table.
+    `not_before` is a time the caller evaluated at (a rollout tick's `--now`)."""
     last = session.scalar(
         select(func.max(ModelVersionEvent.at)).where(ModelVersionEvent.model_name == model)
     )
-    now = database_now(session)
-    return max(now, last) if last is not None else now
+    return max(t for t in (database_now(session), last, not_before) if t is not None)
 
 
 def lock_active(session: Session, model: str) -> None:

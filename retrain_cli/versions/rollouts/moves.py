@@ -70,7 +70,9 @@ def advance(session: Session, model: str, now: datetime, actor: str = ACTOR) -> 
         return []
     last = failed[-1].details or {}
     reason = f"failed its bake ({len(failed)} failed analyses): {last.get('reason')}"
-    switch = registry.rollback(session, model, actor=actor, reason=reason, details=last)
+    switch = registry.rollback(
+        session, model, not_before=now, actor=actor, reason=reason, details=last
+    )
     return [_from_switch(switch, reason, job, last)]
 
 
@@ -148,7 +150,7 @@ def abort_or_roll_back(
     job, policy = _policy(session, active.job_id) if active else (None, None)
     if policy is None or in_bake(session, policy, active, now) is None:
         raise ConflictError(f"{model} has no rollout or bake in progress")
-    switch = registry.rollback(session, model, actor=actor, reason=reason)
+    switch = registry.rollback(session, model, not_before=now, actor=actor, reason=reason)
     return _from_switch(switch, reason, job, {})
 
 
@@ -240,6 +242,7 @@ def _promote(
     switch = registry.switch_active(
         session,
         target,
+        not_before=now,
         actor=actor,
         reason=why,
         job_id=rollout.job_id,

@@ -257,7 +257,7 @@ def record(
 ) -> Move:
     """Append the move's `model_version_events` row, timed under the model's lock (the caller
     holds it) as every audit event is: see `registry.event_time`."""
-    move = replace(move, at=registry.event_time(session, move.model))
+    move = replace(move, at=registry.event_time(session, move.model, move.at))
     session.add(
         ModelVersionEvent(
             model_name=move.model,
