@@ -250,3 +250,80 @@ def test_bad_training_data_on_the_cluster_fails_with_the_line_a_local_run_prints
     assert there.stderr == here.stderr == "Error: target 'y' must hold 0/1 labels\n"
     with session() as s:
         assert s.scalars(select(ModelVersionManagement)).all() == []
+
+
+def test_a_scheduler_killed_mid_training_is_one_error_line_and_dasks_log_goes_to_the_log(
+    cli: Cli, db_url: str, tmp_path: Path, home: Path
+) -> None:
+    """Dask's own account of a lost scheduler (thirty lines of `distributed.client` traceback)
+    goes to warnings.log; the terminal gets the one `Error:` line."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            address,
+            "--nworkers",
+            "1",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _dataset(tmp_path)
+        _apply(cli, tmp_path, "there", "dask", hyperparameters={"num_boost_round": 3000})
+        env = {**os.environ, "RETRAIN_DASK_SCHEDULER": address, "RETRAIN_HOME": str(home)}
+        command = [*_COMMAND, "there", "--database-url", db_url]
+        assert _wait_until(lambda: _workers(address) == 1, 60), "the worker never joined"
+        retrain = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        started = _wait_until(lambda: any("train_part" in k for k in _scheduler_tasks(address)), 60)
+        assert started, "the training never reached the cluster"
+        scheduler.send_signal(signal.SIGKILL)
+        _, stderr = retrain.communicate(timeout=180)
+    finally:
+        for process in (scheduler, worker):
+            process.kill()
+            process.wait(timeout=30)
+    assert retrain.returncode == 1
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    assert "distributed" in (home / "logs" / "warnings.log").read_text()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _workers(address: str) -> int:
+    from distributed import Client
+
+    try:
+        with Client(address, set_as_default=False, timeout=5) as client:
+            return len(client.scheduler_info()["workers"])
+    except OSError:
+        return 0

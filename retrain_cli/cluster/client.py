@@ -8,8 +8,11 @@ scheduler that is configured but cannot be reached is an error: one line, the jo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +25,13 @@ if TYPE_CHECKING:
 
 
 class Cluster:
-    """A connection made on first use and closed with the command."""
+    """A connection made on first use and closed with the command. What Dask logs goes to
+    `log` (the warnings log), not between the command's output and its one error line."""
 
-    def __init__(self, scheduler: str | None, timeout_s: float) -> None:
+    def __init__(self, scheduler: str | None, timeout_s: float, log: Path | None = None) -> None:
         self.scheduler = scheduler
         self.timeout_s = timeout_s
+        self.log = log
         self._client: Client | None = None
 
     def local_reason(self) -> str | None:
@@ -49,6 +54,8 @@ class Cluster:
         if self._client is None:
             from distributed import Client
 
+            if self.log is not None:
+                route_library_logs("distributed", self.log)
             assert self.scheduler is not None
             try:
                 self._client = Client(self.scheduler, timeout=self.timeout_s, set_as_default=False)
@@ -74,6 +81,40 @@ class Cluster:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _AppendToLog(logging.Handler):
+    """Each record as one line of a private log (passwords scrubbed, as every log)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.WARNING)
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from retrain_cli.core.durations import utcnow
+        from retrain_cli.core.private import append_line
+
+        text = " ".join(self.format(record).split())
+        with contextlib.suppress(OSError):  # a log line must never fail the command
+            append_line(self.path, f"{utcnow().isoformat()} {record.name}: {text}")
+
+
+def route_library_logs(prefix: str, path: Path) -> None:
+    """Send the records of a library's loggers (`distributed`, `distributed.client`, ...),
+    tracebacks included, to `path` instead of the terminal: a scheduler lost mid-training
+    would otherwise print thirty lines of traceback before the one `Error:` line."""
+    names = [prefix, *(n for n in logging.root.manager.loggerDict if n.startswith(f"{prefix}."))]
+    for name in names:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            terminal = isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            )
+            if terminal or isinstance(handler, _AppendToLog):
+                logger.removeHandler(handler)
+        if name == prefix or not logger.propagate:
+            logger.addHandler(_AppendToLog(path))
+            logger.propagate = False
 
 
 def run_all(

@@ -16,6 +16,7 @@ from retrain_cli.cluster.backend import DaskBackend
 from retrain_cli.cluster.client import Cluster
 from retrain_cli.compute.interface import Placed
 from retrain_cli.compute.local import LOCAL
+from retrain_cli.core import paths
 from retrain_cli.data import sources
 from retrain_cli.trainers.lightgbm_trainer import LightGBMTrainer
 
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 @contextmanager
 def cluster_placement(settings: Settings) -> Iterator[ClusterPlacement]:
     """The configured cluster's placement, connected on first use and closed with the command."""
-    with Cluster(settings.dask_scheduler, settings.dask_timeout_s) as cluster:
+    log = paths.log_file(settings.logs_dir, "warnings.log")
+    with Cluster(settings.dask_scheduler, settings.dask_timeout_s, log) as cluster:
         yield ClusterPlacement(cluster)
 
 
