@@ -17,7 +17,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from retrain_cli.core.choices import Compute
+from retrain_cli.core.durations import utcnow
 from retrain_cli.core.errors import DataError, RetrainError
+from retrain_cli.core.private import append_line
 from retrain_cli.core.redaction import redact_url
 
 if TYPE_CHECKING:
@@ -91,9 +93,6 @@ class _AppendToLog(logging.Handler):
         self.path = path
 
     def emit(self, record: logging.LogRecord) -> None:
-        from retrain_cli.core.durations import utcnow
-        from retrain_cli.core.private import append_line
-
         text = " ".join(self.format(record).split())
         with contextlib.suppress(OSError):  # a log line must never fail the command
             append_line(self.path, f"{utcnow().isoformat()} {record.name}: {text}")

@@ -39,6 +39,7 @@ def load_trainer(model_type: str, directory: Path, manifest: dict[str, Any]) -> 
 def check_hyperparameters(spec: JobSpec) -> None:
     """Refuse at `jobs apply` what a library would refuse at the first retrain: each LightGBM
     model's parameters (the job's, or an ensemble member's) are checked by LightGBM."""
+    # here, not at import: only an apply with LightGBM parameters loads LightGBM to check them
     from retrain_cli.trainers.lightgbm_trainer import refused
 
     models = [("hyperparameters", spec.type, spec.hyperparameters)]
