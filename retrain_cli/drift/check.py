@@ -53,8 +53,8 @@ def columns_for(job: EffectiveJob) -> Columns:
 
 def require_named_columns(job: EffectiveJob) -> None:
     """Without a feature list every column but the job's target, time and score is a feature,
-    so a misspelt target would have the real label checked as one. Each column the job names
-    must be in one of its data sources (labels are often only in the training data); their
+    so a misspelt target would have the real label checked as one. The target and time column
+    must be in one of the job's data sources (labels are often only in the training data); their
     schemas are read, not their rows. A query's columns are not known: nothing is checked."""
     spec = job.spec
     if spec.features is not None:
@@ -78,11 +78,9 @@ def require_named_columns(job: EffectiveJob) -> None:
             return
         found.update(names)
         roles.append(role)
-    named = (
-        ("target", spec.target),
-        ("time_column", spec.time_column),
-        ("score_column", spec.score_column),
-    )
+    # not the score column: it has a default, and a job with no predictions has none anywhere
+    # (`perf check` refuses predictions without it, naming it)
+    named = (("target", spec.target), ("time_column", spec.time_column))
     for role, name in named:
         if name and roles and name not in found:
             raise DataError(
