@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Quiet
 from retrain_cli.cli.output import Output
 from retrain_cli.core.durations import utcnow
-from retrain_cli.core.ownership import check, claim
 from retrain_cli.core.settings import load_settings
-from retrain_cli.db.schema import InitResult, init_database, render_postgresql_ddl
-from retrain_cli.db.session import make_engine
+
+if TYPE_CHECKING:
+    from retrain_cli.db.schema import InitResult
 
 app = typer.Typer(cls=Group, help="Create or upgrade the schema.", no_args_is_help=True)
 
@@ -21,6 +23,10 @@ def init(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet =
 
     Example: retrain-cli db init
     """
+    from retrain_cli.core.ownership import check, claim
+    from retrain_cli.db.schema import init_database
+    from retrain_cli.db.session import make_engine
+
     settings = load_settings(database_url)
     engine = make_engine(settings.database_url)
 
@@ -52,4 +58,6 @@ def sql() -> None:
 
     Example: retrain-cli db sql > schemas.sql
     """
+    from retrain_cli.db.schema import render_postgresql_ddl
+
     typer.echo(render_postgresql_ddl(), nl=False)

@@ -24,7 +24,6 @@ from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.core.choices import DriftMethod
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.errors import UsageError
-from retrain_cli.jobs.store import JobFailure
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -81,7 +80,7 @@ def check(
     from retrain_cli.cluster.placement import cluster_placement
     from retrain_cli.drift import check as monitor
     from retrain_cli.drift.compare import DriftSettings
-    from retrain_cli.jobs.store import select_jobs
+    from retrain_cli.jobs.store import JobFailure, select_jobs
 
     at = now or utcnow()
     with open_session(database_url) as (settings, session):

@@ -13,8 +13,6 @@ from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quie
 from retrain_cli.cli.output import Output, echo, minutes, table
 from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.core.durations import utcnow
-from retrain_cli.core.redaction import redact_urls
-from retrain_cli.jobs import store as library
 
 app = typer.Typer(
     cls=Group, help="Declare, inspect, enable and trigger retraining jobs.", no_args_is_help=True
@@ -49,6 +47,7 @@ def apply(
     Every field of a job file, with its default: docs/job-files.md.
     """
     from retrain_cli.core.errors import JobSpecError
+    from retrain_cli.jobs import store as library
     from retrain_cli.jobs.files import load_job_files
     from retrain_cli.trainers.families import check_hyperparameters
 
@@ -73,6 +72,8 @@ def list_(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet 
 
     Example: retrain-cli jobs list --json
     """
+    from retrain_cli.jobs import store as library
+
     with open_session(database_url) as (_, session):
         configs = library.load_configs(session)
         rows = [
@@ -103,6 +104,9 @@ def show(
 
     Example: retrain-cli jobs show fraud-lgbm
     """
+    from retrain_cli.core.redaction import redact_urls
+    from retrain_cli.jobs import store as library
+
     with open_session(database_url) as (_, session):
         job = library.get_job(session, name)
         effective = library.effective_job(job, library.load_configs(session))
@@ -180,6 +184,8 @@ def disable(name: JobName, database_url: DatabaseUrl = None, quiet: Quiet = Fals
 
 
 def _set_enabled(name: str, enabled: bool, database_url: str | None, quiet: bool) -> None:
+    from retrain_cli.jobs import store as library
+
     with open_session(database_url) as (_, session):
         library.set_enabled(session, name, enabled, utcnow())
     Output(quiet=quiet).emit(None, lambda c: c.print(f"{name}: {'en' if enabled else 'dis'}abled"))
@@ -200,6 +206,8 @@ def delete(
 
     Example: retrain-cli jobs delete old-fraud --purge
     """
+    from retrain_cli.jobs import store as library
+
     with open_session(database_url) as (_, session):
         deleted = library.delete_job(session, name, purge=purge)
     Output(as_json, quiet).emit(
@@ -222,6 +230,8 @@ def trigger(
 
     Example: retrain-cli jobs trigger fraud-lgbm --reason "labels fixed"
     """
+    from retrain_cli.jobs import store as library
+
     with open_session(database_url) as (_, session):
         library.request_manual_run(session, name, reason, utcnow())
     Output(quiet=quiet).emit(None, lambda c: c.print(f"{name}: manual retrain requested"))

@@ -25,7 +25,6 @@ from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.core.choices import Metric
 from retrain_cli.core.durations import parse_duration, utcnow
 from retrain_cli.core.errors import UsageError
-from retrain_cli.jobs.store import JobFailure
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -127,6 +126,8 @@ def estimate(
 def _finish(settings: Any, outcomes: list[Any], output: Output, what: str, nothing: str) -> None:
     """Notify what the recorded results found, print them, and exit as `finish_checks` says.
     A rollout the results moved is said on stderr in a quiet run too: what is served changed."""
+    from retrain_cli.jobs.store import JobFailure
+
     results = [o for o in outcomes if not isinstance(o, JobFailure)]
     notify(settings, [event for r in results for event in r.events()])
     if output.quiet:

@@ -6,19 +6,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
-
 from retrain_cli.core import paths
 from retrain_cli.core.durations import utcnow
-from retrain_cli.core.ownership import claim
 from retrain_cli.core.settings import Settings, load_settings
-from retrain_cli.db.queries import registry_id
-from retrain_cli.db.session import make_engine, session_scope
-from retrain_cli.training.history import sweep_abandoned
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
     from retrain_cli.core.notify import Event
+
+# The database and the library load in the functions that use them, not when the command tree
+# is built: `--version`, `--help` and completion do not pay for SQLAlchemy's ORM and numpy.
 
 
 @contextmanager
@@ -30,6 +29,8 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
     the models whose versions changed are rewritten, and the metrics textfile when one is
     configured.
     """
+    from retrain_cli.db.session import session_scope
+    from retrain_cli.training.history import sweep_abandoned
     from retrain_cli.versions.changes import to_publish
 
     settings = load_settings(database_url)
@@ -48,6 +49,10 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
 def claimed_engine(settings: Settings) -> Engine:
     """The database's engine, once this host's directories are known to be that database's
     (`core.ownership`): a command against a second database sharing them stops here."""
+    from retrain_cli.core.ownership import claim
+    from retrain_cli.db.queries import registry_id
+    from retrain_cli.db.session import make_engine, session_scope
+
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
@@ -64,6 +69,7 @@ def export_metrics(engine: Engine, settings: Settings) -> None:
     """Rewrite the node-exporter textfile, if configured; never fails the command."""
     if settings.metrics_dir is None:
         return
+    from retrain_cli.db.session import session_scope
     from retrain_cli.ops.metrics_export import write_metrics
     from retrain_cli.training.slots import file_slots
 
@@ -94,8 +100,11 @@ def notify(settings: Settings, events: Sequence[Event]) -> None:
     """Send events to the configured targets and to their jobs' own `notify` targets."""
     if not events:
         return
+    from sqlalchemy import select
+
     from retrain_cli.core.notify import Notifier
     from retrain_cli.db.models import AutoRetrainingJob
+    from retrain_cli.db.session import make_engine, session_scope
 
     names = {e.job for e in events if e.job}
     targets: dict[str, list[dict[str, str]]] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,8 +14,9 @@ from retrain_cli.cli.runtime import notify, open_session
 from retrain_cli.core.choices import VersionStatus
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.settings import Settings
-from retrain_cli.versions import registry
-from retrain_cli.versions.rollouts import state as rollouts
+
+if TYPE_CHECKING:
+    from retrain_cli.versions import registry
 
 app = typer.Typer(
     cls=Group, help="List, promote, roll back and retire model versions.", no_args_is_help=True
@@ -50,6 +51,9 @@ def list_(
 
     Example: retrain-cli versions list fraud --at 2026-11-01T00:00Z
     """
+    from retrain_cli.versions import registry
+    from retrain_cli.versions.rollouts import state as rollouts
+
     with open_session(database_url) as (_, session):
         versions = [_row(v) for v in registry.list_versions(session, model)]
         history = [_event(e) for e in registry.events(session, model)]
@@ -85,6 +89,8 @@ def promote(
 
     Example: retrain-cli versions promote fraud 7 --expect-current 6 --reason "canary passed"
     """
+    from retrain_cli.versions import registry
+
     with open_session(database_url) as (settings, session):
         switch = registry.promote(
             session,
@@ -116,6 +122,8 @@ def rollback(
 
     Example: retrain-cli versions rollback fraud --reason "bad release"
     """
+    from retrain_cli.versions import registry
+
     with open_session(database_url) as (settings, session):
         switch = registry.rollback(session, model, to, reason=reason, actor=actor)
     _done(Output(as_json, quiet), switch, settings)
@@ -159,6 +167,7 @@ def rollout(
     Example: retrain-cli versions rollout fraud --abort --reason "complaints from support"
     """
     from retrain_cli.core.errors import ConflictError, UsageError
+    from retrain_cli.versions import registry
     from retrain_cli.versions.rollouts import moves as rollout_moves
     from retrain_cli.versions.serving import document
 
@@ -220,6 +229,8 @@ def retire(
 
     Example: retrain-cli versions retire fraud 3
     """
+    from retrain_cli.versions import registry
+
     with open_session(database_url) as (_, session):
         registry.retire(session, model, version, utcnow())
     Output(quiet=quiet).emit(None, lambda c: c.print(f"{model} v{version} retired"))

@@ -25,7 +25,6 @@ from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import SWITCH_EVENTS, ModelVersionEvent, ModelVersionManagement
 from retrain_cli.db.queries import database_now
 from retrain_cli.store import artifacts
-from retrain_cli.trainers.families import load_trainer
 from retrain_cli.versions import changes
 
 SAMPLE_FILE = "sample.parquet"
@@ -335,6 +334,9 @@ def check_artifact(version: ModelVersionManagement) -> None:
     artifacts.require_reachable(Path(version.artifact_path), label)
     try:
         manifest = artifacts.verify(directory, version.sha256)
+        # here, not at import: only a preflight loads a model (and numpy, LightGBM, PyTorch)
+        from retrain_cli.trainers.families import load_trainer
+
         trainer = load_trainer(version.model_type, directory, manifest)
         sample = _sample(directory)
         scores = np.asarray(trainer.predict(sample), dtype=np.float64)
