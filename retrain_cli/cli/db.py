@@ -19,7 +19,8 @@ app = typer.Typer(cls=Group, help="Create or upgrade the schema.", no_args_is_he
 
 @app.command("init", cls=Command)
 def init(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False) -> None:
-    """Create or upgrade the six tables and seed the default configs (idempotent).
+    """Create or upgrade the schema and seed the default configs (idempotent); the home is
+    recorded as this database's, and one owned by another database is refused.
 
     Example: retrain-cli db init
     """

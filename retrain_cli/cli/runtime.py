@@ -29,14 +29,15 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
     the models whose versions changed are rewritten, and the metrics textfile when one is
     configured.
     """
-    from retrain_cli.db.session import session_scope
+    from retrain_cli.db.session import make_engine, session_scope
     from retrain_cli.training.history import sweep_abandoned
     from retrain_cli.versions.changes import to_publish
 
     settings = load_settings(database_url)
-    engine = claimed_engine(settings)
+    engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
+            claim_home(settings, session)
             sweep_abandoned(session, utcnow())
         with session_scope(engine, check_schema=False) as session:
             yield settings, session
@@ -46,19 +47,25 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
         engine.dispose()
 
 
-def claimed_engine(settings: Settings) -> Engine:
-    """The database's engine, once this host's directories are known to be that database's
-    (`core.ownership`): a command against a second database sharing them stops here."""
+def claim_home(settings: Settings, session: Session) -> None:
+    """Go on only when this host's directories are the session's database's (`core.ownership`):
+    a command against a second database sharing them stops here, before it changes anything."""
     from retrain_cli.core.ownership import claim
     from retrain_cli.db.queries import registry_id
+
+    registry = registry_id(session)
+    for directory in settings.owned_dirs:
+        claim(directory, registry, settings.safe_database_url)
+
+
+def claimed_engine(settings: Settings) -> Engine:
+    """The database's engine, once its home is claimed (see `claim_home`)."""
     from retrain_cli.db.session import make_engine, session_scope
 
     engine = make_engine(settings.database_url)
     try:
         with session_scope(engine) as session:
-            registry = registry_id(session)
-        for directory in settings.owned_dirs:
-            claim(directory, registry, settings.safe_database_url)
+            claim_home(settings, session)
     except BaseException:
         engine.dispose()
         raise

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from retrain_cli.core.errors import ConfigError, DatabaseError
 from retrain_cli.core.private import create_private, private_dir
 from retrain_cli.core.redaction import check_url, redact_url, scrub
-from retrain_cli.db.schema import require_known_revision
 
 # The Alembic revision this release's models correspond to (a test keeps it equal to the head).
 SCHEMA_REVISION = "0008_registry_identity"
@@ -103,6 +102,10 @@ def ensure_schema(engine: Engine) -> None:
     if found is None:
         raise DatabaseError("the database has no retrain-cli schema: run `retrain-cli db init`")
     if found != SCHEMA_REVISION:
+        # here, not at import: the schema module maps the ORM models, which completion and
+        # a URL check do without
+        from retrain_cli.db.schema import require_known_revision
+
         require_known_revision(found)
         raise DatabaseError(
             f"the database schema is at revision {found}, this retrain-cli expects "
