@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
+
+from retrain_cli.db.models import ModelVersionManagement
 
 
 def window(
@@ -106,3 +109,26 @@ def published(home: Path, model: str, version: int) -> Path:
     """The one directory version `version` of `model` was published to."""
     (found,) = (home / "artifacts" / model).glob(f"{version}-*")
     return found
+
+
+def register_versions(session: Any, model: str, count: int) -> None:
+    """`count` registered versions of `model`: rows only, no files (for what skips the
+    preflight, or never reaches it)."""
+    now = datetime.now(UTC)
+    with session() as s:
+        for number in range(1, count + 1):
+            s.add(
+                ModelVersionManagement(
+                    model_name=model,
+                    version=number,
+                    model_type="lightgbm",
+                    status="registered",
+                    artifact_path=f"/nowhere/{number}/manifest.json",
+                    sha256="0" * 64,
+                    size_bytes=0,
+                    metrics={},
+                    hyperparameters={},
+                    data_fingerprint={},
+                    created_at=now,
+                )
+            )

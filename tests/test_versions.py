@@ -18,7 +18,7 @@ from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
 from retrain_cli.db.session import make_engine, session_scope
 from retrain_cli.versions import registry
 from tests.conftest import Cli
-from tests.helpers import published, write_training_job
+from tests.helpers import published, register_versions, write_training_job
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
@@ -241,34 +241,12 @@ def test_a_retrain_promotion_is_audited_with_its_run(
     assert "meets the threshold" in (event.reason or "")
 
 
-def _register(session: SessionFactory, model: str, count: int) -> None:
-    """`count` registered versions of `model`, rows only (the race below skips the preflight)."""
-    now = datetime.now(UTC)
-    with session() as s:
-        for number in range(1, count + 1):
-            s.add(
-                ModelVersionManagement(
-                    model_name=model,
-                    version=number,
-                    model_type="lightgbm",
-                    status="registered",
-                    artifact_path=f"/nowhere/{number}/manifest.json",
-                    sha256="0" * 64,
-                    size_bytes=0,
-                    metrics={},
-                    hyperparameters={},
-                    data_fingerprint={},
-                    created_at=now,
-                )
-            )
-
-
 def test_ten_racing_promotions_leave_an_audit_log_that_replays_to_the_table(
     db_url: str, session: SessionFactory
 ) -> None:
     """Ten promotions of one model race; whatever order they commit in, the log read by
     (time, id) is one chain of switches, and `--at` after the race names the active version."""
-    _register(session, "m", 10)
+    register_versions(session, "m", 10)
     engines = [make_engine(db_url) for _ in range(10)]
     barrier = threading.Barrier(10)
     failures: list[str] = []

@@ -48,6 +48,11 @@ def get_version(session: Session, model: str, version: int) -> ModelVersionManag
         )
     )
     if row is None:
+        known = session.scalar(
+            select(ModelVersionManagement.id).where(ModelVersionManagement.model_name == model)
+        )
+        if known is None:
+            raise no_such_model(session, model)
         raise NotFoundError(f"model {model!r} has no version {version} (see `versions list`)")
     return row
 

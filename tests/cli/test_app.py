@@ -12,6 +12,7 @@ from typer.main import get_command
 
 from retrain_cli.cli.app import app
 from tests.conftest import EXAMPLES, Cli
+from tests.helpers import register_versions
 
 HEAVY = ("torch", "lightgbm", "pandas", "scipy", "sklearn")
 
@@ -151,12 +152,19 @@ def test_every_usage_error_is_one_error_line_with_a_hint_and_exit_2(
         assert printed.endswith("--help`)")
 
 
-def test_a_mistyped_job_or_model_name_suggests_the_nearest(cli: Cli, tmp_path: Path) -> None:
+def test_a_mistyped_job_or_model_name_suggests_the_nearest(
+    cli: Cli, tmp_path: Path, session: Any
+) -> None:
     assert cli("jobs", "apply", "-f", str(EXAMPLES / "jobs" / "fraud-lgbm.yaml")).exit_code == 0
     result = cli("jobs", "show", "fraud-lbgm")
     assert result.exit_code == 1
     assert "no job named 'fraud-lbgm'; did you mean 'fraud-lgbm'?" in result.stderr
     assert "did you mean" not in cli("jobs", "show", "zzz").stderr
+    register_versions(session, "fraud-model", 1)
+    for args in (("versions", "list", "fraud-modle"), ("versions", "promote", "fraud-modle", "1")):
+        result = cli(*args)
+        assert result.exit_code == 1
+        assert "model 'fraud-modle' has no versions; did you mean 'fraud-model'?" in result.stderr
 
 
 CLOSED_SETS = {
