@@ -10,6 +10,7 @@ its input raises `Undefined` with a reason code instead of returning 0, 0.5 or i
     zero_volatility        a standard deviation (or downside risk) below 1e-12
     non_finite_returns     Sharpe or Sortino of returns holding inf or NaN
     equity_overflow        an equity curve float64 cannot follow (and its value is not knowable)
+    constant_input         ic when the predicted or the realized returns are all the same
     no_nonzero_returns     win rate when every return is exactly zero
 
 Classification metrics equal scikit-learn's on the same arrays (tested); trading metrics are
@@ -31,7 +32,10 @@ DEFAULT_MIN_SAMPLES = 30
 DEFAULT_PERIODS_PER_YEAR = 252.0
 CLASSIFICATION_METRICS = ("auc", "precision", "recall", "f1", "log_loss", "accuracy")
 TRADING_METRICS = ("sharpe", "sortino", "max_drawdown", "win_rate", "total_return")
-LOWER_IS_BETTER = frozenset({"log_loss"})
+RETURN_FORECAST_METRICS = ("ic", "hit_rate")  # a model that predicts returns, not a signal
+# the losses and errors, of every task (the gate, thresholds and triggers compare these the
+# other way round: a threshold is a ceiling)
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "median_ae", "pinball"})
 
 
 class Undefined(ValueError):
@@ -206,6 +210,27 @@ def _scaled(values: FloatArray) -> tuple[FloatArray, float]:
         return values, 1.0
     scale = math.ldexp(1.0, math.frexp(largest)[1])
     return values / scale, scale
+
+
+def ic(predicted: FloatArray, realized: FloatArray) -> float:
+    """Information coefficient: the Spearman rank correlation of predicted and realized returns
+    over the window's rows (`scipy.stats.spearmanr`, ties given their average rank)."""
+    if predicted.size < 2:
+        raise Undefined("insufficient_samples")
+    if np.all(predicted == predicted[0]) or np.all(realized == realized[0]):
+        raise Undefined("constant_input")
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(predicted, realized).statistic)
+
+
+def hit_rate(predicted: FloatArray, realized: FloatArray) -> float:
+    """The share of rows whose predicted return has the realized return's sign, over the rows
+    whose realized return is not 0."""
+    moved = realized != 0
+    if not np.any(moved):
+        raise Undefined("no_nonzero_returns")
+    return float(np.mean(np.sign(predicted[moved]) == np.sign(realized[moved])))
 
 
 def _returns(returns: FloatArray) -> FloatArray:
