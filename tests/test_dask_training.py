@@ -253,10 +253,14 @@ def test_bad_training_data_on_the_cluster_fails_with_the_line_a_local_run_prints
 
 
 def test_a_scheduler_killed_mid_training_is_one_error_line_and_dasks_log_goes_to_the_log(
-    cli: Cli, db_url: str, tmp_path: Path, home: Path
+    tmp_path: Path, home: Path
 ) -> None:
     """Dask's own account of a lost scheduler (thirty lines of `distributed.client` traceback)
-    goes to warnings.log; the terminal gets the one `Error:` line."""
+    goes to warnings.log; the terminal gets the one `Error:` line. (On SQLite only: it is
+    about what reaches the terminal, not about storage.)"""
+    db_url = f"sqlite:///{tmp_path / 'retrain.db'}"
+    cli = Cli(db_url)
+    assert cli("db", "init").exit_code == 0
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = subprocess.Popen(
