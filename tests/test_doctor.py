@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import pwd
 import sys
 from pathlib import Path
 
@@ -103,3 +104,14 @@ def test_without_an_installed_cron_file_it_says_how_to_install_it(tmp_path: Path
         f"{tmp_path / 'nowhere'} is not installed: sudo install -m 0644 cron.d/retrain-cli "
         f"{tmp_path}/",
     )
+
+
+def test_without_retrain_home_in_the_cron_file_the_users_own_home_is_checked(
+    tmp_path: Path,
+) -> None:
+    """Cron gives a command its user's HOME, not the caller's environment."""
+    user = getpass.getuser()
+    cron = cron_file(tmp_path, user, "/usr/bin:/bin")
+    _, checks = findings(Cli(None), cron)
+    expected = Path(pwd.getpwnam(user).pw_dir) / ".local" / "share" / "retrain-cli"
+    assert checks["settings"][1].startswith(f"RETRAIN_HOME {expected}, database sqlite:///")

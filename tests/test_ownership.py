@@ -90,7 +90,9 @@ def test_a_locks_dir_outside_the_home_is_claimed_too(
     assert result.exit_code == 1 and f"Error: {locks} belongs to another database" in result.stderr
 
 
-def test_racing_claims_agree_on_one_owner(tmp_path: Path) -> None:
+def test_a_claimed_directory_refuses_another_registry_and_keeps_no_temporary_file(
+    tmp_path: Path,
+) -> None:
     ownership.claim(tmp_path, "a" * 32, "sqlite:///a.db")
     ownership.claim(tmp_path, "a" * 32, "sqlite:///a.db")
     with pytest.raises(ConfigError, match="belongs to another database"):

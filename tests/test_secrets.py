@@ -112,14 +112,17 @@ def test_data_source_password_is_never_printed(
 
 
 WEBHOOK_SECRETS = ["T0AAA/B0BBB/s3cr3tPathToken", "qs-t0ken-123", "hookuser", "hookpass"]
+WEBHOOK = (
+    "https://hookuser:hookpass@hooks.example:8443/T0AAA/B0BBB/s3cr3tPathToken?token=qs-t0ken-123"
+)
 
 
-def test_webhook_tokens_are_never_shown(cli: Cli, tmp_path: Path, home: Path) -> None:
-    """A webhook's path token, `?token=` query and user info are secrets: `jobs show` (text and
-    JSON) and `jobs list` show only its scheme and host."""
-    url = "https://hookuser:hookpass@hooks.example:8443/T0AAA/B0BBB/s3cr3tPathToken?token=qs-t0ken-123"
+@pytest.mark.parametrize("kind", ["webhook", "slack"])
+def test_webhook_tokens_are_never_shown(cli: Cli, tmp_path: Path, home: Path, kind: str) -> None:
+    """A webhook's (or Slack webhook's) path token, `?token=` query and user info are secrets:
+    `jobs show` (text and JSON) and `jobs list` show only its scheme and host."""
     job = write_job(
-        tmp_path, "hooked", notify=[{"webhook": url}, {"email": "ml-oncall@example.com"}]
+        tmp_path, "hooked", notify=[{kind: WEBHOOK}, {"email": "ml-oncall@example.com"}]
     )
     assert cli("jobs", "apply", "-f", str(job)).exit_code == 0
     outputs = [

@@ -24,7 +24,7 @@ def init(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet =
 
     Example: retrain-cli db init
     """
-    from retrain_cli.core.ownership import check, claim
+    from retrain_cli.core.ownership import claim_home
     from retrain_cli.db.schema import init_database
     from retrain_cli.db.session import make_engine
 
@@ -32,13 +32,11 @@ def init(database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet =
     engine = make_engine(settings.database_url)
 
     def refuse_owned(registry: str) -> None:  # before the schema commits: nothing changes
-        for directory in settings.owned_dirs:
-            check(directory, registry, settings.safe_database_url)
+        claim_home(settings, registry, write=False)
 
     try:
         result = init_database(engine, utcnow(), refuse_owned)
-        for directory in settings.owned_dirs:
-            claim(directory, result.registry, settings.safe_database_url)
+        claim_home(settings, result.registry)
     finally:
         engine.dispose()
     Output(as_json, quiet).emit(result, lambda c: c.print(_describe(result)))

@@ -50,12 +50,10 @@ def open_session(database_url: str | None) -> Iterator[tuple[Settings, Session]]
 def claim_home(settings: Settings, session: Session) -> None:
     """Go on only when this host's directories are the session's database's (`core.ownership`):
     a command against a second database sharing them stops here, before it changes anything."""
-    from retrain_cli.core.ownership import claim
+    from retrain_cli.core import ownership
     from retrain_cli.db.queries import registry_id
 
-    registry = registry_id(session)
-    for directory in settings.owned_dirs:
-        claim(directory, registry, settings.safe_database_url)
+    ownership.claim_home(settings, registry_id(session))
 
 
 def claimed_engine(settings: Settings) -> Engine:

@@ -177,13 +177,13 @@ def rollout(
     who = actor or registry.os_user()
     why = reason or ("aborted by hand" if abort else "promoted by hand")
     with open_session(database_url) as (settings, session):
+        waiting: str | None = None
         if promote_now:
             moves = [rollout_moves.promote_now(session, model, at, who, why)]
         elif abort:
             moves = [rollout_moves.abort_or_roll_back(session, model, at, who, why)]
         else:
-            moves = rollout_moves.advance(session, model, at, who)
-        waiting = None if moves else rollout_moves.waiting(session, model, at)
+            moves, waiting = rollout_moves.advance_or_wait(session, model, at, who)
         served = document(session, model)
     notify(settings, [event for move in moves for event in move.events()])
     result = {"moves": moves, "waiting": waiting, "serving": served}

@@ -15,10 +15,21 @@ import json
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from retrain_cli.core import paths
 from retrain_cli.core.errors import ConfigError
 from retrain_cli.core.private import FILE_MODE, private_dir
+
+if TYPE_CHECKING:
+    from retrain_cli.core.settings import Settings
+
+
+def claim_home(settings: Settings, registry: str, *, write: bool = True) -> None:
+    """`claim` (or, without `write`, only `check`) each directory the settings' database owns:
+    the home, and a locks or logs directory outside it."""
+    for directory in settings.owned_dirs:
+        (claim if write else check)(directory, registry, settings.safe_database_url)
 
 
 def claim(directory: Path, registry: str, database: str) -> None:

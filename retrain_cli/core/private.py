@@ -17,16 +17,12 @@ FILE_MODE = 0o600
 def private_dir(path: Path) -> Path:
     """`path`, created 0700 when missing, with every missing parent 0700 too (`mkdir -p` would
     make those 0755); an existing directory keeps the mode its owner chose."""
-    missing = []
-    while not path.is_dir() and path not in missing:
-        missing.append(path)
-        if path.parent == path:
-            break
-        path = path.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=DIR_MODE)
-    return missing[0] if missing else path
+    if not path.is_dir():
+        for directory in reversed([path, *path.parents]):
+            if not directory.is_dir():
+                with contextlib.suppress(FileExistsError):
+                    directory.mkdir(mode=DIR_MODE)
+    return path
 
 
 def create_private(path: Path) -> None:
@@ -84,8 +80,13 @@ def write_private_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(fd)
     finally:
-        os.close(directory)
+        os.close(fd)

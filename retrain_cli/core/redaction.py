@@ -72,12 +72,13 @@ def redact_webhook(url: str) -> str:
     return f"{parts.scheme}://{host}{port}/{MASK}"
 
 
-_REDACTED_KEYS = {"url": redact_url, "webhook": redact_webhook}
+_REDACTED_KEYS = {"url": redact_url, "webhook": redact_webhook, "slack": redact_webhook}
 
 
 def redact_urls(document: Any) -> Any:
     """A copy of a document (a job's spec, its settings) with its secrets masked: the password
-    of every `url`, and everything but the host of every `webhook` notification target."""
+    of every `url`, and everything but the host of every `webhook` or `slack` notification
+    target."""
     if isinstance(document, dict):
         return {
             key: _REDACTED_KEYS[key](value)

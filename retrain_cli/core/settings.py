@@ -66,10 +66,12 @@ class Settings:
 
 
 def default_home(env: Mapping[str, str]) -> Path:
-    """`RETRAIN_HOME`, else `$XDG_DATA_HOME/retrain-cli`, else `~/.local/share/retrain-cli`."""
+    """`RETRAIN_HOME`, else `$XDG_DATA_HOME/retrain-cli`, else `~/.local/share/retrain-cli` (the
+    environment's `HOME`, as cron gives a command its user's)."""
     if env.get("RETRAIN_HOME"):
         return Path(env["RETRAIN_HOME"]).expanduser()
-    xdg = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    xdg = env.get("XDG_DATA_HOME") or str(home / ".local" / "share")
     return Path(xdg).expanduser() / "retrain-cli"
 
 

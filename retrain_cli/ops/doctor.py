@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -134,10 +133,8 @@ def diagnose(cron_path: Path = CRON_FILE, env: Mapping[str, str] | None = None) 
     doctor.check("user", user)
     if cron is not None:  # what cron gives a command: its file's variables and the user's HOME
         env = {"PATH": CRON_PATH, **cron.variables}
-        if account is not None:
-            env.setdefault("HOME", account.pw_dir)
-            home = Path(account.pw_dir) / ".local" / "share" / "retrain-cli"
-            env.setdefault("RETRAIN_HOME", str(home))
+        if account is not None:  # RETRAIN_HOME then defaults under the user's HOME
+            env["HOME"] = account.pw_dir
     settings: Settings | None = None
 
     def path() -> str:
@@ -166,16 +163,25 @@ def diagnose(cron_path: Path = CRON_FILE, env: Mapping[str, str] | None = None) 
     if settings is None:
         return doctor
     resolved: Settings = settings
-    doctor.check("database", lambda: _database(resolved))
-    reachable = doctor.findings[-1].ok
+    skew_s: float | None = None  # of this host's clock from the database's
+
+    def database() -> str:
+        nonlocal skew_s
+        found, skew_s = _database(resolved)
+        return found
+
+    doctor.check("database", database)
     doctor.check("RETRAIN_HOME", lambda: _home(resolved, account))
     doctor.check("artifacts", lambda: _writable(resolved.artifacts_dir, "artifacts_dir"))
-    if reachable:
-        doctor.check("clock", lambda: _clock(resolved, env))
+    if skew_s is not None:
+        measured = skew_s
+        doctor.check("clock", lambda: _clock(measured, env))
     return doctor
 
 
-def _database(settings: Settings) -> str:
+def _database(settings: Settings) -> tuple[str, float]:
+    """The database reachable at this release's schema, and how far this host's clock is from
+    the database's (one connection for both)."""
     url = make_url(settings.database_url)
     path = Path(url.database or ":memory:").expanduser()
     if url.get_backend_name() == "sqlite" and str(path) != ":memory:" and not path.is_file():
@@ -184,10 +190,10 @@ def _database(settings: Settings) -> str:
     engine = make_engine(settings.database_url, connect_timeout=5)
     try:
         with session_scope(engine) as session:  # checks the schema's revision
-            database_now(session)
+            skew_s = abs((database_now(session) - utcnow()).total_seconds())
     finally:
         engine.dispose()
-    return f"{settings.safe_database_url} reachable, schema at {SCHEMA_REVISION}"
+    return f"{settings.safe_database_url} reachable, schema at {SCHEMA_REVISION}", skew_s
 
 
 def _home(settings: Settings, account: pwd.struct_passwd | None) -> str:
@@ -219,21 +225,14 @@ def _writable(path: Path, what: str) -> str:
     return f"{path}" + ("" if existing == path else f" (to be created in {existing})")
 
 
-def _clock(settings: Settings, env: Mapping[str, str]) -> str:
+def _clock(skew_s: float, env: Mapping[str, str]) -> str:
     zone = env.get("CRON_TZ") or env.get("TZ") or time.tzname[0]
-    engine = make_engine(settings.database_url, connect_timeout=5)
-    try:
-        with session_scope(engine) as session:
-            database: datetime = database_now(session)
-    finally:
-        engine.dispose()
-    skew = abs((database - utcnow()).total_seconds())
-    if skew > MAX_CLOCK_SKEW_S:
+    if skew_s > MAX_CLOCK_SKEW_S:
         raise Problem(
-            f"this host's clock is {skew:.0f} s off the database's: leases and schedules "
+            f"this host's clock is {skew_s:.0f} s off the database's: leases and schedules "
             "disagree; run an NTP client (chrony, systemd-timesyncd)"
         )
-    return f"cron fires in {zone}; the database's clock within {skew:.1f} s of this host's"
+    return f"cron fires in {zone}; the database's clock within {skew_s:.1f} s of this host's"
 
 
 def _current_user() -> str:

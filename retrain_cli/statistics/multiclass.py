@@ -20,15 +20,6 @@ from numpy.typing import NDArray
 
 from retrain_cli.statistics.performance import FloatArray, Undefined, auc
 
-MULTICLASS_METRICS = (
-    "accuracy",
-    "f1_macro",
-    "f1_weighted",
-    "precision_macro",
-    "recall_macro",
-    "log_loss",
-    "auc_ovr",
-)
 IntArray = NDArray[np.int64]
 
 

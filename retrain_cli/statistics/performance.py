@@ -32,7 +32,6 @@ DEFAULT_MIN_SAMPLES = 30
 DEFAULT_PERIODS_PER_YEAR = 252.0
 CLASSIFICATION_METRICS = ("auc", "precision", "recall", "f1", "log_loss", "accuracy")
 TRADING_METRICS = ("sharpe", "sortino", "max_drawdown", "win_rate", "total_return")
-RETURN_FORECAST_METRICS = ("ic", "hit_rate")  # a model that predicts returns, not a signal
 # the losses and errors, of every task (the gate, thresholds and triggers compare these the
 # other way round: a threshold is a ceiling)
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "median_ae", "pinball"})

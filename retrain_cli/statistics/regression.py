@@ -18,9 +18,6 @@ import numpy as np
 
 from retrain_cli.statistics.performance import FloatArray, Undefined
 
-REGRESSION_METRICS = ("rmse", "mae", "mape", "r2", "median_ae")
-ERRORS = frozenset({"rmse", "mae", "mape", "median_ae", "pinball"})  # lower is better
-
 
 def rmse(y_true: FloatArray, y_pred: FloatArray) -> float:
     """Root mean squared error (`sklearn.metrics.root_mean_squared_error`).

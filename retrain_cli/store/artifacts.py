@@ -24,7 +24,7 @@ from typing import Any
 
 from retrain_cli.core import paths
 from retrain_cli.core.errors import ConflictError, DataError
-from retrain_cli.core.private import private_dir
+from retrain_cli.core.private import fsync_dir, private_dir
 from retrain_cli.core.processes import pid_alive
 
 _HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())  # no '-': it separates name parts
@@ -86,14 +86,6 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def write_json(path: Path, document: Any) -> None:
     write_atomic(path, json.dumps(document, indent=2, sort_keys=True).encode("utf-8"))
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sha256_file(path: Path, *, sync: bool = False) -> str:

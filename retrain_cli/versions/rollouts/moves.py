@@ -34,70 +34,60 @@ if TYPE_CHECKING:
 
 
 def advance(session: Session, model: str, now: datetime, actor: str = ACTOR) -> list[Move]:
+    """Move the model's rollout or bake as its recorded analyses allow (see `advance_or_wait`)."""
+    return advance_or_wait(session, model, now, actor)[0]
+
+
+def advance_or_wait(
+    session: Session, model: str, now: datetime, actor: str = ACTOR
+) -> tuple[list[Move], str | None]:
     """Move the model's rollout or bake as its recorded analyses allow: the next step once the
     step's bake has passed and its newest analysis passed; promotion after the last step; an
-    abort (or, in a bake, a rollback) at `failure_limit` failed analyses."""
+    abort (or, in a bake, a rollback) at `failure_limit` failed analyses. When nothing moves,
+    why, in words (and until when)."""
     registry.lock_active(session, model)
     rollout = current(session, model)
     if rollout is not None:
         job, policy = _policy(session, rollout.job_id)
         if policy is None or policy.mode is None:
-            return [abort(session, model, now, actor, "its job has no rollout policy any more")]
+            why = "its job has no rollout policy any more"
+            return [abort(session, model, now, actor, why)], None
         failed = _analyses(session, model, rollout.candidate, rollout.since, failed=True)
         if len(failed) >= policy.failure_limit:
             last = failed[-1].details or {}
             why = f"{len(failed)} failed analyses: {last.get('reason')}"
-            return [abort(session, model, now, actor, why, last)]
-        latest = _analyses(session, model, rollout.candidate, rollout.step_since)
-        if not latest or latest[-1].degraded is not False:
-            return []
+            return [abort(session, model, now, actor, why, last)], None
         step = min(rollout.step, len(policy.steps) - 1)  # the policy may have lost steps since
-        if now < rollout.step_since + timedelta(seconds=policy.steps[step].bake):
-            return []
+        latest = _analyses(session, model, rollout.candidate, rollout.step_since)
+        if not latest:
+            return [], f"no analysis of v{rollout.candidate} since step {step + 1} began"
+        if latest[-1].degraded is not False:
+            return [], f"v{rollout.candidate}'s newest analysis did not pass"
+        ends = rollout.step_since + timedelta(seconds=policy.steps[step].bake)
+        if now < ends:
+            return [], f"step {step + 1}'s bake ends at {ends:%Y-%m-%d %H:%M:%SZ}"
         passed = latest[-1].details or {}
         if step + 1 < len(policy.steps):
-            return [_step(session, rollout, policy, now, actor, passed, job)]
-        return [_promote(session, rollout, now, actor, passed, job)]
+            return [_step(session, rollout, policy, now, actor, passed, job)], None
+        return [_promote(session, rollout, now, actor, passed, job)], None
+    idle = "no rollout or bake in progress"
     active = registry.active_version(session, model)
     if active is None:
-        return []
+        return [], idle
     job, policy = _policy(session, active.job_id)
     if policy is None or in_bake(session, policy, active, now) is None:
-        return []
-    assert active.promoted_at is not None
+        return [], idle
+    assert active.promoted_at is not None and policy.bake_after_promote is not None
     failed = _analyses(session, model, active.version, active.promoted_at, failed=True)
     if len(failed) < policy.failure_limit:
-        return []
+        ends = active.promoted_at + timedelta(seconds=policy.bake_after_promote)
+        return [], f"v{active.version}'s bake ends at {ends:%Y-%m-%d %H:%M:%SZ}"
     last = failed[-1].details or {}
     reason = f"failed its bake ({len(failed)} failed analyses): {last.get('reason')}"
     switch = registry.rollback(
         session, model, not_before=now, actor=actor, reason=reason, details=last
     )
-    return [_from_switch(switch, reason, job, last)]
-
-
-def waiting(session: Session, model: str, now: datetime) -> str:
-    """Why `advance` moved nothing now, and until when, in words."""
-    rollout = current(session, model)
-    if rollout is not None:
-        _, policy = _policy(session, rollout.job_id)
-        if policy is None or policy.mode is None:
-            return "its rollout has no policy"
-        step = min(rollout.step, len(policy.steps) - 1)
-        ends = rollout.step_since + timedelta(seconds=policy.steps[step].bake)
-        latest = _analyses(session, model, rollout.candidate, rollout.step_since)
-        if not latest:
-            return f"no analysis of v{rollout.candidate} since step {step + 1} began"
-        if latest[-1].degraded is not False:
-            return f"v{rollout.candidate}'s newest analysis did not pass"
-        return f"step {step + 1}'s bake ends at {ends:%Y-%m-%d %H:%M:%SZ}"
-    active = registry.active_version(session, model)
-    _, policy = _policy(session, active.job_id) if active else (None, None)
-    if active is None or policy is None or in_bake(session, policy, active, now) is None:
-        return "no rollout or bake in progress"
-    assert active.promoted_at is not None and policy.bake_after_promote is not None
-    ends = active.promoted_at + timedelta(seconds=policy.bake_after_promote)
-    return f"v{active.version}'s bake ends at {ends:%Y-%m-%d %H:%M:%SZ}"
+    return [_from_switch(switch, reason, job, last)], None
 
 
 def advance_all(session: Session, now: datetime) -> tuple[list[Move], list[JobFailure]]:
