@@ -281,5 +281,31 @@ INSERT INTO registry_identity (id, created_at) VALUES (replace(gen_random_uuid()
 
 UPDATE alembic_version SET version_num='0008_registry_identity' WHERE alembic_version.version_num = '0007_performance_row_kinds';
 
+-- Running upgrade 0008_registry_identity -> 0009_task_defaults
+
+ALTER TABLE auto_retraining_jobs DROP CONSTRAINT fk_auto_retraining_jobs_model_type_auto_retraining_config;
+
+ALTER TABLE model_version_management DROP CONSTRAINT fk_model_version_management_model_type_auto_retraining_config;
+
+ALTER TABLE auto_retraining_config DROP CONSTRAINT uq_auto_retraining_config_model_type;
+
+ALTER TABLE auto_retraining_config ADD COLUMN task VARCHAR(16) DEFAULT 'binary' NOT NULL;
+
+ALTER TABLE auto_retraining_config ADD COLUMN performance_metric VARCHAR(32) DEFAULT 'auc' NOT NULL;
+
+ALTER TABLE auto_retraining_config ADD CONSTRAINT uq_auto_retraining_config_model_type_task UNIQUE (model_type, task);
+
+ALTER TABLE auto_retraining_config ADD CONSTRAINT ck_auto_retraining_config_task CHECK (task IN ('binary', 'multiclass', 'regression'));
+
+ALTER TABLE auto_retraining_jobs ADD COLUMN task VARCHAR(16) DEFAULT 'binary' NOT NULL;
+
+ALTER TABLE auto_retraining_jobs ADD CONSTRAINT fk_auto_retraining_jobs_model_type_auto_retraining_config FOREIGN KEY(model_type, task) REFERENCES auto_retraining_config (model_type, task);
+
+ALTER TABLE model_version_management ADD COLUMN task VARCHAR(16) DEFAULT 'binary' NOT NULL;
+
+ALTER TABLE model_version_management ADD CONSTRAINT fk_model_version_management_model_type_auto_retraining_config FOREIGN KEY(model_type, task) REFERENCES auto_retraining_config (model_type, task);
+
+UPDATE alembic_version SET version_num='0009_task_defaults' WHERE alembic_version.version_num = '0008_registry_identity';
+
 COMMIT;
 

@@ -118,7 +118,7 @@ def test_jobs_list_form_and_sql_source(tmp_path: Path) -> None:
         ),
         (
             {"hyperparameters": {"objective": "regression"}},
-            "hyperparameters.objective: 'regression' does not score probabilities",
+            "hyperparameters.objective: 'regression' does not fit a binary job",
         ),
         (
             {
@@ -185,8 +185,12 @@ def test_primary_metric_names_are_the_metrics_performance_computes() -> None:
     from retrain_cli.core import choices
     from retrain_cli.statistics import performance
 
-    assert set(choices.TRADING_METRICS) == set(performance.TRADING_METRICS)
-    assert set(choices.BOUNDED_METRICS) == set(performance.CLASSIFICATION_METRICS) - {"log_loss"}
+    from retrain_cli.statistics import tasks
+
+    assert set(choices.STRATEGY_METRICS) == set(performance.TRADING_METRICS)
+    assert choices.TASK_METRICS[choices.Task.BINARY] == set(tasks.BINARY_METRICS)
+    assert choices.TASK_METRICS[choices.Task.MULTICLASS] == set(tasks.MULTICLASS_METRICS)
+    assert choices.TASK_METRICS[choices.Task.REGRESSION] == {*tasks.REGRESSION_METRICS, "pinball"}
 
 
 @pytest.mark.parametrize(

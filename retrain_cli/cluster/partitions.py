@@ -27,7 +27,9 @@ class PartitionSummary:
     span: tuple[Any, Any] | None  # the time column's least and greatest value; None: no rows
 
 
-def read_part(part: streaming.Partition, columns: list[str], target: str) -> pd.DataFrame:
+def read_part(
+    part: streaming.Partition, columns: list[str], target: training_data.Target
+) -> pd.DataFrame:
     import pandas as pd
     import pyarrow as pa
 

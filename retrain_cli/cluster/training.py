@@ -61,7 +61,8 @@ def prepare(job: EffectiveJob, client: Client) -> training_data.Prepared[Cluster
     features = training_data.feature_names(job, present)
     wanted = [c for c in present if c in {*features, *spec.special_columns}]
     parts = streaming.partitions(source, "train", wanted) or []
-    frames = client.map(partitions.read_part, parts, columns=wanted, target=spec.target, pure=False)
+    target = training_data.Target.of(job)
+    frames = client.map(partitions.read_part, parts, columns=wanted, target=target, pure=False)
     described = gather(
         client,
         partitions.describe,
@@ -209,8 +210,11 @@ def fit(
     client = rows.client
     parts, meta = rows.parts, rows.meta
     # the worker's cores, not this host's share: LightGBM sets num_threads per worker itself
-    params = {k: v for k, v in trainer.params.items() if k != "num_threads"}
-    model = lgb.DaskLGBMClassifier(client=client, n_estimators=trainer.num_boost_round, **params)
+    # (and its classes: the classifier counts them in the labels itself)
+    params = {k: v for k, v in trainer.params.items() if k not in ("num_threads", "num_class")}
+    # the estimator of the objective: a regressor's `fit` leaves the labels as they are
+    estimator = lgb.DaskLGBMRegressor if trainer.regression else lgb.DaskLGBMClassifier
+    model = estimator(client=client, n_estimators=trainer.num_boost_round, **params)
     init_model = lgb.Booster(model_file=str(init_from / MODEL_FILE)) if init_from else None
     outcome: dict[str, BaseException] = {}
     done = threading.Event()

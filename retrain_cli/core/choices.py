@@ -98,25 +98,96 @@ class Compute(StrEnum):
     DASK = "dask"  # the Dask cluster of the config file's `dask.scheduler`
 
 
+class Task(StrEnum):
+    """What a job's model predicts (docs/job-files.md, "Choose your task")."""
+
+    BINARY = "binary"  # a 0/1 outcome, scored by its probability
+    MULTICLASS = "multiclass"  # one of the job's classes, scored by a probability per class
+    REGRESSION = "regression"  # a number
+
+
 class Metric(StrEnum):
-    """The metrics a job can judge by: bounded classification metrics, then trading ones."""
+    """The metrics a job can judge by, grouped by task, then the trading ones."""
 
     AUC = "auc"
     PRECISION = "precision"
     RECALL = "recall"
     F1 = "f1"
     ACCURACY = "accuracy"
+    LOG_LOSS = "log_loss"
+    AUC_OVR = "auc_ovr"
+    F1_MACRO = "f1_macro"
+    F1_WEIGHTED = "f1_weighted"
+    PRECISION_MACRO = "precision_macro"
+    RECALL_MACRO = "recall_macro"
+    RMSE = "rmse"
+    MAE = "mae"
+    MAPE = "mape"
+    R2 = "r2"
+    MEDIAN_AE = "median_ae"
+    PINBALL = "pinball"
     SHARPE = "sharpe"
     SORTINO = "sortino"
     TOTAL_RETURN = "total_return"
     WIN_RATE = "win_rate"
     MAX_DRAWDOWN = "max_drawdown"
+    IC = "ic"
+    HIT_RATE = "hit_rate"
 
 
-BOUNDED_METRICS = frozenset(
-    {Metric.AUC, Metric.PRECISION, Metric.RECALL, Metric.F1, Metric.ACCURACY}
+# the metrics of each task's predictions and labels
+TASK_METRICS: dict[Task, frozenset[Metric]] = {
+    Task.BINARY: frozenset(
+        {Metric.AUC, Metric.PRECISION, Metric.RECALL, Metric.F1, Metric.ACCURACY, Metric.LOG_LOSS}
+    ),
+    Task.MULTICLASS: frozenset(
+        {Metric.ACCURACY, Metric.F1_MACRO, Metric.F1_WEIGHTED, Metric.PRECISION_MACRO}
+        | {Metric.RECALL_MACRO, Metric.LOG_LOSS, Metric.AUC_OVR}
+    ),
+    Task.REGRESSION: frozenset(
+        {Metric.RMSE, Metric.MAE, Metric.MAPE, Metric.R2, Metric.MEDIAN_AE, Metric.PINBALL}
+    ),
+}
+# the metrics of a strategy's returns (a job's return_column): a binary job goes long at or above
+# its decision threshold; a regression job predicts returns, long when positive, short when
+# negative; `ic` and `hit_rate` compare the predicted returns with the realized ones
+STRATEGY_METRICS = frozenset(
+    {Metric.SHARPE, Metric.SORTINO, Metric.TOTAL_RETURN, Metric.WIN_RATE, Metric.MAX_DRAWDOWN}
 )
-TRADING_METRICS = frozenset(set(Metric) - BOUNDED_METRICS)
+FORECAST_METRICS = frozenset({Metric.IC, Metric.HIT_RATE})
+TRADING_METRICS = STRATEGY_METRICS | FORECAST_METRICS
+# values in [0, 1]: a threshold outside that range is a mistake
+BOUNDED_METRICS = frozenset(
+    {Metric.AUC, Metric.PRECISION, Metric.RECALL, Metric.F1, Metric.ACCURACY, Metric.AUC_OVR}
+    | {Metric.F1_MACRO, Metric.F1_WEIGHTED, Metric.PRECISION_MACRO, Metric.RECALL_MACRO}
+    | {Metric.WIN_RATE, Metric.HIT_RATE}
+)
+# what each task can estimate on unlabelled rows (CBPE for the classifiers, DLE for regression)
+ESTIMABLE_METRICS: dict[Task, frozenset[Metric]] = {
+    Task.BINARY: frozenset(
+        {Metric.AUC, Metric.PRECISION, Metric.RECALL, Metric.F1, Metric.ACCURACY}
+    ),
+    Task.MULTICLASS: frozenset(
+        {Metric.ACCURACY, Metric.F1_MACRO, Metric.PRECISION_MACRO, Metric.RECALL_MACRO}
+        | {Metric.AUC_OVR}
+    ),
+    Task.REGRESSION: frozenset({Metric.RMSE, Metric.MAE}),
+}
+# a job's primary metric when it names none (with a return column: sharpe)
+# (r2 is scale-free, so that `auto_retraining_config` can hold a default threshold for it)
+DEFAULT_METRIC = {
+    Task.BINARY: Metric.AUC,
+    Task.MULTICLASS: Metric.AUC_OVR,
+    Task.REGRESSION: Metric.R2,
+}
+
+
+def task_metrics(task: Task, trading: bool) -> frozenset[Metric]:
+    """The metrics a job of `task` can judge by; `trading`: it has a return column."""
+    if not trading or task is Task.MULTICLASS:
+        return TASK_METRICS[task]
+    forecast = FORECAST_METRICS if task is Task.REGRESSION else frozenset()
+    return TASK_METRICS[task] | STRATEGY_METRICS | forecast
 
 
 class Device(StrEnum):

@@ -24,10 +24,70 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 @dataclass
 class TrainingData:
-    """Features in time order and the 0/1 target."""
+    """Features in time order and the target: 0/1 (binary), the class's index into the job's
+    classes (multiclass) or the value (regression)."""
 
     features: pd.DataFrame
     target: np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """How a job's target column is read (plain values: it travels to Dask workers)."""
+
+    column: str
+    task: str = "binary"
+    classes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, job: EffectiveJob) -> Target:
+        spec = job.spec
+        return cls(spec.target, str(spec.task), tuple(spec.classes or ()))
+
+    def values(self, column: pd.Series[Any]) -> FloatArray:
+        """The labels of a column without missing values, checked for the task: 0/1, a known
+        class (as its index), or a finite number."""
+        name = self.column
+        if self.task == "multiclass":
+            return class_indices(column, self.classes, name)
+        import pandas as pd
+
+        if not pd.api.types.is_numeric_dtype(column.dtype):
+            kind = "0/1 labels" if self.task == "binary" else "numbers (a regression target)"
+            raise DataError(f"target {name!r} must hold {kind}, not {column.dtype}")
+        values: FloatArray = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        if self.task == "binary" and not set(np.unique(values).tolist()) <= {0.0, 1.0}:
+            raise DataError(f"target {name!r} must hold 0/1 labels")
+        if not np.isfinite(values).all():
+            raise DataError(f"target {name!r} has infinite values")
+        return values
+
+
+def class_names(column: pd.Series[Any]) -> pd.Series[Any]:
+    """Each value as the text that names its class: `2` and `2.0` both name class "2"."""
+    import pandas as pd
+
+    if pd.api.types.is_float_dtype(column.dtype):
+        whole = column.to_numpy(dtype=np.float64)
+        if np.all(np.mod(whole, 1) == 0):
+            return pd.Series(whole.astype(np.int64), index=column.index).astype(str)
+    return column.astype(str)
+
+
+def class_indices(column: pd.Series[Any], classes: Sequence[str], name: str) -> FloatArray:
+    """Each value's index into `classes`; a value that is not a class is an error naming it."""
+    import pandas as pd
+
+    codes = pd.Categorical(class_names(column), categories=list(classes)).codes
+    unknown = codes < 0
+    if unknown.any():
+        first = column[unknown].iloc[0]
+        raise DataError(
+            f"column {name!r} holds {first!r}, which is not one of the job's classes "
+            f"({', '.join(classes)})"
+        )
+    indices: FloatArray = np.asarray(codes, dtype=np.float64)
+    return indices
 
 
 RowsT = TypeVar("RowsT")  # where the training rows are: TrainingData here, a cluster's there
@@ -52,7 +112,7 @@ def prepare(job: EffectiveJob) -> Prepared[TrainingData]:
     frame = read_frame(spec.data.train, "train")
     target, time_column, returns = spec.target, spec.time_column, spec.return_column
     features = feature_names(job, list(frame.columns))
-    frame = labelled(frame, target)
+    frame = labelled(frame, Target.of(job))
     require_rows(len(frame), target)
     if time_column:
         order = time_order(frame[time_column], time_column)
@@ -88,13 +148,13 @@ def feature_names(job: EffectiveJob, present: Sequence[str]) -> list[str]:
     return list(features)
 
 
-def labelled(frame: pd.DataFrame, target: str) -> pd.DataFrame:
-    """The rows with a label, each label 0 or 1."""
-    if frame[target].isna().any():
-        frame = frame.dropna(subset=[target])
-    if not set(np.unique(frame[target].to_numpy())) <= {0, 1}:
-        raise DataError(f"target {target!r} must hold 0/1 labels")
-    return frame
+def labelled(frame: pd.DataFrame, target: Target) -> pd.DataFrame:
+    """The rows with a label, the target column replaced by its values as the task reads them
+    (`Target.values`)."""
+    name = target.column
+    if frame[name].isna().any():
+        frame = frame.dropna(subset=[name])
+    return frame.assign(**{name: target.values(frame[name])})
 
 
 def require_rows(rows: int, target: str) -> None:

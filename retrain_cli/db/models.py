@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -36,12 +37,14 @@ from retrain_cli.core.choices import (
     RowKind,
     RunStatus,
     Strategy,
+    Task,
     Trigger,
     VersionStatus,
     values,
 )
 
 MODEL_TYPES = values(ModelType)
+TASKS = values(Task)
 STRATEGIES = values(Strategy)
 TRIGGERS = values(Trigger)
 RUN_STATUSES = values(RunStatus)
@@ -97,16 +100,33 @@ class Base(DeclarativeBase):
     }
 
 
+def _config_key(*, ondelete: str | None = None) -> ForeignKeyConstraint:
+    """A row's model type and task, whose defaults are `auto_retraining_config`'s row."""
+    return ForeignKeyConstraint(
+        ["model_type", "task"],
+        ["auto_retraining_config.model_type", "auto_retraining_config.task"],
+        ondelete=ondelete,
+    )
+
+
 class AutoRetrainingConfig(Base):
-    """Defaults per model type; a job's own values win over these."""
+    """Defaults per model type and task; a job's own values win over these.
+    `performance_threshold` is a threshold of `performance_metric`, the task's default metric:
+    a job judged by another metric has no default threshold."""
 
     __tablename__ = "auto_retraining_config"
-    __table_args__ = (CheckConstraint(_in("strategy", STRATEGIES), name="strategy"),)
+    __table_args__ = (
+        CheckConstraint(_in("strategy", STRATEGIES), name="strategy"),
+        CheckConstraint(_in("task", TASKS), name="task"),
+        UniqueConstraint("model_type", "task"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    model_type: Mapped[str] = mapped_column(String(32), unique=True)
+    model_type: Mapped[str] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(16), default=Task.BINARY.value)
     schedule: Mapped[str] = mapped_column(String(128))
     drift_threshold: Mapped[float] = mapped_column(Float)
+    performance_metric: Mapped[str] = mapped_column(String(32))
     performance_threshold: Mapped[float] = mapped_column(Float)
     strategy: Mapped[str] = mapped_column(String(16))
     max_model_age_s: Mapped[int | None] = mapped_column(BigInteger)
@@ -122,14 +142,14 @@ class AutoRetrainingJob(Base):
     __table_args__ = (
         CheckConstraint("strategy IS NULL OR " + _in("strategy", STRATEGIES), name="strategy"),
         Index(None, "model_name"),
+        _config_key(),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     model_name: Mapped[str] = mapped_column(String(128))
-    model_type: Mapped[str] = mapped_column(
-        String(32), ForeignKey("auto_retraining_config.model_type")
-    )
+    model_type: Mapped[str] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(16), default=Task.BINARY.value)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     schedule: Mapped[str | None] = mapped_column(String(128))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
@@ -281,6 +301,7 @@ class ModelVersionManagement(Base):
     __table_args__ = (
         UniqueConstraint("model_name", "version"),
         CheckConstraint(_in("status", VERSION_STATUSES), name="status"),
+        _config_key(),
         CheckConstraint("version >= 1", name="version_positive"),
         Index(
             "ux_model_version_management_one_active",
@@ -301,9 +322,8 @@ class ModelVersionManagement(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_name: Mapped[str] = mapped_column(String(128))
     version: Mapped[int] = mapped_column(Integer)
-    model_type: Mapped[str] = mapped_column(
-        String(32), ForeignKey("auto_retraining_config.model_type")
-    )
+    model_type: Mapped[str] = mapped_column(String(32))
+    task: Mapped[str] = mapped_column(String(16), default=Task.BINARY.value)
     job_id: Mapped[int | None] = mapped_column(
         ForeignKey("auto_retraining_jobs.id", ondelete="SET NULL")
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,9 +20,10 @@ from retrain_cli.db.queries import SCHEMA_LOCK, registry_id, take_turns
 
 DAY_S = 86_400
 
-# The four model types' defaults (docs/job-files.md); `db init` inserts the missing ones and never
-# overwrites an edited row.
-DEFAULT_CONFIGS: tuple[dict[str, Any], ...] = (
+# The four model types' defaults for binary jobs (docs/job-files.md); the multiclass and
+# regression rows copy them with their task's metric and threshold (`TASK_DEFAULTS`). `db init`
+# inserts the missing ones and never overwrites an edited row.
+BINARY_CONFIGS: tuple[dict[str, Any], ...] = (
     {
         "model_type": "lightgbm",
         "schedule": "0 2 * * *",
@@ -74,6 +76,22 @@ DEFAULT_CONFIGS: tuple[dict[str, Any], ...] = (
         "hyperparameters": {"members": ["lightgbm", "lstm"]},
     },
 )
+# each task's default metric (a threshold needs a scale-free one: r2 for regression, where rmse
+# is in the target's units) and its threshold per model type; binary's are the rows above
+TASK_DEFAULTS: dict[str, tuple[str, dict[str, float]]] = {
+    "binary": ("auc", {c["model_type"]: c["performance_threshold"] for c in BINARY_CONFIGS}),
+    "multiclass": (
+        "auc_ovr",
+        {"lightgbm": 0.80, "lstm": 0.75, "transformer": 0.75, "ensemble": 0.85},
+    ),
+    "regression": ("r2", {"lightgbm": 0.0, "lstm": 0.0, "transformer": 0.0, "ensemble": 0.0}),
+}
+DEFAULT_CONFIGS: tuple[dict[str, Any], ...] = tuple(
+    {**config, "task": task, "performance_metric": metric, "performance_threshold": by_type[t]}
+    for task, (metric, by_type) in TASK_DEFAULTS.items()
+    for config in BINARY_CONFIGS
+    for t in [config["model_type"]]
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +111,7 @@ def init_database(
     """Upgrade the schema to head and add the missing default configs, in one transaction;
     `check` is given the database's registry id before it commits, and may refuse it."""
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn, _foreign_keys_checked_at_the_end(conn), conn.begin():
             take_turns(conn, SCHEMA_LOCK)  # racing inits: the later one finds the head
             before, after = _upgrade(conn)
             with Session(bind=conn) as session:
@@ -101,6 +119,7 @@ def init_database(
                 session.flush()
                 registry = registry_id(session)
                 check(registry)
+            _require_foreign_keys(conn)
     except OperationalError as exc:
         raise DatabaseError(
             f"cannot initialise {engine.url.render_as_string(hide_password=True)}: "
@@ -116,15 +135,43 @@ def init_database(
 
 
 def seed_default_configs(session: Session, now: datetime) -> list[str]:
-    """Insert the default config of each model type that has none; return the types added."""
-    present = set(session.scalars(select(AutoRetrainingConfig.model_type)))
+    """Insert the default config of each model type and task that has none; return those added
+    (`lightgbm` for a binary row, `lightgbm/regression` for another task's)."""
+    table = AutoRetrainingConfig
+    present = {(t, k) for t, k in session.execute(select(table.model_type, table.task))}
     added = []
     for default in DEFAULT_CONFIGS:
-        if default["model_type"] in present:
+        key = (default["model_type"], default["task"])
+        if key in present:
             continue
         session.add(AutoRetrainingConfig(**default, created_at=now, updated_at=now))
-        added.append(default["model_type"])
+        added.append(key[0] if key[1] == "binary" else "/".join(key))
     return added
+
+
+@contextmanager
+def _foreign_keys_checked_at_the_end(conn: Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while the migrations rebuild a table that others reference
+    (the pragma only takes effect outside a transaction; `_require_foreign_keys` checks them
+    before the commit), on again after."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.commit()
+
+
+def _require_foreign_keys(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise DatabaseError(f"the schema upgrade broke {len(broken)} foreign keys: {broken[0]}")
 
 
 def _upgrade(conn: Connection) -> tuple[str | None, str]:

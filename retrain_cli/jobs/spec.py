@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     StrictBool,
     StrictInt,
@@ -24,13 +25,17 @@ from pydantic import (
 
 from retrain_cli.core.choices import (
     BOUNDED_METRICS,
+    DEFAULT_METRIC,
+    ESTIMABLE_METRICS,
     TRADING_METRICS,
     Compute,
     Device,
     Metric,
     ModelType,
     Strategy,
+    Task,
     Trigger,
+    task_metrics,
 )
 from retrain_cli.core.errors import ConfigError
 from retrain_cli.core.fields import MAX_FIELD_CHARS, NotifyTarget, Number, Seconds, Spec, Text
@@ -50,8 +55,18 @@ _WHOLE = frozenset(
 _ZERO_ALLOWED = ("patience", "num_threads")  # num_threads 0: every core
 _POSITIVE = ("learning_rate",)
 _FRACTIONS = ("dropout", "validation_fraction")
-# the gate and the checks judge probabilities of a binary outcome
-_PROBABILITY_OBJECTIVES = ("binary", "cross_entropy", "xentropy")
+# LightGBM's objectives (and their aliases) that fit each task: the gate and the checks judge
+# probabilities of the outcome or of each class, or predicted values
+OBJECTIVES = {
+    Task.BINARY: ("binary", "cross_entropy", "xentropy"),
+    Task.MULTICLASS: ("multiclass", "softmax"),
+    Task.REGRESSION: (
+        *("regression", "regression_l2", "l2", "mean_squared_error", "mse", "huber"),
+        *("quantile", "poisson", "tweedie", "regression_l1", "l1", "mae"),
+    ),
+}
+LOSSES = ("mse", "huber")  # a sequence model's regression loss
+MAX_CLASSES = 100
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -97,6 +112,14 @@ Name = Annotated[Text, AfterValidator(_identifier)]
 Cron = Annotated[Text, AfterValidator(_cron)]
 TimeZone = Annotated[Text, AfterValidator(_timezone)]
 Names = Annotated[list[Text], AfterValidator(_unique)]
+
+
+def _class_name(value: Any) -> Any:
+    # YAML reads `classes: [0, 1, 2]` as numbers: a class is named by its text
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+ClassName = Annotated[Text, BeforeValidator(_class_name)]
 
 
 class DataSource(Spec):
@@ -171,14 +194,19 @@ class JobSpec(Spec):
     timezone: TimeZone = "UTC"
     priority: Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)] = 0
     data: DataSources
+    task: Task = Task.BINARY
     target: Text
+    # multiclass: the classes in order, and each one's probability column (default
+    # `<score_column>_<class>`)
+    classes: Annotated[list[ClassName], AfterValidator(_unique)] | None = None
+    class_columns: dict[ClassName, Text] | None = None
     time_column: Text | None = None
     features: Names | None = None
     categorical: Names = Field(default_factory=list)
     score_column: Text = "score"
     return_column: Text | None = None
     thresholds: Thresholds = Thresholds()
-    primary_metric: Metric  # default: sharpe with a return_column, else auc
+    primary_metric: Metric  # default: sharpe with a return_column, else the task's (auc, ...)
     strategy: Strategy | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     members: list[ModelType | Member] = Field(default_factory=list)
@@ -199,12 +227,18 @@ class JobSpec(Spec):
     @classmethod
     def _default_metric(cls, value: Any) -> Any:
         if isinstance(value, Mapping) and value.get("primary_metric") is None:
-            metric = Metric.SHARPE if value.get("return_column") else Metric.AUC
+            try:
+                task = Task(value.get("task", Task.BINARY))
+            except ValueError:
+                return value  # the field's own check names the choices
+            trading = value.get("return_column") and task is not Task.MULTICLASS
+            metric = Metric.SHARPE if trading else DEFAULT_METRIC[task]
             return {**value, "primary_metric": metric}
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSpec:
+        self._check_task()
         if self.primary_metric in TRADING_METRICS and not self.return_column:
             raise ValueError(f"primary_metric: {self.primary_metric} needs a return_column")
         performance = self.thresholds.performance
@@ -218,25 +252,68 @@ class JobSpec(Spec):
             raise ValueError(f"features: {', '.join(overlap)} is the target, time, score or return")
         if self.performance.estimated_triggers and not self.performance.estimate:
             raise ValueError("performance.estimated_triggers needs performance.estimate: true")
-        if self.performance.estimate and self.primary_metric not in BOUNDED_METRICS:
+        estimable = ESTIMABLE_METRICS[self.task]
+        if self.performance.estimate and self.primary_metric not in estimable:
             raise ValueError(
                 f"performance.estimate: {self.primary_metric} cannot be estimated without labels "
-                "(auc, precision, recall, f1 and accuracy can)"
+                f"({_listed(estimable)} can)"
             )
-        if self.rollout is not None and self.analysis_metric not in BOUNDED_METRICS:
+        if self.rollout is not None and self.analysis_metric not in TASK_METRICS_OF_ROWS[self.task]:
             raise ValueError(
                 f"rollout.analysis.metric: {self.analysis_metric} is not judged per row of "
-                "outcomes (auc, precision, recall, f1 or accuracy)"
+                f"outcomes ({_listed(TASK_METRICS_OF_ROWS[self.task])})"
             )
         if self.members and self.type is not ModelType.ENSEMBLE:
             raise ValueError("members: only an ensemble job has members")
-        _check_hyperparameters("hyperparameters", self.hyperparameters)
+        _check_hyperparameters("hyperparameters", self.hyperparameters, self.task)
         for member in self.members:
             if (member.type if isinstance(member, Member) else member) is ModelType.ENSEMBLE:
                 raise ValueError("members: a member is lightgbm, lstm or transformer, not ensemble")
             if isinstance(member, Member):
-                _check_hyperparameters(f"members.{member.type}", member.hyperparameters)
+                _check_hyperparameters(f"members.{member.type}", member.hyperparameters, self.task)
         return self
+
+    def _check_task(self) -> None:
+        task = self.task
+        allowed = task_metrics(task, trading=True)  # a missing return column is named below
+        if self.primary_metric not in allowed:
+            raise ValueError(
+                f"primary_metric: {self.primary_metric} does not judge a {task} job (choose one "
+                f"of {_listed(task_metrics(task, trading=bool(self.return_column)))})"
+            )
+        if task is Task.MULTICLASS:
+            if not self.classes or len(self.classes) < 3:
+                raise ValueError(
+                    "classes: a multiclass job lists its classes, at least 3 (two classes: "
+                    "task binary)"
+                )
+            if len(self.classes) > MAX_CLASSES:
+                raise ValueError(f"classes: at most {MAX_CLASSES}")
+            unknown = sorted(set(self.class_columns or {}) - set(self.classes))
+            if unknown:
+                raise ValueError(f"class_columns: {', '.join(unknown)} is not one of the classes")
+            columns = list(self.probability_columns.values())
+            if len(set(columns)) != len(columns):
+                raise ValueError("class_columns: two classes share a column")
+        elif self.classes is not None or self.class_columns is not None:
+            raise ValueError(f"classes: only a multiclass job has classes, not a {task} job")
+        if self.primary_metric is Metric.PINBALL and _objective(self) != "quantile":
+            raise ValueError(
+                "primary_metric: pinball judges a quantile forecast (objective: quantile)"
+            )
+
+    @property
+    def probability_columns(self) -> dict[str, str]:
+        """A multiclass job's probability column of each class, in class order."""
+        named = self.class_columns or {}
+        return {c: named.get(c, f"{self.score_column}_{c}") for c in self.classes or []}
+
+    @property
+    def quantile(self) -> float | None:
+        """The level of a quantile forecast (LightGBM's `alpha`, 0.9 by default)."""
+        if _objective(self) != "quantile":
+            return None
+        return float(self.hyperparameters.get("alpha", 0.9))
 
     @property
     def analysis_metric(self) -> Metric:
@@ -246,9 +323,9 @@ class JobSpec(Spec):
 
     @property
     def special_columns(self) -> set[str]:
-        """The target, time, score and return columns (never features)."""
+        """The target, time, score, return and class probability columns (never features)."""
         named = (self.target, self.time_column, self.score_column, self.return_column)
-        return {c for c in named if c}
+        return {c for c in named if c} | set(self.probability_columns.values())
 
     def stored(self) -> dict[str, Any]:
         """The JSON document kept in the database."""
@@ -260,7 +337,31 @@ class JobSpec(Spec):
         return cls.model_validate({k: v for k, v in document.items() if v is not None})
 
 
-def _check_hyperparameters(where: str, values: Mapping[str, Any]) -> None:
+# the metrics a rollout's analysis judges on each version's labelled rows
+TASK_METRICS_OF_ROWS = {
+    Task.BINARY: frozenset(
+        {Metric.AUC, Metric.PRECISION, Metric.RECALL, Metric.F1, Metric.ACCURACY}
+    ),
+    Task.MULTICLASS: frozenset(
+        {Metric.ACCURACY, Metric.F1_MACRO, Metric.F1_WEIGHTED, Metric.PRECISION_MACRO}
+        | {Metric.RECALL_MACRO, Metric.LOG_LOSS, Metric.AUC_OVR}
+    ),
+    Task.REGRESSION: frozenset(
+        {Metric.RMSE, Metric.MAE, Metric.MAPE, Metric.R2, Metric.MEDIAN_AE, Metric.PINBALL}
+    ),
+}
+
+
+def _listed(metrics: frozenset[Metric]) -> str:
+    return ", ".join(sorted(metrics))
+
+
+def _objective(spec: JobSpec) -> str | None:
+    objective = spec.hyperparameters.get("objective")
+    return str(objective) if objective is not None else None
+
+
+def _check_hyperparameters(where: str, values: Mapping[str, Any], task: Task) -> None:
     import json
 
     if len(json.dumps(values, default=str)) > MAX_FIELD_CHARS:
@@ -275,8 +376,14 @@ def _check_hyperparameters(where: str, values: Mapping[str, Any]) -> None:
             raise ValueError(f"{where}.{name}: expected a positive number, got {value!r}")
         if name in _FRACTIONS and not (number and 0 <= value < 1):
             raise ValueError(f"{where}.{name}: expected a number in [0, 1), got {value!r}")
-        if name == "objective" and value not in _PROBABILITY_OBJECTIVES:
+        if name == "objective" and value not in OBJECTIVES[task]:
             raise ValueError(
-                f"{where}.objective: {value!r} does not score probabilities of a 0/1 target "
-                f"(use one of {', '.join(_PROBABILITY_OBJECTIVES)})"
+                f"{where}.objective: {value!r} does not fit a {task} job "
+                f"(use one of {', '.join(OBJECTIVES[task])})"
             )
+        if name == "loss" and value not in LOSSES:
+            raise ValueError(f"{where}.loss: {value!r} is not one of {', '.join(LOSSES)}")
+        if name == "loss" and task is not Task.REGRESSION:
+            raise ValueError(f"{where}.loss: a {task} model's loss is its task's (no choice)")
+        if name in ("task", "num_class"):
+            raise ValueError(f"{where}.{name}: set by the job's task and classes")

@@ -39,7 +39,8 @@ class ApplyOutcome:
 
 @dataclass(frozen=True)
 class EffectiveJob:
-    """A job with every default resolved from `auto_retraining_config` for its model type."""
+    """A job with every default resolved from `auto_retraining_config` for its model type and
+    task."""
 
     id: int
     name: str
@@ -50,7 +51,7 @@ class EffectiveJob:
     timezone: str
     priority: int
     drift_threshold: float
-    performance_threshold: float
+    performance_threshold: float | None  # None: the job's metric has no default threshold
     strategy: str
     primary_metric: str
     max_model_age_s: int | None
@@ -67,13 +68,18 @@ class EffectiveJob:
 
     @cached_property
     def hyperparameters(self) -> dict[str, Any]:
-        """The type's defaults, then the job's; its `members` and `device` travel with them."""
+        """The type's defaults, then the job's; its `members` and `device` travel with them,
+        and (but for a binary job, as before tasks) its task and number of classes."""
         merged = {**self.type_hyperparameters, **self.spec.hyperparameters}
         stored = self.spec.stored()
         if self.spec.members:
             merged["members"] = stored["members"]
         if stored["device"] != "auto":
             merged["device"] = stored["device"]
+        if stored["task"] != "binary":
+            merged["task"] = stored["task"]
+        if self.spec.classes:
+            merged["num_class"] = len(self.spec.classes)
         return merged
 
 
@@ -130,6 +136,7 @@ def _columns(spec: JobSpec) -> dict[str, Any]:
         "name": spec.name,
         "model_name": spec.model,
         "model_type": stored["type"],
+        "task": stored["task"],
         "enabled": spec.enabled,
         "schedule": spec.schedule,
         "timezone": spec.timezone,
@@ -223,16 +230,25 @@ def request_manual_run(
     return job
 
 
-def load_configs(session: Session) -> dict[str, AutoRetrainingConfig]:
-    """The per-type defaults, keyed by model type."""
-    return {c.model_type: c for c in session.scalars(select(AutoRetrainingConfig))}
+Configs = dict[tuple[str, str], AutoRetrainingConfig]
 
 
-def effective_job(job: AutoRetrainingJob, configs: dict[str, AutoRetrainingConfig]) -> EffectiveJob:
-    """Resolve the job's defaults from its model type's config row."""
-    config = configs.get(job.model_type)
+def load_configs(session: Session) -> Configs:
+    """The defaults, keyed by model type and task."""
+    return {(c.model_type, c.task): c for c in session.scalars(select(AutoRetrainingConfig))}
+
+
+def effective_job(job: AutoRetrainingJob, configs: Configs) -> EffectiveJob:
+    """Resolve the job's defaults from its model type's and task's config row. The row's
+    performance threshold is one of its metric: a job judged by another has none by default."""
+    config = configs.get((job.model_type, job.task))
     if config is None:
-        raise DatabaseError(f"no auto_retraining_config row for {job.model_type}: run `db init`")
+        raise DatabaseError(
+            f"no auto_retraining_config row for {job.model_type} ({job.task}): run `db init`"
+        )
+    default_threshold = (
+        config.performance_threshold if config.performance_metric == job.primary_metric else None
+    )
     return EffectiveJob(
         id=job.id,
         name=job.name,
@@ -243,7 +259,9 @@ def effective_job(job: AutoRetrainingJob, configs: dict[str, AutoRetrainingConfi
         timezone=job.timezone,
         priority=job.priority,
         drift_threshold=_first(job.drift_threshold, config.drift_threshold),
-        performance_threshold=_first(job.performance_threshold, config.performance_threshold),
+        performance_threshold=(
+            default_threshold if job.performance_threshold is None else job.performance_threshold
+        ),
         strategy=job.strategy or config.strategy,
         primary_metric=job.primary_metric,
         max_model_age_s=job.max_model_age_s or config.max_model_age_s,

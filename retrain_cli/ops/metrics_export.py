@@ -180,7 +180,7 @@ def _expected_intervals(session: Session, now: datetime, gauge: Any) -> None:
     job, config = AutoRetrainingJob, AutoRetrainingConfig
     rows = session.execute(
         select(job.name, func.coalesce(job.schedule, config.schedule), job.timezone, job.triggers)
-        .join(config, config.model_type == job.model_type)
+        .join(config, (config.model_type == job.model_type) & (config.task == job.task))
         .where(job.enabled)
     )
     for name, expression, timezone, triggers in rows:

@@ -90,11 +90,13 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
             ModelPerformanceTracking.degraded.is_(True),
         ),
     )
-    defaults = dict(
-        session.execute(
-            select(AutoRetrainingConfig.model_type, AutoRetrainingConfig.schedule)
-        ).all()
-    )
+    config = AutoRetrainingConfig
+    defaults = {
+        (model_type, task): schedule
+        for model_type, task, schedule in session.execute(
+            select(config.model_type, config.task, config.schedule)
+        )
+    }
     waiting = _waiting(session, now)
     errors = _estimation_errors(session, since)
     rollouts = {model: r.summary() for model, r in in_progress(session).items()}
@@ -118,7 +120,9 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 active_age_s=(now - promoted_at).total_seconds() if promoted_at else None,
                 drift_alerts=drift.get(job.model_name, 0),
                 degradations=degraded.get(job.model_name, 0),
-                next_fire=_next_fire(job.schedule or defaults[job.model_type], job.timezone, now)
+                next_fire=_next_fire(
+                    job.schedule or defaults[(job.model_type, job.task)], job.timezone, now
+                )
                 if job.enabled
                 else None,
                 waiting_s=waiting.get(job.name),

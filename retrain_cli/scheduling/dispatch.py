@@ -81,7 +81,7 @@ def due_jobs(session: Session, now: datetime, max_wait_s: float) -> DueReport:
 def job_states(session: Session) -> list[JobState]:
     """Every enabled job's state: plain columns (no ORM objects, no spec documents to decode)."""
     defaults = {
-        c.model_type: (c.schedule, c.max_model_age_s)
+        (c.model_type, c.task): (c.schedule, c.max_model_age_s)
         for c in session.scalars(select(AutoRetrainingConfig))
     }
     job = AutoRetrainingJob
@@ -91,6 +91,7 @@ def job_states(session: Session) -> list[JobState]:
             job.name,
             job.model_name,
             job.model_type,
+            job.task,
             job.priority,
             job.schedule,
             job.timezone,
@@ -123,6 +124,7 @@ def job_states(session: Session) -> list[JobState]:
         name,
         model,
         model_type,
+        task,
         priority,
         cron,
         zone,
@@ -136,7 +138,7 @@ def job_states(session: Session) -> list[JobState]:
         manual_reason,
         estimated_triggers,
     ) in rows:
-        default_schedule, default_age = defaults[model_type]
+        default_schedule, default_age = defaults[(model_type, task)]
         drift_at, drift_detail = drift.get(model, (None, None))
         perf_at, perf_detail = degraded.get(model, (None, None))
         if estimated_triggers:  # a newer estimate speaks until labels arrive

@@ -1,7 +1,9 @@
-"""Ensemble: members trained by their own trainers, combined by a weighted average of scores.
+"""Ensemble: members trained by their own trainers, combined by a weighted average of their
+scores, predicted values or class probability vectors (by the job's task).
 
-Members train on the first part of the training split and are weighted by their AUC above
-chance on the rest (the validation tail). A row a member cannot score (a sequence model's first
+Members train on the first part of the training split and are weighted by their skill above
+chance on the rest (the validation tail): AUC above 0.5 (binary), one-vs-rest AUC above 0.5
+(multiclass), R² above 0 (regression). A row a member cannot score (a sequence model's first
 rows) is averaged over the members that can. The artifact nests one directory per member, each
 with its own manifest; `ensemble.json` lists them with their manifests' sha256, and the top
 manifest covers `ensemble.json`, so one digest verifies every file.
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from retrain_cli.data.training import TrainingData, fingerprint
-from retrain_cli.statistics import performance
+from retrain_cli.statistics import multiclass, performance, regression
 from retrain_cli.store import artifacts
 from retrain_cli.trainers import single
 from retrain_cli.trainers.base import Trainer, TrainingContext
@@ -40,7 +42,9 @@ TORCH_KEYS = (
     "validation_fraction",
     "incremental_epochs",
     "seed",
+    "loss",
 )
+SHARED_BY_ALL = ("num_threads", "task", "num_class")  # every member's, whatever its family
 
 
 class EnsembleTrainer:
@@ -49,6 +53,7 @@ class EnsembleTrainer:
     def __init__(self, hyperparameters: dict[str, Any]) -> None:
         params = dict(hyperparameters)
         self.members = [_member(m) for m in params.pop("members", ["lightgbm", "lstm"])]
+        self.task = str(params.get("task", "binary"))
         self.shared = params
 
     def fit(
@@ -64,31 +69,29 @@ class EnsembleTrainer:
             fingerprint = _fingerprint(data, member)
             reused = _reuse(parent, init_from, index, member, fingerprint)
             trainer = reused or _trainer(member, self.shared).fit(train, context)
-            scores = trainer.predict(valid.features)
-            finite = np.isfinite(scores)
-            try:
-                auc = performance.auc(valid.target[finite], scores[finite])
-            except performance.Undefined:
-                auc = 0.5
+            skill = _skill(self.task, valid.target, trainer.predict(valid.features))
             self.trainers_.append(trainer)
             self.members_.append(
                 {
                     **member,
                     "fingerprint": fingerprint,
-                    "validation_auc": auc,
+                    "validation_skill": skill,
                     "reused": reused is not None,
                 }
             )
-        raw = np.array([max(m["validation_auc"] - 0.5, 1e-3) for m in self.members_])
+        raw = np.array([max(m["validation_skill"], 1e-3) for m in self.members_])
         for member, weight in zip(self.members_, raw / raw.sum(), strict=True):
             member["weight"] = float(weight)
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
-        scores = np.vstack([t.predict(features) for t in self.trainers_])
-        weights = np.array([m["weight"] for m in self.members_])[:, None] * np.isfinite(scores)
+        # (members, rows) or, with class probabilities, (members, rows, classes)
+        scores = np.stack([t.predict(features) for t in self.trainers_])
+        finite = np.isfinite(scores)
+        member_weights = np.array([m["weight"] for m in self.members_])
+        weights = member_weights.reshape(-1, *([1] * (scores.ndim - 1))) * finite
         total = weights.sum(axis=0)
-        combined = np.nansum(np.nan_to_num(scores) * weights, axis=0)
+        combined = np.sum(np.nan_to_num(scores) * weights, axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             result: np.ndarray[Any, np.dtype[np.float64]] = np.where(
                 total > 0, combined / np.where(total > 0, total, 1), np.nan
@@ -135,6 +138,20 @@ class EnsembleTrainer:
         return trainer
 
 
+def _skill(task: str, target: Any, predicted: Any) -> float:
+    """A member's skill above chance on the validation rows it scored (0 when undefined)."""
+    scored = np.isfinite(predicted) if predicted.ndim == 1 else np.isfinite(predicted).all(axis=1)
+    y, p = target[scored], predicted[scored]
+    try:
+        if task == "multiclass":
+            return multiclass.auc_ovr(y.astype(np.int64), p) - 0.5
+        if task == "regression":
+            return regression.r2(y, p)
+        return performance.auc(y, p) - 0.5
+    except performance.Undefined:
+        return 0.0
+
+
 def _member(spec: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(spec, str):
         return {"type": spec, "hyperparameters": {}, "features": None}
@@ -151,7 +168,7 @@ def _member_hyperparameters(member: dict[str, Any], shared: dict[str, Any]) -> d
     base = {
         k: v
         for k, v in shared.items()
-        if k == "num_threads" or ((k in TORCH_KEYS) == torch_family and k != "device")
+        if k in SHARED_BY_ALL or ((k in TORCH_KEYS) == torch_family and k != "device")
     }
     return {**base, **member["hyperparameters"]}
 

@@ -48,8 +48,13 @@ def check_hyperparameters(spec: JobSpec) -> None:
         for m in spec.members
         if not isinstance(m, str)
     ]
+    task: dict[str, Any] = {}
+    if spec.task != "binary":
+        task["task"] = str(spec.task)
+    if spec.classes:
+        task["num_class"] = len(spec.classes)
     for where, model_type, hyperparameters in models:
         if model_type == "lightgbm" and hyperparameters:
-            problem = refused(dict(hyperparameters))
+            problem = refused({**hyperparameters, **task})
             if problem:
                 raise JobSpecError(f"job {spec.name!r}: {where}: LightGBM refuses them: {problem}")

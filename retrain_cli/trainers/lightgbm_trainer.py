@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MODEL_FILE = "model.txt"
-DEFAULTS = {"objective": "binary", "verbosity": -1, "seed": 0, "deterministic": True}
+DEFAULTS = {"verbosity": -1, "seed": 0, "deterministic": True}
+OBJECTIVE = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
 HISTOGRAM_LAYOUTS = ("force_col_wise", "force_row_wise")
 
 
@@ -39,14 +40,18 @@ def refused(hyperparameters: dict[str, Any]) -> str | None:
 
 
 class LightGBMTrainer:
-    """`num_boost_round` rounds of boosting; `init_from` continues from a parent's model file."""
+    """`num_boost_round` rounds of boosting; `init_from` continues from a parent's model file.
+    The job's task picks the default objective (`binary`, `multiclass` with `num_class`, or
+    `regression`); a multiclass model predicts a row of class probabilities per row."""
 
     name = "lightgbm"
 
     def __init__(self, hyperparameters: dict[str, Any]) -> None:
         params = dict(hyperparameters)
         self.num_boost_round = int(params.pop("num_boost_round", 200))
-        self.params = {**DEFAULTS, **params}
+        task = str(params.pop("task", "binary"))
+        self.regression = task == "regression"
+        self.params = {**DEFAULTS, "objective": OBJECTIVE[task], **params}
         if self.params["deterministic"] and not any(k in params for k in HISTOGRAM_LAYOUTS):
             # LightGBM's documentation asks for one histogram layout to be fixed with
             # `deterministic`: left to itself, it times both on the first round and keeps the

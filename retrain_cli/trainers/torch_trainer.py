@@ -2,8 +2,11 @@
 
 Each row is predicted from the window of the `sequence_length` rows ending at it, so the first
 `sequence_length - 1` rows of any frame get no prediction (NaN). Features are standardised with
-the training split's mean and std, saved with the model. Artifacts: the `state_dict` saved with
-`torch.save` and loaded with `weights_only=True`, beside `model.json` (architecture and
+the training split's mean and std, saved with the model. The head follows the job's task: one
+logit and binary cross-entropy (binary), one logit per class and cross-entropy, predicting the
+softmax (multiclass), or one value and the `loss` (`mse` or `huber`) on the target standardised
+like the features, predicting in the target's units (regression). Artifacts: the `state_dict`
+saved with `torch.save` and loaded with `weights_only=True`, beside `model.json` (architecture and
 preprocessing) — never a pickled module.
 """
 
@@ -38,9 +41,14 @@ DEFAULTS: dict[str, Any] = {
     "validation_fraction": 0.2,
     "incremental_epochs": 3,
     "seed": 0,
+    "task": "binary",
+    "num_class": 1,
+    "loss": "mse",
 }
 ARCHITECTURE = (
     "kind",
+    "task",
+    "num_class",
     "n_features",
     "sequence_length",
     "hidden_size",
@@ -52,9 +60,12 @@ ARCHITECTURE = (
 
 
 def build(config: dict[str, Any]) -> torch.nn.Module:
-    """The network for `config` (kind lstm or transformer), producing one logit per window."""
+    """The network for `config` (kind lstm or transformer): one output per window, or one per
+    class (multiclass)."""
     import torch
     from torch import nn
+
+    outputs = config["num_class"] if config.get("task") == "multiclass" else 1
 
     class LSTMNet(nn.Module):
         def __init__(self) -> None:
@@ -67,12 +78,11 @@ def build(config: dict[str, Any]) -> torch.nn.Module:
                 batch_first=True,
                 dropout=config["dropout"] if layers > 1 else 0.0,
             )
-            self.head = nn.Linear(config["hidden_size"], 1)
+            self.head = nn.Linear(config["hidden_size"], outputs)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             output, _ = self.lstm(x)
-            logits: torch.Tensor = self.head(output[:, -1]).squeeze(-1)
-            return logits
+            return _squeezed(self.head(output[:, -1]))
 
     class TransformerNet(nn.Module):
         def __init__(self) -> None:
@@ -90,14 +100,27 @@ def build(config: dict[str, Any]) -> torch.nn.Module:
             self.encoder = nn.TransformerEncoder(
                 layer, config["num_layers"], enable_nested_tensor=False
             )
-            self.head = nn.Linear(d, 1)
+            self.head = nn.Linear(d, outputs)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             h = self.encoder(self.embed(x) + self.position)
-            logits: torch.Tensor = self.head(h[:, -1]).squeeze(-1)
-            return logits
+            return _squeezed(self.head(h[:, -1]))
+
+    def _squeezed(out: torch.Tensor) -> torch.Tensor:
+        return out.squeeze(-1) if outputs == 1 else out
 
     return LSTMNet() if config["kind"] == "lstm" else TransformerNet()
+
+
+def _loss(config: dict[str, Any], loss: str) -> Any:
+    from torch import nn
+
+    task = config.get("task", "binary")
+    if task == "multiclass":
+        return nn.CrossEntropyLoss()
+    if task == "regression":
+        return nn.HuberLoss() if loss == "huber" else nn.MSELoss()
+    return nn.BCEWithLogitsLoss()
 
 
 class SequenceTrainer:
@@ -124,6 +147,13 @@ class SequenceTrainer:
             features = _numeric(data.features)
             self.mean_ = features.mean(axis=0)
             self.std_ = np.where(features.std(axis=0) > 1e-12, features.std(axis=0), 1.0)
+            target = data.target
+            regression = hp["task"] == "regression"
+            self.target_scale_ = (
+                (float(target.mean()), float(target.std()) if target.std() > 1e-12 else 1.0)
+                if regression
+                else (0.0, 1.0)
+            )
             self.config_ = {
                 "kind": self.name,
                 "n_features": features.shape[1],
@@ -132,8 +162,9 @@ class SequenceTrainer:
             }
             self.model_ = build(self.config_)
             epochs = hp["max_epochs"]
-        x, y = self._windows(data.features), data.target[self.config_["sequence_length"] - 1 :]
-        self._train(x, y, epochs, context)
+        centre, scale = self.target_scale_
+        y = (data.target[self.config_["sequence_length"] - 1 :] - centre) / scale
+        self._train(self._windows(data.features), y, epochs, context)
         return self
 
     def _train(
@@ -149,16 +180,18 @@ class SequenceTrainer:
         device = self._device()
         model = self.model_.to(device)
         n_valid = max(1, int(len(x) * hp["validation_fraction"])) if len(x) > 10 else 0
+        # class indices for cross-entropy; values (or 0/1) for the others
+        kind = torch.long if self.config_.get("task") == "multiclass" else torch.float32
         train_x, train_y = (
             torch.as_tensor(x[: len(x) - n_valid]),
-            torch.as_tensor(y[: len(y) - n_valid], dtype=torch.float32),
+            torch.as_tensor(y[: len(y) - n_valid], dtype=kind),
         )
         valid_x, valid_y = (
             torch.as_tensor(x[len(x) - n_valid :]),
-            torch.as_tensor(y[len(y) - n_valid :], dtype=torch.float32),
+            torch.as_tensor(y[len(y) - n_valid :], dtype=kind),
         )
         optimiser = torch.optim.Adam(model.parameters(), lr=hp["learning_rate"])
-        loss_fn = torch.nn.BCEWithLogitsLoss()
+        loss_fn = _loss(self.config_, hp["loss"])
         generator = torch.Generator().manual_seed(hp["seed"])
         best, best_state, stale = math.inf, None, 0
         for epoch in range(1, epochs + 1):
@@ -190,13 +223,16 @@ class SequenceTrainer:
     def predict(self, features: pd.DataFrame) -> np.ndarray[Any, np.dtype[np.float64]]:
         import torch
 
-        length = self.config_["sequence_length"]
-        scores = np.full(len(features), np.nan)
+        length, task = self.config_["sequence_length"], self.config_.get("task", "binary")
+        rows = len(features)
+        scores = np.full(
+            (rows, self.config_["num_class"]) if task == "multiclass" else rows, np.nan
+        )
         if len(features) < length:
             return scores
         self.model_.eval()
         with torch.no_grad():
-            logits = torch.cat(
+            outputs = torch.cat(
                 [
                     self.model_(torch.as_tensor(chunk))
                     for chunk in np.array_split(
@@ -204,7 +240,14 @@ class SequenceTrainer:
                     )
                 ]
             )
-        scores[length - 1 :] = torch.sigmoid(logits).numpy().astype(np.float64)
+        if task == "multiclass":
+            predicted = torch.softmax(outputs, dim=-1).numpy()
+        elif task == "regression":
+            centre, scale = self.target_scale_
+            predicted = outputs.numpy().astype(np.float64) * scale + centre
+        else:
+            predicted = torch.sigmoid(outputs).numpy()
+        scores[length - 1 :] = predicted.astype(np.float64)
         return scores
 
     def _windows(self, features: pd.DataFrame) -> np.ndarray[Any, Any]:
@@ -231,7 +274,12 @@ class SequenceTrainer:
         import torch
 
         torch.save(self.model_.state_dict(), directory / STATE_FILE)
-        config = {**self.config_, "mean": self.mean_.tolist(), "std": self.std_.tolist()}
+        config = {
+            **self.config_,
+            "mean": self.mean_.tolist(),
+            "std": self.std_.tolist(),
+            "target_scale": list(self.target_scale_),
+        }
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         return STATE_FILE
 
@@ -240,6 +288,8 @@ class SequenceTrainer:
 
         config = json.loads((directory / CONFIG_FILE).read_text())
         self.mean_, self.std_ = np.array(config.pop("mean")), np.array(config.pop("std"))
+        centre, scale = config.pop("target_scale", (0.0, 1.0))
+        self.target_scale_ = (float(centre), float(scale))
         self.config_ = config
         self.model_ = build(config)
         state = torch.load(directory / STATE_FILE, weights_only=True, map_location="cpu")

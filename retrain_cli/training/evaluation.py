@@ -11,7 +11,7 @@ from retrain_cli.core.serialize import jsonable
 from retrain_cli.data.training import Prepared
 from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.jobs.store import EffectiveJob
-from retrain_cli.statistics import performance
+from retrain_cli.statistics import performance, tasks
 from retrain_cli.store import artifacts
 from retrain_cli.trainers.families import load_trainer
 from retrain_cli.training import gate
@@ -26,6 +26,7 @@ class Champion:
     sha256: str
     manifest: Path
     type: str
+    task: str = "binary"
 
     @classmethod
     def of(cls, version: ModelVersionManagement) -> Champion:
@@ -35,6 +36,7 @@ class Champion:
             version.sha256,
             Path(version.artifact_path),
             version.model_type,
+            version.task,
         )
 
     def verified_directory(self) -> Path:
@@ -43,30 +45,36 @@ class Champion:
         return self.manifest.parent
 
 
+def scoring(job: EffectiveJob, min_samples: int) -> tasks.Scoring:
+    """How the job's predictions are judged (`statistics.tasks`)."""
+    spec = job.spec
+    section = spec.performance
+    return tasks.Scoring(
+        task=str(spec.task),
+        threshold=section.decision_threshold,
+        quantile=spec.quantile,
+        min_samples=min_samples,
+        periods_per_year=section.periods_per_year,
+        risk_free=section.risk_free,
+    )
+
+
 def holdout_metrics(
     job: EffectiveJob, prepared: Prepared[Any], scores: Any
 ) -> performance.Evaluation:
     """Metrics over the hold-out rows the model scored (a sequence model leaves the first
-    `sequence_length - 1` rows unscored); `n_samples` says how many."""
+    `sequence_length - 1` rows unscored); `n_samples` says how many. The train data's return
+    column is the asset's return: the strategy's returns are derived from it
+    (`tasks.strategy_returns`)."""
     import numpy as np
 
-    section = job.spec.performance
-    threshold = section.decision_threshold
-    scored = np.isfinite(scores)
-    scores = scores[scored]
-    returns = None
-    if prepared.holdout_returns is not None:
-        # The train data's return column is the asset's return; the model goes long at or above
-        # the decision threshold and short below it.
-        returns = np.where(scores >= threshold, 1.0, -1.0) * prepared.holdout_returns[scored]
-    return performance.evaluate(
+    scored = np.isfinite(scores).reshape(len(scores), -1).all(axis=1)
+    returns = prepared.holdout_returns
+    return tasks.evaluate(
+        scoring(job, job.spec.gate.min_samples),
         prepared.holdout.target[scored],
-        scores,
-        returns,
-        threshold=threshold,
-        min_samples=job.spec.gate.min_samples,
-        periods_per_year=section.periods_per_year,
-        risk_free=section.risk_free,
+        scores[scored],
+        returns[scored] if returns is not None else None,
     )
 
 
@@ -76,6 +84,8 @@ def champion_metric(
     """The champion's primary metric on the same hold-out, or why it has none."""
     if champion is None:
         return None, None
+    if champion.task != job.spec.task:
+        return None, f"champion v{champion.version} predicts a {champion.task} task: not compared"
     try:
         directory = champion.manifest.parent
         manifest = artifacts.verify(directory, champion.sha256)
@@ -118,7 +128,7 @@ def nothing_to_learn(
     """Why a retrain would learn nothing: the active version was trained by the same family on
     the same data (by fingerprint) with the same hyperparameters."""
 
-    if active is None or active.model_type != job.type:
+    if active is None or (active.model_type, active.task) != (job.type, job.spec.task):
         return None
     same_data = active.data_fingerprint == jsonable(prepared.fingerprint)
     if not same_data or active.hyperparameters != jsonable(job.hyperparameters):
@@ -131,4 +141,8 @@ def nothing_to_learn(
 
 def continues_from(job: EffectiveJob, champion: Champion | None) -> bool:
     """An incremental run starts from the champion of its own model family."""
-    return job.strategy == "incremental" and champion is not None and champion.type == job.type
+    return (
+        job.strategy == "incremental"
+        and champion is not None
+        and (champion.type, champion.task) == (job.type, job.spec.task)
+    )

@@ -34,7 +34,7 @@ def decide(
     challenger: float | None,
     champion: float | None,
     *,
-    threshold: float,
+    threshold: float | None,
     min_improvement: float,
     n_holdout: int,
     min_samples: int,
@@ -71,20 +71,21 @@ def decide(
     if challenger is None:
         return GateDecision(False, [f"challenger {metric} is undefined on the hold-out"], values)
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    if sign * challenger < sign * threshold:
+    direction = " (lower is better)" if sign < 0 else ""
+    if threshold is not None and sign * challenger < sign * threshold:
         return GateDecision(
             False,
-            [f"challenger {metric} {challenger:.4g} misses the threshold {threshold:.4g}"],
+            [
+                f"challenger {metric} {challenger:.4g} misses the threshold "
+                f"{threshold:.4g}{direction}"
+            ],
             values,
         )
     if champion is None:
+        met = "" if threshold is None else f" meets the threshold {threshold:.4g}{direction}"
+        held = f"no threshold{direction}" if threshold is None else ""
         return GateDecision(
-            True,
-            [
-                f"no champion to beat; challenger {metric} {challenger:.4g} meets "
-                f"the threshold {threshold:.4g}"
-            ],
-            values,
+            True, [f"no champion to beat; challenger {metric} {challenger:.4g}{met}{held}"], values
         )
     margin = sign * (challenger - champion)
     values["margin"] = margin
@@ -94,7 +95,7 @@ def decide(
             True,
             [
                 f"challenger {metric} {challenger:.4g} beats the champion's {champion:.4g} "
-                f"by {margin:.4g} (needed {needed})"
+                f"by {margin:.4g} (needed {needed}){direction}"
             ],
             values,
         )

@@ -75,6 +75,8 @@ def stage(
             "features": prepared.features,
             "categorical": prepared.categorical,
             "target": job.spec.target,
+            "task": str(job.spec.task),
+            "classes": job.spec.classes,
             "hyperparameters": job.hyperparameters,
             "strategy": job.strategy,
             "data_fingerprint": prepared.fingerprint,
@@ -158,6 +160,7 @@ def register(
                 data_fingerprint=prepared.fingerprint,
                 sha256=digest,
                 size_bytes=size,
+                task=str(job.spec.task),
             )
             version = registry.add_version(session, trained, settings.artifacts_dir, now)
             target = Path(version.artifact_path).parent

@@ -245,6 +245,7 @@ class Trained:
     data_fingerprint: dict[str, Any]
     sha256: str  # of the staged manifest
     size_bytes: int
+    task: str = "binary"
 
 
 def add_version(
@@ -264,6 +265,7 @@ def add_version(
         model_name=trained.model,
         version=number,
         model_type=trained.model_type,
+        task=trained.task,
         job_id=trained.job_id,
         status=VersionStatus.REGISTERED,
         artifact_path=str(directory / artifacts.MANIFEST),
@@ -331,7 +333,8 @@ def retire(session: Session, model: str, version: int, now: datetime) -> ModelVe
 
 def check_artifact(version: ModelVersionManagement) -> None:
     """Preflight: the files exist, their checksums match, the model loads, and it scores the
-    sample stored with it to finite probabilities."""
+    sample stored with it to finite probabilities (or values, for regression), as its task
+    predicts."""
     import numpy as np
 
     directory = Path(version.artifact_path).parent
@@ -348,11 +351,15 @@ def check_artifact(version: ModelVersionManagement) -> None:
     except Exception as exc:
         raise DataError(f"preflight of {label} failed: {' '.join(str(exc).split())}") from exc
     # a sequence model leaves the rows before its first full window unscored (NaN), by design
-    finite = scores[np.isfinite(scores)]
-    if len(scores) != len(sample) or not np.isfinite(scores[-1:]).all() or not finite.size:
+    expected = 2 if version.task == "multiclass" else 1
+    if scores.ndim != expected or len(scores) != len(sample):
+        raise DataError(f"preflight of {label} failed: it does not predict a {version.task} task")
+    rows = np.asarray(np.isfinite(scores).reshape(len(scores), -1).all(axis=1))
+    finite = scores[rows]
+    if not rows[-1:].all() or not finite.size:
         raise DataError(f"preflight of {label} failed: the sample's last rows scored NaN")
-    if ((finite < 0) | (finite > 1)).any():
-        raise DataError(f"preflight of {label} failed: scores outside [0, 1]")
+    if version.task != "regression" and ((finite < 0) | (finite > 1)).any():
+        raise DataError(f"preflight of {label} failed: probabilities outside [0, 1]")
 
 
 def _sample(directory: Path) -> Any:

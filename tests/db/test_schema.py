@@ -37,22 +37,79 @@ def test_the_six_seed_tables_and_the_audit_log() -> None:
     }
 
 
-def test_init_creates_six_tables_and_four_default_configs(empty_db_url: str) -> None:
+def test_init_creates_the_tables_and_a_default_config_per_model_type_and_task(
+    empty_db_url: str,
+) -> None:
     engine = make_engine(empty_db_url)
     result = init_database(engine, NOW)
     assert result.revision_before is None and result.revision == SCHEMA_REVISION
     assert set(inspect(engine).get_table_names()) == {*TABLE_NAMES, "alembic_version"}
     with Session(engine) as session:
-        rows = {c.model_type: c for c in session.scalars(select(AutoRetrainingConfig))}
-    assert {
-        t: (r.schedule, r.drift_threshold, r.performance_threshold, r.strategy)
-        for t, r in rows.items()
-    } == {
-        "lightgbm": ("0 2 * * *", 0.25, 0.80, "incremental"),
-        "lstm": ("0 3 * * *", 0.30, 0.75, "full"),
-        "transformer": ("0 4 * * *", 0.30, 0.75, "full"),
-        "ensemble": ("0 5 * * *", 0.20, 0.85, "incremental"),
+        rows = {
+            (c.model_type, c.task): c for c in session.scalars(select(AutoRetrainingConfig))
+        }
+    described = {
+        key: (r.schedule, r.drift_threshold, r.performance_metric, r.performance_threshold)
+        for key, r in rows.items()
     }
+    assert {k: v for k, v in described.items() if k[1] == "binary"} == {
+        ("lightgbm", "binary"): ("0 2 * * *", 0.25, "auc", 0.80),
+        ("lstm", "binary"): ("0 3 * * *", 0.30, "auc", 0.75),
+        ("transformer", "binary"): ("0 4 * * *", 0.30, "auc", 0.75),
+        ("ensemble", "binary"): ("0 5 * * *", 0.20, "auc", 0.85),
+    }
+    assert described[("lightgbm", "multiclass")] == ("0 2 * * *", 0.25, "auc_ovr", 0.80)
+    assert described[("lstm", "regression")] == ("0 3 * * *", 0.30, "r2", 0.0)
+    assert len(rows) == 12 and result.configs_added[:4] == [
+        "lightgbm",
+        "lstm",
+        "transformer",
+        "ensemble",
+    ]
+    assert "transformer/regression" in result.configs_added
+    engine.dispose()
+
+
+def test_an_older_database_keeps_its_rows_as_binary_ones_after_the_task_migration(
+    empty_db_url: str,
+) -> None:
+    """0009 keys the defaults by (model type, task): an edited config row, a job and a version
+    of a database made at 0008 become binary ones, and `db init` adds the other tasks' rows."""
+    from alembic import command
+
+    engine = make_engine(empty_db_url)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0008_registry_identity")
+        conn.exec_driver_sql(
+            "INSERT INTO auto_retraining_config (model_type, schedule, drift_threshold, "
+            "performance_threshold, strategy, hyperparameters, created_at, updated_at) VALUES "
+            "('lightgbm', '0 1 * * *', 0.2, 0.7, 'full', '{}', '2026-01-01', '2026-01-01')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO model_version_management (model_name, version, model_type, status, "
+            "artifact_path, sha256, size_bytes, metrics, hyperparameters, data_fingerprint, "
+            "created_at) VALUES ('m', 1, 'lightgbm', 'active', '/a', 'x', 1, '{}', '{}', '{}', "
+            "'2026-01-01')"
+        )
+    result = init_database(engine, NOW)
+    assert result.revision_before == "0008_registry_identity"
+    assert "lightgbm" not in result.configs_added and "lightgbm/regression" in result.configs_added
+    with Session(engine) as session:
+        row = session.scalars(
+            select(AutoRetrainingConfig).where(
+                AutoRetrainingConfig.model_type == "lightgbm",
+                AutoRetrainingConfig.task == "binary",
+            )
+        ).one()
+        version = session.scalars(select(ModelVersionManagement)).one()
+    assert (row.schedule, row.performance_metric, row.performance_threshold) == (
+        "0 1 * * *",
+        "auc",
+        0.7,
+    )
+    assert version.task == "binary"
     engine.dispose()
 
 
@@ -61,17 +118,18 @@ def test_init_twice_changes_nothing(db_url: str) -> None:
     with Session(engine) as session:
         session.execute(
             text(
-                "UPDATE auto_retraining_config SET drift_threshold = 0.5 WHERE model_type = 'lstm'"
+                "UPDATE auto_retraining_config SET drift_threshold = 0.5 "
+                "WHERE model_type = 'lstm' AND task = 'binary'"
             )
         )
         session.commit()
     result = init_database(engine, NOW)
     assert result.configs_added == [] and result.revision_before == SCHEMA_REVISION
     with Session(engine) as session:
-        assert session.scalar(select(func.count()).select_from(AutoRetrainingConfig)) == 4
+        assert session.scalar(select(func.count()).select_from(AutoRetrainingConfig)) == 12
         edited = session.scalar(
             select(AutoRetrainingConfig.drift_threshold).where(
-                AutoRetrainingConfig.model_type == "lstm"
+                AutoRetrainingConfig.model_type == "lstm", AutoRetrainingConfig.task == "binary"
             )
         )
     assert edited == 0.5  # an operator's edit survives
