@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from retrain_cli.db.models import ModelPerformanceTracking
 from retrain_cli.performance import change_points
+from retrain_cli.statistics import tasks
 from tests.conftest import Cli
 from tests.helpers import write_job
 
@@ -42,7 +43,7 @@ def scored(n: int, change: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("seed", range(5))
 def test_one_change_is_found_soon_after_it_and_never_before(method: str, seed: int) -> None:
     labels, scores = scored(6000, CHANGE, seed)
-    found = change_points.change_points(change_points.losses(labels, scores), method, {})
+    found = change_points.change_points(tasks.row_losses("binary", labels, scores), method, {})
     assert found and CHANGE <= found[0].index <= CHANGE + WITHIN[method]
     assert found[0].before is not None and found[0].before < 0.12
     assert found[0].after is not None and found[0].after > 0.2
@@ -53,7 +54,7 @@ def test_streams_without_a_change_raise_no_alarm(method: str) -> None:
     alarms = 0
     for seed in range(20):
         labels, scores = scored(6000, 10**9, 100 + seed)
-        alarms += len(change_points.detect(change_points.losses(labels, scores), method, {}))
+        alarms += len(change_points.detect(tasks.row_losses("binary", labels, scores), method, {}))
     assert alarms == 0
 
 

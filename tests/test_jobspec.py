@@ -183,9 +183,7 @@ def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_primary_metric_names_are_the_metrics_performance_computes() -> None:
     from retrain_cli.core import choices
-    from retrain_cli.statistics import performance
-
-    from retrain_cli.statistics import tasks
+    from retrain_cli.statistics import performance, tasks
 
     assert set(choices.STRATEGY_METRICS) == set(performance.TRADING_METRICS)
     assert choices.TASK_METRICS[choices.Task.BINARY] == set(tasks.BINARY_METRICS)

@@ -1,5 +1,9 @@
 """A window of scored predictions as the performance checks read it: its columns, the rows of
-its time window, and its values checked (0/1 outcomes, probabilities, finite numbers, times)."""
+its time window, and its values checked by the job's task (0/1 outcomes and probabilities;
+classes and a probability per class that sum to 1; numbers), finite, with times.
+
+A multiclass row's probabilities must sum to 1 within `PROBABILITY_SUM_TOLERANCE` (models
+exported in float32 round them)."""
 
 from __future__ import annotations
 
@@ -8,19 +12,58 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from retrain_cli.core.errors import DataError
-from retrain_cli.data.training import time_order
+from retrain_cli.data.training import class_indices, time_order
 from retrain_cli.statistics.performance import FloatArray
 
 if TYPE_CHECKING:
     import pandas as pd
+
+PROBABILITY_SUM_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
 class PredictionColumns:
     time: str | None
     label: str
-    score: str
+    score: str  # binary: the probability of a 1; regression: the predicted value
     returns: str | None
+    task: str = "binary"
+    classes: tuple[str, ...] = ()  # multiclass: the classes, in order,
+    probabilities: tuple[str, ...] = ()  # and each one's probability column
+
+    @property
+    def predicted(self) -> tuple[str, ...]:
+        """The columns that hold a row's prediction."""
+        return self.probabilities if self.task == "multiclass" else (self.score,)
+
+
+def outcomes(frame: pd.DataFrame, columns: PredictionColumns) -> FloatArray:
+    """The label column of rows that have one, as the task reads it."""
+    name = columns.label
+    if columns.task == "multiclass":
+        return class_indices(frame[name], columns.classes, name)
+    if columns.task == "regression":
+        return floats(frame[name], name)
+    return labels(frame, name)
+
+
+def predicted(frame: pd.DataFrame, columns: PredictionColumns) -> FloatArray:
+    """The predictions of rows that have them: probabilities (binary), a row of class
+    probabilities summing to 1 (multiclass), finite values (regression)."""
+    import numpy as np
+
+    if columns.task == "regression":
+        return floats(frame[columns.score], columns.score)
+    if columns.task == "binary":
+        return scores(frame, columns.score)
+    rows: FloatArray = np.column_stack([scores(frame, c) for c in columns.probabilities])
+    off = np.abs(rows.sum(axis=1) - 1.0) > PROBABILITY_SUM_TOLERANCE
+    if off.any():
+        raise DataError(
+            f"columns {', '.join(columns.probabilities)}: {int(off.sum())} rows' probabilities "
+            f"do not sum to 1 (within {PROBABILITY_SUM_TOLERANCE:g})"
+        )
+    return rows
 
 
 def timestamps(frame: pd.DataFrame, column: str) -> pd.Series[Any]:

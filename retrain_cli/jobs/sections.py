@@ -8,7 +8,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
-from retrain_cli.core.choices import DriftMethod, DriftMode, DriftReference, Metric, RolloutMode
+from retrain_cli.core.choices import (
+    DriftMethod,
+    DriftMode,
+    DriftReference,
+    Metric,
+    RolloutMode,
+    Task,
+)
 from retrain_cli.core.fields import Number, Seconds, Spec, Text
 
 
@@ -99,7 +106,7 @@ class AnalysisSpec(Spec):
     outcomes (`rollout_analysis.py`): a bootstrap interval of the metric's difference."""
 
     metric: Metric | None = None  # default: the job's primary metric
-    max_drop: Annotated[Number, Field(ge=0, le=1)] = 0.01
+    max_drop: Annotated[Number, Field(ge=0)] = 0.01  # in the metric's units
     min_samples: Annotated[StrictInt, Field(ge=10)] = 500  # labelled rows of each version
     confidence: Annotated[Number, Field(gt=0, lt=1)] = 0.95
     resamples: Annotated[StrictInt, Field(ge=100, le=100_000)] = 2000
@@ -146,7 +153,10 @@ class RolloutSpec(Spec):
 
 
 class PerfSettings(PerformanceSpec):
-    """A job's `performance` section, its primary metric and that metric's threshold."""
+    """A job's `performance` section, its primary metric and that metric's threshold, its task
+    and (a quantile forecast) its quantile."""
 
     primary_metric: Metric
     threshold: float | None
+    task: Task = Task.BINARY
+    quantile: float | None = None

@@ -1,8 +1,10 @@
 """Change points: where in a time-ordered window of labelled predictions the error level
 changed, found by river's ADWIN or Page-Hinkley detector on the per-row loss.
 
-The loss of a row is its squared error, (score - label)^2 (the row's Brier score): bounded in
-[0, 1], as ADWIN's guarantees assume. A detector signals some rows after the change (its
+The loss of a row is its task's (`tasks.row_losses`): the squared error of a binary score (the
+row's Brier score, bounded in [0, 1], as ADWIN's guarantees assume) or of a regression value, and
+the log loss of a multiclass row's true class (neither bounded: ADWIN still finds a change in
+their mean, with looser guarantees). A detector signals some rows after the change (its
 detection delay, measured in docs/benchmarks.md); the row where it signalled is the change point
 reported, with the mean loss of the rows before it (since the previous one) and after it.
 """
@@ -28,12 +30,6 @@ class ChangePoint:
     before: float | None  # the mean loss from the previous change point (or the start) to it
     after: float | None  # the mean loss from it to the next change point (or the end)
     at: datetime | None = None  # the row's timestamp
-
-
-def losses(labels: FloatArray, scores: FloatArray) -> FloatArray:
-    """Each row's squared error."""
-    loss: FloatArray = (scores - labels) ** 2
-    return loss
 
 
 def detect(values: FloatArray, method: str, parameters: dict[str, Any]) -> list[int]:

@@ -9,18 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli.core.choices import BOUNDED_METRICS
+from retrain_cli.core.choices import ESTIMABLE_METRICS
 from retrain_cli.core.errors import DataError, RetrainError
 from retrain_cli.data import predictions
 from retrain_cli.data.predictions import PredictionColumns
 from retrain_cli.data.sources import file_source, read_frame
 from retrain_cli.jobs.sections import PerfSettings
 from retrain_cli.jobs.store import JobFailure, check_each
-from retrain_cli.performance import change_points
+from retrain_cli.performance import change_points, window
 from retrain_cli.performance import estimates as perf_estimates
 from retrain_cli.performance.result import PerfResult
 from retrain_cli.performance.rows import add_performance_check
-from retrain_cli.statistics import performance
+from retrain_cli.statistics import performance, tasks
+from retrain_cli.statistics.performance import FloatArray
 from retrain_cli.versions.registry import active_version
 from retrain_cli.versions.rollouts import checks
 from retrain_cli.versions.rollouts import moves as rollout_moves
@@ -34,19 +35,6 @@ if TYPE_CHECKING:
 
 
 AD_HOC_COLUMNS = PredictionColumns(time="ts", label="y_true", score="y_score", returns="return")
-
-
-def settings_for(job: EffectiveJob) -> PerfSettings:
-    return PerfSettings(
-        primary_metric=job.spec.primary_metric,
-        threshold=job.performance_threshold,
-        **dict(job.spec.performance),
-    )
-
-
-def columns_for(job: EffectiveJob) -> PredictionColumns:
-    spec = job.spec
-    return PredictionColumns(spec.time_column, spec.target, spec.score_column, spec.return_column)
 
 
 def check_jobs(
@@ -84,17 +72,21 @@ def evaluate_job(
     if source is None:
         raise DataError(f"job {job.name!r} has no data.predictions source")
     frame = read_frame(source, "predictions")
-    columns, settings = columns_for(job), settings_for(job)
-    if estimate_only and settings.primary_metric not in BOUNDED_METRICS:
+    columns, settings = window.columns_for(job), window.settings_for(job)
+    estimable = ESTIMABLE_METRICS[job.spec.task]
+    if estimate_only and settings.primary_metric not in estimable:
         raise DataError(
             f"primary metric {settings.primary_metric!r} cannot be estimated without labels "
-            "(auc, precision, recall, f1 and accuracy can)"
+            f"({', '.join(sorted(estimable))} can)"
         )
     result = evaluate(session, frame, columns, settings, job.model, job.name, now)
     if estimate_only:
         result.metrics, result.reasons, result.degraded, result.judgement = {}, {}, None, []
     if estimate_only or settings.estimate:
-        estimate = perf_estimates.estimate_window(frame, columns, settings, result.baseline)
+        features = window.feature_columns(job, list(frame.columns))
+        estimate = perf_estimates.estimate_window(
+            frame, columns, settings, result.baseline, features
+        )
         # a check whose every label arrived has nothing to estimate; `perf estimate` says so
         result.estimate = estimate if estimate.n_samples or estimate_only else None
     if settings.estimate and not estimate_only:
@@ -144,23 +136,13 @@ def evaluate(
 ) -> PerfResult:
     """Metrics of the rows with every used column present, judged against the threshold and
     the active version's hold-out value (nothing recorded)."""
-    used = [c for c in (columns.label, columns.score, columns.returns) if c]
+    used = [c for c in (columns.label, *columns.predicted, columns.returns) if c]
     missing = [c for c in [*used, columns.time] if c and c not in frame.columns]
     if missing:
         raise DataError(f"predictions have no column {', '.join(map(repr, missing))}")
     frame = predictions.window(frame, columns.time, settings.window)
     complete = frame.dropna(subset=used)
-    labels = predictions.labels(complete, columns.label)
-    scores = predictions.scores(complete, columns.score)
-    evaluation = performance.evaluate(
-        labels,
-        scores,
-        predictions.floats(complete[columns.returns], columns.returns) if columns.returns else None,
-        threshold=settings.decision_threshold,
-        min_samples=settings.min_samples,
-        periods_per_year=settings.periods_per_year,
-        risk_free=settings.risk_free,
-    )
+    evaluation, labels, scores = window.evaluation_of(complete, columns, settings)
     metric = settings.primary_metric
     if metric not in evaluation.values:
         raise DataError(f"primary metric {metric!r} needs a return column in the predictions")
@@ -170,7 +152,11 @@ def evaluate(
         metric, evaluation.values[metric], settings.threshold, baseline, settings.max_relative_drop
     )
     points = settings.change_points
-    found = [] if points is None else _change_points(complete, columns.time, labels, scores, points)
+    found = (
+        []
+        if points is None
+        else _change_points(complete, columns.time, (settings.task, labels, scores), points)
+    )
     start, end = predictions.span(complete, columns.time)
     return PerfResult(
         job=job,
@@ -195,11 +181,11 @@ def evaluate(
 def _change_points(
     rows: pd.DataFrame,
     time_column: str | None,
-    labels: performance.FloatArray,
-    scores: performance.FloatArray,
+    predicted: tuple[str, FloatArray, FloatArray],
     spec: ChangePointSpec,
 ) -> list[ChangePoint]:
-    """Change points of the rows' loss in time order (file order without a time column)."""
+    """Change points of the rows' loss (`tasks.row_losses`: the task's task, outcomes and
+    predictions) in time order (file order without a time column)."""
     import dataclasses
 
     import numpy as np
@@ -209,7 +195,8 @@ def _change_points(
     if time_column is not None:
         stamps = predictions.timestamps(rows, time_column)
         order = np.argsort(stamps.to_numpy(), kind="stable")
-    loss = change_points.losses(labels[order], scores[order])
+    task, labels, scores = predicted
+    loss = tasks.row_losses(task, labels[order], scores[order])
     found = change_points.change_points(loss, spec.method, spec.parameters())
     if stamps is None:
         return found

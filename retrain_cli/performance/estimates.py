@@ -1,8 +1,10 @@
 """Estimates in a performance check: the window's unlabelled predictions estimated by CBPE
-(`estimation.py`), and earlier estimates realized once their labels arrived."""
+(binary and multiclass) or DLE (regression) (`estimation.py`), and earlier estimates realized
+once their labels arrived."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -10,13 +12,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, aliased
 
-from retrain_cli.core.choices import BOUNDED_METRICS, RowKind
+from retrain_cli.core.choices import Metric, RowKind
 from retrain_cli.data import predictions
 from retrain_cli.data.predictions import PredictionColumns
 from retrain_cli.db.models import ModelPerformanceTracking
 from retrain_cli.db.tracking import of_kind
-from retrain_cli.performance import estimation
-from retrain_cli.statistics import performance
+from retrain_cli.performance import estimation, window
+from retrain_cli.statistics import performance, tasks
+from retrain_cli.statistics.performance import FloatArray
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +38,9 @@ class EstimatedResult:
     reasons: dict[str, str]
     n_samples: int  # unlabelled rows estimated
     n_reference: int  # labelled rows the calibration was fitted on
-    brier: float | None  # the calibration's Brier score on those rows (lower is better)
+    # how well the calibration fits those rows (lower is better): its Brier score (CBPE; the
+    # mean over classes for multiclass), or the loss model's mean absolute error (DLE)
+    brier: float | None
     judgement: list[str]
     window_start: datetime | None = None
     window_end: datetime | None = None
@@ -58,30 +63,25 @@ def estimate_window(
     columns: PredictionColumns,
     settings: PerfSettings,
     baseline: float | None,
+    features: Sequence[str] = (),
 ) -> EstimatedResult:
-    """CBPE: calibrate on every labelled row of the predictions, estimate the window's
-    unlabelled ones, and judge the estimated primary metric as a realized one is judged."""
+    """Calibrate on every labelled row of the predictions, estimate the window's unlabelled
+    ones, and judge the estimated primary metric as a realized one is judged. A regression
+    job's loss models read `features` (those of the predictions' columns) beside the
+    prediction."""
 
-    label, score = columns.label, columns.score
-    reference = frame.dropna(subset=[label, score])
-    window = predictions.window(frame, columns.time, settings.window)
-    unlabelled = window[window[label].isna() & window[score].notna()]
-    ref_labels, ref_scores = (
-        predictions.labels(reference, label),
-        predictions.scores(reference, score),
-    )
-    scores = predictions.scores(unlabelled, score)
+    label, predicted = columns.label, list(columns.predicted)
+    reference = frame.dropna(subset=[label, *predicted])
+    recent = predictions.window(frame, columns.time, settings.window)
+    unlabelled = recent[recent[label].isna() & recent[predicted].notna().all(axis=1)]
     try:
-        calibration = estimation.calibrate(ref_labels, ref_scores, settings.min_samples)
+        found, brier = _estimate(reference, unlabelled, columns, settings, features)
     except performance.Undefined as exc:
-        names = estimation.ESTIMATED_METRICS
+        names = estimation.ESTIMATED_METRICS[settings.task]
         values: dict[str, float | None] = dict.fromkeys(names)
         reasons, brier = dict.fromkeys(names, exc.reason), None
     else:
-        found = estimation.estimate(
-            calibration, scores, settings.decision_threshold, settings.min_samples
-        )
-        values, reasons, brier = found.values, found.reasons, calibration.brier
+        values, reasons = found.values, found.reasons
     metric = settings.primary_metric
     verdict = performance.judge(
         metric, values[metric], settings.threshold, baseline, settings.max_relative_drop
@@ -98,6 +98,45 @@ def estimate_window(
         window_start=start,
         window_end=end,
     )
+
+
+def _estimate(
+    reference: pd.DataFrame,
+    unlabelled: pd.DataFrame,
+    columns: PredictionColumns,
+    settings: PerfSettings,
+    features: Sequence[str],
+) -> tuple[estimation.Estimate, float]:
+    """The estimate of the task, and its calibration's quality; `Undefined` when nothing can
+    be calibrated."""
+    known = predictions.outcomes(reference, columns)
+    fitted_on = predictions.predicted(reference, columns)
+    guessed = predictions.predicted(unlabelled, columns)
+    least = settings.min_samples
+    if settings.task == "multiclass":
+        classes = estimation.calibrate_classes(known, fitted_on, least)
+        return estimation.estimate_multiclass(classes, guessed, least), classes.brier
+    if settings.task == "regression":
+        used = [c for c in features if c in reference.columns]
+        models = estimation.fit_loss_models(
+            _loss_inputs(reference, used, fitted_on), known, fitted_on, least
+        )
+        return models.estimate(_loss_inputs(unlabelled, used, guessed), least), models.error
+    calibration = estimation.calibrate(known, fitted_on, least)
+    found = estimation.estimate(calibration, guessed, settings.decision_threshold, least)
+    return found, calibration.brier
+
+
+def _loss_inputs(rows: pd.DataFrame, features: list[str], predicted: FloatArray) -> pd.DataFrame:
+    """The loss models' inputs: the features (text as categories) and the prediction."""
+    import pandas as pd
+
+    inputs = rows[features].copy()
+    for name in features:
+        if not pd.api.types.is_numeric_dtype(inputs[name].dtype):
+            inputs[name] = inputs[name].astype("category")
+    inputs["__prediction__"] = predicted
+    return inputs.reset_index(drop=True)
 
 
 def realize_estimates(
@@ -122,12 +161,11 @@ def realize_estimates(
         rows = frame[(times >= pd.Timestamp(start)) & (times <= pd.Timestamp(end))]
         if rows.empty or rows[columns.label].isna().any():
             continue  # not every label has arrived yet
-        rows = rows.dropna(subset=[columns.score])
-        evaluation = performance.evaluate(
-            predictions.labels(rows, columns.label),
-            predictions.scores(rows, columns.score),
-            threshold=settings.decision_threshold,
-            min_samples=settings.min_samples,
+        rows = rows.dropna(subset=list(columns.predicted))
+        evaluation = tasks.evaluate(
+            window.scoring_of(settings),
+            predictions.outcomes(rows, columns),
+            predictions.predicted(rows, columns),
         )
         found.extend(
             Realized(start, end, metric, value, evaluation.values.get(metric), len(rows))
@@ -159,7 +197,7 @@ def _pending(
             ~recorded,
         )
         .order_by(table.checked_at.desc())
-        .limit(MAX_REALIZED * len(BOUNDED_METRICS))
+        .limit(MAX_REALIZED * len(Metric))
     )
     windows: dict[tuple[datetime, datetime], dict[str, float | None]] = {}
     for start, end, metric, value in rows:

@@ -1,5 +1,6 @@
-"""Performance estimated without labels: confidence-based performance estimation (CBPE, as
-NannyML does it), pure functions over numpy arrays.
+"""Performance estimated without labels, as NannyML does it: confidence-based performance
+estimation (CBPE) of binary and multiclass classifiers, and direct loss estimation (DLE) of
+regression models (at the end of this module); pure functions over numpy arrays.
 
 The model's scores are calibrated on a labelled reference window with scikit-learn's isotonic
 regression; on an unlabelled window each row's calibrated score is the probability that its
@@ -28,7 +29,12 @@ import numpy as np
 from retrain_cli.core.errors import ConfigError
 from retrain_cli.statistics.performance import FloatArray, Undefined
 
-ESTIMATED_METRICS = ("auc", "precision", "recall", "f1", "accuracy")
+# what each task's estimate holds
+ESTIMATED_METRICS = {
+    "binary": ("auc", "precision", "recall", "f1", "accuracy"),
+    "multiclass": ("accuracy", "f1_macro", "precision_macro", "recall_macro", "auc_ovr"),
+    "regression": ("rmse", "mae"),
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ def estimate(
     """The expected precision, recall, F1, accuracy and ROC AUC of `scores` (CBPE)."""
     result = Estimate(n_samples=int(scores.size))
     if scores.size < min_samples:
-        for name in ESTIMATED_METRICS:
+        for name in ESTIMATED_METRICS["binary"]:
             result.values[name], result.reasons[name] = None, "insufficient_samples"
         return result
     p = calibration.probabilities(scores)
@@ -127,3 +133,135 @@ def _ratio(numerator: float, denominator: float, reason: str) -> float:
     if denominator <= 0:
         raise Undefined(reason)
     return numerator / denominator
+
+
+# --- multiclass: CBPE one class against the rest ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassCalibration:
+    """One isotonic calibration per class (its probability against the rest), as NannyML's
+    multiclass CBPE: a row's calibrated probabilities are then scaled to sum to 1."""
+
+    classes: list[Calibration]
+    brier: float  # the mean over classes of each one's Brier score on the reference
+
+    def probabilities(self, proba: FloatArray) -> FloatArray:
+        calibrated = np.column_stack(
+            [c.probabilities(proba[:, k]) for k, c in enumerate(self.classes)]
+        )
+        total = calibrated.sum(axis=1, keepdims=True)
+        uniform = np.full_like(calibrated, 1.0 / calibrated.shape[1])
+        scaled: FloatArray = np.divide(calibrated, total, out=uniform, where=total > 0)
+        return scaled
+
+
+def calibrate_classes(labels: FloatArray, proba: FloatArray, min_samples: int) -> ClassCalibration:
+    """Fit each class's calibration on a labelled reference (class indices, K probabilities)."""
+    classes = [
+        calibrate((labels == k).astype(np.float64), proba[:, k], min_samples)
+        for k in range(proba.shape[1])
+    ]
+    return ClassCalibration(classes, float(np.mean([c.brier for c in classes])))
+
+
+def estimate_multiclass(
+    calibration: ClassCalibration, proba: FloatArray, min_samples: int
+) -> Estimate:
+    """The expected accuracy, macro precision, recall and F1, and one-vs-rest AUC of a window's
+    class probabilities, the predicted class being the most probable one (CBPE per class)."""
+    names = ESTIMATED_METRICS["multiclass"]
+    result = Estimate(n_samples=int(proba.shape[0]))
+    if proba.shape[0] < min_samples:
+        for name in names:
+            result.values[name], result.reasons[name] = None, "insufficient_samples"
+        return result
+    p = calibration.probabilities(proba)
+    guess = np.argmax(proba, axis=1)
+    rows = np.arange(proba.shape[0])
+    per_class = []
+    for k in range(proba.shape[1]):
+        chosen = guess == k
+        tp, fp = float(p[chosen, k].sum()), float((1 - p[chosen, k]).sum())
+        fn = float(p[~chosen, k].sum())
+        per_class.append((tp, fp, fn))
+    measures: dict[str, Callable[[], float]] = {
+        "accuracy": lambda: float(p[rows, guess].mean()),
+        "precision_macro": lambda: _macro(per_class, lambda tp, fp, fn: (tp, tp + fp)),
+        "recall_macro": lambda: _macro(per_class, lambda tp, fp, fn: (tp, tp + fn)),
+        "f1_macro": lambda: _macro(per_class, lambda tp, fp, fn: (2 * tp, 2 * tp + fp + fn)),
+        "auc_ovr": lambda: float(
+            np.mean([expected_auc(p[:, k], proba[:, k]) for k in range(proba.shape[1])])
+        ),
+    }
+    for name, compute in measures.items():
+        try:
+            result.values[name] = float(compute())
+        except Undefined as exc:
+            result.values[name], result.reasons[name] = None, exc.reason
+    return result
+
+
+def _macro(
+    per_class: list[tuple[float, float, float]],
+    ratio: Callable[[float, float, float], tuple[float, float]],
+) -> float:
+    """The mean over classes of a ratio of expected counts, 0 where its denominator is 0 (as
+    the realized metrics' `zero_division=0`)."""
+    values = []
+    for counts in per_class:
+        numerator, denominator = ratio(*counts)
+        values.append(numerator / denominator if denominator > 0 else 0.0)
+    return float(np.mean(values))
+
+
+# --- regression: direct loss estimation ---------------------------------------------------------
+
+DLE_ROUNDS = 100  # LightGBM's (and NannyML's DLE's) default number of trees
+
+
+@dataclass(frozen=True)
+class LossModels:
+    """NannyML's direct loss estimation (DLE): LightGBM models of a row's absolute and squared
+    error from its features and its prediction, fitted on labelled reference rows. Their
+    predictions on an unlabelled window, averaged, estimate its MAE and (square-rooted) RMSE.
+    `error` is the models' own mean absolute error on the reference, as the Brier score is
+    CBPE's: how well the loss was learnt there."""
+
+    absolute: Any
+    squared: Any
+    n_reference: int
+    error: float
+
+    def estimate(self, inputs: Any, min_samples: int) -> Estimate:
+        rows = len(inputs)
+        result = Estimate(n_samples=rows)
+        if rows < min_samples:
+            for name in ("rmse", "mae"):
+                result.values[name], result.reasons[name] = None, "insufficient_samples"
+            return result
+        absolute = np.clip(self.absolute.predict(inputs), 0.0, None)
+        squared = np.clip(self.squared.predict(inputs), 0.0, None)
+        result.values["mae"] = float(absolute.mean())
+        result.values["rmse"] = float(np.sqrt(squared.mean()))
+        return result
+
+
+def fit_loss_models(
+    inputs: Any, truth: FloatArray, predicted: FloatArray, min_samples: int
+) -> LossModels:
+    """Fit the DLE models on reference rows: `inputs` are the features and the prediction
+    (a frame: categorical columns as pandas categories), `truth` the labels."""
+    if len(truth) < min_samples:
+        raise Undefined("insufficient_samples")
+    import lightgbm as lgb
+
+    params = {"objective": "regression", "verbosity": -1, "seed": 0, "deterministic": True}
+    params["force_col_wise"] = True  # one histogram layout with `deterministic`
+    error = np.abs(truth - predicted)
+    models = [
+        lgb.train(params, lgb.Dataset(inputs, label=target), num_boost_round=DLE_ROUNDS)
+        for target in (error, error**2)
+    ]
+    fitted_error = float(np.mean(np.abs(models[0].predict(inputs) - error)))
+    return LossModels(models[0], models[1], len(truth), fitted_error)

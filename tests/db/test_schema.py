@@ -45,9 +45,7 @@ def test_init_creates_the_tables_and_a_default_config_per_model_type_and_task(
     assert result.revision_before is None and result.revision == SCHEMA_REVISION
     assert set(inspect(engine).get_table_names()) == {*TABLE_NAMES, "alembic_version"}
     with Session(engine) as session:
-        rows = {
-            (c.model_type, c.task): c for c in session.scalars(select(AutoRetrainingConfig))
-        }
+        rows = {(c.model_type, c.task): c for c in session.scalars(select(AutoRetrainingConfig))}
     described = {
         key: (r.schedule, r.drift_threshold, r.performance_metric, r.performance_threshold)
         for key, r in rows.items()

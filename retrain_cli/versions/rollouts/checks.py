@@ -95,13 +95,14 @@ def _rule(spec: JobSpec, policy: RolloutSpec) -> Rule:
         resamples=analysis.resamples,
         threshold=spec.performance.decision_threshold,
         max_rows=analysis.max_rows,
+        quantile=spec.quantile,
     )
 
 
 def _served(
     frame: pd.DataFrame, columns: PredictionColumns, policy: RolloutSpec, extra: list[str]
 ) -> pd.DataFrame:
-    needed = [policy.version_column, columns.label, columns.score, *extra]
+    needed = [policy.version_column, columns.label, *columns.predicted, *extra]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise DataError(
@@ -123,16 +124,26 @@ def _paired(
     rule: Rule,
     champion: int,
 ) -> Comparison:
-    """Shadow: the rows the champion served that also carry the candidate's score."""
+    """Shadow: the rows the champion served that also carry the candidate's prediction (a
+    multiclass candidate's probabilities in `<shadow_score_column>_<class>`)."""
 
-    rows = _served(frame, columns, policy, [policy.shadow_score_column])
+    shadow = shadow_columns(columns, policy)
+    rows = _served(frame, columns, policy, list(shadow.predicted))
     rows = rows[_versions(rows, policy) == champion]
     return compare_paired(
         rule,
-        predictions.labels(rows, columns.label),
-        predictions.scores(rows, columns.score),
-        predictions.scores(rows, policy.shadow_score_column),
+        predictions.outcomes(rows, columns),
+        predictions.predicted(rows, columns),
+        predictions.predicted(rows, shadow),
     )
+
+
+def shadow_columns(columns: PredictionColumns, policy: RolloutSpec) -> PredictionColumns:
+    """Where a shadow candidate's predictions are."""
+    from dataclasses import replace
+
+    name = policy.shadow_score_column
+    return replace(columns, score=name, probabilities=tuple(f"{name}_{c}" for c in columns.classes))
 
 
 def _unpaired(
@@ -150,7 +161,7 @@ def _unpaired(
 
     def of(version: int) -> tuple[Any, Any]:
         mine = rows[served == version]
-        return predictions.labels(mine, columns.label), predictions.scores(mine, columns.score)
+        return predictions.outcomes(mine, columns), predictions.predicted(mine, columns)
 
     return compare_unpaired(rule, of(champion), of(candidate))
 
