@@ -76,10 +76,8 @@ def class_names(column: pd.Series[Any]) -> pd.Series[Any]:
 
 def class_indices(column: pd.Series[Any], classes: Sequence[str], name: str) -> FloatArray:
     """Each value's index into `classes`; a value that is not a class is an error naming it."""
-    import pandas as pd
-
-    codes = pd.Categorical(class_names(column), categories=list(classes)).codes
-    unknown = codes < 0
+    codes = class_names(column).map({c: float(i) for i, c in enumerate(classes)})
+    unknown = codes.isna().to_numpy()
     if unknown.any():
         first = column[unknown].iloc[0]
         raise DataError(
