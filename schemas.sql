@@ -305,6 +305,10 @@ ALTER TABLE model_version_management ADD COLUMN task VARCHAR(16) DEFAULT 'binary
 
 ALTER TABLE model_version_management ADD CONSTRAINT fk_model_version_management_model_type_auto_retraining_config FOREIGN KEY(model_type, task) REFERENCES auto_retraining_config (model_type, task);
 
+ALTER TABLE model_drift_monitoring DROP CONSTRAINT ck_model_drift_monitoring_scope;
+
+ALTER TABLE model_drift_monitoring ADD CONSTRAINT ck_model_drift_monitoring_scope CHECK (scope IN ('feature', 'dataset', 'prediction', 'target'));
+
 UPDATE alembic_version SET version_num='0009_task_defaults' WHERE alembic_version.version_num = '0008_registry_identity';
 
 COMMIT;

@@ -45,13 +45,17 @@ def test_stable_windows_exit_0_and_record_every_column(
         "f1": "numeric",
         "colour": "categorical",
     }
-    assert checked["prediction"]["feature"] == "score"
+    assert checked["predictions"][0]["feature"] == "score"
+    # the labels have arrived in the current window: the target is compared, as a category
+    assert checked["target"]["feature"] == "y" and checked["target"]["kind"] == "categorical"
+    assert checked["target"]["drifted"] is False
     recorded = rows(session)
     assert [(r.scope, r.feature) for r in recorded] == [
         ("feature", "f0"),
         ("feature", "f1"),
         ("feature", "colour"),
         ("prediction", "score"),
+        ("target", "y"),
         ("dataset", None),
     ]
     assert len({r.check_id for r in recorded}) == 1
@@ -111,7 +115,7 @@ def test_order_statistics_are_computed_when_the_method_needs_them_or_all_are_ask
     setup_job(cli, tmp_path, shift=0.5, drift=drift)
     (checked,) = json.loads(cli("drift", "check", "j1", "--json").stdout)["results"]
     numeric = [f for f in checked["features"] if f["kind"] == "numeric"]
-    for feature in [*numeric, checked["prediction"]]:
+    for feature in [*numeric, *checked["predictions"]]:
         assert (ORDER_STATISTICS <= set(feature["metrics"])) is ordered, feature["feature"]
         assert {"psi", "kl", "js", "hellinger"} <= set(feature["metrics"])
 
@@ -178,7 +182,8 @@ def test_all_reports_a_broken_job_and_still_checks_the_others(
     assert [r["job"] for r in document["results"]] == ["good"]
     assert [e["job"] for e in document["errors"]] == ["broken"]
     assert "Error: broken: current data" in result.stderr
-    assert {r.job_id for r in rows(session)} != set() and len(rows(session)) == 5
+    # three features, the score, the target and the verdict of the good job
+    assert {r.job_id for r in rows(session)} != set() and len(rows(session)) == 6
 
 
 def test_a_window_with_a_repeated_column_name_is_one_line_naming_file_and_column(
@@ -198,7 +203,7 @@ def test_a_window_with_a_repeated_column_name_is_one_line_naming_file_and_column
         result.stderr
     )
     assert [r["job"] for r in json.loads(result.stdout)["results"]] == ["good"]
-    assert len(rows(session)) == 5
+    assert len(rows(session)) == 6
 
 
 def test_any_error_of_one_job_is_reported_and_the_others_are_still_recorded(
@@ -222,7 +227,7 @@ def test_any_error_of_one_job_is_reported_and_the_others_are_still_recorded(
     assert result.exit_code == 1
     assert "Error: surprising: unexpected TypeError: unsupported operand" in result.stderr
     assert [r["job"] for r in json.loads(result.stdout)["results"]] == ["good"]
-    assert len(rows(session)) == 5
+    assert len(rows(session)) == 6
 
 
 def test_all_skips_disabled_jobs_and_jobs_without_windows(cli: Cli, tmp_path: Path) -> None:
@@ -253,7 +258,7 @@ def test_ad_hoc_files_are_recorded_without_a_job(
     )
     assert result.exit_code == 3, result.stderr
     (checked,) = json.loads(result.stdout)["results"]
-    assert checked["job"] is None and checked["prediction"]["feature"] == "y_score"
+    assert checked["job"] is None and checked["predictions"][0]["feature"] == "y_score"
     # the ad hoc defaults exclude ts and y_true, but this file's label is "y": a feature here
     assert {f["feature"] for f in checked["features"]} == {"f0", "f1", "colour", "y"}
     assert {r.job_id for r in rows(session)} == {None}
@@ -269,7 +274,7 @@ def test_report_is_a_self_contained_html_file(cli: Cli, tmp_path: Path) -> None:
         and "<script" not in text
         and "http" not in text.replace("http://www.w3.org/2000/svg", "")
     )
-    assert text.count("<svg") == 3  # f0, colour and the score
+    assert text.count("<svg") == 4  # f0, colour, the score and the target
     assert text.index("<b>f0 (drifted)</b>") < text.index("<b>colour</b>")  # drifted first
     # each histogram says which bin or category each pair of bars is: numeric bins by their
     # edges, categories by name
@@ -398,7 +403,7 @@ def test_a_window_of_a_few_rows_gives_no_statistic_and_says_why(
     assert result.exit_code == 0, result.stderr  # unknown, not drift
     (checked,) = json.loads(result.stdout)["results"]
     assert checked["drifted"] is False and checked["drift_share"] is None
-    for column in [*checked["features"], checked["prediction"]]:
+    for column in [*checked["features"], *checked["predictions"]]:
         assert column["statistic"] is None
         assert column["metrics"]["undefined"] == (
             "too_few_values: 1 reference and 600 current values, needs 30"

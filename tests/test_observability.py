@@ -75,12 +75,19 @@ def test_metrics_textfile_parses_and_tracks_the_pipeline(
     assert samples[("retrain_job_last_success_timestamp_seconds", (("retrain_job", "j1"),))] > 1.7e9
     assert samples[("retrain_job_last_run_duration_seconds", (("retrain_job", "j1"),))] > 0
     assert (
-        samples[("retrain_model_primary_metric", (("metric", "auc"), ("model", "j1-model")))] == 1.0
+        samples[
+            (
+                "retrain_model_primary_metric",
+                (("better", "higher"), ("metric", "auc"), ("model", "j1-model")),
+            )
+        ]
+        == 1.0
     )
     assert samples[("retrain_job_expected_interval_seconds", (("retrain_job", "j1"),))] == 86400
     assert samples[("retrain_job_consecutive_failures", (("retrain_job", "j1"),))] == 0
     auc = (("metric", "auc"), ("model", "j1-model"))
-    assert samples[("retrain_model_primary_metric_threshold", auc)] == 0.7
+    threshold = (("better", "higher"), *auc)
+    assert samples[("retrain_model_primary_metric_threshold", threshold)] == 0.7
     assert samples[("retrain_model_degraded", auc)] == 0
     assert samples[("retrain_slots_in_use", ())] == 0
     assert not list((tmp_path / "textfile").glob("*.tmp*"))

@@ -23,7 +23,7 @@ from retrain_cli.data.columns import Columns
 from retrain_cli.data.sources import file_source
 from retrain_cli.db.models import AutoRetrainingJob, ModelDriftMonitoring
 from retrain_cli.drift import compare, profile_check, profile_store
-from retrain_cli.drift.compare import DriftSettings
+from retrain_cli.drift.compare import DriftSettings, Outputs
 from retrain_cli.jobs.files import validate_job
 from retrain_cli.statistics import drift
 from tests.conftest import Cli
@@ -61,7 +61,9 @@ def _both_modes(
     for batch in cur.to_batches(max_chunksize=batch_rows):
         summary.add(batch)
     assert summary.peak_rows == min(batch_rows, len(current))
-    approx = profile_check.summary_result(summary, False, settings, model="m", job=None, now=NOW)
+    approx = profile_check.summary_result(
+        summary, Outputs(), settings, model="m", job=None, now=NOW
+    )
     return exact, approx, summary
 
 
@@ -331,7 +333,8 @@ def test_the_html_report_draws_a_profile_checks_histograms(cli: Cli, tmp_path: P
     result = cli("drift", "check", "j1", "--report", str(tmp_path / "drift.html"))
     assert result.exit_code in (0, 3), result.stderr
     report = (tmp_path / "drift.html").read_text()
-    assert report.count("<svg") == 4 and "<b>f0" in report and "red: reference" in report
+    # the features, the score and the target (its labels have arrived)
+    assert report.count("<svg") == 5 and "<b>f0" in report and "red: reference" in report
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def test_the_report_has_an_index_and_a_page_per_model_with_every_chart(
         # performance, drift share, drift heatmap, runs: each an inline SVG with a label
         labels = re.findall(r'<svg role="img" aria-label="([^"]+)"', html)
         assert labels == [
-            "auc over time",
+            "auc over time (higher is better)",
             "drift share over time",
             "drift score per feature",
             "runs: start and duration",

@@ -164,8 +164,11 @@ def _render(console: Console, results: list[DriftResult]) -> None:
         verdict = "[red]DRIFT[/]" if result.drifted else "[green]no drift[/]"
         n_drifted = sum(f.drifted for f in result.features)
         prediction = ""
-        if result.prediction is not None:
-            prediction = f"; predictions {'drifted' if result.prediction.drifted else 'stable'}"
+        if result.predictions:
+            moved = any(p.drifted for p in result.predictions)
+            prediction = f"; predictions {'drifted' if moved else 'stable'}"
+        if result.target is not None:
+            prediction += f"; target {'drifted' if result.target.drifted else 'stable'}"
         mode = ""
         if result.profile is not None:
             mode = f"; against the profile of the {result.profile['built_from']}"
@@ -174,7 +177,7 @@ def _render(console: Console, results: list[DriftResult]) -> None:
             f"{len(result.features)} features drifted (share {cell(result.drift_share)}, "
             f"alarm at {result.required_share:.2f}){prediction}{mode}"
         )
-        columns = [*result.features, *([result.prediction] if result.prediction else [])]
+        columns = [*result.features, *result.outputs]
         columns.sort(key=lambda c: (not c.drifted, c.feature))
         console.print(
             table(

@@ -22,7 +22,7 @@ from retrain_cli.cli.options import (
 )
 from retrain_cli.cli.output import Output, echo, finish_checks, table
 from retrain_cli.cli.runtime import notify, open_session
-from retrain_cli.core.choices import Metric
+from retrain_cli.core.choices import Metric, better
 from retrain_cli.core.durations import parse_duration, utcnow
 from retrain_cli.core.errors import UsageError
 
@@ -166,7 +166,7 @@ def _render(console: Console, results: list[PerfResult]) -> None:
             when = f"{point.at:%Y-%m-%d %H:%M}" if point.at else f"row {point.index}"
             console.print(
                 f"  change point ({point.method}): the error level changed at {when}, "
-                f"mean squared error {_value(point.before)} before, {_value(point.after)} after"
+                f"mean loss {_value(point.before)} before, {_value(point.after)} after"
             )
         if r.analysis is not None:
             a = r.analysis
@@ -194,17 +194,17 @@ def _render_estimate(console: Console, r: PerfResult, version: str) -> None:
     console.print(
         f"{r.job} ({r.model}, {version}) estimated: {VERDICT[e.degraded]} — "
         f"{r.primary_metric} {_value(e.metrics.get(r.primary_metric))} "
-        f"(threshold {_value(r.threshold)}, hold-out {_value(r.baseline)}); "
-        f"{e.n_samples} unlabelled rows, calibrated on {e.n_reference} labelled "
-        f"(Brier {_value(e.brier)})"
+        f"({better(r.primary_metric)} is better; threshold {_value(r.threshold)}, "
+        f"hold-out {_value(r.baseline)}); {e.n_samples} unlabelled rows, calibrated on "
+        f"{e.n_reference} labelled ({_fit(r.primary_metric)} {_value(e.brier)})"
     )
     for line in e.judgement:
         console.print(f"  {line}")
     console.print(
         table(
             None,
-            ["metric", "estimated", "undefined because"],
-            [(name, value, e.reasons.get(name)) for name, value in e.metrics.items()],
+            ["metric", "estimated", "better", "undefined because"],
+            [(name, value, better(name), e.reasons.get(name)) for name, value in e.metrics.items()],
         )
     )
 
@@ -213,18 +213,23 @@ def _render_realized(console: Console, r: PerfResult, verdict: str, version: str
     console.print(
         f"{r.job or '(ad hoc)'} ({r.model}, {version}): {verdict} — "
         f"{r.primary_metric} {_value(r.metrics[r.primary_metric])} "
-        f"(threshold {_value(r.threshold)}, hold-out {_value(r.baseline)}); "
-        f"{r.n_samples} rows, {r.n_dropped} dropped"
+        f"({better(r.primary_metric)} is better; threshold {_value(r.threshold)}, "
+        f"hold-out {_value(r.baseline)}); {r.n_samples} rows, {r.n_dropped} dropped"
     )
     for line in r.judgement:
         console.print(f"  {line}")
     console.print(
         table(
             None,
-            ["metric", "value", "undefined because"],
-            [(name, value, r.reasons.get(name)) for name, value in r.metrics.items()],
+            ["metric", "value", "better", "undefined because"],
+            [(name, value, better(name), r.reasons.get(name)) for name, value in r.metrics.items()],
         )
     )
+
+
+def _fit(metric: str) -> str:
+    """What an estimate's calibration quality is: a regression job's loss model's error."""
+    return "loss model MAE" if metric in ("rmse", "mae") else "Brier"
 
 
 def _value(value: float | None) -> str:

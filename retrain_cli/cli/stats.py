@@ -85,14 +85,14 @@ def _render(console: Any, result: Any, since: str) -> None:
         f"retrain slots in use: {result.slots_in_use}"
     )
     estimated = {
-        (j.model, j.estimation_error, j.estimates_realized)
+        (j.model, j.primary_metric, j.better, j.estimation_error, j.estimates_realized)
         for j in result.jobs
         if j.estimates_realized
     }
-    for model, error, count in sorted(estimated):
+    for model, metric, direction, error, count in sorted(estimated):
         console.print(
-            f"estimated performance of {model}: off by {error:.4f} on average "
-            f"over {count} estimates whose labels arrived"
+            f"estimated {metric} of {model} ({direction} is better): off by {error:.4f} on "
+            f"average over {count} estimates whose labels arrived"
         )
     for model, rollout in sorted({j.model: j.rollout for j in result.jobs if j.rollout}.items()):
         console.print(f"rollout of {model}: {_rollout_line(rollout)}")

@@ -106,17 +106,17 @@ def profile_table(table: pa.Table, columns: Columns, bins: int, built_from: str)
 
 
 def profiled_names(present: Sequence[str], columns: Columns) -> list[str]:
-    """The features of a reference window, and its score column when it has one."""
+    """The features of a reference window, and its prediction and target columns when it has
+    them."""
     if columns.features is not None:
         names = list(columns.features)
         missing = [name for name in names if name not in present]
         if missing:
             raise DataError(f"feature {missing[0]!r} is missing from the reference window")
     else:
-        skip = {*columns.excluded, columns.score}
+        skip = {*columns.excluded, *columns.outputs}
         names = [c for c in present if c not in skip]
     if not names:
         raise DataError("no feature columns to compare")
-    if columns.score and columns.score in present and columns.score not in names:
-        names.append(columns.score)
+    names += [c for c in columns.outputs if c in present and c not in names]
     return names

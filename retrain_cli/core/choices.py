@@ -135,6 +135,20 @@ class Metric(StrEnum):
     HIT_RATE = "hit_rate"
 
 
+# the losses and errors, of every task (the gate, thresholds, triggers and rollout analyses
+# compare these the other way round: a threshold is a ceiling)
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "median_ae", "pinball"})
+
+
+def better(metric: str) -> str:
+    """Which way the metric improves: "lower" for an error or a loss, else "higher".
+
+    >>> better("rmse"), better("auc")
+    ('lower', 'higher')
+    """
+    return "lower" if metric in LOWER_IS_BETTER else "higher"
+
+
 # the metrics of each task's predictions and labels
 TASK_METRICS: dict[Task, frozenset[Metric]] = {
     Task.BINARY: frozenset(

@@ -19,12 +19,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Columns:
-    """Which columns of the windows are features, which categorical, which is the score."""
+    """Which columns of the windows are features, which categorical, which hold the model's
+    predictions (the score, or each class's probability) and which its target."""
 
     features: list[str] | None
     categorical: Sequence[str] = ()
     excluded: Sequence[str] = ()
-    score: str | None = None
+    scores: Sequence[str] = ()
+    target: str | None = None
+
+    @property
+    def outputs(self) -> list[str]:
+        """The predictions' columns, then the target's: compared as the features are."""
+        return [*self.scores, *([self.target] if self.target else [])]
 
 
 def column_kind(arrow_type: pa.DataType, name: str, columns: Columns) -> str:

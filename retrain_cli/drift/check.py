@@ -42,12 +42,17 @@ def settings_for(job: EffectiveJob) -> DriftSettings:
 
 
 def columns_for(job: EffectiveJob) -> Columns:
+    """The job's features, its predictions (the score, or each class's probability) and its
+    target (a class label is categorical, a regression target numeric)."""
     spec = job.spec
+    scores = list(spec.probability_columns.values()) or [spec.score_column]
+    labels = [spec.target] if spec.task != "regression" else []
     return Columns(
         features=spec.features,
-        categorical=spec.categorical,
+        categorical=[*spec.categorical, *labels],
         excluded=sorted(spec.special_columns),
-        score=spec.score_column,
+        scores=scores,
+        target=spec.target,
     )
 
 
@@ -317,7 +322,13 @@ def check_jobs(
 
 # Column names of the ad hoc forms of `drift check` and `perf check`.
 
-AD_HOC_COLUMNS = Columns(features=None, excluded=("ts", "y_true", "return"), score="y_score")
+AD_HOC_COLUMNS = Columns(
+    features=None,
+    categorical=("y_true",),
+    excluded=("ts", "y_true", "return"),
+    scores=("y_score",),
+    target="y_true",
+)
 
 
 def check_files(

@@ -72,13 +72,19 @@ class DriftResult:
     n_reference: int
     n_current: int
     features: list[ColumnDrift]
-    prediction: ColumnDrift | None
+    predictions: list[ColumnDrift]  # the score's, or each class probability's
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     mode: str = DriftMode.EXACT
     profile: dict[str, Any] | None = None  # the profile a profile-mode check used
     compute: str = "local"  # where the current window was counted
     compute_note: str | None = None  # why a `compute: dask` job ran here
     multivariate: Multivariate | None = None  # with `drift.multivariate`
+    target: ColumnDrift | None = None  # once labels arrived in the current window
+
+    @property
+    def outputs(self) -> list[ColumnDrift]:
+        """The predictions' columns and the target's, compared as the features are."""
+        return [*self.predictions, *([self.target] if self.target else [])]
 
     def add_multivariate(self, found: Multivariate) -> None:
         """The domain classifier's verdict is part of the check's."""
@@ -100,8 +106,11 @@ class DriftResult:
             found.append(f"no current values of {', '.join(self.dead_features)}")
         if self.drift_share is not None and self.drift_share >= self.required_share:
             found.append(f"drift share {self.drift_share:.2f}")
-        if self.prediction is not None and self.prediction.drifted:
-            found.append("predictions drifted")
+        drifted = [c.feature for c in self.predictions if c.drifted]
+        if drifted:
+            found.append(f"predictions drifted ({', '.join(drifted)})")
+        if self.target is not None and self.target.drifted:
+            found.append(f"target {self.target.feature} drifted")
         classifier = self.multivariate
         if classifier is not None and classifier.drifted and classifier.auc is not None:
             found.append(f"domain classifier AUC {classifier.auc:.3f}")
@@ -149,20 +158,23 @@ def compare_windows(
     job: str | None,
     now: datetime,
 ) -> DriftResult:
-    """Drift of every feature and of the score column between two windows (nothing recorded)."""
+    """Drift of every feature, of the predictions' columns and (once labels arrived) of the
+    target between two windows (nothing recorded)."""
     features = _feature_names(reference, current, columns)
     tasks = [
         (name, column_kind(reference.schema.field(name).type, name, columns)) for name in features
     ]
-    score = columns.score
-    has_score = bool(score and score in reference.column_names and score in current.column_names)
-    if has_score:
-        assert score is not None
-        tasks.append((score, "numeric"))
+    both = set(reference.column_names) & set(current.column_names)
+    scores = [s for s in columns.scores if s in both]
+    tasks += [(score, "numeric") for score in scores]
+    target = columns.target
+    labelled = target in both and current.column(target).null_count < current.num_rows
+    if target and labelled:
+        tasks.append((target, column_kind(reference.schema.field(target).type, target, columns)))
     compared = _compare_columns(reference, current, tasks, settings)
     return result_of(
         compared,
-        has_score,
+        Outputs(len(scores), bool(target and labelled)),
         settings,
         (reference.num_rows, current.num_rows),
         model=model,
@@ -171,9 +183,18 @@ def compare_windows(
     )
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """How many of the compared columns, at the end, are the predictions', and whether the
+    target's comes last."""
+
+    scores: int = 0
+    target: bool = False
+
+
 def result_of(
     compared: list[ColumnDrift],
-    has_score: bool,
+    outputs: Outputs,
     settings: DriftSettings,
     rows: tuple[int, int],
     *,
@@ -181,7 +202,11 @@ def result_of(
     job: str | None,
     now: datetime,
 ) -> DriftResult:
-    prediction = compared.pop() if has_score else None
+    """The verdict: the share of drifted features, a drifted prediction or target column, or a
+    dead feature."""
+    target = compared.pop() if outputs.target else None
+    predictions = compared[len(compared) - outputs.scores :] if outputs.scores else []
+    compared = compared[: len(compared) - outputs.scores]
     decided = [c for c in compared if c.statistic is not None or c.drifted]
     share = sum(c.drifted for c in decided) / len(decided) if decided else None
     return DriftResult(
@@ -189,7 +214,8 @@ def result_of(
         model=model,
         checked_at=now,
         drifted=(share is not None and share >= settings.drift_share)
-        or bool(prediction and prediction.drifted)
+        or any(p.drifted for p in predictions)
+        or bool(target and target.drifted)
         or any(c.n_current == 0 for c in compared),  # a dead feature, whatever the share
         drift_share=share,
         required_share=settings.drift_share,
@@ -198,7 +224,8 @@ def result_of(
         n_reference=rows[0],
         n_current=rows[1],
         features=compared,
-        prediction=prediction,
+        predictions=predictions,
+        target=target,
     )
 
 
@@ -222,7 +249,7 @@ def _feature_names(reference: pa.Table, current: pa.Table, columns: Columns) -> 
     if columns.features is not None:
         names = list(columns.features)
     else:
-        skip = {*columns.excluded, columns.score}
+        skip = {*columns.excluded, *columns.outputs}
         names = [c for c in reference.column_names if c not in skip]
     for name in names:
         for window, table in (("reference", reference), ("current", current)):

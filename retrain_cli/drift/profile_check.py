@@ -19,6 +19,7 @@ from retrain_cli.data.columns import Columns, column_kind
 from retrain_cli.drift.compare import (
     DriftResult,
     DriftSettings,
+    Outputs,
     decide_column,
     importing_scipy,
     result_of,
@@ -50,9 +51,13 @@ def compare_with_profile(
     how to make a profile that fits the job again."""
     present = sources.column_types(current_source, "current")
     features = _profile_features(profile, columns, present, hint)
-    score = columns.score
-    has_score = bool(score and score in profile.columns and (present is None or score in present))
-    names = [*features, *([score] if has_score and score else [])]
+
+    def counted(name: str) -> bool:
+        return name in profile.columns and (present is None or name in present)
+
+    scores = [s for s in columns.scores if counted(s)]
+    target = columns.target if columns.target and counted(columns.target) else None
+    names = [*features, *scores, *([target] if target else [])]
     kinds = {name: profile.columns[name].kind for name in names}
     for name in names:
         arrow_type = present.get(name) if present is not None else None
@@ -70,7 +75,12 @@ def compare_with_profile(
         where = backend.count(current_source, summary, numeric)
     if summary.rows == 0:
         raise DataError(f"current data {sources.describe(current_source)} is empty")
-    result = summary_result(summary, has_score, settings, model=model, job=job, now=now)
+    if target is not None and summary.missing[target] == summary.rows:
+        summary.names.remove(target)  # no label has arrived: nothing to compare
+        target = None
+    result = summary_result(
+        summary, Outputs(len(scores), target is not None), settings, model=model, job=job, now=now
+    )
     result.profile = {**described, **(result.profile or {})}
     result.compute = where
     return result
@@ -78,15 +88,15 @@ def compare_with_profile(
 
 def summary_result(
     summary: window_summary.WindowSummary,
-    has_score: bool,
+    outputs: Outputs,
     settings: DriftSettings,
     *,
     model: str,
     job: str | None,
     now: datetime,
 ) -> DriftResult:
-    """The verdict on a streamed current window: each of its columns (the score column last,
-    when `has_score`) decided against the profile it was counted with."""
+    """The verdict on a streamed current window: each of its columns (the predictions' and the
+    target's last, as `outputs` says) decided against the profile it was counted with."""
     profile = summary.profile
     compared = []
     for name in summary.names:
@@ -102,7 +112,7 @@ def summary_result(
             )
         )
     result = result_of(
-        compared, has_score, settings, (profile.rows, summary.rows), model=model, job=job, now=now
+        compared, outputs, settings, (profile.rows, summary.rows), model=model, job=job, now=now
     )
     result.mode = DriftMode.PROFILE
     result.profile = {
@@ -123,7 +133,7 @@ def _profile_features(
 ) -> list[str]:
     """The features to compare: the job's, or the profile's; each one in the profile and in the
     current window, and (without a feature list) no column of the window the profile lacks."""
-    skip = {*columns.excluded, columns.score}
+    skip = {*columns.excluded, *columns.outputs}
     names = (
         list(columns.features)
         if columns.features is not None

@@ -91,7 +91,7 @@ def write_report(path: Path, results: Sequence[DriftResult]) -> None:
 
 
 def _result(result: DriftResult) -> ResultView:
-    columns = [*result.features, *([result.prediction] if result.prediction else [])]
+    columns = [*result.features, *result.outputs]
     columns.sort(key=lambda c: (not c.drifted, c.feature))
     return ResultView(
         title=f"{result.job or 'ad hoc'} — model {result.model}",

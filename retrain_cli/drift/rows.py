@@ -43,8 +43,9 @@ def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -
         )
 
     rows = [row(c, "feature") for c in result.features]
-    if result.prediction:
-        rows.append(row(result.prediction, "prediction"))
+    rows += [row(c, "prediction") for c in result.predictions]
+    if result.target is not None:
+        rows.append(row(result.target, "target"))
     n_drifted = sum(c.drifted for c in result.features)
     rows.append(
         ModelDriftMonitoring(
@@ -66,7 +67,8 @@ def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -
                 "required_share": result.required_share,
                 "n_drifted": n_drifted,
                 "drifted_features": [c.feature for c in result.features if c.drifted],
-                "prediction_drifted": bool(result.prediction and result.prediction.drifted),
+                "prediction_drifted": any(c.drifted for c in result.predictions),
+                **({"target_drifted": result.target.drifted} if result.target else {}),
                 "dead_features": result.dead_features,
                 **({"reason": reason} if (reason := result.reason()) else {}),
                 **({"undefined": NO_SHARE} if result.drift_share is None else {}),

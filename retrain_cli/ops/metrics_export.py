@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from retrain_cli.core.choices import RowKind, RunStatus, VersionStatus
+from retrain_cli.core.choices import RowKind, RunStatus, VersionStatus, better
 from retrain_cli.db.models import (
     AutoRetrainingConfig,
     AutoRetrainingJob,
@@ -133,13 +133,14 @@ def write_metrics(session: Session, directory: Path, now: datetime, slots_in_use
         session,
         gauge(
             "retrain_model_primary_metric",
-            "The newest primary performance metric.",
-            ("model", "metric"),
+            "The newest primary performance metric (better: which way it improves).",
+            ("model", "metric", "better"),
         ),
         gauge(
             "retrain_model_primary_metric_threshold",
-            "The threshold the newest primary metric was judged against.",
-            ("model", "metric"),
+            "The threshold the newest primary metric was judged against (a ceiling when "
+            "lower is better).",
+            ("model", "metric", "better"),
         ),
         gauge(
             "retrain_model_degraded",
@@ -239,8 +240,8 @@ def _latest_primary(session: Session, value: Any, threshold: Any, degraded: Any)
     )
     for model, metric, measured, limit, is_degraded in session.execute(query):
         if measured is not None:
-            value.labels(model, metric).set(measured)
+            value.labels(model, metric, better(metric)).set(measured)
         if limit is not None:
-            threshold.labels(model, metric).set(limit)
+            threshold.labels(model, metric, better(metric)).set(limit)
         if is_degraded is not None:
             degraded.labels(model, metric).set(int(is_degraded))

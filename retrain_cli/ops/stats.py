@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
-from retrain_cli.core.choices import RowKind, RunStatus, VersionStatus
+from retrain_cli.core.choices import RowKind, RunStatus, VersionStatus, better
 from retrain_cli.db.models import (
     AutoRetrainingConfig,
     AutoRetrainingJob,
@@ -48,6 +48,9 @@ class JobStats:
     estimation_error: float | None = None  # mean |estimated - realized| of the primary metric
     estimates_realized: int = 0  # estimates whose labels arrived in the period
     rollout: dict[str, Any] | None = None  # the model's candidate in rollout (`Rollout.summary`)
+    task: str = "binary"
+    primary_metric: str | None = None
+    better: str | None = None  # which way the primary metric improves: higher | lower
 
 
 @dataclass
@@ -127,6 +130,9 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 else None,
                 waiting_s=waiting.get(job.name),
                 estimation_error=errors.get(job.model_name, (None, 0))[0],
+                task=job.task,
+                primary_metric=job.primary_metric,
+                better=better(job.primary_metric),
                 estimates_realized=errors.get(job.model_name, (None, 0))[1],
                 rollout=rollouts.get(job.model_name),
             )

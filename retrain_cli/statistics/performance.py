@@ -26,15 +26,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from retrain_cli.core.choices import LOWER_IS_BETTER
+
 FloatArray = NDArray[np.float64]
 MIN_VOLATILITY = 1e-12
 DEFAULT_MIN_SAMPLES = 30
 DEFAULT_PERIODS_PER_YEAR = 252.0
 CLASSIFICATION_METRICS = ("auc", "precision", "recall", "f1", "log_loss", "accuracy")
 TRADING_METRICS = ("sharpe", "sortino", "max_drawdown", "win_rate", "total_return")
-# the losses and errors, of every task (the gate, thresholds and triggers compare these the
-# other way round: a threshold is a ceiling)
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "median_ae", "pinball"})
 
 
 class Undefined(ValueError):

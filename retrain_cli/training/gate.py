@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from retrain_cli.statistics.performance import LOWER_IS_BETTER
+from retrain_cli.core.choices import LOWER_IS_BETTER
 
 
 @dataclass(frozen=True)

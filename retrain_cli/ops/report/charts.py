@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from markupsafe import Markup
 
+from retrain_cli.core.choices import better
 from retrain_cli.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -78,12 +79,15 @@ def drawing() -> Iterator[None]:
 
 
 def performance(history: ModelHistory) -> Markup:
+    """The primary metric over time; its axis and title say which way it improves (an error's
+    threshold is a ceiling)."""
     figure, axes = _figure(2.6)
     realized = history.realized
+    direction = f" ({better(history.metric)} is better)" if history.metric else ""
     lines = (  # series, colour, width, style, label
         (realized, BLUE, 1.4, "-", f"{history.metric}"),
         (history.estimated, PURPLE, 1.2, "-.", f"{history.metric}, estimated"),
-        (history.threshold, VERMILION, 1.0, "--", "threshold"),
+        (history.threshold, VERMILION, 1.0, "--", _threshold(history.metric)),
         (history.baseline, GREEN, 1.0, ":", "hold-out baseline"),
     )
     for series, colour, width, style, name in lines:
@@ -107,8 +111,12 @@ def performance(history: ModelHistory) -> Markup:
         label = "error level changed" if index == 0 else None
         axes.axvline(_x([changed])[0], color=ORANGE, ls=":", lw=1.2, label=label)
     _events(axes, history.events)
-    axes.set_ylabel(history.metric or "")
-    return _finish(figure, axes, history, f"{history.metric} over time")
+    axes.set_ylabel(f"{history.metric or ''}{direction}")
+    return _finish(figure, axes, history, f"{history.metric} over time{direction}")
+
+
+def _threshold(metric: str | None) -> str:
+    return "threshold (ceiling)" if metric and better(metric) == "lower" else "threshold"
 
 
 def drift_share(history: ModelHistory) -> Markup:

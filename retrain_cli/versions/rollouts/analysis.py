@@ -19,8 +19,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from retrain_cli.core.choices import LOWER_IS_BETTER
 from retrain_cli.statistics import multiclass
-from retrain_cli.statistics.performance import LOWER_IS_BETTER, FloatArray, Undefined
+from retrain_cli.statistics.performance import FloatArray, Undefined
 
 IntArray = NDArray[np.intp]
 

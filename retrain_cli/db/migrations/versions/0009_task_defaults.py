@@ -6,7 +6,8 @@ Revises: 0008_registry_identity
 Create Date: 2026-12-07 04:00:00.000000
 
 Every existing row is a binary one: the config rows keep their values as the binary defaults
-(their threshold is an AUC's), every job and version becomes `binary`. `db init` then seeds the
+(their threshold is an AUC's), every job and version becomes `binary`. Drift rows get a fourth
+scope, `target` (its drift once labels arrive). `db init` then seeds the
 multiclass and regression rows. On SQLite, `db init` runs this with foreign keys off and checks
 them before it commits (a table that others reference is rebuilt).
 """
@@ -22,6 +23,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 CONFIG = "auto_retraining_config"
+DRIFT = "model_drift_monitoring"
+SCOPES = "scope IN ('feature', 'dataset', 'prediction'{})"
 CHILDREN = ("auto_retraining_jobs", "model_version_management")
 TASKS = "task IN ('binary', 'multiclass', 'regression')"
 
@@ -51,9 +54,17 @@ def upgrade() -> None:
                 ["model_type", "task"],
                 ["model_type", "task"],
             )
+    # the target's drift, once labels arrive, is a row of its own
+    with op.batch_alter_table(DRIFT) as table:
+        table.drop_constraint(op.f(f"ck_{DRIFT}_scope"), type_="check")
+        table.create_check_constraint(op.f(f"ck_{DRIFT}_scope"), SCOPES.format(", 'target'"))
 
 
 def downgrade() -> None:
+    op.execute(f"DELETE FROM {DRIFT} WHERE scope = 'target'")
+    with op.batch_alter_table(DRIFT) as table:
+        table.drop_constraint(op.f(f"ck_{DRIFT}_scope"), type_="check")
+        table.create_check_constraint(op.f(f"ck_{DRIFT}_scope"), SCOPES.format(""))
     for child in CHILDREN:
         with op.batch_alter_table(child) as table:
             table.drop_constraint(op.f(f"fk_{child}_model_type_{CONFIG}"), type_="foreignkey")
