@@ -366,3 +366,42 @@ def test_a_probability_column_per_class_is_named_by_rule_or_by_mapping() -> None
     mapped = JobSpec.model_validate({**base, "class_columns": {2: "two"}})
     assert mapped.probability_columns == {"1": "p_1", "2": "two", "3": "p_3"}
     assert {"p_1", "two", "p_3", "grade"} <= mapped.special_columns
+
+
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_drift_compares_each_prediction_column_and_the_target_once_labels_arrived(
+    cli: Cli, tmp_path: Path, home: Path, task: str
+) -> None:
+    """A multiclass job's class probabilities are each a prediction column, a regression job's
+    predicted value one; the target is compared when the current window has labels (as a
+    category for a class, as a number for regression)."""
+    make = regression_job if task == "regression" else multiclass_job
+    path = make(tmp_path)
+    spec = yaml.safe_load(path.read_text())
+    spec["data"].update(reference="ref.parquet", current="cur.parquet")
+    path.write_text(yaml.safe_dump(spec))
+    assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
+    for name, start in (("ref", "2026-01-01"), ("cur", "2026-03-01")):
+        layer = Served(home, tmp_path, task, {1: 1.0})
+        layer.path = tmp_path / f"{name}.parquet"
+        layer.serve(datetime.fromisoformat(start).replace(tzinfo=UTC), 600)
+        frame = pd.read_parquet(layer.path).drop(columns=["model_version"])
+        if name == "cur" and task == "multiclass":  # the risk grew: more critical rows
+            critical = frame.index % 2 == 0
+            frame.loc[critical, "grade"] = "critical"
+            frame.loc[critical, [f"score_{c}" for c in CLASSES]] = [0.05, 0.05, 0.1, 0.8]
+        if name == "cur" and task == "regression":
+            frame["units"] += 20.0
+            frame["score"] += 20.0
+        frame.to_parquet(layer.path)
+    checked = cli("drift", "check", "j1", "--json")
+    assert checked.exit_code == 3, checked.stderr
+    (result,) = json.loads(checked.stdout)["results"]
+    predictions = [p["feature"] for p in result["predictions"]]
+    expected = [f"score_{c}" for c in CLASSES] if task == "multiclass" else ["score"]
+    assert predictions == expected and all(p["drifted"] for p in result["predictions"])
+    target = "grade" if task == "multiclass" else "units"
+    assert result["target"]["feature"] == target and result["target"]["drifted"] is True
+    kind = "categorical" if task == "multiclass" else "numeric"
+    assert result["target"]["kind"] == kind
+    assert {f["feature"] for f in result["features"]} == {"f0", "f1", "colour"}
