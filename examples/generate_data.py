@@ -1,28 +1,40 @@
-"""Generate time-ordered example data for the four example jobs.
+"""Generate time-ordered example data for the five example jobs, one per kind of task.
 
     python examples/generate_data.py --out examples/data                  # a healthy baseline
     python examples/generate_data.py --out examples/data --phase drifted  # a later, drifted window
 
 Each job gets `train`, `reference` (the tail of train), `current` (the next window) and
-`predictions` (scored rows whose outcomes arrived). Labels depend on a lag of a feature, so sequence
-models have something to learn; `alpha` is a trading model with per-period returns. The drifted
-phase shifts feature distributions and makes the scores (and so the returns) worse.
+`predictions` (scored rows whose outcomes arrived). Outcomes depend on a lag of a feature, so
+sequence models have something to learn:
+
+- `fraud`, `churn`: a 0/1 outcome, scored by its probability (binary);
+- `demand`: units sold, forecast in units (regression);
+- `alpha`: the asset's next return, forecast as a return, traded long or short on its sign
+  (regression, judged on Sharpe and IC);
+- `risk`: a grade of four classes, scored by a probability per class (multiclass).
+
+The drifted phase shifts feature distributions and makes the predictions (and so the returns)
+worse.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-JOBS = {
+JOBS: dict[str, dict[str, Any]] = {
     "fraud": {"categorical": True, "lag_feature": True},  # tabular: the lag as a feature
-    "demand": {},  # sequence models find the lag themselves
+    "demand": {"task": "demand"},  # sequence models find the lag themselves
     "churn": {},
-    "alpha": {"trading": True},
+    "alpha": {"task": "returns"},
+    "risk": {"task": "grade", "lag_feature": True},
 }
+GRADES = np.array(["low", "medium", "high", "critical"])
+GRADE_CUTS = np.array([-1.5, 0.0, 1.5])  # of the risk's latent value
 N_TRAIN, N_WINDOW = 4000, 2000
 START = pd.Timestamp("2026-01-01", tz="UTC")
 CATEGORIES = np.array(["grocery", "travel", "online", "fuel", "electronics"])
@@ -36,14 +48,11 @@ def make_frame(
     shift: float = 0.0,
     noise: float = 0.5,
     categorical: bool = False,
-    trading: bool = False,
+    task: str = "binary",
     lag_feature: bool = False,
 ) -> pd.DataFrame:
-    """`n` hourly rows from `start`: features, a label driven by a 3-step lag, and a score.
-
-    A trading frame's `ret` is the asset's return over the period (what a long position earns);
-    `position_returns` turns it into what the model's positions earned.
-    """
+    """`n` hourly rows from `start`: features, an outcome driven by a 3-step lag, and the
+    model's prediction (`score`, or `score_<grade>` per grade)."""
     features = rng.normal(loc=shift, scale=1.0 + shift / 2, size=(n + 3, 5))
     lagged = features[:-3, 0]  # f0 three periods ago
     features = features[3:]
@@ -58,19 +67,32 @@ def make_frame(
             weights = weights[::-1]
         frame["merchant_category"] = rng.choice(CATEGORIES, size=n, p=weights / weights.sum())
         logit += np.where(frame["merchant_category"] == "online", 0.8, 0.0)
-    frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    frame["score"] = 1 / (1 + np.exp(-(logit + rng.normal(scale=noise * 2, size=n))))
-    if trading:
-        frame["ret"] = np.abs(rng.normal(0.002, 0.01, size=n)) * np.where(frame["y"] == 1, 1, -1)
+    if task == "binary":
+        frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+        frame["score"] = 1 / (1 + np.exp(-(logit + rng.normal(scale=noise * 2, size=n))))
+        return frame
+    guess = logit + rng.normal(scale=noise * 2, size=n)  # what the serving model sees
+    if task == "demand":  # units sold, and the forecast in units
+        frame["units"] = np.round(200 + 25 * logit + rng.normal(scale=5, size=n), 1)
+        frame["score"] = 200 + 25 * guess
+    elif task == "returns":  # the asset's next return, and the forecast return
+        frame["ret"] = 0.002 * logit + rng.normal(scale=0.004, size=n)
+        frame["score"] = 0.002 * guess
+    elif task == "grade":  # a risk grade, and a probability per grade
+        frame["grade"] = GRADES[np.digitize(logit + rng.normal(scale=0.5, size=n), GRADE_CUTS)]
+        centres = np.array([-2.5, -0.75, 0.75, 2.5])
+        closeness = -((guess[:, None] - centres) ** 2) / 2
+        proba = np.exp(closeness - closeness.max(axis=1, keepdims=True))
+        proba /= proba.sum(axis=1, keepdims=True)
+        for grade, column in zip(GRADES, proba.T, strict=True):
+            frame[f"score_{grade}"] = column
     return frame
 
 
-def position_returns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Scored predictions: `ret` becomes the return of the model's position (long above 0.5)."""
-    return frame.assign(ret=np.where(frame["score"] >= 0.5, 1.0, -1.0) * frame["ret"])
+OUTCOMES = {"demand": "units", "returns": "ret", "grade": "grade"}  # else `y`
 
 
-def write_job(out: Path, name: str, phase: str, seed: int, **kind: bool) -> None:
+def write_job(out: Path, name: str, phase: str, seed: int, **kind: Any) -> None:
     rng = np.random.default_rng(seed)
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,11 +107,9 @@ def write_job(out: Path, name: str, phase: str, seed: int, **kind: bool) -> None
         train.tail(N_WINDOW).to_parquet(folder / "reference.parquet", index=False)
     else:  # the drifted window joins the training data for the next retrain
         pd.concat([train, current]).to_parquet(folder / "train.parquet", index=False)
-    current.drop(columns=["y"] + (["ret"] if "trading" in kind else [])).to_parquet(
-        folder / "current.parquet", index=False
-    )
-    predictions = position_returns(current) if "trading" in kind else current
-    predictions.to_parquet(folder / "predictions.parquet", index=False)
+    outcome = OUTCOMES.get(kind.get("task", ""), "y")
+    current.drop(columns=[outcome]).to_parquet(folder / "current.parquet", index=False)
+    current.to_parquet(folder / "predictions.parquet", index=False)
 
 
 def main() -> None:

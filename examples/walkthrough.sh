@@ -34,7 +34,8 @@ step 0 retrain-cli perf check --all            # scored predictions: healthy, ex
 step 0 retrain-cli retrain fraud-lgbm          # LightGBM: first version, promoted
 step 0 retrain-cli retrain demand-lstm         # LSTM
 step 0 retrain-cli retrain churn-transformer   # Transformer
-step 0 retrain-cli retrain alpha-ensemble      # Ensemble of LightGBM + LSTM, judged on Sharpe
+step 0 retrain-cli retrain alpha-ensemble      # Ensemble forecasting returns, judged on Sharpe
+step 0 retrain-cli retrain risk-lgbm           # LightGBM, four risk grades (multiclass)
 echo
 echo "# ... time passes: a later window arrives with shifted features and worse scores"
 step 0 python examples/generate_data.py --out examples/data --phase drifted

@@ -24,11 +24,12 @@ from retrain_cli.db.models import (
 from tests.conftest import EXAMPLES, Cli
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
-JOBS = {
-    "fraud-lgbm": "fraud",
-    "demand-lstm": "demand",
-    "churn-transformer": "churn",
-    "alpha-ensemble": "alpha",
+JOBS = {  # every model family, and every task
+    "fraud-lgbm": "fraud",  # binary
+    "demand-lstm": "demand",  # regression: units
+    "churn-transformer": "churn",  # binary
+    "alpha-ensemble": "alpha",  # regression: returns, judged on Sharpe
+    "risk-lgbm": "risk",  # multiclass: four grades
 }
 
 
@@ -79,7 +80,7 @@ def test_the_cron_cycle_end_to_end(
     assert cli("perf", "check", "--all").exit_code == 0
     assert dataset_verdicts(session) == sorted((m, False) for m in JOBS.values())
 
-    # the first version of every job, one per model family, promoted
+    # the first version of every job, of every model family and task, promoted
     for job in JOBS:
         result = cli("retrain", job)
         assert result.exit_code == 0, result.stderr
@@ -92,13 +93,13 @@ def test_the_cron_cycle_end_to_end(
             ).all()
         )
     assert active == {m: 1 for m in JOBS.values()}
-    assert count(session, ModelVersionEvent) == 4
-    assert count(session, RetrainingJobHistory, RetrainingJobHistory.status == "succeeded") == 4
+    assert count(session, ModelVersionEvent) == 5
+    assert count(session, RetrainingJobHistory, RetrainingJobHistory.status == "succeeded") == 5
 
     # a later window: drift everywhere, performance down
     generate(tmp_path, "drifted")
     assert cli("drift", "check", "--all").exit_code == 3
-    assert [drifted for _, drifted in dataset_verdicts(session)].count(True) == 4
+    assert [drifted for _, drifted in dataset_verdicts(session)].count(True) == 5
     assert cli("perf", "check", "--all").exit_code == 3
     assert (
         count(
@@ -116,6 +117,7 @@ def test_the_cron_cycle_end_to_end(
     assert [d["job"] for d in due["due"]] == [
         "fraud-lgbm",
         "alpha-ensemble",
+        "risk-lgbm",
         "demand-lstm",
         "churn-transformer",
     ]
@@ -134,15 +136,15 @@ def test_the_cron_cycle_end_to_end(
     assert [(s["job"], s["trigger"]) for s in started] == [
         ("fraud-lgbm", "manual"),
         ("alpha-ensemble", "drift"),
-        ("demand-lstm", "drift"),
+        ("risk-lgbm", "drift"),
     ]
     deadline = time.monotonic() + 300
-    while count(session, RetrainingJobHistory) < 7 or count(
+    while count(session, RetrainingJobHistory) < 8 or count(
         session, RetrainingJobHistory, RetrainingJobHistory.status == "running"
     ):
         assert time.monotonic() < deadline, "the started retrains did not finish"
         time.sleep(0.5)
-    assert count(session, RetrainingJobHistory, RetrainingJobHistory.status == "succeeded") == 7
+    assert count(session, RetrainingJobHistory, RetrainingJobHistory.status == "succeeded") == 8
     with session() as s:
         triggers = sorted(
             s.scalars(
@@ -151,8 +153,9 @@ def test_the_cron_cycle_end_to_end(
         )
     assert triggers == ["drift", "drift"]
     assert [d["job"] for d in json.loads(cli("jobs", "due", "--json").stdout)["due"]] == [
-        "churn-transformer"
-    ]  # waits for the next tick
+        "demand-lstm",
+        "churn-transformer",
+    ]  # wait for the next tick
 
     # versions, a rollback with a reason, stats
     with session() as s:
@@ -172,8 +175,8 @@ def test_the_cron_cycle_end_to_end(
         event = s.scalars(select(ModelVersionEvent).order_by(ModelVersionEvent.id.desc())).first()
     assert event is not None and (event.event, event.reason) == ("rollback", "walk-through")
     stats = json.loads(cli("stats", "--json").stdout)
-    assert stats["totals"]["runs"] == {"succeeded": 7}
-    assert stats["totals"]["drift_alerts"] == 4
+    assert stats["totals"]["runs"] == {"succeeded": 8}
+    assert stats["totals"]["drift_alerts"] == 5
 
 
 @pytest.mark.slow
@@ -205,4 +208,4 @@ def test_the_walkthrough_runs_and_says_what_it_did(tmp_path: Path) -> None:
     assert f"everything the walk-through made is in {tmp_path / 'home'}" in out
     index = tmp_path / "home" / "report" / "index.html"
     assert f"# open the report: {index.as_uri()}" in out
-    assert all(f">{model}</a>" in index.read_text() for model in ("fraud", "alpha"))
+    assert all(f">{model}</a>" in index.read_text() for model in ("fraud", "alpha", "risk"))

@@ -30,7 +30,7 @@ def test_apply_every_example_creates_one_job_each(cli: Cli) -> None:
     assert result.exit_code == 0, result.stderr
     actions = {o["job"]: o["action"] for o in json.loads(result.stdout)["jobs"]}
     assert actions == dict.fromkeys(
-        ["alpha-ensemble", "churn-transformer", "demand-lstm", "fraud-lgbm"], "created"
+        ["alpha-ensemble", "churn-transformer", "demand-lstm", "fraud-lgbm", "risk-lgbm"], "created"
     )
     types = {row["job"]: row["type"] for row in job_rows(cli)}
     assert types["demand-lstm"] == "lstm" and types["alpha-ensemble"] == "ensemble"
