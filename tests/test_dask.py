@@ -139,7 +139,7 @@ def test_a_profile_built_on_the_cluster_equals_the_local_one_bit_for_bit(
     from retrain_cli.data.sources import file_source
 
     source = file_source(f"{_reference_dataset(tmp_path)}/")
-    columns = Columns(features=None, categorical=["colour"], excluded=["ts", "y"], score="score")
+    columns = Columns(features=None, categorical=["colour"], excluded=["ts", "y"], scores=["score"])
     local = LOCAL.profile(source, columns, 10)
     with Cluster(dask_scheduler, 10) as cluster:
         remote = DaskBackend(cluster).profile(source, columns, 10)

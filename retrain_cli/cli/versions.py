@@ -11,7 +11,7 @@ from retrain_cli.cli.completion import model_names
 from retrain_cli.cli.options import Command, DatabaseUrl, Group, Json, Now, Quiet, parse_time
 from retrain_cli.cli.output import Output, table
 from retrain_cli.cli.runtime import notify, open_session
-from retrain_cli.core.choices import VersionStatus
+from retrain_cli.core.choices import VersionStatus, better
 from retrain_cli.core.durations import utcnow
 from retrain_cli.core.settings import Settings
 
@@ -55,11 +55,18 @@ def list_(
     from retrain_cli.versions.rollouts import state as rollouts
 
     with open_session(database_url) as (_, session):
-        versions = [_row(v) for v in registry.list_versions(session, model)]
+        listed = registry.list_versions(session, model)
+        versions = [_row(v) for v in listed]
+        metric = registry.judged_by(session, listed)
         history = [_event(e) for e in registry.events(session, model)]
         active_then = registry.active_at(session, model, at) if at else None
         candidate_then = rollouts.candidate_at(session, model, at) if at else None
-    document: dict[str, Any] = {"model": model, "versions": versions, "events": history}
+    document: dict[str, Any] = {
+        "model": model,
+        "metric": metric,  # the metric the table shows: the newest version's job's
+        "versions": versions,
+        "events": history,
+    }
     if at:
         document["at"], document["active_at"] = at, active_then
         document["candidate_at"] = (
@@ -264,6 +271,7 @@ def _row(v: Any) -> dict[str, Any]:
         "retired_at": v.retired_at,
         "parent": v.parent_version,
         "strategy": v.strategy,
+        "task": v.task,
         "sha256": v.sha256,
         "artifact": v.artifact_path,
         "metrics": v.metrics,
@@ -292,7 +300,7 @@ def _render(console: Any, document: dict[str, Any]) -> None:
             ("* " if v["active"] else "  ") + str(v["version"]),
             v["status"],
             v["created_at"],
-            v["metrics"].get("auc"),
+            v["metrics"].get(document["metric"]),
             v["parent"],
             v["promoted_at"],
             v["retired_at"],
@@ -303,7 +311,16 @@ def _render(console: Any, document: dict[str, Any]) -> None:
     console.print(
         table(
             document["model"],
-            ["version", "status", "created", "auc", "parent", "promoted", "retired", "sha256"],
+            [
+                "version",
+                "status",
+                "created",
+                f"{document['metric']} ({better(document['metric'])} is better)",
+                "parent",
+                "promoted",
+                "retired",
+                "sha256",
+            ],
             rows,
         )
     )

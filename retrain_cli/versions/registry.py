@@ -18,11 +18,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from retrain_cli.core import paths
-from retrain_cli.core.choices import VersionStatus
+from retrain_cli.core.choices import DEFAULT_METRIC, Task, VersionStatus
 from retrain_cli.core.errors import ConflictError, DataError, NotFoundError, did_you_mean
 from retrain_cli.core.notify import Event
 from retrain_cli.core.serialize import jsonable
-from retrain_cli.db.models import SWITCH_EVENTS, ModelVersionEvent, ModelVersionManagement
+from retrain_cli.db.models import (
+    SWITCH_EVENTS,
+    AutoRetrainingJob,
+    ModelVersionEvent,
+    ModelVersionManagement,
+)
 from retrain_cli.db.queries import database_now
 from retrain_cli.store import artifacts
 from retrain_cli.versions import changes
@@ -68,6 +73,16 @@ def list_versions(session: Session, model: str) -> list[ModelVersionManagement]:
     if not rows:
         raise no_such_model(session, model)
     return rows
+
+
+def judged_by(session: Session, versions: list[ModelVersionManagement]) -> str:
+    """The metric the newest version's job judges by (its task's default when the job is
+    gone): the one metric a listing of the versions shows."""
+    newest = versions[-1]
+    metric = session.scalar(
+        select(AutoRetrainingJob.primary_metric).where(AutoRetrainingJob.id == newest.job_id)
+    )
+    return metric or DEFAULT_METRIC[Task(newest.task)]
 
 
 def no_such_model(session: Session, model: str) -> NotFoundError:
