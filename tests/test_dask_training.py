@@ -331,3 +331,52 @@ def _workers(address: str) -> int:
             return len(client.scheduler_info()["workers"])
     except OSError:
         return 0
+
+
+@pytest.mark.parametrize(
+    ("task", "target", "fields", "metric"),
+    [
+        ("regression", "amount", {"primary_metric": "r2"}, "r2"),
+        ("multiclass", "grade", {"classes": ["a", "b", "c"]}, "auc_ovr"),
+    ],
+)
+def test_a_regression_or_multiclass_job_trains_on_the_cluster_as_it_does_here(
+    cli: Cli,
+    tmp_path: Path,
+    dask_scheduler: str,
+    monkeypatch: pytest.MonkeyPatch,
+    task: str,
+    target: str,
+    fields: dict[str, object],
+    metric: str,
+) -> None:
+    """`lightgbm.dask`'s regressor for a regression job, its classifier (a probability per
+    class) for a multiclass one: the hold-out metric close to a local run's."""
+    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", dask_scheduler)
+    frame = training_frame(4000, seed=4).drop(columns="y")
+    rng = np.random.default_rng(3)
+    frame["amount"] = 3 * frame["f0"] - frame["f1"] + rng.normal(0, 0.5, len(frame))
+    frame["grade"] = np.array(["a", "b", "c"])[np.digitize(frame["f0"], [-0.5, 0.5])]
+    frame["part"] = np.arange(len(frame)) % 4
+    pq.write_to_dataset(pa.Table.from_pandas(frame), tmp_path / "train", ["part"])
+    runs = {}
+    for name, compute in (("here", "local"), ("there", "dask")):
+        spec = write_job(
+            tmp_path,
+            name,
+            data={"train": "train/"},
+            features=["f0", "f1", "f2", "colour"],
+            task=task,
+            target=target,
+            compute=compute,
+            thresholds={"performance": 0.5},
+            hyperparameters={"num_boost_round": 40},
+            **fields,
+        )
+        assert cli("jobs", "apply", "-f", str(spec)).exit_code == 0
+        result = cli("retrain", name, "--json")
+        assert result.exit_code == 0, result.stderr
+        runs[name] = json.loads(result.stdout)
+    assert (runs["here"]["compute"], runs["there"]["compute"]) == ("local", "dask")
+    here, there = (runs[name]["version"]["metrics"] for name in ("here", "there"))
+    assert there[metric] == pytest.approx(here[metric], abs=0.03) and there[metric] > 0.8

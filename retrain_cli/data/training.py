@@ -147,12 +147,14 @@ def feature_names(job: EffectiveJob, present: Sequence[str]) -> list[str]:
 
 
 def labelled(frame: pd.DataFrame, target: Target) -> pd.DataFrame:
-    """The rows with a label, the target column replaced by its values as the task reads them
-    (`Target.values`)."""
+    """The rows with a label, each checked as the task reads it (`Target.values`); a multiclass
+    target is replaced by its classes' indices."""
     name = target.column
     if frame[name].isna().any():
         frame = frame.dropna(subset=[name])
-    return frame.assign(**{name: target.values(frame[name])})
+    values = target.values(frame[name])
+    # a class becomes its index; other labels keep their dtype (and the data its fingerprint)
+    return frame.assign(**{name: values}) if target.task == "multiclass" else frame
 
 
 def require_rows(rows: int, target: str) -> None:
