@@ -79,16 +79,28 @@ class Estimate:
     reasons: dict[str, str] = field(default_factory=dict)
     n_samples: int = 0
 
+    @classmethod
+    def too_few(cls, n_samples: int, names: tuple[str, ...]) -> Estimate:
+        """Every metric NULL: fewer rows than `min_samples`."""
+        return cls(dict.fromkeys(names), dict.fromkeys(names, "insufficient_samples"), n_samples)
+
+    def measured(self, measures: dict[str, Callable[[], float]]) -> Estimate:
+        """Each metric's value, or NULL with the reason it is undefined."""
+        for name, compute in measures.items():
+            try:
+                self.values[name] = float(compute())
+            except Undefined as exc:
+                self.values[name], self.reasons[name] = None, exc.reason
+        return self
+
 
 def estimate(
     calibration: Calibration, scores: FloatArray, threshold: float, min_samples: int
 ) -> Estimate:
     """The expected precision, recall, F1, accuracy and ROC AUC of `scores` (CBPE)."""
-    result = Estimate(n_samples=int(scores.size))
     if scores.size < min_samples:
-        for name in ESTIMATED_METRICS["binary"]:
-            result.values[name], result.reasons[name] = None, "insufficient_samples"
-        return result
+        return Estimate.too_few(int(scores.size), ESTIMATED_METRICS["binary"])
+    result = Estimate(n_samples=int(scores.size))
     p = calibration.probabilities(scores)
     predicted = scores >= threshold
     tp, fp = float(p[predicted].sum()), float((1 - p[predicted]).sum())
@@ -100,12 +112,7 @@ def estimate(
         "f1": lambda: _ratio(2 * tp, 2 * tp + fp + fn, "no_positive_label"),
         "accuracy": lambda: (tp + tn) / scores.size,
     }
-    for name, compute in measures.items():
-        try:
-            result.values[name] = float(compute())
-        except Undefined as exc:
-            result.values[name], result.reasons[name] = None, exc.reason
-    return result
+    return result.measured(measures)
 
 
 def expected_auc(probabilities: FloatArray, scores: FloatArray) -> float:
@@ -170,12 +177,9 @@ def estimate_multiclass(
 ) -> Estimate:
     """The expected accuracy, macro precision, recall and F1, and one-vs-rest AUC of a window's
     class probabilities, the predicted class being the most probable one (CBPE per class)."""
-    names = ESTIMATED_METRICS["multiclass"]
-    result = Estimate(n_samples=int(proba.shape[0]))
     if proba.shape[0] < min_samples:
-        for name in names:
-            result.values[name], result.reasons[name] = None, "insufficient_samples"
-        return result
+        return Estimate.too_few(int(proba.shape[0]), ESTIMATED_METRICS["multiclass"])
+    result = Estimate(n_samples=int(proba.shape[0]))
     p = calibration.probabilities(proba)
     guess = np.argmax(proba, axis=1)
     rows = np.arange(proba.shape[0])
@@ -194,12 +198,7 @@ def estimate_multiclass(
             np.mean([expected_auc(p[:, k], proba[:, k]) for k in range(proba.shape[1])])
         ),
     }
-    for name, compute in measures.items():
-        try:
-            result.values[name] = float(compute())
-        except Undefined as exc:
-            result.values[name], result.reasons[name] = None, exc.reason
-    return result
+    return result.measured(measures)
 
 
 def _macro(
@@ -235,15 +234,13 @@ class LossModels:
 
     def estimate(self, inputs: Any, min_samples: int) -> Estimate:
         rows = len(inputs)
-        result = Estimate(n_samples=rows)
         if rows < min_samples:
-            for name in ("rmse", "mae"):
-                result.values[name], result.reasons[name] = None, "insufficient_samples"
-            return result
+            return Estimate.too_few(rows, ESTIMATED_METRICS["regression"])
+        result = Estimate(n_samples=rows)
         absolute = np.clip(self.absolute.predict(inputs), 0.0, None)
         squared = np.clip(self.squared.predict(inputs), 0.0, None)
-        result.values["mae"] = float(absolute.mean())
         result.values["rmse"] = float(np.sqrt(squared.mean()))
+        result.values["mae"] = float(absolute.mean())
         return result
 
 
