@@ -405,3 +405,49 @@ def test_drift_compares_each_prediction_column_and_the_target_once_labels_arrive
     kind = "categorical" if task == "multiclass" else "numeric"
     assert result["target"]["kind"] == kind
     assert {f["feature"] for f in result["features"]} == {"f0", "f1", "colour"}
+
+
+def test_multiclass_cbpe_estimates_the_realized_metrics_of_calibrated_probabilities() -> None:
+    """Rows whose class is drawn from their own probabilities: calibrated by construction, so
+    the estimate of an unlabelled window is close to what its labels realize."""
+    from retrain_cli.performance import estimation
+    from retrain_cli.statistics import multiclass
+
+    rng = np.random.default_rng(0)
+
+    def window(n: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+        logits = rng.normal(0, 1.5, (n, 4)) + np.array([shift, 0, 0, 0])
+        proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        drawn = np.array([rng.choice(4, p=row) for row in proba])
+        return drawn.astype(np.float64), proba
+
+    calibration = estimation.calibrate_classes(*window(6000, 0.0), min_samples=30)
+    for shift in (0.0, 1.5):
+        labels, proba = window(4000, shift)
+        found = estimation.estimate_multiclass(calibration, proba, min_samples=30).values
+        truth = labels.astype(np.int64)
+        for name in ("accuracy", "f1_macro", "precision_macro", "recall_macro", "auc_ovr"):
+            realized = getattr(multiclass, name)(truth, proba)
+            assert found[name] == pytest.approx(realized, abs=0.03), (shift, name)
+    few = estimation.estimate_multiclass(calibration, proba[:10], min_samples=30)
+    assert few.values["accuracy"] is None and few.reasons["accuracy"] == "insufficient_samples"
+
+
+@pytest.mark.parametrize(("candidate_noise", "verdict"), [(1.0, "pass"), (3.0, "fail")])
+def test_a_rollout_analysis_on_rmse_fails_the_higher_error_and_passes_the_lower(
+    candidate_noise: float, verdict: str
+) -> None:
+    from retrain_cli.versions.rollouts.analysis import Rule, compare_paired, compare_unpaired
+
+    rng = np.random.default_rng(1)
+    truth = rng.normal(100, 10, 2000)
+    champion = truth + rng.normal(0, 2.0, truth.size)
+    candidate = truth + rng.normal(0, candidate_noise, truth.size)
+    rule = Rule("rmse", max_drop=0.1, min_samples=100, confidence=0.95, resamples=300)
+    paired = compare_paired(rule, truth, champion, candidate)
+    unpaired = compare_unpaired(rule, (truth, champion), (truth, candidate))
+    for judged in (paired, unpaired):
+        assert judged.verdict == verdict, judged.reason
+        assert judged.difference == pytest.approx(judged.candidate - judged.champion)
+        assert judged.low is not None and judged.high is not None and judged.low <= judged.high
+        assert "(lower is better)" in judged.reason

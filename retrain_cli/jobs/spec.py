@@ -297,10 +297,14 @@ class JobSpec(Spec):
                 raise ValueError("class_columns: two classes share a column")
         elif self.classes is not None or self.class_columns is not None:
             raise ValueError(f"classes: only a multiclass job has classes, not a {task} job")
-        if self.primary_metric is Metric.PINBALL and _objective(self) != "quantile":
-            raise ValueError(
-                "primary_metric: pinball judges a quantile forecast (objective: quantile)"
-            )
+        judged = [("primary_metric", self.primary_metric)]
+        if self.rollout is not None:
+            judged.append(("rollout.analysis.metric", self.analysis_metric))
+        for where, metric in judged:
+            if metric is Metric.PINBALL and _objective(self) != "quantile":
+                raise ValueError(
+                    f"{where}: pinball judges a quantile forecast (objective: quantile)"
+                )
 
     @property
     def probability_columns(self) -> dict[str, str]:
