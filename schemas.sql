@@ -311,5 +311,11 @@ ALTER TABLE model_drift_monitoring ADD CONSTRAINT ck_model_drift_monitoring_scop
 
 UPDATE alembic_version SET version_num='0009_task_defaults' WHERE alembic_version.version_num = '0008_registry_identity';
 
+-- Running upgrade 0009_task_defaults -> 0010_feature_importance
+
+ALTER TABLE model_version_management ADD COLUMN importance JSONB;
+
+UPDATE alembic_version SET version_num='0010_feature_importance' WHERE alembic_version.version_num = '0009_task_defaults';
+
 COMMIT;
 

@@ -172,19 +172,24 @@ def _render(console: Console, results: list[DriftResult]) -> None:
         mode = ""
         if result.profile is not None:
             mode = f"; against the profile of the {result.profile['built_from']}"
+        weighted = ""
+        if result.weighted_share is not None:
+            weighted = f", carrying {result.weighted_share:.0%} of the model's importance"
         console.print(
             f"{result.job or '(ad hoc)'} ({result.model}): {verdict} — {n_drifted}/"
-            f"{len(result.features)} features drifted (share {cell(result.drift_share)}, "
-            f"alarm at {result.required_share:.2f}){prediction}{mode}"
+            f"{len(result.features)} features drifted (share {cell(result.drift_share)}"
+            f"{weighted}, alarm at {result.required_share:.2f}){prediction}{mode}"
         )
-        columns = [*result.features, *result.outputs]
-        columns.sort(key=lambda c: (not c.drifted, c.feature))
+        if result.weighting_note:
+            console.print(f"  {result.weighting_note}", markup=False)
+        columns = result.ordered()
         console.print(
             table(
                 None,
                 [
                     "column",
                     "kind",
+                    "importance",
                     "drifted",
                     "method",
                     "statistic",
@@ -197,6 +202,7 @@ def _render(console: Console, results: list[DriftResult]) -> None:
                     (
                         c.feature,
                         c.kind,
+                        "-" if c.importance is None else f"{c.importance:.0%}",
                         c.drifted,
                         c.method,
                         c.statistic,

@@ -275,6 +275,12 @@ def _row(v: Any) -> dict[str, Any]:
         "sha256": v.sha256,
         "artifact": v.artifact_path,
         "metrics": v.metrics,
+        # each feature's share, the largest first (PostgreSQL's JSONB keeps no key order)
+        "importance": (
+            dict(sorted(v.importance.items(), key=lambda kv: (-kv[1], kv[0])))
+            if v.importance is not None
+            else None
+        ),
     }
 
 

@@ -84,6 +84,13 @@ class DriftMode(StrEnum):
     AUTO = "auto"  # exact while both windows are small enough, a profile beyond
 
 
+class DriftWeighting(StrEnum):
+    """How a drift check's verdict counts its drifted features."""
+
+    SHARE = "share"  # the share of drifted features
+    IMPORTANCE = "importance"  # the active version's importance they carry
+
+
 class DriftReference(StrEnum):
     """What a drift check compares the current window with."""
 

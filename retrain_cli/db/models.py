@@ -336,6 +336,8 @@ class ModelVersionManagement(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column()
     hyperparameters: Mapped[dict[str, Any]] = mapped_column()
     data_fingerprint: Mapped[dict[str, Any]] = mapped_column()
+    # each feature's share of the model's importance (sums to 1; all 0 when nothing mattered)
+    importance: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     created_at: Mapped[datetime]
     promoted_at: Mapped[datetime | None]
     retired_at: Mapped[datetime | None]

@@ -23,10 +23,17 @@ from retrain_cli.data import streaming
 from retrain_cli.data.columns import Columns
 from retrain_cli.data.sources import file_source
 from retrain_cli.drift import multivariate, profile_store
-from retrain_cli.drift.compare import DriftResult, DriftSettings, compare_windows, load_windows
+from retrain_cli.drift.compare import (
+    DriftResult,
+    DriftSettings,
+    compare_windows,
+    load_windows,
+    weigh,
+)
 from retrain_cli.drift.profile_check import compare_with_profile
 from retrain_cli.drift.rows import add_drift_check
 from retrain_cli.jobs.store import JobFailure, check_each
+from retrain_cli.versions.registry import active_version
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -123,6 +130,7 @@ def evaluate_job(
         assert reference_source is not None
         reference, current = load_windows(reference_source, current_source)
         exact = compare_windows(reference, current, columns_for(job), settings_for(job), **kwargs)
+        _weigh(session, job, exact)
         if job.spec.compute is Compute.DASK:
             exact.compute_note = "the exact mode runs here; the profile mode counts on the cluster"
         if wanted is not None:
@@ -150,9 +158,22 @@ def evaluate_job(
         **kwargs,
     )
     result.compute_note = note
+    _weigh(session, job, result)
     if wanted is not None:
         result.add_multivariate(_streamed_classifier(job, result, wanted, threads))
     return result
+
+
+def _weigh(session: Session, job: EffectiveJob, result: DriftResult) -> None:
+    """Each feature's importance to the active version, and the verdict by it when the job
+    asks (`compare.weigh`)."""
+    active = active_version(session, job.model)
+    if active is None:
+        weigh(result, None, f"{job.model} has no active version")
+    elif active.importance is None:
+        weigh(result, None, f"{job.model} v{active.version} recorded no importance (retrain it)")
+    else:
+        weigh(result, active.importance, "")
 
 
 def _streamed_classifier(

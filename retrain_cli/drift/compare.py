@@ -20,7 +20,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from retrain_cli.core.choices import DriftMode
+from retrain_cli.core.choices import DriftMode, DriftWeighting
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.notify import Event
 from retrain_cli.data.columns import Columns, category_counts, column_kind, numeric_values
@@ -57,6 +57,7 @@ class ColumnDrift:
     missing_rate_cur: float
     metrics: dict[str, Any]
     histogram: drift.Histogram
+    importance: float | None = None  # the active version's share of importance in this feature
 
 
 @dataclass
@@ -80,6 +81,22 @@ class DriftResult:
     compute_note: str | None = None  # why a `compute: dask` job ran here
     multivariate: Multivariate | None = None  # with `drift.multivariate`
     target: ColumnDrift | None = None  # once labels arrived in the current window
+    weighting: str = DriftWeighting.SHARE  # the rule the verdict used (see `weigh`)
+    weighted_share: float | None = None  # the importance the drifted features carry
+    weighting_note: str | None = None  # why an `importance` job fell back to the share
+
+    def ordered(self) -> list[ColumnDrift]:
+        """Every column for a reader: the features by their importance to the active version
+        when it recorded one, else the drifted first; then the predictions and the target."""
+        weights = any(c.importance is not None for c in self.features)
+
+        def key(c: ColumnDrift) -> tuple[Any, str]:
+            return (-(c.importance or 0.0), c.feature) if weights else (not c.drifted, c.feature)
+
+        return [
+            *sorted(self.features, key=key),
+            *sorted(self.outputs, key=lambda c: (not c.drifted, c.feature)),
+        ]
 
     @property
     def outputs(self) -> list[ColumnDrift]:
@@ -104,7 +121,13 @@ class DriftResult:
         found = []
         if self.dead_features:
             found.append(f"no current values of {', '.join(self.dead_features)}")
-        if self.drift_share is not None and self.drift_share >= self.required_share:
+        if self.weighting == DriftWeighting.IMPORTANCE:
+            if self.weighted_share is not None and self.weighted_share >= self.required_share:
+                found.append(
+                    f"drift in features carrying {self.weighted_share:.0%} of the model's "
+                    "importance"
+                )
+        elif self.drift_share is not None and self.drift_share >= self.required_share:
             found.append(f"drift share {self.drift_share:.2f}")
         drifted = [c.feature for c in self.predictions if c.drifted]
         if drifted:
@@ -123,6 +146,8 @@ class DriftResult:
         drifted = [f.feature for f in self.features if f.drifted]
         summary = f"drift in {self.job or self.model}: {self.reason()}"
         details: dict[str, Any] = {"drift_share": self.drift_share, "drifted": drifted}
+        if self.weighted_share is not None:
+            details["weighted_share"] = self.weighted_share
         if self.dead_features:
             details["no_current_values"] = self.dead_features
         found = self.multivariate
@@ -213,10 +238,7 @@ def result_of(
         job=job,
         model=model,
         checked_at=now,
-        drifted=(share is not None and share >= settings.drift_share)
-        or any(p.drifted for p in predictions)
-        or bool(target and target.drifted)
-        or any(c.n_current == 0 for c in compared),  # a dead feature, whatever the share
+        drifted=_verdict(share, settings.drift_share, compared, predictions, target),
         drift_share=share,
         required_share=settings.drift_share,
         threshold=settings.threshold,
@@ -226,6 +248,50 @@ def result_of(
         features=compared,
         predictions=predictions,
         target=target,
+        weighting=settings.weighting,
+    )
+
+
+def _verdict(
+    share: float | None,
+    required: float,
+    features: list[ColumnDrift],
+    predictions: list[ColumnDrift],
+    target: ColumnDrift | None,
+) -> bool:
+    """Drifted: the (weighted) share of drifted features reaches `required`, a prediction
+    column or the target drifted, or a feature is dead (whatever the share)."""
+    return (
+        (share is not None and share >= required)
+        or any(p.drifted for p in predictions)
+        or bool(target and target.drifted)
+        or any(c.n_current == 0 for c in features)
+    )
+
+
+def weigh(result: DriftResult, importance: dict[str, Any] | None, why_none: str) -> None:
+    """Give each feature the active version's share of importance (`importance`, None when
+    there is none: `why_none` says why) and, for a `drift.weighting: importance` job, decide the
+    verdict by the share of importance the drifted features carry. Without importance, or with
+    all of it 0, such a job falls back to the share of features and says so."""
+    if importance is not None:
+        for column in result.features:
+            column.importance = float(importance.get(column.feature, 0.0))
+    if result.weighting != DriftWeighting.IMPORTANCE:
+        return
+    total = sum(float(v) for v in (importance or {}).values())
+    if importance is None or total <= 0:
+        reason = why_none if importance is None else "the active version's importance is all 0"
+        result.weighting = DriftWeighting.SHARE
+        result.weighting_note = f"weighting: importance fell back to share: {reason}"
+        return
+    result.weighted_share = sum(c.importance or 0.0 for c in result.features if c.drifted) / total
+    result.drifted = _verdict(
+        result.weighted_share,
+        result.required_share,
+        result.features,
+        result.predictions,
+        result.target,
     )
 
 

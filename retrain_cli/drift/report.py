@@ -91,8 +91,7 @@ def write_report(path: Path, results: Sequence[DriftResult]) -> None:
 
 
 def _result(result: DriftResult) -> ResultView:
-    columns = [*result.features, *result.outputs]
-    columns.sort(key=lambda c: (not c.drifted, c.feature))
+    columns = result.ordered()
     return ResultView(
         title=f"{result.job or 'ad hoc'} — model {result.model}",
         drifted=result.drifted,

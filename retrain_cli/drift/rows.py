@@ -39,7 +39,11 @@ def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -
             n_current=column.n_current,
             missing_rate_ref=column.missing_rate_ref,
             missing_rate_cur=column.missing_rate_cur,
-            metrics=jsonable(column.metrics),
+            metrics=jsonable(
+                column.metrics
+                if column.importance is None
+                else {**column.metrics, "importance": column.importance}
+            ),
         )
 
     rows = [row(c, "feature") for c in result.features]
@@ -68,6 +72,13 @@ def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -
                 "n_drifted": n_drifted,
                 "drifted_features": [c.feature for c in result.features if c.drifted],
                 "prediction_drifted": any(c.drifted for c in result.predictions),
+                "weighting": result.weighting,
+                **(
+                    {"weighted_share": result.weighted_share}
+                    if result.weighted_share is not None
+                    else {}
+                ),
+                **({"weighting_note": result.weighting_note} if result.weighting_note else {}),
                 **({"target_drifted": result.target.drifted} if result.target else {}),
                 "dead_features": result.dead_features,
                 **({"reason": reason} if (reason := result.reason()) else {}),

@@ -12,6 +12,7 @@ from retrain_cli.core.choices import (
     DriftMethod,
     DriftMode,
     DriftReference,
+    DriftWeighting,
     Metric,
     RolloutMode,
     Task,
@@ -33,6 +34,9 @@ class DriftSpec(Spec):
     method: DriftMethod = DriftMethod.PSI
     alpha: Annotated[Number, Field(gt=0, le=1)] = 0.05
     drift_share: Annotated[Number, Field(gt=0, le=1)] = 0.5
+    # share: the share of drifted features reaches drift_share; importance: the share of the
+    # active version's importance they carry does (docs/drift.md)
+    weighting: DriftWeighting = DriftWeighting.SHARE
     bins: Annotated[StrictInt, Field(ge=2)] = 10
     max_missing_rate_change: Annotated[Number, Field(ge=0, le=1)] = 0.1
     # fewer values than this in either window: the column's statistic is NULL, with the reason

@@ -44,6 +44,7 @@ class Evaluated:
     champion: Champion | None
     parent: Champion | None
     decision: gate.GateDecision
+    importance: dict[str, float] | None = None  # each feature's share (`training.importance`)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ def register(
                 sha256=digest,
                 size_bytes=size,
                 task=str(job.spec.task),
+                importance=evaluated.importance,
             )
             version = registry.add_version(session, trained, settings.artifacts_dir, now)
             target = Path(version.artifact_path).parent

@@ -33,6 +33,7 @@ from retrain_cli.trainers.families import trainer_for
 from retrain_cli.training import evaluation, history, slots
 from retrain_cli.training.evaluation import Champion
 from retrain_cli.training.gate import GateDecision
+from retrain_cli.training.importance import feature_importance
 from retrain_cli.training.registration import Evaluated, register, stage
 from retrain_cli.training.slots import Claim, Heartbeat, HostSlots, LeaseLost
 from retrain_cli.versions import registry
@@ -187,12 +188,13 @@ def _run(
         with phases("evaluate"):
             scores = trainer.predict(prepared.holdout.features)
             metrics = evaluation.holdout_metrics(job, prepared, scores)
+            weights = feature_importance(job, trainer, prepared)
         with phases("champion"):
             compared = evaluation.champion_metric(job, prepared, champion)
         with phases("register"):
             decision = evaluation.decide(job, metrics, compared, may_promote=request.promote)
             staging = stage(settings, job, trainer, prepared, metrics, backend)
-            evaluated = Evaluated(prepared, metrics, champion, parent, decision)
+            evaluated = Evaluated(prepared, metrics, champion, parent, decision, weights)
             registered = register(engine, settings, heartbeat, job, staging, evaluated)
             staging = None
         return RunResult(

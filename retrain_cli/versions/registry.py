@@ -261,6 +261,7 @@ class Trained:
     sha256: str  # of the staged manifest
     size_bytes: int
     task: str = "binary"
+    importance: dict[str, float] | None = None  # each feature's share (`training.importance`)
 
 
 def add_version(
@@ -291,6 +292,7 @@ def add_version(
         metrics=jsonable(trained.metrics),
         hyperparameters=jsonable(trained.hyperparameters),
         data_fingerprint=jsonable(trained.data_fingerprint),
+        importance=trained.importance,
         created_at=now,
     )
     session.add(version)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from retrain_cli.core.choices import RowKind, RunStatus
+from retrain_cli.core.choices import RowKind, RunStatus, VersionStatus
 from retrain_cli.core.errors import DataError
 from retrain_cli.db.models import (
     AutoRetrainingJob,
@@ -60,6 +60,7 @@ def load_history(
         jobs = [j for j in stats.jobs if j.model == model]
         history = ModelHistory(model, jobs, _axis(session, model, since, now))
         axis = history.axis
+        history.importance = _importance(session, model)
         _performance(session, axis, history)
         _drift(session, axis, history)
         history.events = _events(session, model, since)
@@ -69,6 +70,19 @@ def load_history(
         histories.append(history)
     histories.sort(key=lambda h: (-len(h.alerts), h.model))  # the most urgent first
     return History(now, since, stats.slots_in_use, stats.database_slots, histories)
+
+
+def _importance(session: Session, model: str) -> dict[str, float] | None:
+    """The active version's share of importance per feature, the largest first."""
+    version = ModelVersionManagement
+    found = session.scalar(
+        select(version.importance).where(
+            version.model_name == model, version.status == VersionStatus.ACTIVE
+        )
+    )
+    if not found:
+        return None
+    return dict(sorted(((k, float(v)) for k, v in found.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _model_names(session: Session) -> list[str]:
@@ -215,7 +229,9 @@ def _drift(session: Session, axis: Axis, history: ModelHistory) -> None:
         cell[b] = max(score, cell.get(b, score))
     if not scores:
         return
-    features = sorted(scores)
+    # the features the active version leans on most first (then by name; outputs last)
+    weights = history.importance or {}
+    features = sorted(scores, key=lambda f: (-float(weights.get(f, -1.0)), f))
     first = min(min(cell) for cell in scores.values())
     last = max(max(cell) for cell in scores.values())
     history.heatmap = Heatmap(

@@ -111,6 +111,7 @@ class ModelHistory:
     drift_share: Series = field(default_factory=lambda: Series([], []))
     drift_alarm_share: float | None = None
     heatmap: Heatmap | None = None
+    importance: dict[str, float] | None = None  # the active version's, each feature's share
     events: list[Event] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
     versions: list[Version] = field(default_factory=list)
