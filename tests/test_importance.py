@@ -178,3 +178,21 @@ def test_permutation_importance_of_an_lstm_is_reproducible_and_sums_to_1(
     assert max(first, key=first.get) == "f0"
     spec = yaml.safe_load(path.read_text())
     assert spec["type"] == "lstm"
+
+
+@pytest.mark.slow
+def test_an_importance_job_counted_on_the_dask_cluster_weighs_as_it_does_here(
+    cli: Cli, tmp_path: Path, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window counted on the cluster (profile mode, `compute: dask`), the weighing after
+    it from the database: the same verdict and weighted share as the check here."""
+    monkeypatch.setenv("RETRAIN_DASK_SCHEDULER", dask_scheduler)
+    windows(tmp_path, shifted=("f0",))
+    profile = {"mode": "profile", "weighting": "importance"}
+    apply(cli, tmp_path, "here", drift=profile)
+    apply(cli, tmp_path, "there", drift=profile, compute="dask")
+    assert cli("retrain", "here").exit_code == 0
+    here, there = check(cli, "here"), check(cli, "there")
+    assert (here["compute"], there["compute"]) == ("local", "dask")
+    assert there["drifted"] is here["drifted"] is True
+    assert there["weighted_share"] == pytest.approx(here["weighted_share"])
