@@ -41,13 +41,21 @@ def test_apply_is_idempotent_and_updates_by_name(cli: Cli, tmp_path: Path) -> No
     shutil.copy(EXAMPLES / "jobs" / "fraud-lgbm.yaml", path)
     assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
     again = cli("jobs", "apply", "-f", str(path), "--json")
-    assert json.loads(again.stdout)["jobs"] == [{"job": "fraud-lgbm", "action": "unchanged"}]
+    assert json.loads(again.stdout)["jobs"] == [
+        {"job": "fraud-lgbm", "action": "unchanged", "changes": []}
+    ]
 
     spec = yaml.safe_load(path.read_text())
     spec["priority"] = 99
     path.write_text(yaml.safe_dump(spec))
     updated = cli("jobs", "apply", "-f", str(path), "--json")
-    assert json.loads(updated.stdout)["jobs"] == [{"job": "fraud-lgbm", "action": "updated"}]
+    assert json.loads(updated.stdout)["jobs"] == [
+        {
+            "job": "fraud-lgbm",
+            "action": "updated",
+            "changes": [{"field": "priority", "before": 10, "after": 99}],
+        }
+    ]
     assert [r["priority"] for r in job_rows(cli)] == [99]
 
 
@@ -178,3 +186,33 @@ def test_lightgbm_parameters_lightgbm_refuses_are_refused_at_apply_not_at_retrai
     assert json.loads(cli("jobs", "list", "--json").stdout)["jobs"] == []
     good = write_job(tmp_path, "good", hyperparameters={"max_depth": 6, "bagging_fraction": 0.8})
     assert cli("jobs", "apply", "-f", str(good)).exit_code == 0
+
+
+def test_apply_dry_run_says_what_would_change_field_by_field_and_writes_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    path = tmp_path / "fraud.yaml"
+    shutil.copy(EXAMPLES / "jobs" / "fraud-lgbm.yaml", path)
+    planned = cli("jobs", "apply", "-f", str(path), "--dry-run", "--json")
+    assert planned.exit_code == 0, planned.stderr
+    document = json.loads(planned.stdout)
+    assert document["dry_run"] is True
+    assert [(j["job"], j["action"]) for j in document["jobs"]] == [("fraud-lgbm", "created")]
+    assert job_rows(cli) == []  # nothing written
+
+    assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
+    before = json.loads(cli("jobs", "show", "fraud-lgbm", "--json").stdout)
+    spec = yaml.safe_load(path.read_text())
+    spec["priority"] = 99
+    spec["drift"] = {"weighting": "importance"}
+    path.write_text(yaml.safe_dump(spec))
+    planned = cli("jobs", "apply", "-f", str(path), "--dry-run", "--json")
+    (job,) = json.loads(planned.stdout)["jobs"]
+    assert job["action"] == "updated"
+    changes = {c["field"]: (c["before"], c["after"]) for c in job["changes"]}
+    assert changes["priority"] == (10, 99)
+    assert changes["drift.weighting"] == ("share", "importance")
+    assert json.loads(cli("jobs", "show", "fraud-lgbm", "--json").stdout) == before
+    text = cli("jobs", "apply", "-f", str(path), "--dry-run").stdout
+    assert "would update  fraud-lgbm" in text and "priority: 10 -> 99" in text
+    assert "(dry run: nothing written)" in text

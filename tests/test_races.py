@@ -73,4 +73,4 @@ def test_racing_applies_of_a_new_job_both_succeed(db_url: str, tmp_path: Path) -
         result = _finish(racer)
     finally:
         engine.dispose()
-    assert result["jobs"] == [{"job": "raced", "action": "unchanged"}]
+    assert result["jobs"] == [{"job": "raced", "action": "unchanged", "changes": []}]

@@ -36,13 +36,19 @@ def apply(
             metavar="FILE",
         ),
     ],
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Say what would be created or changed, field by field; write nothing."
+        ),
+    ] = False,
     database_url: DatabaseUrl = None,
     as_json: Json = False,
     quiet: Quiet = False,
 ) -> None:
     """Create or update jobs from YAML files, by name; all are validated before any is written.
 
-    Example: retrain-cli jobs apply -f jobs/fraud.yaml -f jobs/churn.yaml
+    Example: retrain-cli jobs apply -f jobs/fraud.yaml -f jobs/churn.yaml --dry-run
 
     Every field of a job file, with its default: docs/job-files.md.
     """
@@ -59,11 +65,25 @@ def apply(
             except JobSpecError as exc:
                 raise JobSpecError(f"{path}: {exc}") from None
     with open_session(database_url) as (_, session):
-        outcomes = library.apply_files(session, loaded, utcnow())
-    Output(as_json, quiet).emit(
-        {"jobs": outcomes},
-        lambda c: c.print("\n".join(f"{o.action:>9}  {o.job}" for o in outcomes)),
-    )
+        outcomes = library.apply_files(session, loaded, utcnow(), dry_run=dry_run)
+    document: dict[str, Any] = {"jobs": outcomes}
+    if dry_run:
+        document["dry_run"] = True
+    Output(as_json, quiet).emit(document, lambda c: _render_applied(c, outcomes, dry_run))
+
+
+def _render_applied(console: Any, outcomes: list[Any], dry_run: bool) -> None:
+    verb = {"created": "would create", "updated": "would update", "unchanged": "unchanged"}
+    width = 12 if dry_run else 9
+    for o in outcomes:
+        console.print(f"{verb[o.action] if dry_run else o.action:>{width}}  {o.job}", markup=False)
+        for change in o.changes:
+            console.print(
+                f"{'':>{width + 2}}{change.field}: {change.before!r} -> {change.after!r}",
+                markup=False,
+            )
+    if dry_run:
+        console.print("(dry run: nothing written)")
 
 
 @app.command("list", cls=Command)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -32,9 +32,19 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
+class Change:
+    """One field of a job's stored spec that an apply changes (dotted: `drift.weighting`)."""
+
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
 class ApplyOutcome:
     job: str
     action: str  # created | updated | unchanged
+    changes: list[Change] = field(default_factory=list)  # of an update, field by field
 
 
 @dataclass(frozen=True)
@@ -84,21 +94,26 @@ class EffectiveJob:
 
 
 def apply_files(
-    session: Session, files: Sequence[tuple[Path, Sequence[JobSpec]]], now: datetime
+    session: Session,
+    files: Sequence[tuple[Path, Sequence[JobSpec]]],
+    now: datetime,
+    *,
+    dry_run: bool = False,
 ) -> list[ApplyOutcome]:
     """Apply the jobs of every file in one transaction. Racing applies take turns, so the
-    later one updates what the earlier created."""
+    later one updates what the earlier created. With `dry_run`, say what would be created or
+    changed, field by field, and write nothing."""
     take_turns(session.connection(), JOBS_LOCK)
     _require_configs(session)
     return [
         outcome
         for path, specs in files
-        for outcome in _apply_jobs(session, specs, str(path.resolve()), now)
+        for outcome in _apply_jobs(session, specs, str(path.resolve()), now, dry_run)
     ]
 
 
 def _apply_jobs(
-    session: Session, specs: Sequence[JobSpec], source_file: str, now: datetime
+    session: Session, specs: Sequence[JobSpec], source_file: str, now: datetime, dry_run: bool
 ) -> list[ApplyOutcome]:
     """Create or update each job by name; a job whose spec is unchanged is left untouched."""
     existing = {
@@ -112,21 +127,47 @@ def _apply_jobs(
         columns = _columns(spec)
         job = existing.get(spec.name)
         if job is None:
-            session.add(
-                AutoRetrainingJob(
-                    **columns, source_file=source_file, created_at=now, updated_at=now
+            if not dry_run:
+                session.add(
+                    AutoRetrainingJob(
+                        **columns, source_file=source_file, created_at=now, updated_at=now
+                    )
                 )
-            )
             outcomes.append(ApplyOutcome(spec.name, "created"))
         elif all(getattr(job, key) == value for key, value in columns.items()):
             outcomes.append(ApplyOutcome(spec.name, "unchanged"))
         else:
-            for key, value in columns.items():
-                setattr(job, key, value)
-            job.source_file, job.updated_at = source_file, now
-            outcomes.append(ApplyOutcome(spec.name, "updated"))
-    session.flush()
+            changes = _changes(job.spec, columns["spec"])
+            if not dry_run:
+                for key, value in columns.items():
+                    setattr(job, key, value)
+                job.source_file, job.updated_at = source_file, now
+            outcomes.append(ApplyOutcome(spec.name, "updated", changes))
+    if not dry_run:
+        session.flush()
     return outcomes
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    """The stored spec's fields that differ, by dotted name, in name order."""
+    old, new = _flattened(before), _flattened(after)
+    return [
+        Change(name, old.get(name), new.get(name))
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name) != new.get(name)
+    ]
+
+
+def _flattened(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested document as `{dotted.name: value}` (lists are values)."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flattened(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def _columns(spec: JobSpec) -> dict[str, Any]:
