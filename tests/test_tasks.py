@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from tests.conftest import Cli
 from tests.helpers import write_job
@@ -57,23 +56,26 @@ def grade(frame: pd.DataFrame, seed: int) -> np.ndarray:
     return np.array(CLASSES)[cut]
 
 
+LIGHTGBM = {"num_boost_round": 40, "num_threads": 1}
+PREDICTED = {"train": "train.parquet", "predictions": "predictions.parquet"}
+
+
 def regression_job(folder: Path, **fields: Any) -> Path:
+    """A LightGBM job forecasting units, judged on RMSE; `fields` override its own."""
     frame = features(800, seed=1)
     frame["units"] = demand(frame, seed=2)
     frame.to_parquet(folder / "train.parquet")
+    job = {"primary_metric": "rmse", "thresholds": {"performance": 5.0}, **fields}
     return write_job(
         folder,
         task="regression",
         target="units",
-        primary_metric="rmse",
-        thresholds={"performance": 5.0},
-        hyperparameters={"num_boost_round": 40, "num_threads": 1},
-        data={"train": "train.parquet", "predictions": "predictions.parquet"},
-        **fields,
+        **{"hyperparameters": LIGHTGBM, "data": PREDICTED, **job},
     )
 
 
 def multiclass_job(folder: Path, **fields: Any) -> Path:
+    """A LightGBM job grading risk in four classes; `fields` override its own."""
     frame = features(1200, seed=1)
     frame["grade"] = grade(frame, seed=2)
     frame.to_parquet(folder / "train.parquet")
@@ -82,9 +84,7 @@ def multiclass_job(folder: Path, **fields: Any) -> Path:
         task="multiclass",
         target="grade",
         classes=CLASSES,
-        hyperparameters={"num_boost_round": 40, "num_threads": 1},
-        data={"train": "train.parquet", "predictions": "predictions.parquet"},
-        **fields,
+        **{"hyperparameters": LIGHTGBM, "data": PREDICTED, **fields},
     )
 
 
@@ -215,17 +215,13 @@ def test_a_regression_job_of_every_other_family_trains_and_is_checked(
     cli: Cli, tmp_path: Path, home: Path, family: str
 ) -> None:
     torch_params = {"sequence_length": 4, "max_epochs": 8, "hidden_size": 8, "d_model": 8}
-    params = {"members": ["lightgbm", "lstm"], **torch_params} if family == "ensemble" else {}
-    path = regression_job(tmp_path)
-    spec = json.loads(json.dumps(yaml.safe_load(path.read_text())))
-    spec.update(
+    own = {"members": ["lightgbm", "lstm"]} if family == "ensemble" else {"loss": "huber"}
+    path = regression_job(
+        tmp_path,
         type=family,
         thresholds={"performance": 30.0},
-        hyperparameters={**(params or torch_params), "num_threads": 1, "loss": "huber"}
-        if family != "ensemble"
-        else {**params, "num_threads": 1},
+        hyperparameters={**torch_params, **own, "num_threads": 1},
     )
-    path.write_text(yaml.safe_dump(spec))
     assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
     run = ok(cli, "retrain", "j1")
     assert run["status"] == "succeeded", run
@@ -261,11 +257,12 @@ def holdout_rmse_from_the_artifact(folder: Path, manifest: Path, family: str) ->
 def test_a_multiclass_lstm_predicts_a_probability_per_class_and_is_checked(
     cli: Cli, tmp_path: Path, home: Path
 ) -> None:
-    path = multiclass_job(tmp_path, type="lstm")
-    spec = yaml.safe_load(path.read_text())
-    spec["hyperparameters"] = {"sequence_length": 4, "max_epochs": 10, "num_threads": 1}
-    spec["thresholds"] = {"performance": 0.6}
-    path.write_text(yaml.safe_dump(spec))
+    path = multiclass_job(
+        tmp_path,
+        type="lstm",
+        hyperparameters={"sequence_length": 4, "max_epochs": 10, "num_threads": 1},
+        thresholds={"performance": 0.6},
+    )
     assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
     assert ok(cli, "retrain", "j1")["gate"]["decision"] == "promote"
     (version,) = ok(cli, "versions", "list", "j1-model")["versions"]
@@ -376,10 +373,7 @@ def test_drift_compares_each_prediction_column_and_the_target_once_labels_arrive
     predicted value one; the target is compared when the current window has labels (as a
     category for a class, as a number for regression)."""
     make = regression_job if task == "regression" else multiclass_job
-    path = make(tmp_path)
-    spec = yaml.safe_load(path.read_text())
-    spec["data"].update(reference="ref.parquet", current="cur.parquet")
-    path.write_text(yaml.safe_dump(spec))
+    path = make(tmp_path, data={**PREDICTED, "reference": "ref.parquet", "current": "cur.parquet"})
     assert cli("jobs", "apply", "-f", str(path)).exit_code == 0
     for name, start in (("ref", "2026-01-01"), ("cur", "2026-03-01")):
         layer = Served(home, tmp_path, task, {1: 1.0})
