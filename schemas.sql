@@ -317,5 +317,31 @@ ALTER TABLE model_version_management ADD COLUMN importance JSONB;
 
 UPDATE alembic_version SET version_num='0010_feature_importance' WHERE alembic_version.version_num = '0009_task_defaults';
 
+-- Running upgrade 0010_feature_importance -> 0011_runs_and_windows
+
+ALTER TABLE retraining_job_history ADD COLUMN cancel_requested_at TIMESTAMP WITH TIME ZONE;
+
+ALTER TABLE retraining_job_history ADD COLUMN cancelled_by VARCHAR(255);
+
+ALTER TABLE retraining_job_history ADD COLUMN phases JSONB;
+
+ALTER TABLE retraining_job_history DROP CONSTRAINT ck_retraining_job_history_status;
+
+ALTER TABLE retraining_job_history ADD CONSTRAINT ck_retraining_job_history_status CHECK (status IN ('running', 'succeeded', 'failed', 'skipped', 'abandoned', 'cancelled'));
+
+ALTER TABLE model_drift_monitoring ADD COLUMN backfilled BOOLEAN DEFAULT false NOT NULL;
+
+ALTER TABLE model_performance_tracking ADD COLUMN backfilled BOOLEAN DEFAULT false NOT NULL;
+
+ALTER TABLE model_drift_monitoring ADD COLUMN window_start TIMESTAMP WITH TIME ZONE;
+
+ALTER TABLE model_drift_monitoring ADD COLUMN window_end TIMESTAMP WITH TIME ZONE;
+
+CREATE UNIQUE INDEX ux_model_drift_monitoring_backfilled_window ON model_drift_monitoring (job_id, window_start, window_end) WHERE backfilled AND scope = 'dataset';
+
+CREATE UNIQUE INDEX ux_model_performance_tracking_backfilled_window ON model_performance_tracking (job_id, kind, window_start, window_end, metric) WHERE backfilled;
+
+UPDATE alembic_version SET version_num='0011_runs_and_windows' WHERE alembic_version.version_num = '0010_feature_importance';
+
 COMMIT;
 

@@ -68,7 +68,7 @@ def test_a_host_set_up_for_cron_passes_every_check(db_url: str, tmp_path: Path, 
         "clock",
     ]
     assert checks["PATH"] == (True, f"{bin_dir}/retrain-cli")
-    assert "schema at 0010_feature_importance" in checks["database"][1]
+    assert "schema at 0011_runs_and_windows" in checks["database"][1]
 
 
 def test_each_broken_part_is_one_failed_line_with_its_fix(tmp_path: Path, home: Path) -> None:

@@ -25,7 +25,7 @@ ClickException: type[Exception] = next(
 ClickUsageError: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
 )
-CYCLE = ["db", "jobs", "drift", "perf", "retrain", "versions", "stats", "report", "doctor"]
+CYCLE = ["db", "jobs", "drift", "perf", "retrain", "runs", "versions", "stats", "report", "doctor"]
 
 
 class ErrorBoundary(Group):
@@ -185,7 +185,18 @@ def root(
 
 
 def _register() -> None:
-    from retrain_cli.cli import db, doctor, drift, jobs, perf, report, retrain, stats, versions
+    from retrain_cli.cli.commands import (
+        db,
+        doctor,
+        drift,
+        jobs,
+        perf,
+        report,
+        retrain,
+        runs,
+        stats,
+        versions,
+    )
 
     app.add_typer(db.app, name="db")
     app.add_typer(jobs.app, name="jobs")
@@ -193,6 +204,7 @@ def _register() -> None:
     app.add_typer(perf.app, name="perf")
     app.add_typer(versions.app, name="versions")
     app.command("retrain", cls=Command)(retrain.retrain)
+    app.add_typer(runs.app, name="runs")
     app.command("stats", cls=Command)(stats.stats)
     app.command("report", cls=Command)(report.report)
     app.command("doctor", cls=Command)(doctor.doctor)

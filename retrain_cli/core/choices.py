@@ -51,6 +51,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     ABANDONED = "abandoned"
+    CANCELLED = "cancelled"
 
 
 class VersionStatus(StrEnum):

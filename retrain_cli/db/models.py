@@ -222,6 +222,10 @@ class RetrainingJobHistory(Base):
     slot: Mapped[int | None] = mapped_column(Integer)
     lease_expires_at: Mapped[datetime | None]
     scheduled_for: Mapped[datetime | None]
+    # `runs cancel`: when and by whom; the running process reads it with its heartbeat
+    cancel_requested_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(255))
+    phases: Mapped[dict[str, float] | None] = mapped_column(JSONDocument)  # wall seconds each
 
 
 class ModelDriftMonitoring(Base):
@@ -232,6 +236,16 @@ class ModelDriftMonitoring(Base):
         CheckConstraint(_in("scope", DRIFT_SCOPES), name="scope"),
         Index(None, "model_name", "scope", "checked_at"),
         Index(None, "check_id"),
+        # `jobs backfill` records each past window of a job once
+        Index(
+            "ux_model_drift_monitoring_backfilled_window",
+            "job_id",
+            "window_start",
+            "window_end",
+            unique=True,
+            sqlite_where=text("backfilled AND scope = 'dataset'"),
+            postgresql_where=text("backfilled AND scope = 'dataset'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -254,6 +268,10 @@ class ModelDriftMonitoring(Base):
     missing_rate_ref: Mapped[float | None] = mapped_column(Float)
     missing_rate_cur: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[dict[str, Any]] = mapped_column()
+    # the window a backfilled check covered (NULL for the checks cron runs on `data.current`)
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    backfilled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ModelPerformanceTracking(Base):
@@ -265,6 +283,17 @@ class ModelPerformanceTracking(Base):
         Index(None, "model_name", "checked_at"),
         Index(None, "model_name", "kind", "checked_at"),
         Index(None, "check_id"),
+        Index(
+            "ux_model_performance_tracking_backfilled_window",
+            "job_id",
+            "kind",
+            "window_start",
+            "window_end",
+            "metric",
+            unique=True,
+            sqlite_where=text("backfilled"),
+            postgresql_where=text("backfilled"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -292,6 +321,8 @@ class ModelPerformanceTracking(Base):
     n_dropped: Mapped[int] = mapped_column(BigInteger, default=0)
     # a rollout's analysis (metric `rollout:<metric>`): the comparison's numbers
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # recorded by `jobs backfill` for the past window [window_start, window_end)
+    backfilled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ModelVersionManagement(Base):

@@ -20,7 +20,7 @@ from retrain_cli.core.private import create_private, private_dir
 from retrain_cli.core.redaction import check_url, redact_url, scrub
 
 # The Alembic revision this release's models correspond to (a test keeps it equal to the head).
-SCHEMA_REVISION = "0010_feature_importance"
+SCHEMA_REVISION = "0011_runs_and_windows"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 

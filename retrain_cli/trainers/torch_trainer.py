@@ -203,6 +203,7 @@ class SequenceTrainer:
                 loss = loss_fn(model(train_x[batch].to(device)), train_y[batch].to(device))
                 loss.backward()
                 optimiser.step()
+                context.step(epoch - 1, epochs)  # each batch: a cancel or timeout stops it soon
             context.step(epoch, epochs)
             if n_valid == 0:
                 continue

@@ -85,11 +85,14 @@ def finish_run(
     version_id: int | None = None,
     promoted: bool | None = None,
     gate: dict[str, Any] | None = None,
+    phases: dict[str, float] | None = None,
 ) -> RetrainingJobHistory:
     run = session.get(RetrainingJobHistory, run_id)
     if run is None:
         raise LookupError(f"run {run_id} vanished")
     run.status, run.finished_at, run.error = status, now, error
+    if phases is not None:
+        run.phases = dict(phases)
     run.duration_s = (now - run.started_at).total_seconds()
     run.version_id, run.promoted, run.gate = version_id, promoted, gate
     job = session.get(AutoRetrainingJob, run.job_id)
@@ -97,6 +100,14 @@ def finish_run(
         job.last_run_status = status
     session.flush()
     return run
+
+
+def record_phases(session: Session, run_id: int, phases: dict[str, float]) -> None:
+    """The wall seconds of each step, once the last one (registering, which closes the run in
+    its own transaction) has ended."""
+    run = session.get(RetrainingJobHistory, run_id)
+    if run is not None:
+        run.phases = dict(phases)
 
 
 def expire_leases(session: Session) -> int:

@@ -8,6 +8,7 @@ without its version, or a half-promoted model.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,12 +31,13 @@ from retrain_cli.jobs.store import EffectiveJob, effective_job, get_job, load_co
 from retrain_cli.store import artifacts
 from retrain_cli.trainers.base import Trainer, TrainingContext
 from retrain_cli.trainers.families import trainer_for
-from retrain_cli.training import evaluation, history, slots
+from retrain_cli.training import evaluation, history, runlog, slots
 from retrain_cli.training.evaluation import Champion
 from retrain_cli.training.gate import GateDecision
 from retrain_cli.training.importance import feature_importance
 from retrain_cli.training.registration import Evaluated, register, stage
-from retrain_cli.training.slots import Claim, Heartbeat, HostSlots, LeaseLost
+from retrain_cli.training.runlog import RunLog
+from retrain_cli.training.slots import Cancelled, Claim, Heartbeat, HostSlots, LeaseLost
 from retrain_cli.versions import registry
 from retrain_cli.versions.registry import VersionRef
 
@@ -125,12 +127,36 @@ def retrain(
                 session, job.id, request.trigger, request.trigger_detail, str(exc), utcnow()
             )
         raise
+    log = RunLog(runlog.path_of(settings.logs_dir, lease.run_id))
+    detail = f" ({request.trigger_detail})" if request.trigger_detail else ""
+    log.line(
+        f"run {lease.run_id} of {job.name} ({job.model}): trigger {request.trigger}{detail}, "
+        f"host {history.HOST}, pid {os.getpid()}"
+    )
     try:
         threads = thread_share(job.hyperparameters, settings.max_concurrent_retrains)
-        with limited(threads):  # this thread trains: its OpenMP and BLAS pools
-            return _run(engine, settings, request, hooks, job, lease.run_id, threads)
+        with limited(threads), log.warnings():  # this thread trains: its OpenMP and BLAS pools
+            result = _run(engine, settings, request, hooks, job, lease.run_id, threads, log)
+        log.line(_outcome(result))
+        return result
+    except RunFailed as failed:
+        log.line(_outcome(failed.result))
+        raise
     finally:
         lease.release()
+
+
+def _outcome(result: RunResult) -> str:
+    steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.phases.items())
+    timed = f" in {result.duration_s:.1f}s ({steps})" if steps else ""
+    if result.status is not RunStatus.SUCCEEDED:
+        return f"{result.status}{timed}: {result.error}"
+    assert result.version is not None and result.gate is not None
+    reasons = "; ".join(result.gate.reasons)
+    return (
+        f"succeeded{timed}: registered {result.version.model} v{result.version.version}, "
+        f"{result.gate.decision} ({reasons})"
+    )
 
 
 def _run(
@@ -141,6 +167,7 @@ def _run(
     job: EffectiveJob,
     run_id: int,
     threads: int,
+    log: RunLog,
 ) -> RunResult:
     started = time.monotonic()
     interval = hooks.heartbeat_seconds or settings.heartbeat_s
@@ -156,6 +183,7 @@ def _run(
         heartbeat.start()
         trainer = hooks.trainer_factory(job.type, {"num_threads": threads, **job.hyperparameters})
         backend, compute_note = hooks.placement.for_training(job, trainer)
+        log.line(f"training {job.type} {backend.where} on {threads or 'every'} thread(s)")
         with phases("load"):
             prepared = backend.prepare_training(job)
             with session_scope(engine) as session:
@@ -168,7 +196,14 @@ def _run(
                 artifacts.require_reachable(champion.manifest, f"{job.model} v{champion.version}")
         if unchanged is not None:
             with session_scope(engine) as session:
-                history.finish_run(session, run_id, RunStatus.SKIPPED, utcnow(), error=unchanged)
+                history.finish_run(
+                    session,
+                    run_id,
+                    RunStatus.SKIPPED,
+                    utcnow(),
+                    error=unchanged,
+                    phases=phases.seconds,
+                )
             return RunResult(
                 job.name,
                 run_id,
@@ -197,6 +232,8 @@ def _run(
             evaluated = Evaluated(prepared, metrics, champion, parent, decision, weights)
             registered = register(engine, settings, heartbeat, job, staging, evaluated)
             staging = None
+        with session_scope(engine) as session:
+            history.record_phases(session, run_id, phases.seconds)
         return RunResult(
             job.name,
             run_id,
@@ -213,11 +250,17 @@ def _run(
         )
     except Exception as exc:
         # a lost lease means another process may own the run now: leave its row alone
-        status = RunStatus.ABANDONED if isinstance(exc, LeaseLost) else RunStatus.FAILED
+        ends: dict[type[Exception], RunStatus] = {
+            LeaseLost: RunStatus.ABANDONED,
+            Cancelled: RunStatus.CANCELLED,
+        }
+        status = ends.get(type(exc), RunStatus.FAILED)
         message = one_line(exc)
-        if status == RunStatus.FAILED:
+        if status != RunStatus.ABANDONED:
             with session_scope(engine) as session:
-                history.finish_run(session, run_id, status, utcnow(), error=message)
+                history.finish_run(
+                    session, run_id, status, utcnow(), error=message, phases=phases.seconds
+                )
         failed = RunResult(
             job.name,
             run_id,

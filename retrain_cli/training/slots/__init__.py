@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from retrain_cli.training.slots.database import Claim, running_slots, slots_held
 from retrain_cli.training.slots.files import FileSlots, HostSlots, Lease, file_slots
-from retrain_cli.training.slots.heartbeat import Heartbeat, LeaseLost
+from retrain_cli.training.slots.heartbeat import Cancelled, Heartbeat, LeaseLost
 from retrain_cli.training.slots.lease import acquire
 
 __all__ = [
+    "Cancelled",
     "Claim",
     "FileSlots",
     "Heartbeat",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, func, or_, select, update
@@ -105,9 +106,18 @@ def _explain_conflict(engine: Engine, claim: Claim) -> None:
             )
 
 
-def beat(session: Session, run_id: int, now: datetime, lease_s: float | None = None) -> bool:
-    """Renew the heartbeat (and the lease); False when the run is no longer `running` or its
-    lease already expired (another host may hold the slot now), so its holder must stop."""
+class Beat(StrEnum):
+    """What renewing a run's heartbeat found."""
+
+    RENEWED = "renewed"
+    LOST = "lost"  # no longer `running`, or its lease expired: another host may hold the slot
+    CANCELLED = "cancelled"  # renewed, and an operator asked it to stop (`runs cancel`)
+
+
+def beat(session: Session, run_id: int, now: datetime, lease_s: float | None = None) -> Beat:
+    """Renew the heartbeat (and the lease) and read the cancel request in the same statement;
+    LOST when the run is no longer `running` or its lease already expired, so its holder must
+    stop."""
     table = RetrainingJobHistory
     values: dict[str, Any] = {"heartbeat_at": now}
     conditions = [table.id == run_id, table.status == RunStatus.RUNNING]
@@ -115,8 +125,11 @@ def beat(session: Session, run_id: int, now: datetime, lease_s: float | None = N
         clock = database_now(session)
         values["lease_expires_at"] = clock + timedelta(seconds=lease_s)
         conditions.append(or_(table.lease_expires_at.is_(None), table.lease_expires_at >= clock))
-    result = session.execute(update(table).where(*conditions).values(**values))
-    return bool(getattr(result, "rowcount", 0))
+    statement = update(table).where(*conditions).values(**values)
+    renewed = session.execute(statement.returning(table.cancel_requested_at)).first()
+    if renewed is None:
+        return Beat.LOST
+    return Beat.RENEWED if renewed.cancel_requested_at is None else Beat.CANCELLED
 
 
 def running_slots(session: Session) -> list[dict[str, Any]]:

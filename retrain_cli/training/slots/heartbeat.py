@@ -13,12 +13,16 @@ from retrain_cli.core.durations import utcnow
 from retrain_cli.core.errors import RetrainError
 from retrain_cli.core.settings import Settings
 from retrain_cli.db.session import session_scope
-from retrain_cli.training.slots.database import beat
+from retrain_cli.training.slots.database import Beat, beat
 
 
 class LeaseLost(RetrainError):
     """The run's database lease expired (the process was frozen or cut off): stop, register
     nothing, and leave the slot to whoever holds it now."""
+
+
+class Cancelled(RetrainError):
+    """An operator cancelled the run (`runs cancel`): stop, register nothing, record it."""
 
 
 class Heartbeat:
@@ -31,6 +35,7 @@ class Heartbeat:
         self.lease_s = settings.lease_ttl_s if settings.database_slots else None
         self._stop = threading.Event()
         self._lost = False
+        self._cancelled = False
         self._renewed = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
 
@@ -43,6 +48,10 @@ class Heartbeat:
             self._thread.join()
 
     def check(self) -> None:
+        """Raise Cancelled or LeaseLost once the last beat found it: the runner calls it between
+        phases and the trainers at each step of training (`TrainingContext.step`)."""
+        if self._cancelled:
+            raise Cancelled("cancelled by an operator (`runs cancel`): nothing registered")
         if self._lost:
             raise LeaseLost("the run was marked abandoned by another process: stopping")
         if self.lease_s is not None and time.monotonic() - self._renewed > self.lease_s:
@@ -52,7 +61,11 @@ class Heartbeat:
     def fence(self, session: Any) -> None:
         """Renew inside the registering transaction: only a live lease may register."""
         self.check()
-        if not beat(session, self.run_id, utcnow(), self.lease_s):
+        found = beat(session, self.run_id, utcnow(), self.lease_s)
+        if found is Beat.CANCELLED:
+            self._cancelled = True
+            raise Cancelled("cancelled by an operator before registering: nothing registered")
+        if found is Beat.LOST:
             self._lost = True
             raise LeaseLost("the run's lease was lost before registering: nothing registered")
 
@@ -60,9 +73,12 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             try:
                 with session_scope(self.engine, check_schema=False) as session:
-                    if not beat(session, self.run_id, utcnow(), self.lease_s):
-                        self._lost = True
-                        return
+                    found = beat(session, self.run_id, utcnow(), self.lease_s)
+                if found is Beat.LOST:
+                    self._lost = True
+                    return
                 self._renewed = time.monotonic()
+                # beating on: the run holds its slot until it has stopped and recorded it
+                self._cancelled = self._cancelled or found is Beat.CANCELLED
             except RetrainError:
                 continue  # a missed beat is retried; the lease bounds how long that can last
