@@ -130,7 +130,7 @@ def evaluate_job(
         assert reference_source is not None
         reference, current = load_windows(reference_source, current_source)
         exact = compare_windows(reference, current, columns_for(job), settings_for(job), **kwargs)
-        _weigh(session, job, exact)
+        weigh_by_active(session, job, exact)
         if job.spec.compute is Compute.DASK:
             exact.compute_note = "the exact mode runs here; the profile mode counts on the cluster"
         if wanted is not None:
@@ -158,13 +158,13 @@ def evaluate_job(
         **kwargs,
     )
     result.compute_note = note
-    _weigh(session, job, result)
+    weigh_by_active(session, job, result)
     if wanted is not None:
         result.add_multivariate(_streamed_classifier(job, result, wanted, threads))
     return result
 
 
-def _weigh(session: Session, job: EffectiveJob, result: DriftResult) -> None:
+def weigh_by_active(session: Session, job: EffectiveJob, result: DriftResult) -> None:
     """Each feature's importance to the active version, and the verdict by it when the job
     asks (`compare.weigh`)."""
     active = active_version(session, job.model)

@@ -3,6 +3,7 @@ score column, the dataset-level verdict and the domain classifier's (docs/storag
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,15 +16,23 @@ from retrain_cli.drift.compare import ColumnDrift, DriftResult
 NO_SHARE = "too_few_values: no feature had enough values in both windows"
 
 
-def add_drift_check(session: Session, result: DriftResult, job_id: int | None) -> None:
+def add_drift_check(
+    session: Session,
+    result: DriftResult,
+    job_id: int | None,
+    backfilled: tuple[datetime, datetime] | None = None,
+) -> None:
     """One row per feature, one for the score column, one dataset-level verdict and, with a
-    domain classifier, its dataset-level row."""
+    domain classifier, its dataset-level row. `backfilled`: the past window the check covered
+    (`jobs backfill`); the unique key admits one dataset verdict per job and window."""
     check: dict[str, Any] = {
         "check_id": result.check_id,
         "job_id": job_id,
         "model_name": result.model,
         "checked_at": result.checked_at,
     }
+    if backfilled is not None:
+        check.update(window_start=backfilled[0], window_end=backfilled[1], backfilled=True)
 
     def row(column: ColumnDrift, scope: str) -> ModelDriftMonitoring:
         return ModelDriftMonitoring(

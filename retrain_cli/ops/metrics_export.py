@@ -218,8 +218,12 @@ def _consecutive_failures() -> Any:
 
 def _latest_drift(session: Session, share: Any, detected: Any) -> None:
     table = ModelDriftMonitoring
-    query = newest_per_model(
-        table, drift_verdict(table), table.model_name, table.drift_share, table.drifted
+    query = newest_per_model(  # the live checks: a backfilled window is history
+        table,
+        and_(drift_verdict(table), ~table.backfilled),
+        table.model_name,
+        table.drift_share,
+        table.drifted,
     )
     for model, value, drifted in session.execute(query):
         detected.labels(model).set(int(bool(drifted)))
@@ -231,7 +235,7 @@ def _latest_primary(session: Session, value: Any, threshold: Any, degraded: Any)
     table = ModelPerformanceTracking
     query = newest_per_model(
         table,
-        and_(table.is_primary, of_kind(RowKind.CHECKED)),  # realized values
+        and_(table.is_primary, of_kind(RowKind.CHECKED), ~table.backfilled),  # realized values
         table.model_name,
         table.metric,
         table.value,

@@ -18,10 +18,14 @@ if TYPE_CHECKING:
     from retrain_cli.performance.result import PerfResult
 
 
-def add_performance_check(session: Session, result: PerfResult, job_id: int | None) -> None:
+def add_performance_check(
+    session: Session, result: PerfResult, job_id: int | None, *, backfilled: bool = False
+) -> None:
     """One row per metric; the primary metric's row carries the threshold and the verdict.
     An estimate's rows are marked `estimated`, with the calibration's Brier score beside them;
-    realized values of earlier estimates carry the estimate's window."""
+    realized values of earlier estimates carry the estimate's window. `backfilled`: `jobs
+    backfill` checked the past window [window_start, window_end) of the result (the unique key
+    admits each metric once per job and window)."""
     rows = [
         _row(
             result, job_id, RowKind.CHECKED, name, value, result.reasons.get(name), result.degraded
@@ -96,6 +100,8 @@ def add_performance_check(session: Session, result: PerfResult, job_id: int | No
         for name, value in analysed.items():
             setattr(row, name, value)
         rows.append(row)
+    for row in rows:
+        row.backfilled = backfilled
     session.add_all(rows)
     session.flush()
 

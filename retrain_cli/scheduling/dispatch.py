@@ -172,12 +172,13 @@ def job_states(session: Session) -> list[JobState]:
 
 
 def _newest_drift(session: Session) -> dict[str, tuple[datetime, str | None]]:
-    """Per model, the newest dataset-level drift result: (when, detail if drifted)."""
+    """Per model, the newest dataset-level drift result: (when, detail if drifted). A backfilled
+    window is history, not a trigger."""
     table = ModelDriftMonitoring
     rows = session.execute(
         newest_per_model(
             table,
-            drift_verdict(table),
+            and_(drift_verdict(table), ~table.backfilled),
             table.model_name,
             table.checked_at,
             table.drifted,
@@ -208,7 +209,11 @@ def _newest_performance(
     rows = session.execute(
         newest_per_model(
             table,
-            and_(table.is_primary, of_kind(RowKind.ESTIMATED if estimated else RowKind.CHECKED)),
+            and_(
+                table.is_primary,
+                of_kind(RowKind.ESTIMATED if estimated else RowKind.CHECKED),
+                ~table.backfilled,
+            ),
             table.model_name,
             table.checked_at,
             table.metric,
