@@ -329,6 +329,14 @@ ALTER TABLE retraining_job_history DROP CONSTRAINT ck_retraining_job_history_sta
 
 ALTER TABLE retraining_job_history ADD CONSTRAINT ck_retraining_job_history_status CHECK (status IN ('running', 'succeeded', 'failed', 'skipped', 'abandoned', 'cancelled'));
 
+ALTER TABLE retraining_job_history DROP CONSTRAINT ck_retraining_job_history_trigger;
+
+ALTER TABLE retraining_job_history ADD CONSTRAINT ck_retraining_job_history_trigger CHECK (trigger IN ('scheduled', 'drift', 'performance', 'age', 'manual', 'data_quality'));
+
+ALTER TABLE model_drift_monitoring DROP CONSTRAINT ck_model_drift_monitoring_scope;
+
+ALTER TABLE model_drift_monitoring ADD CONSTRAINT ck_model_drift_monitoring_scope CHECK (scope IN ('feature', 'dataset', 'prediction', 'target', 'contract'));
+
 ALTER TABLE model_drift_monitoring ADD COLUMN backfilled BOOLEAN DEFAULT false NOT NULL;
 
 ALTER TABLE model_performance_tracking ADD COLUMN backfilled BOOLEAN DEFAULT false NOT NULL;

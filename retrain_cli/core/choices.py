@@ -27,6 +27,11 @@ class Trigger(StrEnum):
     PERFORMANCE = "performance"
     AGE = "age"
     MANUAL = "manual"
+    DATA_QUALITY = "data_quality"  # the current window broke the job's data contract
+
+
+# a job's triggers unless it lists them: data_quality is turned on by listing it
+DEFAULT_TRIGGERS: tuple[Trigger, ...] = tuple(t for t in Trigger if t is not Trigger.DATA_QUALITY)
 
 
 class DriftMethod(StrEnum):

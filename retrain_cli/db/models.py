@@ -53,7 +53,7 @@ ROW_KINDS = values(RowKind)
 # candidate: a rollout starts; step: its weight changes; abort: it ends without a promotion
 VERSION_EVENTS = ("promote", "rollback", "candidate", "step", "abort")
 SWITCH_EVENTS = ("promote", "rollback")  # the events that change the active version
-DRIFT_SCOPES = ("feature", "dataset", "prediction", "target")
+DRIFT_SCOPES = ("feature", "dataset", "prediction", "target", "contract")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

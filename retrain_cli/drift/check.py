@@ -18,8 +18,8 @@ from retrain_cli.compute.local import LOCAL, LocalPlacement
 from retrain_cli.core.choices import Compute, DriftMode, DriftReference
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.threads import thread_share
+from retrain_cli.data import contracts, streaming
 from retrain_cli.data import sources as datasource
-from retrain_cli.data import streaming
 from retrain_cli.data.columns import Columns
 from retrain_cli.data.sources import file_source
 from retrain_cli.drift import multivariate, profile_store
@@ -108,6 +108,23 @@ def has_windows(job: EffectiveJob) -> bool:
 
 
 def evaluate_job(
+    session: Session,
+    root: Path,
+    job: EffectiveJob,
+    now: datetime,
+    placement: Placement | None = None,
+    threads: int = 0,
+) -> DriftResult:
+    """`compare_job`, then the current window against the job's data contract (`schema:`),
+    streamed in the profile mode's batches."""
+    result = compare_job(session, root, job, now, placement, threads)
+    contract, current = job.spec.contract, job.spec.data.current
+    if contract is not None and current is not None:
+        result.contract = contracts.check(current, "current", contract, job.spec.time_column, now)
+    return result
+
+
+def compare_job(
     session: Session,
     root: Path,
     job: EffectiveJob,

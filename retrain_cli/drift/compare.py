@@ -24,6 +24,7 @@ from retrain_cli.core.choices import DriftMode, DriftWeighting
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.notify import Event
 from retrain_cli.data.columns import Columns, category_counts, column_kind, numeric_values
+from retrain_cli.data.contracts import Violation
 from retrain_cli.data.sources import read_table
 from retrain_cli.jobs.sections import DriftSpec
 from retrain_cli.jobs.spec import DataSource
@@ -84,6 +85,12 @@ class DriftResult:
     weighting: str = DriftWeighting.SHARE  # the rule the verdict used (see `weigh`)
     weighted_share: float | None = None  # the importance the drifted features carry
     weighting_note: str | None = None  # why an `importance` job fell back to the share
+    contract: list[Violation] | None = None  # the rules of the job's `schema:` the window broke
+
+    @property
+    def findings(self) -> bool:
+        """Drift, or a broken data contract: either needs attention (exit 3)."""
+        return self.drifted or bool(self.contract)
 
     def ordered(self) -> list[ColumnDrift]:
         """Every column for a reader: the features by their importance to the active version

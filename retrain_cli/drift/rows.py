@@ -90,11 +90,31 @@ def add_drift_check(
                 **({"weighting_note": result.weighting_note} if result.weighting_note else {}),
                 **({"target_drifted": result.target.drifted} if result.target else {}),
                 "dead_features": result.dead_features,
+                **(
+                    {"contract_violations": len(result.contract)}
+                    if result.contract is not None
+                    else {}
+                ),
                 **({"reason": reason} if (reason := result.reason()) else {}),
                 **({"undefined": NO_SHARE} if result.drift_share is None else {}),
             },
         )
     )
+    rows += [
+        ModelDriftMonitoring(
+            **check,
+            scope="contract",
+            feature=broken.column,
+            method=broken.rule,
+            statistic=broken.observed,
+            threshold=broken.limit if broken.limit is not None else 0.0,  # 0: none may fail
+            drifted=True,
+            n_reference=0,
+            n_current=result.n_current,
+            metrics={"message": broken.message},
+        )
+        for broken in result.contract or []
+    ]
     found = result.multivariate
     if found is not None:
         rows.append(

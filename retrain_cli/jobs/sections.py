@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, model_validator
+from pydantic import BeforeValidator, Field, StrictBool, StrictInt, model_validator
 
 from retrain_cli.core.choices import (
     DriftMethod,
@@ -164,3 +165,51 @@ class PerfSettings(PerformanceSpec):
     threshold: float | None
     task: Task = Task.BINARY
     quantile: float | None = None
+
+
+def _text(value: Any) -> Any:
+    """A category as text: YAML reads `DE`, `1` and `yes` as three types."""
+    return value if isinstance(value, str) else str(value)
+
+
+class ColumnType(StrEnum):
+    """A column's kind in a data contract: what its values must be."""
+
+    INTEGER = "integer"
+    NUMBER = "number"  # integer or floating point
+    STRING = "string"
+    BOOLEAN = "boolean"
+    TIMESTAMP = "timestamp"
+
+
+class ColumnContract(Spec):
+    """One column's rules: its type, its range or categories, how many values may be missing,
+    whether its values identify a row."""
+
+    type: ColumnType | None = None
+    min: Number | None = None
+    max: Number | None = None
+    categories: list[Annotated[str, BeforeValidator(_text)]] | None = None
+    max_missing: Annotated[Number, Field(ge=0, le=1)] | None = None  # a share of the rows
+    unique: StrictBool = False
+    required: StrictBool = True  # the column must be present
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnContract:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        numeric = (None, ColumnType.INTEGER, ColumnType.NUMBER)
+        if (self.min is not None or self.max is not None) and self.type not in numeric:
+            raise ValueError(f"min and max are for numeric columns, not {self.type}")
+        if self.categories is not None and self.type not in (None, ColumnType.STRING):
+            raise ValueError(f"categories are for string columns, not {self.type}")
+        return self
+
+
+class SchemaSpec(Spec):
+    """A job's data contract (`schema:`), checked before training on `data.train` and by each
+    drift check on `data.current` (docs/job-files.md, "Data contracts")."""
+
+    columns: dict[Annotated[str, Field(min_length=1)], ColumnContract] = Field(default_factory=dict)
+    min_rows: Annotated[StrictInt, Field(ge=1)] | None = None
+    freshness: Seconds | None = None  # the newest time_column value is at most this old

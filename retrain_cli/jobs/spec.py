@@ -26,6 +26,7 @@ from pydantic import (
 from retrain_cli.core.choices import (
     BOUNDED_METRICS,
     DEFAULT_METRIC,
+    DEFAULT_TRIGGERS,
     ESTIMABLE_METRICS,
     TRADING_METRICS,
     Compute,
@@ -41,7 +42,13 @@ from retrain_cli.core.errors import ConfigError
 from retrain_cli.core.fields import MAX_FIELD_CHARS, NotifyTarget, Number, Seconds, Spec, Text
 from retrain_cli.core.redaction import check_url, remember
 from retrain_cli.jobs.defaults import RETRY_BACKOFF_S
-from retrain_cli.jobs.sections import DriftSpec, GateSpec, PerformanceSpec, RolloutSpec
+from retrain_cli.jobs.sections import (
+    DriftSpec,
+    GateSpec,
+    PerformanceSpec,
+    RolloutSpec,
+    SchemaSpec,
+)
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
 GLOB_CHARS = re.compile(r"[*?\[]")
@@ -216,12 +223,14 @@ class JobSpec(Spec):
     timeout: Seconds = 3600
     max_model_age: Seconds | None = None
     retry_backoff: Seconds = RETRY_BACKOFF_S
-    triggers: list[Trigger] = Field(default_factory=lambda: list(Trigger))
+    triggers: list[Trigger] = Field(default_factory=lambda: list(DEFAULT_TRIGGERS))
     drift: DriftSpec = DriftSpec()
     performance: PerformanceSpec = PerformanceSpec()
     gate: GateSpec = GateSpec()
     rollout: RolloutSpec | None = None
     notify: list[NotifyTarget] = Field(default_factory=list)
+    # `schema:` in the file (a BaseModel attribute has that name): the data contract
+    contract: SchemaSpec | None = Field(None, alias="schema")
 
     @model_validator(mode="before")
     @classmethod
@@ -252,6 +261,8 @@ class JobSpec(Spec):
             raise ValueError(f"features: {', '.join(overlap)} is the target, time, score or return")
         if self.performance.estimated_triggers and not self.performance.estimate:
             raise ValueError("performance.estimated_triggers needs performance.estimate: true")
+        if self.contract and self.contract.freshness is not None and not self.time_column:
+            raise ValueError("schema.freshness needs the job's time_column")
         estimable = ESTIMABLE_METRICS[self.task]
         if self.performance.estimate and self.primary_metric not in estimable:
             raise ValueError(
@@ -333,7 +344,7 @@ class JobSpec(Spec):
 
     def stored(self) -> dict[str, Any]:
         """The JSON document kept in the database."""
-        return self.model_dump(mode="json", exclude_none=True)
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
     @classmethod
     def from_stored(cls, document: Mapping[str, Any]) -> JobSpec:

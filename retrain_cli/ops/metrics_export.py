@@ -128,6 +128,11 @@ def write_metrics(session: Session, directory: Path, now: datetime, slots_in_use
             "1 when the newest drift check found drift, else 0.",
             ("model",),
         ),
+        gauge(
+            "retrain_model_data_contract_violations",
+            "Rules of the job's data contract the newest drift check's window broke.",
+            ("model",),
+        ),
     )
     _latest_primary(
         session,
@@ -216,7 +221,7 @@ def _consecutive_failures() -> Any:
     )
 
 
-def _latest_drift(session: Session, share: Any, detected: Any) -> None:
+def _latest_drift(session: Session, share: Any, detected: Any, contract: Any) -> None:
     table = ModelDriftMonitoring
     query = newest_per_model(  # the live checks: a backfilled window is history
         table,
@@ -224,9 +229,12 @@ def _latest_drift(session: Session, share: Any, detected: Any) -> None:
         table.model_name,
         table.drift_share,
         table.drifted,
+        table.metrics,
     )
-    for model, value, drifted in session.execute(query):
+    for model, value, drifted, metrics in session.execute(query):
         detected.labels(model).set(int(bool(drifted)))
+        if "contract_violations" in metrics:  # only jobs with a `schema:`
+            contract.labels(model).set(metrics["contract_violations"])
         if value is not None:
             share.labels(model).set(value)
 

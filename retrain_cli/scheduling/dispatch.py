@@ -139,7 +139,7 @@ def job_states(session: Session) -> list[JobState]:
         estimated_triggers,
     ) in rows:
         default_schedule, default_age = defaults[(model_type, task)]
-        drift_at, drift_detail = drift.get(model, (None, None))
+        drift_at, drift_detail, broken = drift.get(model, (None, None, None))
         perf_at, perf_detail = degraded.get(model, (None, None))
         if estimated_triggers:  # a newer estimate speaks until labels arrive
             guess_at, guess_detail = estimated.get(model, (None, None))
@@ -163,6 +163,7 @@ def job_states(session: Session) -> list[JobState]:
                 manual_reason=manual_reason,
                 drift_at=drift_at,
                 drift_detail=drift_detail,
+                contract_detail=broken,
                 degraded_at=perf_at,
                 degraded_detail=perf_detail,
                 active_created_at=active.get(model),
@@ -171,9 +172,10 @@ def job_states(session: Session) -> list[JobState]:
     return states
 
 
-def _newest_drift(session: Session) -> dict[str, tuple[datetime, str | None]]:
-    """Per model, the newest dataset-level drift result: (when, detail if drifted). A backfilled
-    window is history, not a trigger."""
+def _newest_drift(session: Session) -> dict[str, tuple[datetime, str | None, str | None]]:
+    """Per model, the newest dataset-level drift result: (when, detail if drifted, detail if
+    the window broke the job's data contract). A backfilled window is history, not a
+    trigger."""
     table = ModelDriftMonitoring
     rows = session.execute(
         newest_per_model(
@@ -187,9 +189,20 @@ def _newest_drift(session: Session) -> dict[str, tuple[datetime, str | None]]:
         )
     )
     return {
-        m: (at, _drift_detail(share, metrics, at) if drifted else None)
+        m: (
+            at,
+            _drift_detail(share, metrics, at) if drifted else None,
+            _contract_detail(metrics, at),
+        )
         for m, at, drifted, share, metrics in rows
     }
+
+
+def _contract_detail(metrics: dict[str, Any], at: datetime) -> str | None:
+    broken = metrics.get("contract_violations")
+    if not broken:
+        return None
+    return f"the current window broke {broken} rule(s) of the data contract at {at.isoformat()}"
 
 
 def _drift_detail(share: float | None, metrics: dict[str, Any], at: datetime) -> str:

@@ -63,6 +63,7 @@ class JobState:
     manual_reason: str | None = None
     drift_at: datetime | None = None
     drift_detail: str | None = None  # set when the newest drift result says drifted
+    contract_detail: str | None = None  # set when that check found the data contract broken
     degraded_at: datetime | None = None
     degraded_detail: str | None = None  # set when the newest primary result says degraded
     active_created_at: datetime | None = None
@@ -133,6 +134,7 @@ def evaluate(state: JobState, now: datetime) -> Verdict:
     candidates = (
         _manual(state),
         _drift(state),
+        _data_quality(state),
         _performance(state),
         _age(state, now),
         _scheduled(state, now),
@@ -159,6 +161,12 @@ def _drift(state: JobState) -> Reason | None:
     if state.drift_detail is None or not _after_last_run(state, state.drift_at):
         return None
     return Reason("drift", state.drift_detail, since=state.drift_at)
+
+
+def _data_quality(state: JobState) -> Reason | None:
+    if state.contract_detail is None or not _after_last_run(state, state.drift_at):
+        return None
+    return Reason("data_quality", state.contract_detail, since=state.drift_at)
 
 
 def _performance(state: JobState) -> Reason | None:

@@ -22,10 +22,11 @@ from retrain_cli.compute.interface import Placement
 from retrain_cli.compute.local import LocalPlacement
 from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.durations import Phases, utcnow
-from retrain_cli.core.errors import BusyError, RetrainError, one_line
+from retrain_cli.core.errors import BusyError, DataError, RetrainError, one_line
 from retrain_cli.core.notify import Event
 from retrain_cli.core.settings import Settings
 from retrain_cli.core.threads import limited, thread_share
+from retrain_cli.data import contracts
 from retrain_cli.db.session import session_scope
 from retrain_cli.jobs.store import EffectiveJob, effective_job, get_job, load_configs
 from retrain_cli.store import artifacts
@@ -146,6 +147,18 @@ def retrain(
         lease.release()
 
 
+def check_contract(job: EffectiveJob, log: RunLog) -> None:
+    """The training data against the job's `schema:`; each broken rule on a line of the run's
+    log, and the run fails naming them."""
+    assert job.spec.contract is not None
+    source, time_column = job.spec.data.train, job.spec.time_column
+    broken = contracts.check(source, "training", job.spec.contract, time_column, utcnow())
+    for violation in broken:
+        log.line(f"data contract: {violation.message}")
+    if broken:
+        raise DataError(contracts.summary("training data breaks the job's data contract", broken))
+
+
 def _outcome(result: RunResult) -> str:
     steps = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.phases.items())
     timed = f" in {result.duration_s:.1f}s ({steps})" if steps else ""
@@ -185,6 +198,8 @@ def _run(
         backend, compute_note = hooks.placement.for_training(job, trainer)
         log.line(f"training {job.type} {backend.where} on {threads or 'every'} thread(s)")
         with phases("load"):
+            if job.spec.contract is not None:  # before anything is trained on broken data
+                check_contract(job, log)
             prepared = backend.prepare_training(job)
             with session_scope(engine) as session:
                 active = registry.active_version(session, job.model)

@@ -112,8 +112,8 @@ def check(
         Output(as_json, quiet),
         outcomes,
         _render,
-        flagged=lambda r: r.drifted,
-        what="drift detected",
+        flagged=lambda r: r.findings,
+        what="drift or a broken data contract",
         nothing="no enabled job has data.reference and data.current to check",
     )
 
@@ -218,6 +218,12 @@ def _render(console: Console, results: list[DriftResult]) -> None:
         found = result.multivariate
         if found is not None:
             _render_multivariate(console, found)
+        if result.contract:
+            console.print(f"  [red]data contract broken[/] ({len(result.contract)} rule(s)):")
+            for broken in result.contract:
+                console.print(f"    {broken.message}", markup=False)
+        elif result.contract is not None:
+            console.print("  data contract kept")
 
 
 def _render_multivariate(console: Console, found: Any) -> None:

@@ -257,6 +257,31 @@ def trigger(
     Output(quiet=quiet).emit(None, lambda c: c.print(f"{name}: manual retrain requested"))
 
 
+@app.command("schema", cls=Command)
+def schema(
+    name: JobName, database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False
+) -> None:
+    """Infer a data contract from JOB's training data and print it as YAML, a `schema:`
+    section to paste into the job file and edit (docs/job-files.md, "Data contracts").
+
+    Example: retrain-cli jobs schema fraud-lgbm >> jobs/fraud.yaml
+    """
+    import yaml
+
+    from retrain_cli.data import contracts
+    from retrain_cli.jobs import store as library
+
+    with open_session(database_url) as (_, session):
+        job = library.effective_job(library.get_job(session, name), library.load_configs(session))
+    inferred = contracts.infer(job.spec.data.train, "training")
+    document = {
+        "schema": inferred.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    }
+    Output(as_json, quiet).emit(
+        document, lambda c: echo(yaml.safe_dump(document, sort_keys=False).rstrip("\n"))
+    )
+
+
 @app.command("backfill", cls=Command)
 def backfill(
     name: JobName,
