@@ -69,7 +69,7 @@ def test_a_renamed_and_a_60_percent_missing_column_fail_the_retrain_naming_their
         run = s.scalars(select(RetrainingJobHistory)).one()
         assert run.status == "failed" and "column 'f0' is missing" in (run.error or "")
         assert "train" not in (run.phases or {})  # failed while loading, before training
-    log = path_of(home / "logs", run.id).read_text()
+    log = path_of(home / "logs", "j1", run.id).read_text()
     assert "data contract: column 'f2' is 60.0% missing, at most 10.0%" in log
 
 
@@ -178,3 +178,29 @@ def test_the_inferred_schema_of_the_walkthroughs_data_accepts_that_data(
     assert pasted["columns"]["merchant_category"]["type"] == "string"
     again = write_job(fraud, "fraud", data={"train": "train.parquet"}, target="y", schema=pasted)
     assert cli("jobs", "apply", "-f", str(again)).exit_code == 0  # it is a valid `schema:`
+
+
+def test_counts_of_two_parts_merge_into_the_whole_windows_duplicates_included(
+    tmp_path: Path,
+) -> None:
+    frame = pd.DataFrame({"id": [1, 2, 3, 3, 4, 5, 1, 6], "x": [1.0, None, 3, 4, 5, 6, 7, 8]})
+    frame.to_parquet(tmp_path / "w.parquet")
+    contract = SchemaSpec.model_validate(
+        {"columns": {"id": {"unique": True}, "x": {"max_missing": 0.0, "max": 5}}}
+    )
+    source = file_source(tmp_path / "w.parquet")
+    planned = contracts.plan(source, "current", contract, None)
+    table = pa.Table.from_pandas(frame)
+    merged = contracts.Totals()
+    for part in (table.slice(0, 5), table.slice(5)):
+        merged.merge(contracts.count(part.to_batches(), planned))
+    whole = contracts.count(table.to_batches(), planned)
+    assert (merged.rows, merged.missing, merged.failing) == (
+        whole.rows,
+        whole.missing,
+        whole.failing,
+    )
+    assert merged.duplicates == whole.duplicates == {"id": 2}  # 3 within a part, 1 across them
+    assert contracts.verdicts(planned, merged, contract, NOW) == contracts.verdicts(
+        planned, whole, contract, NOW
+    )

@@ -199,3 +199,45 @@ def test_drift_profile_of_a_dask_job_is_built_on_the_cluster_and_says_so(
     here, there = json.loads(result.stdout)["results"]
     assert (here["compute"], there["compute"]) == ("local", "dask")
     assert there["compute_note"] is None and there["rows"] == here["rows"] == 4000
+
+
+@pytest.mark.slow
+def test_a_data_contract_checked_on_the_cluster_equals_the_local_check(
+    tmp_path: Path, dask_scheduler: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from retrain_cli.cluster.backend import DaskBackend
+    from retrain_cli.cluster.client import Cluster
+    from retrain_cli.compute.local import LOCAL
+    from retrain_cli.data.sources import file_source
+    from retrain_cli.jobs.sections import SchemaSpec
+
+    current = window(5000, seed=2, shift=0.3)
+    current["day"] = np.repeat(np.arange(5), 1000)
+    current["id"] = np.arange(5000)
+    current.loc[4321, "id"] = 12  # the same key in the first and the fifth partition
+    current.loc[:2000, "f1"] = np.nan
+    pq.write_to_dataset(pa.Table.from_pandas(current), tmp_path / "cur", ["day"])
+    contract = SchemaSpec.model_validate(
+        {
+            "min_rows": 6000,
+            "freshness": "1d",
+            "columns": {
+                "id": {"type": "integer", "unique": True},
+                "f0": {"min": -2, "max": 2},
+                "f1": {"max_missing": 0.1},
+                "colour": {"categories": ["red", "green"]},
+                "gone": {},
+            },
+        }
+    )
+    source, now = file_source(f"{tmp_path / 'cur'}/"), datetime(2027, 3, 1, tzinfo=UTC)
+    here = LOCAL.check_contract(source, "current", contract, "ts", now)
+    with Cluster(dask_scheduler, 10) as cluster:
+        there = DaskBackend(cluster).check_contract(source, "current", contract, "ts", now)
+    rules = ["required", "unique", "range", "missing", "categories", "min_rows", "freshness"]
+    assert [v.rule for v in here] == rules
+    assert [(v.rule, v.column, v.observed, v.limit) for v in there] == [
+        (v.rule, v.column, v.observed, v.limit) for v in here
+    ]

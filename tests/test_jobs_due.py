@@ -221,8 +221,10 @@ def test_run_starts_one_process_per_free_slot_highest_priority_first(
         assert wait_for_runs(session, 2) == ["p3", "p4"]
     finally:
         held.release()
-    logs = sorted(p.parent.name for p in (home / "logs").glob("*/*.log"))
+    captured = (home / "logs").glob("*/*.log")
+    logs = sorted(p.parent.name for p in captured if not p.name.startswith("run-"))
     assert logs == ["p3", "p4"]
+    assert sorted(p.parent.name for p in (home / "logs").glob("*/run-*.log")) == ["p3", "p4"]
     with session() as s:
         assert {r.status for r in s.scalars(select(RetrainingJobHistory))} == {"succeeded"}
     # the rest stay due for the next tick

@@ -101,7 +101,7 @@ def test_runs_show_says_phases_gate_and_error_and_where_the_log_is(
 
     missing = cli("runs", "show", str(run_id), "--log")
     assert missing.exit_code == 1 and "ran on host-a" in missing.output
-    log = path_of(home / "logs", run_id)
+    log = path_of(home / "logs", "a", run_id)
     log.parent.mkdir(parents=True)
     log.write_text("2026-12-01T12:00:00+00:00 warning: UserWarning: something\n")
     assert "UserWarning: something" in cli("runs", "show", str(run_id), "--log").output
@@ -212,9 +212,9 @@ def _wait_for_training(home: Path, holder: subprocess.Popen[str]) -> int:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert holder.poll() is None, holder.communicate()
-        logs = sorted((home / "logs" / "runs").glob("*.log"))
+        logs = sorted((home / "logs" / "long").glob("run-*.log"))
         if logs and "training lightgbm" in logs[0].read_text():
             time.sleep(1.0)
-            return int(logs[0].stem)
+            return int(logs[0].stem.removeprefix("run-"))
         time.sleep(0.1)
     raise AssertionError("the retrain never started training")

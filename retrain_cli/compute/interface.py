@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from retrain_cli.data.columns import Columns
+    from retrain_cli.data.contracts import Violation
     from retrain_cli.data.profile import Profile
     from retrain_cli.data.summary import WindowSummary
     from retrain_cli.data.training import Prepared
+    from retrain_cli.jobs.sections import SchemaSpec
     from retrain_cli.jobs.spec import DataSource
     from retrain_cli.jobs.store import EffectiveJob
     from retrain_cli.trainers.base import Trainer, TrainingContext
@@ -51,6 +55,17 @@ class Backend(Protocol[RowsT]):
 
     def count(self, source: DataSource, summary: WindowSummary, numeric: list[str]) -> str:
         """Count the current window into `summary`; return where it was counted."""
+        ...
+
+    def check_contract(
+        self,
+        source: DataSource,
+        role: str,
+        contract: SchemaSpec,
+        time_column: str | None,
+        now: datetime,
+    ) -> list[Violation]:
+        """The rules of a job's data contract the window breaks (`data.contracts`)."""
         ...
 
 

@@ -11,17 +11,21 @@ from typing import TYPE_CHECKING
 
 from retrain_cli.compute.interface import Placed
 from retrain_cli.core.errors import DataError
+from retrain_cli.data import contracts, sources, streaming
 from retrain_cli.data import profile as profiles
-from retrain_cli.data import sources, streaming
 from retrain_cli.data.columns import Columns, column_kind
 from retrain_cli.data.training import Prepared, TrainingData, prepare
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    from retrain_cli.data.contracts import Violation
     from retrain_cli.data.profile import Profile
     from retrain_cli.data.summary import WindowSummary
+    from retrain_cli.jobs.sections import SchemaSpec
     from retrain_cli.jobs.spec import DataSource
     from retrain_cli.jobs.store import EffectiveJob
     from retrain_cli.trainers.base import Trainer, TrainingContext
@@ -69,6 +73,16 @@ class LocalBackend:
             for batch in streaming.iter_batches(source, "current", summary.names, numeric):
                 summary.add(batch, pool)
         return self.where
+
+    def check_contract(
+        self,
+        source: DataSource,
+        role: str,
+        contract: SchemaSpec,
+        time_column: str | None,
+        now: datetime,
+    ) -> list[Violation]:
+        return contracts.check(source, role, contract, time_column, now)
 
 
 LOCAL = LocalBackend()

@@ -75,9 +75,14 @@ def job_lock(locks_dir: Path, job: str) -> Path:
     return locks_dir / f"job-{job}.lock"
 
 
+def job_logs(logs_dir: Path, job: str) -> Path:
+    """A job's logs: each run's own (`run-<id>.log`), and what `jobs due --run` captured."""
+    return logs_dir / job
+
+
 def run_log(logs_dir: Path, job: str, started: datetime, pid: int) -> Path:
-    """The log of a retrain that `jobs due --run` started."""
-    return logs_dir / job / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{pid}.log"
+    """The stdout and stderr of a retrain that `jobs due --run` started."""
+    return job_logs(logs_dir, job) / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{pid}.log"
 
 
 def log_file(logs_dir: Path, name: str) -> Path:

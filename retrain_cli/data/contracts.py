@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from retrain_cli.core.errors import DataError
 from retrain_cli.data import sources as datasource
 from retrain_cli.data import streaming
+from retrain_cli.data.predictions import timestamps
 from retrain_cli.jobs.sections import ColumnContract, ColumnType, SchemaSpec
 from retrain_cli.jobs.spec import DataSource
 
@@ -42,7 +43,10 @@ class Violation:
 
 
 @dataclass
-class _Totals:
+class Totals:
+    """What the rules over the whole table need, counted batch by batch; the counts of two
+    parts of a window (two cluster tasks) merge into the window's."""
+
     rows: int = 0
     missing: dict[str, int] = field(default_factory=dict)
     failing: dict[tuple[str, str], int] = field(default_factory=dict)  # (column, rule)
@@ -52,6 +56,55 @@ class _Totals:
     duplicate_example: dict[str, Any] = field(default_factory=dict)
     newest: Any = None
 
+    def merge(self, other: Totals) -> None:
+        self.rows += other.rows
+        for counts, more in ((self.missing, other.missing), (self.duplicates, other.duplicates)):
+            for key, n in more.items():
+                counts[key] = counts.get(key, 0) + n
+        for pair, n in other.failing.items():
+            self.failing[pair] = self.failing.get(pair, 0) + n
+            self.example.setdefault(pair, other.example[pair])
+        for name, example in other.duplicate_example.items():
+            self.duplicate_example.setdefault(name, example)
+        for name, keys in other.seen.items():  # a key in both parts repeats once more
+            mine = self.seen.setdefault(name, set())
+            both = mine & keys
+            if both:
+                self.duplicates[name] = self.duplicates.get(name, 0) + len(both)
+                self.duplicate_example.setdefault(name, next(iter(both)))
+            mine |= keys
+        if other.newest is not None and (self.newest is None or other.newest > self.newest):
+            self.newest = other.newest
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a contract's pass over one window reads: the columns that are there, and the
+    violations found before reading any row (a required column that is missing)."""
+
+    wanted: dict[str, ColumnContract]
+    names: list[str]  # the columns to read, the time column included when freshness needs it
+    numeric: list[str]  # parsed as numbers in a CSV window
+    time_column: str | None  # read for the freshness rule
+    missing: list[Violation]
+
+
+def plan(source: DataSource, role: str, contract: SchemaSpec, time_column: str | None) -> Plan:
+    present = datasource.column_types(source, role)
+    wanted = dict(contract.columns)
+    missing = []
+    if present is not None:
+        for name, rules in contract.columns.items():
+            if name not in present:
+                wanted.pop(name)
+                if rules.required:
+                    message = f"column {name!r} is missing"
+                    missing.append(Violation("required", name, None, None, message))
+    fresh = time_column if contract.freshness is not None else None
+    names = list(wanted) + ([fresh] if fresh and fresh not in wanted else [])
+    numeric = [n for n, r in wanted.items() if r.type in (ColumnType.INTEGER, ColumnType.NUMBER)]
+    return Plan(wanted, names, numeric, fresh, missing)
+
 
 def check(
     source: DataSource,
@@ -60,37 +113,15 @@ def check(
     time_column: str | None,
     now: datetime,
 ) -> list[Violation]:
-    """Every rule of `contract` the window breaks (empty: it keeps the contract)."""
-    present = datasource.column_types(source, role)
-    violations: list[Violation] = []
-    wanted = dict(contract.columns)
-    if present is not None:
-        for name, rules in contract.columns.items():
-            if name not in present:
-                wanted.pop(name)
-                if rules.required:
-                    violations.append(
-                        Violation("required", name, None, None, f"column {name!r} is missing")
-                    )
-    names = list(wanted)
-    if time_column and contract.freshness is not None and time_column not in names:
-        names.append(time_column)
-    numeric = [n for n, r in wanted.items() if r.type in (ColumnType.INTEGER, ColumnType.NUMBER)]
-    batches = streaming.iter_batches(source, role, names, numeric) if names else iter(())
-    totals = _count(batches, wanted, time_column if contract.freshness is not None else None)
-    if not names:  # nothing to read but the rows
-        totals.rows = datasource.row_count(source, role) or totals.rows
-    violations += _verdicts(totals, wanted, contract, now)
-    return violations
-
-
-def require(
-    source: DataSource, role: str, contract: SchemaSpec, time_column: str | None, now: datetime
-) -> None:
-    """Raise DataError naming the broken rules (at most SHOWN, then a count)."""
-    broken = check(source, role, contract, time_column, now)
-    if broken:
-        raise DataError(summary(f"{role} data breaks the job's data contract", broken))
+    """Every rule of `contract` the window breaks (empty: it keeps the contract), streamed
+    here; `compute.Backend.check_contract` counts a Parquet window on the cluster instead."""
+    planned = plan(source, role, contract, time_column)
+    if planned.names:
+        batches = streaming.iter_batches(source, role, planned.names, planned.numeric)
+        totals = count(batches, planned)
+    else:  # nothing to read but the rows
+        totals = Totals(rows=datasource.row_count(source, role) or 0)
+    return verdicts(planned, totals, contract, now)
 
 
 def summary(what: str, broken: list[Violation]) -> str:
@@ -99,10 +130,10 @@ def summary(what: str, broken: list[Violation]) -> str:
     return f"{what} ({len(broken)} rule(s)): {shown}{more}"
 
 
-def _count(
-    batches: Iterable[pa.RecordBatch], wanted: dict[str, ColumnContract], time_column: str | None
-) -> _Totals:
-    totals = _Totals()
+def count(batches: Iterable[pa.RecordBatch], planned: Plan) -> Totals:
+    """The window's (or one part's) batches counted for the contract's rules."""
+    totals = Totals()
+    wanted, time_column = planned.wanted, planned.time_column
     schema, meaning = _pandera_schema(wanted)
     types_checked: set[str] = set()
     for batch in batches:
@@ -127,7 +158,7 @@ def _count(
     return totals
 
 
-def _type(kind: pa.DataType, name: str, rules: ColumnContract, totals: _Totals) -> None:
+def _type(kind: pa.DataType, name: str, rules: ColumnContract, totals: Totals) -> None:
     import pyarrow as pa
 
     if rules.type is None:
@@ -181,7 +212,7 @@ def _pandera_schema(wanted: dict[str, ColumnContract]) -> tuple[Any, dict[tuple[
 
 
 def _row_rules(
-    schema: Any, meaning: dict[tuple[str, int], str], frame: pd.DataFrame, totals: _Totals
+    schema: Any, meaning: dict[tuple[str, int], str], frame: pd.DataFrame, totals: Totals
 ) -> None:
     import pandera.errors
 
@@ -200,7 +231,7 @@ def _row_rules(
         raise DataError(f"cannot check the data contract's rules: {exc}") from exc
 
 
-def _keys(values: pd.Series[Any], name: str, totals: _Totals) -> None:
+def _keys(values: pd.Series[Any], name: str, totals: Totals) -> None:
     """Count the keys seen before, in this batch or an earlier one."""
     seen = totals.seen.setdefault(name, set())
     for value in values.tolist():
@@ -214,18 +245,15 @@ def _keys(values: pd.Series[Any], name: str, totals: _Totals) -> None:
 def _newest(column: pd.Series[Any], name: str) -> Any:
     import pandas as pd
 
-    from retrain_cli.data.predictions import timestamps
-
     stamps = timestamps(pd.DataFrame({name: column}), name)
     newest = stamps.max()
     return None if pd.isna(newest) else newest.to_pydatetime()
 
 
-def _verdicts(
-    totals: _Totals, wanted: dict[str, ColumnContract], contract: SchemaSpec, now: datetime
-) -> list[Violation]:
-    found: list[Violation] = []
-    rows = totals.rows
+def verdicts(planned: Plan, totals: Totals, contract: SchemaSpec, now: datetime) -> list[Violation]:
+    """The broken rules, from what a pass (or the merged passes over a window's parts) counted."""
+    found = list(planned.missing)
+    rows, wanted = totals.rows, planned.wanted
     for name, rules in wanted.items():
         if (name, "type") in totals.failing:
             kind = totals.example[(name, "type")]

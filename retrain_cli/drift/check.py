@@ -18,8 +18,8 @@ from retrain_cli.compute.local import LOCAL, LocalPlacement
 from retrain_cli.core.choices import Compute, DriftMode, DriftReference
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.threads import thread_share
-from retrain_cli.data import contracts, streaming
 from retrain_cli.data import sources as datasource
+from retrain_cli.data import streaming
 from retrain_cli.data.columns import Columns
 from retrain_cli.data.sources import file_source
 from retrain_cli.drift import multivariate, profile_store
@@ -120,7 +120,9 @@ def evaluate_job(
     result = compare_job(session, root, job, now, placement, threads)
     contract, current = job.spec.contract, job.spec.data.current
     if contract is not None and current is not None:
-        result.contract = contracts.check(current, "current", contract, job.spec.time_column, now)
+        backend, _ = (placement or LocalPlacement()).for_drift(job)  # the cluster's for dask
+        time_column = job.spec.time_column
+        result.contract = backend.check_contract(current, "current", contract, time_column, now)
     return result
 
 

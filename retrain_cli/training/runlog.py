@@ -1,6 +1,7 @@
-"""Each run's own log, `logs/runs/<run id>.log` under RETRAIN_HOME (0600): what the run did, step
-by step, how it ended, and the library warnings raised while it ran. `runs show --log` reads it
-on the host that ran it (the history row names the host)."""
+"""Each run's own log, `logs/<job>/run-<run id>.log` under RETRAIN_HOME (0600), beside what `jobs
+due --run` captured of the process: what the run did, step by step, how it ended, and the
+library warnings raised while it ran. `runs show --log` reads it on the host that ran it (the
+history row names the host)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from retrain_cli.core.durations import utcnow
 from retrain_cli.core.private import append_line
 
 
-def path_of(logs_dir: Path, run_id: int) -> Path:
-    return paths.log_file(logs_dir, f"runs/{run_id}.log")
+def path_of(logs_dir: Path, job: str, run_id: int) -> Path:
+    return paths.job_logs(logs_dir, job) / f"run-{run_id}.log"
 
 
 class RunLog:

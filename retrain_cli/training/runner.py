@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from retrain_cli.compute.interface import Placement
+from retrain_cli.compute.interface import Backend, Placement
 from retrain_cli.compute.local import LocalPlacement
 from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.durations import Phases, utcnow
@@ -128,7 +128,7 @@ def retrain(
                 session, job.id, request.trigger, request.trigger_detail, str(exc), utcnow()
             )
         raise
-    log = RunLog(runlog.path_of(settings.logs_dir, lease.run_id))
+    log = RunLog(runlog.path_of(settings.logs_dir, job.name, lease.run_id))
     detail = f" ({request.trigger_detail})" if request.trigger_detail else ""
     log.line(
         f"run {lease.run_id} of {job.name} ({job.model}): trigger {request.trigger}{detail}, "
@@ -147,12 +147,12 @@ def retrain(
         lease.release()
 
 
-def check_contract(job: EffectiveJob, log: RunLog) -> None:
-    """The training data against the job's `schema:`; each broken rule on a line of the run's
-    log, and the run fails naming them."""
+def check_contract(job: EffectiveJob, backend: Backend[Any], log: RunLog) -> None:
+    """The training data against the job's `schema:` (on the cluster for `compute: dask`);
+    each broken rule on a line of the run's log, and the run fails naming them."""
     assert job.spec.contract is not None
     source, time_column = job.spec.data.train, job.spec.time_column
-    broken = contracts.check(source, "training", job.spec.contract, time_column, utcnow())
+    broken = backend.check_contract(source, "training", job.spec.contract, time_column, utcnow())
     for violation in broken:
         log.line(f"data contract: {violation.message}")
     if broken:
@@ -199,7 +199,7 @@ def _run(
         log.line(f"training {job.type} {backend.where} on {threads or 'every'} thread(s)")
         with phases("load"):
             if job.spec.contract is not None:  # before anything is trained on broken data
-                check_contract(job, log)
+                check_contract(job, backend, log)
             prepared = backend.prepare_training(job)
             with session_scope(engine) as session:
                 active = registry.active_version(session, job.model)

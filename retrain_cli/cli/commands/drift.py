@@ -113,7 +113,11 @@ def check(
         outcomes,
         _render,
         flagged=lambda r: r.findings,
-        what="drift or a broken data contract",
+        what=(
+            "drift or a broken data contract"
+            if any(r.contract for r in results)
+            else "drift detected"
+        ),
         nothing="no enabled job has data.reference and data.current to check",
     )
 

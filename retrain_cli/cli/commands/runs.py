@@ -94,7 +94,7 @@ def show(
     if not log:
         Output(as_json, quiet).emit(run, lambda c: c.print(_describe(run)))
         return
-    path = runlog.path_of(settings.logs_dir, run_id)
+    path = runlog.path_of(settings.logs_dir, run.job, run_id)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
