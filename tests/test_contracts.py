@@ -121,8 +121,9 @@ def test_each_rule_is_checked_on_the_window(
 
 
 def test_a_drift_check_records_a_broken_contract_as_a_finding_and_may_trigger(
-    cli: Cli, session: Scope, tmp_path: Path
+    cli: Cli, session: Scope, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("RETRAIN_METRICS_DIR", str(tmp_path / "textfile"))
     window(n=400, seed=1).to_parquet(tmp_path / "ref.parquet")
     current = window(n=400, seed=2)
     current.loc[:300, "f1"] = np.nan  # 75% missing, no drift in what is there
@@ -150,6 +151,15 @@ def test_a_drift_check_records_a_broken_contract_as_a_finding_and_may_trigger(
     assert "data contract" in json.dumps(due)
     shown = cli("drift", "check", "plain")
     assert "data contract broken (1 rule(s))" in shown.output
+    stats = json.loads(cli("stats", "--json").output)
+    assert {j["job"]: j["contract_breaks"] for j in stats["jobs"]} == {"plain": 2, "quality": 1}
+    gauges = (tmp_path / "textfile" / "retrain_cli.prom").read_text()
+    assert 'retrain_model_data_contract_violations{model="plain-model"} 1.0' in gauges
+    site = json.loads(cli("report", "--out", str(tmp_path / "site"), "--json").output)
+    page = Path(site["pages"]["plain-model"]).read_text()
+    assert "<h3>Data contract</h3>" in page and "is 75.2% missing, at most 10.0%" in page
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "broke 1 rule(s) of the data contract" in index
 
 
 def test_the_inferred_schema_of_the_walkthroughs_data_accepts_that_data(

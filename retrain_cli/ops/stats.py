@@ -44,6 +44,7 @@ class JobStats:
     drift_alerts: int
     degradations: int
     next_fire: datetime | None
+    contract_breaks: int = 0  # drift checks whose window broke the job's data contract
     waiting_s: float | None = None  # due and not started: for how long
     estimation_error: float | None = None  # mean |estimated - realized| of the primary metric
     estimates_realized: int = 0  # estimates whose labels arrived in the period
@@ -93,6 +94,18 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
             ModelPerformanceTracking.degraded.is_(True),
         ),
     )
+    broken = dict(
+        session.execute(
+            select(
+                ModelDriftMonitoring.model_name,
+                func.count(ModelDriftMonitoring.check_id.distinct()),
+            )
+            .where(
+                ModelDriftMonitoring.checked_at >= since, ModelDriftMonitoring.scope == "contract"
+            )
+            .group_by(ModelDriftMonitoring.model_name)
+        ).all()
+    )
     config = AutoRetrainingConfig
     defaults = {
         (model_type, task): schedule
@@ -123,6 +136,7 @@ def pipeline_stats(session: Session, now: datetime, period: timedelta, slots_in_
                 active_age_s=(now - promoted_at).total_seconds() if promoted_at else None,
                 drift_alerts=drift.get(job.model_name, 0),
                 degradations=degraded.get(job.model_name, 0),
+                contract_breaks=broken.get(job.model_name, 0),
                 next_fire=_next_fire(
                     job.schedule or defaults[(job.model_type, job.task)], job.timezone, now
                 )
@@ -263,6 +277,7 @@ def _totals(jobs: list[JobStats]) -> dict[str, Any]:
         "success_rate": runs.get(RunStatus.SUCCEEDED, 0) / finished if finished else None,
         "drift_alerts": sum(j.drift_alerts for j in jobs),
         "degradations": sum(j.degradations for j in jobs),
+        "contract_breaks": sum(j.contract_breaks for j in jobs),
         "models_with_active_version": len({j.model for j in jobs if j.active_version}),
     }
 

@@ -51,6 +51,7 @@ def _render(console: Any, result: Any, since: str) -> None:
             f"{j.active_age_s / 86400:.1f}d" if j.active_age_s is not None else "-",
             j.drift_alerts,
             j.degradations,
+            j.contract_breaks,
             minutes(j.waiting_s),
             j.next_fire,
         )
@@ -71,6 +72,7 @@ def _render(console: Any, result: Any, since: str) -> None:
                 "age",
                 "drift",
                 "degraded",
+                "contract",
                 "waiting",
                 "next fire",
             ],
@@ -81,7 +83,8 @@ def _render(console: Any, result: Any, since: str) -> None:
     rate = "-" if t["success_rate"] is None else f"{t['success_rate']:.0%}"
     console.print(
         f"{t['jobs']} jobs ({t['enabled']} enabled); runs {_runs(t['runs'])}; success {rate}; "
-        f"{t['drift_alerts']} drift alerts, {t['degradations']} degradations; "
+        f"{t['drift_alerts']} drift alerts, {t['degradations']} degradations, "
+        f"{t['contract_breaks']} broken data contracts; "
         f"retrain slots in use: {result.slots_in_use}"
     )
     estimated = {

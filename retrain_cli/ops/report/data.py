@@ -27,6 +27,7 @@ from retrain_cli.db.queries import drift_verdict, newest_per_model
 from retrain_cli.db.tracking import of_kind
 from retrain_cli.ops.report.model import (
     Axis,
+    BrokenRule,
     Event,
     Heatmap,
     History,
@@ -40,6 +41,7 @@ from retrain_cli.statistics.drift import P_VALUE_METHODS
 
 MAX_RUNS = 2000  # the newest runs drawn and listed per model
 MAX_VERSIONS = 200  # the newest versions in the lineage table
+MAX_BROKEN_RULES = 50  # the newest broken data-contract rules listed per model
 
 
 def load_history(
@@ -66,6 +68,7 @@ def load_history(
         history.events = _events(session, model, since)
         history.runs = _runs(session, model, since)
         history.versions = _versions(session, model)
+        history.contract = _broken_rules(session, model, since)
         history.alerts = _alerts(history, newest_drift.get(model), newest_primary.get(model))
         histories.append(history)
     histories.sort(key=lambda h: (-len(h.alerts), h.model))  # the most urgent first
@@ -337,10 +340,27 @@ def _versions(session: Session, model: str) -> list[Version]:
     return result
 
 
-def _newest_drift(session: Session) -> dict[str, bool]:
+def _broken_rules(session: Session, model: str, since: datetime) -> list[BrokenRule]:
     table = ModelDriftMonitoring
-    query = newest_per_model(table, drift_verdict(table), table.model_name, table.drifted)
-    return {model: bool(drifted) for model, drifted in session.execute(query)}
+    rows = session.execute(
+        select(table.checked_at, table.method, table.feature, table.metrics)
+        .where(table.model_name == model, table.scope == "contract", table.checked_at >= since)
+        .order_by(table.checked_at.desc(), table.id)
+        .limit(MAX_BROKEN_RULES)
+    )
+    return [BrokenRule(at, rule, column, str(m.get("message", ""))) for at, rule, column, m in rows]
+
+
+def _newest_drift(session: Session) -> dict[str, tuple[bool, int]]:
+    """Per model, whether the newest check drifted, and the contract rules its window broke."""
+    table = ModelDriftMonitoring
+    query = newest_per_model(
+        table, drift_verdict(table), table.model_name, table.drifted, table.metrics
+    )
+    return {
+        model: (bool(drifted), int(metrics.get("contract_violations") or 0))
+        for model, drifted, metrics in session.execute(query)
+    }
 
 
 def _newest_primary(session: Session) -> dict[str, bool]:
@@ -350,11 +370,16 @@ def _newest_primary(session: Session) -> dict[str, bool]:
     return {model: bool(degraded) for model, degraded in session.execute(query)}
 
 
-def _alerts(history: ModelHistory, drifted: bool | None, degraded: bool | None) -> list[str]:
+def _alerts(
+    history: ModelHistory, drift: tuple[bool, int] | None, degraded: bool | None
+) -> list[str]:
     """What needs an operator now: the newest checks' verdicts and the jobs' last runs."""
     alerts = []
+    drifted, broken = drift or (False, 0)
     if drifted:
         alerts.append("drift in the newest check")
+    if broken:
+        alerts.append(f"the newest check's window broke {broken} rule(s) of the data contract")
     if degraded:
         alerts.append("performance degraded in the newest check")
     for job in history.jobs:

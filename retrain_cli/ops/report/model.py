@@ -96,6 +96,16 @@ class Version:
     primary: float | None
 
 
+@dataclass(frozen=True)
+class BrokenRule:
+    """A rule of a job's data contract that a drift check found broken."""
+
+    checked_at: datetime
+    rule: str
+    column: str | None
+    message: str
+
+
 @dataclass
 class ModelHistory:
     model: str
@@ -116,6 +126,7 @@ class ModelHistory:
     runs: list[Run] = field(default_factory=list)
     versions: list[Version] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    contract: list[BrokenRule] = field(default_factory=list)  # newest first
 
 
 @dataclass
