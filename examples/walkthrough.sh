@@ -29,6 +29,7 @@ step 0 python examples/generate_data.py --out examples/data
 step 0 retrain-cli db init
 step 0 retrain-cli jobs apply $(printf -- '-f %s ' examples/jobs/*.yaml)
 step 0 retrain-cli jobs list
+step 0 retrain-cli jobs schema fraud-lgbm      # a data contract inferred from the training data
 step 0 retrain-cli drift check --all           # the baseline windows: no drift, exit 0
 step 0 retrain-cli perf check --all            # scored predictions: healthy, exit 0
 step 0 retrain-cli retrain fraud-lgbm          # LightGBM: first version, promoted
@@ -56,6 +57,7 @@ for pid in $(echo "$started" | python -c 'import json,sys; print(*[s["pid"] for 
   while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
 done
 step 0 retrain-cli jobs list
+step 0 retrain-cli runs list --limit 8         # the retraining history; `runs show RUN --log`
 step 0 retrain-cli versions list fraud
 step 0 retrain-cli versions rollback fraud --reason "walk-through: back to the previous champion"
 step 0 retrain-cli stats

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,15 @@ def register_versions(session: Any, model: str, count: int) -> None:
                     created_at=now,
                 )
             )
+
+
+def retrain_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`retrain-cli ARGS` in a process of its own, as another host's cron would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "retrain_cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

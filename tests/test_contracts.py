@@ -214,3 +214,10 @@ def test_counts_of_two_parts_merge_into_the_whole_windows_duplicates_included(
     assert contracts.verdicts(planned, merged, contract, NOW) == contracts.verdicts(
         planned, whole, contract, NOW
     )
+
+
+def test_a_table_only_contract_counts_the_rows_of_a_csv_window(tmp_path: Path) -> None:
+    window(n=50).to_csv(tmp_path / "w.csv", index=False)
+    contract = SchemaSpec.model_validate({"min_rows": 100})
+    broken = contracts.check(file_source(tmp_path / "w.csv"), "current", contract, None, NOW)
+    assert [(v.rule, v.observed, v.limit) for v in broken] == [("min_rows", 50.0, 100.0)]

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
 from retrain_cli.db.schema import init_database
 from retrain_cli.db.session import make_engine, session_scope
+from tests.helpers import retrain_cli as cli
 from tests.helpers import training_frame, write_training_job
 
 SLOW = {"num_boost_round": 8000, "num_threads": 1, "num_leaves": 63, "min_data_in_leaf": 1}
@@ -45,17 +46,6 @@ def host(tmp_path: Path, name: str, url: str, **config: Any) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.yaml").write_text(yaml.safe_dump({"semaphore": "database", **config}))
     return {**os.environ, "RETRAIN_HOME": str(home), "RETRAIN_DATABASE_URL": url}
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "retrain_cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

@@ -24,6 +24,7 @@ from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, Ret
 from retrain_cli.training.runlog import path_of
 from retrain_cli.training.slots.database import Beat, beat
 from tests.conftest import Cli
+from tests.helpers import retrain_cli as _cli
 from tests.helpers import training_frame, write_training_job
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -140,17 +141,6 @@ def _host(tmp_path: Path, name: str, url: str, **config: Any) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.yaml").write_text(yaml.safe_dump(config))
     return {**os.environ, "RETRAIN_HOME": str(home), "RETRAIN_DATABASE_URL": url}
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "retrain_cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.mark.slow

@@ -119,9 +119,24 @@ def check(
     if planned.names:
         batches = streaming.iter_batches(source, role, planned.names, planned.numeric)
         totals = count(batches, planned)
-    else:  # nothing to read but the rows
-        totals = Totals(rows=datasource.row_count(source, role) or 0)
+    else:  # only the table's rules: count the rows
+        totals = Totals(rows=_rows(source, role))
     return verdicts(planned, totals, contract, now)
+
+
+def _rows(source: DataSource, role: str) -> int:
+    """The window's rows: from Parquet metadata, else by streaming its first column."""
+    rows = datasource.row_count(source, role)
+    if rows is not None:
+        return rows
+    present = datasource.column_types(source, role)
+    if not present:
+        raise DataError(
+            f"cannot count the rows of the {role} query for schema.min_rows: "
+            "name one of its columns under schema.columns"
+        )
+    first = [next(iter(present))]
+    return sum(batch.num_rows for batch in streaming.iter_batches(source, role, first))
 
 
 def summary(what: str, broken: list[Violation]) -> str:
