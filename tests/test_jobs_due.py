@@ -276,3 +276,29 @@ def test_a_low_priority_job_is_not_starved_by_higher_priority_ones(
         assert waiting["lo"] == (end - NOW).total_seconds()  # due since its first fire time
     else:  # due since NOW, it goes first once it has waited max_wait: 12 ticks of 5 minutes
         assert lo_ticks[0] == starts_at_tick and ticks[starts_at_tick][0] == "lo"
+
+
+@pytest.mark.slow
+def test_run_and_wait_returns_once_the_started_retrains_ended_and_fails_with_one(
+    cli: Cli, db_url: str, tmp_path: Path, session: SessionFactory
+) -> None:
+    add_job(cli, tmp_path, "good")
+    add_job(cli, tmp_path, "broken", data={"train": "missing.parquet"})
+    assert all(cli("jobs", "trigger", name).exit_code == 0 for name in ("good", "broken"))
+    waited = subprocess.run(
+        [sys.executable, "-m", "retrain_cli", "jobs", "due", "--run", "--wait", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "RETRAIN_DATABASE_URL": db_url},
+    )
+    assert waited.returncode == 1
+    ended = {s["job"]: s["exit_code"] for s in json.loads(waited.stdout)["started"]}
+    assert ended == {"good": 0, "broken": 1}
+    assert waited.stderr.startswith("Error: broken: the retrain failed (its log: ")
+    with session() as s:  # nothing left running when the command returned
+        statuses = {r.status for r in s.scalars(select(RetrainingJobHistory))}
+    assert statuses == {"succeeded", "failed"}
+    refused = cli("jobs", "due", "--wait")
+    assert refused.exit_code == 2 and "--wait needs --run" in refused.output

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from retrain_cli.core.threads import thread_share
+from retrain_cli.core.threads import thread_share, usable_cores
 from tests.conftest import Cli
 from tests.helpers import write_training_job
 
@@ -92,3 +92,24 @@ def test_a_retrain_limits_the_openmp_and_blas_pools_of_the_thread_that_trains(
     assert seen and set(seen) == {1}
     if CORES > 1:  # the limit ends with the run
         assert any(pool["num_threads"] > 1 for pool in threadpool_info())
+
+
+@pytest.mark.parametrize(
+    ("files", "limit"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2),  # cgroup v2: a Kubernetes limits.cpu of 2
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: rounded up
+        ({"cpu.max": "max 100000\n"}, None),  # no limit
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # not in a container
+    ],
+)
+def test_usable_cores_are_capped_by_the_containers_cpu_limit(
+    tmp_path: Path, files: dict[str, str], limit: int | None
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores(tmp_path) == (affinity if limit is None else min(affinity, limit))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from retrain_cli.compute.interface import Placed
 from retrain_cli.core.errors import DataError
+from retrain_cli.core.threads import usable_cores
 from retrain_cli.data import contracts, sources, streaming
 from retrain_cli.data import profile as profiles
 from retrain_cli.data.columns import Columns, column_kind
@@ -69,7 +69,7 @@ class LocalBackend:
         )
 
     def count(self, source: DataSource, summary: WindowSummary, numeric: list[str]) -> str:
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
             for batch in streaming.iter_batches(source, "current", summary.names, numeric):
                 summary.add(batch, pool)
         return self.where

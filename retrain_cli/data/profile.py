@@ -19,7 +19,6 @@ The file is JSON (no pickle); a sketch is DataSketches' own binary form, base64-
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -28,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrain_cli.core.errors import DataError
+from retrain_cli.core.threads import usable_cores
 from retrain_cli.data.columns import category_counts, float64_values, numeric_values
 from retrain_cli.statistics import drift
 
@@ -110,7 +110,7 @@ def build(
             return _numeric(column, name, bins)
         return _categorical(column, name)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(kinds), os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(kinds), usable_cores()))) as pool:
         columns = dict(zip(kinds, pool.map(one, kinds), strict=True))
     return Profile(
         built_from=built_from, bins=bins, rank_error=rank_error(), rows=rows, columns=columns

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import numpy as np
 
 from retrain_cli.core.errors import DataError
+from retrain_cli.core.threads import usable_cores
 from retrain_cli.data.sources import read_frame
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ def fingerprint(frame: pd.DataFrame, time_column: str | None) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
 
     payloads = [_column_bytes(frame[name]) for name in frame.columns]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         digests = list(pool.map(lambda payload: hashlib.sha256(payload).digest(), payloads))
     digest = hashlib.sha256()
     for name, column_digest in zip(frame.columns, digests, strict=True):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from retrain_cli.core.choices import DriftMode, DriftWeighting
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.notify import Event
+from retrain_cli.core.threads import usable_cores
 from retrain_cli.data.columns import Columns, category_counts, column_kind, numeric_values
 from retrain_cli.data.contracts import Violation
 from retrain_cli.data.sources import read_table
@@ -309,7 +309,7 @@ def _compare_columns(
     settings: DriftSettings,
 ) -> list[ColumnDrift]:
     """One column per task, on every core: numpy's sorts release the GIL."""
-    workers = max(1, min(len(tasks), os.cpu_count() or 1))
+    workers = max(1, min(len(tasks), usable_cores()))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         compared = [
             pool.submit(_column_drift, reference, current, name, kind, settings)

@@ -256,9 +256,12 @@ def _failed_finish_times(session: Session) -> dict[int, datetime]:
     return {job_id: at for job_id, at in rows if at is not None}
 
 
-def start_due(report: DueReport, settings: Settings, database_url: str | None) -> None:
+def start_due(
+    report: DueReport, settings: Settings, database_url: str | None
+) -> list[subprocess.Popen[bytes]]:
     """Start the highest-priority due jobs as detached `retrain-cli retrain` processes, at most
-    as many as there are free slots now; the rest stay due for the next tick."""
+    as many as there are free slots now; the rest stay due for the next tick. Returns the
+    processes, for a caller that waits for them (`jobs due --run --wait`)."""
     limit = settings.max_concurrent_retrains
     in_use = file_slots(settings).slots_in_use()
     if settings.database_slots:  # the global limit, across hosts
@@ -275,15 +278,24 @@ def start_due(report: DueReport, settings: Settings, database_url: str | None) -
                 "why": f"no free slot ({in_use} of {limit} in use, {free} started by this tick)",
             }
         )
+    processes = []
     for verdict in report.due[:free]:
         reason = verdict.reasons[0]
         # a run that serves a cron fire time is keyed by it: on many hosts it starts once
         fire = next((r.fire_time for r in verdict.reasons if r.fire_time is not None), None)
         log = _log_path(settings, verdict.job, report.now)
-        pid = _spawn(verdict.job, reason.trigger, reason.detail, fire, log, database_url)
+        process = _spawn(verdict.job, reason.trigger, reason.detail, fire, log, database_url)
+        processes.append(process)
         report.started.append(
-            {"job": verdict.job, "trigger": reason.trigger, "pid": pid, "log": str(log)}
+            {"job": verdict.job, "trigger": reason.trigger, "pid": process.pid, "log": str(log)}
         )
+    return processes
+
+
+def wait_for(report: DueReport, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for the started retrains and record each one's exit code in the report."""
+    for started, process in zip(report.started, processes, strict=True):
+        started["exit_code"] = process.wait()
 
 
 def _log_path(settings: Settings, job: str, now: datetime) -> Path:
@@ -299,7 +311,7 @@ def _spawn(
     fire: datetime | None,
     log: Path,
     database_url: str | None,
-) -> int:
+) -> subprocess.Popen[bytes]:
     """A detached child in its own session; the URL travels in the environment, not argv
     (where `ps` would show a password)."""
     env = dict(os.environ)
@@ -326,4 +338,4 @@ def _spawn(
             env=env,
             start_new_session=True,
         )
-    return process.pid
+    return process

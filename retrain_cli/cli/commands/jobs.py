@@ -353,6 +353,14 @@ def due(
     run: Annotated[
         bool, typer.Option("--run", help="Start due jobs, at most one per free slot.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="With --run: return once the started retrains have ended (a container's "
+            "processes end with it); exit 1 if one failed.",
+        ),
+    ] = False,
     database_url: DatabaseUrl = None,
     as_json: Json = False,
     quiet: Quiet = False,
@@ -361,7 +369,10 @@ def due(
 
     Example: retrain-cli jobs due --run --quiet   (what cron runs every five minutes)
     """
-    from retrain_cli.scheduling.dispatch import due_jobs, start_due
+    from retrain_cli.scheduling.dispatch import due_jobs, start_due, wait_for
+
+    if wait and not run:
+        raise typer.BadParameter("--wait needs --run", param_hint="--wait")
     from retrain_cli.versions.rollouts.moves import advance_all
     from retrain_cli.versions.serving import recheck
 
@@ -373,11 +384,16 @@ def due(
     report.rollouts, report.errors = moves, [*failures, *report.errors]
     notify(settings, [event for move in moves for event in move.events()])
     if run:
-        start_due(report, settings, database_url)
+        processes = start_due(report, settings, database_url)
+        if wait:
+            wait_for(report, processes)
     Output(as_json, quiet).emit(_due_document(report), lambda c: _render_due(c, report))
     for failure in report.errors:
         echo(f"Error: {failure.job}: {failure.error}", err=True)
-    if report.errors:
+    failed = [s for s in report.started if s.get("exit_code") == 1]
+    for started in failed:
+        echo(f"Error: {started['job']}: the retrain failed (its log: {started['log']})", err=True)
+    if report.errors or failed:
         raise typer.Exit(1)
 
 
@@ -443,9 +459,10 @@ def _render_due(console: Any, report: Any) -> None:
             )
         )
     for started in report.started:
+        ended = f", exit {started['exit_code']}" if "exit_code" in started else ""
         console.print(
             f"started {started['job']} ({started['trigger']}), pid {started['pid']}, "
-            f"log {started['log']}"
+            f"log {started['log']}{ended}"
         )
     for waiting in report.waiting:
         console.print(
