@@ -334,3 +334,55 @@ def _fast_tests_train_no_model_and_start_no_process(
 # what libraries run on their own when first used: platform.architecture, ctypes.util, and
 # matplotlib's font cache in a new environment
 LIBRARY_PROBES = frozenset({"file", "uname", "ldconfig", "gcc", "cc", "ld", "objdump", "fc-list"})
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    """A real S3-protocol server on 127.0.0.1 (moto's standalone server, a process of its own)
+    for one test module, and the standard environment that points S3 clients at it (the
+    endpoint, and credentials the server accepts). Its URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    try:
+        import moto.server  # noqa: F401
+        import s3fs
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("s3fs and moto[server] are not installed (CI runs the object-store tests)")
+        pytest.skip("s3fs and moto[server] are not installed: pip install -e '.[dev]'")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    environment = {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "retrain-test-key",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t-never-printed",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        s3fs.S3FileSystem.clear_instance_cache()  # fsspec keeps one per arguments, not endpoint
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise
+                    time.sleep(0.1)
+            yield url
+        finally:
+            server.kill()
+            server.wait()

@@ -13,13 +13,14 @@ import glob
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from functools import partial
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.redaction import check_url, redact_url, remember, scrub
 from retrain_cli.db.session import with_default_driver
-from retrain_cli.jobs.spec import GLOB_CHARS, DataSource
+from retrain_cli.jobs.spec import GLOB_CHARS, URL_SCHEME, DataSource
 
 T = TypeVar("T")
 
@@ -46,7 +47,7 @@ def read_frame(source: DataSource, role: str, columns: Sequence[str] | None = No
 def read_table(source: DataSource, role: str, columns: Sequence[str] | None = None) -> pa.Table:
     """`read_frame` as an Arrow table: Parquet is never converted to a pandas frame."""
     if is_parquet(source):
-        path = Path(str(source.path))
+        path = str(source.path)
         if is_dataset(source):
             dataset = parquet_dataset(source, role, columns)
             table = guarded(path, role, lambda: dataset.to_table(columns=_listed(columns)))
@@ -83,7 +84,7 @@ def column_types(source: DataSource, role: str) -> dict[str, pa.DataType | None]
     """The window's columns without reading its rows: Parquet with their types, CSV by its
     header (types unknown); None for a query."""
     if is_parquet(source):
-        path = Path(str(source.path))
+        path = str(source.path)
         schema = (
             parquet_dataset(source, role).schema
             if is_dataset(source)
@@ -94,7 +95,7 @@ def column_types(source: DataSource, role: str) -> dict[str, pa.DataType | None]
         return None
     import pandas as pd
 
-    path = Path(source.path)
+    path = source.path
     header = guarded(path, role, lambda: pd.read_csv(path, nrows=0).columns)
     return dict.fromkeys(map(str, header))
 
@@ -103,11 +104,9 @@ def row_count(source: DataSource, role: str) -> int | None:
     """The window's rows from Parquet metadata (no data read); None for CSV and SQL."""
     if not is_parquet(source):
         return None
-    path = Path(str(source.path))
+    path = str(source.path)
     if not is_dataset(source):
-        import pyarrow.parquet as pq
-
-        return int(guarded(path, role, lambda: pq.ParquetFile(path).metadata.num_rows))
+        return int(guarded(path, role, lambda: parquet_file(path, role, None).metadata.num_rows))
     dataset = parquet_dataset(source, role)
     return int(guarded(path, role, dataset.count_rows))
 
@@ -115,7 +114,11 @@ def row_count(source: DataSource, role: str) -> int | None:
 def is_dataset(source: DataSource) -> bool:
     """A directory or a glob of Parquet files rather than one file."""
     path = source.path
-    return path is not None and (bool(GLOB_CHARS.search(path)) or Path(path).is_dir())
+    if path is None:
+        return False
+    if is_url(path):  # an object store has no directories to ask about: a prefix ends in '/'
+        return bool(GLOB_CHARS.search(path)) or path.endswith("/")
+    return bool(GLOB_CHARS.search(path)) or Path(path).is_dir()
 
 
 def parquet_dataset(
@@ -126,14 +129,21 @@ def parquet_dataset(
     import pyarrow.dataset as ds
 
     path = str(source.path)
-    target: str | list[str] = path
+    fs, inner = store(path) if is_url(path) else (None, path)
+    target: str | list[str] = inner
     if GLOB_CHARS.search(path):
-        target = sorted(p for p in glob.glob(path) if Path(p).is_file())
+        if fs is None:
+            target = sorted(p for p in glob.glob(path) if Path(p).is_file())
+        else:
+            found = reading(path, role, lambda: fs.glob(inner, detail=True))
+            target = sorted(p for p, info in found.items() if info.get("type") == "file")
         if not target:
             raise DataError(f"{role} data {path}: no file matches")
-    where = Path(target[0] if isinstance(target, list) else target)
+    where = path if fs is not None else target[0] if isinstance(target, list) else target
     dataset = guarded(
-        where, role, lambda: ds.dataset(target, format="parquet", partitioning="hive")
+        where,
+        role,
+        lambda: ds.dataset(target, format="parquet", partitioning="hive", filesystem=fs),
     )
     if not dataset.files:
         raise DataError(f"{role} data {path}: no Parquet files")
@@ -148,6 +158,18 @@ def source_fingerprint(source: DataSource, role: str) -> dict[str, Any]:
     if source.path is None:
         digest = hashlib.sha256((source.query or "").encode()).hexdigest()
         return {"url": redact_url(source.url or ""), "query_sha256": digest}
+    if is_url(source.path):
+        fs, inner = store(source.path)
+        names = parquet_dataset(source, role).files if is_dataset(source) else [inner]
+        infos: list[dict[str, Any]] = [
+            reading(source.path, role, partial(fs.info, n)) for n in names
+        ]
+        # an object's ETag changes with its content; LastModified where a store has no ETag
+        stamps = [str(i.get("ETag") or i.get("LastModified") or i.get("mtime")) for i in infos]
+        return {
+            "path": source.path,
+            "files": [[n, i.get("size"), t] for n, i, t in zip(names, infos, stamps, strict=True)],
+        }
     if is_dataset(source):
         files = [Path(f) for f in parquet_dataset(source, role).files]
     else:
@@ -164,13 +186,16 @@ def _listed(columns: Sequence[str] | None) -> list[str] | None:
 
 
 def file_source(path: Path | str) -> DataSource:
+    if isinstance(path, str) and is_url(path):
+        return DataSource(path=path)
     return DataSource(path=str(Path(path).expanduser().resolve()))
 
 
 def is_parquet(source: DataSource) -> bool:
     if source.path is None:
         return False
-    return Path(source.path).suffix.lower() in (".parquet", ".pq") or is_dataset(source)
+    suffix = PurePosixPath(source.path).suffix.lower()
+    return suffix in (".parquet", ".pq") or is_dataset(source)
 
 
 class _Shaped(Protocol):
@@ -193,23 +218,61 @@ def _read_with_pandas(source: DataSource, role: str, columns: Sequence[str] | No
         frame = read_query(source.url or "", source.query or "", role)
         require_columns(frame.columns, columns, f"{role} query")
         return frame[list(columns)] if columns is not None else frame
-    path = Path(source.path)
+    path = source.path
     return guarded(path, role, lambda: _read_csv(path, role, columns))
 
 
-def guarded(path: Path, role: str, read: Callable[[], T]) -> T:
+def guarded(path: Path | str, role: str, read: Callable[[], T]) -> T:
     """Run `read`, turning a missing file and any reader's error into one `DataError` line."""
-    if not (path.is_file() or path.is_dir() or GLOB_CHARS.search(str(path))):
-        raise DataError(f"{role} data {path}: no such file")
+    where = str(path)
+    if is_url(where):
+        fs, inner = store(where)
+        found = GLOB_CHARS.search(where) or reading(where, role, lambda: fs.exists(inner))
+    else:
+        found = Path(where).is_file() or Path(where).is_dir() or GLOB_CHARS.search(where)
+    if not found:
+        raise DataError(f"{role} data {where}: no such file")
+    return reading(where, role, read)
+
+
+def reading(where: Path | str, role: str, read: Callable[[], T]) -> T:
+    """Run `read`, turning any reader's error into one `DataError` line naming the file (an
+    object store's error without its credentials)."""
     try:
         return read()
     except DataError:
         raise
-    except Exception as exc:  # pyarrow, pandas and OS errors: one line naming the file
-        raise DataError(f"{role} data {path}: cannot read: {_first_line(exc)}") from exc
+    except Exception as exc:  # pyarrow, pandas, OS and object-store errors
+        raise DataError(f"{role} data {where}: cannot read: {scrub(_first_line(exc))}") from exc
 
 
-def _read_parquet(path: Path, role: str, columns: Sequence[str] | None) -> pa.Table:
+STORE_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs"}
+
+
+def is_url(path: str | None) -> bool:
+    """An object store's URL (`s3://bucket/key`), read through fsspec, not a local path."""
+    return path is not None and bool(URL_SCHEME.match(path))
+
+
+def store(url: str) -> tuple[Any, str]:
+    """The fsspec file system of `url` and the path in it. Credentials come from the store's
+    own standard chain (for S3: the environment, the shared config and credentials files, the
+    instance or pod role); `AWS_ENDPOINT_URL` points S3 at another server."""
+    scheme = url.split("://", 1)[0].lower()
+    try:
+        import fsspec
+
+        return fsspec.core.url_to_fs(url)  # type: ignore[no-any-return]
+    except ImportError as exc:
+        package = STORE_PACKAGES.get(scheme, f"fsspec's {scheme} package")
+        raise DataError(
+            f"{url}: reading {scheme}:// needs {package} (pip install {package})"
+        ) from exc
+    except ValueError as exc:
+        raise DataError(f"{url}: {scrub(_first_line(exc))}") from exc
+
+
+def _read_parquet(path: str, role: str, columns: Sequence[str] | None) -> pa.Table:
     """The file memory-mapped: Arrow decodes straight from the page cache instead of first
     copying every column chunk. `ParquetFile`, not `read_table`: that one imports
     `pyarrow.dataset` and pandas."""
@@ -217,16 +280,21 @@ def _read_parquet(path: Path, role: str, columns: Sequence[str] | None) -> pa.Ta
     return parquet.read(columns=list(columns) if columns is not None else None)
 
 
-def parquet_file(path: Path, role: str, columns: Sequence[str] | None) -> pq.ParquetFile:
+def parquet_file(path: Path | str, role: str, columns: Sequence[str] | None) -> pq.ParquetFile:
+    """A local file memory-mapped; an object opened through fsspec, read by ranges."""
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path, memory_map=True)
+    if is_url(str(path)):
+        fs, inner = store(str(path))
+        parquet = pq.ParquetFile(fs.open(inner, "rb"))
+    else:
+        parquet = pq.ParquetFile(path, memory_map=True)
     _require_unique(parquet.schema_arrow.names, f"{role} data {path}")
     require_columns(parquet.schema_arrow.names, columns, f"{role} data {path}")
     return parquet
 
 
-def _read_csv(path: Path, role: str, columns: Sequence[str] | None) -> pd.DataFrame:
+def _read_csv(path: str, role: str, columns: Sequence[str] | None) -> pd.DataFrame:
     import pandas as pd
 
     require_columns(pd.read_csv(path, nrows=0).columns, columns, f"{role} data {path}")

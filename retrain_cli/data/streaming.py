@@ -4,17 +4,19 @@ and the partitions that a cluster's tasks read one each (`partitions`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from retrain_cli.data.sources import (
     guarded,
     is_dataset,
     is_parquet,
+    is_url,
     parquet_dataset,
     parquet_file,
     read_query,
+    reading,
     require_columns,
+    store,
 )
 from retrain_cli.jobs.spec import DataSource
 
@@ -57,15 +59,17 @@ def partitions(source: DataSource, role: str, columns: Sequence[str]) -> list[Pa
     SQL, which are read in chunks instead."""
     if not is_parquet(source):
         return None
+    path = str(source.path)
+    # an object's partition names its store (`s3://...`): a cluster's worker reads it there
+    url = store(path)[0].unstrip_protocol if is_url(path) else str
     if is_dataset(source):
         dataset = parquet_dataset(source, role, columns)
         return [
-            Partition(fragment.path, _partition_keys(fragment, dataset.schema), None)
+            Partition(url(fragment.path), _partition_keys(fragment, dataset.schema), None)
             for fragment in dataset.get_fragments()
         ]
-    path = Path(str(source.path))
     parquet = guarded(path, role, lambda: parquet_file(path, role, columns))
-    return [Partition(str(path), {}, [group]) for group in range(parquet.num_row_groups)]
+    return [Partition(path, {}, [group]) for group in range(parquet.num_row_groups)]
 
 
 def partition_batches(
@@ -76,12 +80,17 @@ def partition_batches(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(part.path)
+    path = part.path
     names = list(columns)
     stored = [name for name in names if name not in part.keys]
 
     def batches() -> Iterator[pa.RecordBatch]:
-        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        if is_url(path):
+            fs, inner = store(path)
+            opened: Any = fs.open(inner, "rb")
+        else:
+            opened = path
+        parquet = pq.ParquetFile(opened, pre_buffer=False, buffer_size=1 << 20)
         for batch in parquet.iter_batches(
             batch_size=BATCH_ROWS, columns=stored, row_groups=part.row_groups
         ):
@@ -123,7 +132,7 @@ def _guarded_chunks(
     if source.path is None:
         yield from (frame[list(columns)] for frame in _query_chunks(source, role, columns))
         return
-    path = Path(source.path)
+    path = source.path
     types = {name: "float64" if name in numeric else "str" for name in columns}
 
     def open_chunks() -> Iterator[pd.DataFrame]:
@@ -133,10 +142,10 @@ def _guarded_chunks(
     yield from _guarded_iter(path, role, guarded(path, role, open_chunks))
 
 
-def _guarded_iter(path: Path, role: str, items: Iterator[T]) -> Iterator[T]:
-    """`_guarded` for each step of a reader that fails as it goes."""
+def _guarded_iter(path: str, role: str, items: Iterator[T]) -> Iterator[T]:
+    """`reading` for each step of a reader that fails as it goes."""
     end = object()
-    while (item := guarded(path, role, lambda: next(items, end))) is not end:
+    while (item := reading(path, role, lambda: next(items, end))) is not end:
         yield item  # type: ignore[misc]
 
 
