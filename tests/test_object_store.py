@@ -157,3 +157,59 @@ def _fs() -> Any:
     import s3fs
 
     return s3fs.S3FileSystem()
+
+
+def _serving_document(store: str, model: str) -> dict[str, Any]:
+    """The document as the serving snippet of docs/rollouts.md reads it."""
+    import fsspec
+
+    with fsspec.open(f"{store.rstrip('/')}/{model}.json") as f:
+        return json.load(f)  # type: ignore[no-any-return]
+
+
+def test_serving_documents_are_published_to_the_bucket_for_hosts_without_a_shared_home(
+    cli: Cli, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import write_training_job
+
+    store = f"{bucket}/serving/"
+    shared = tmp_path / "artifacts"
+    for host in ("a", "b"):
+        (tmp_path / host).mkdir()
+        (tmp_path / host / "config.yaml").write_text(f"artifacts_dir: {shared}\n")
+    monkeypatch.setenv("RETRAIN_SERVING_STORE", store)
+
+    def on(host: str, *args: str) -> Any:
+        monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / host))
+        result = cli(*args)
+        assert result.exit_code == 0, result.output
+        return result
+
+    job = write_training_job(tmp_path / "jobs", "j", thresholds={"performance": 0.5})
+    on("a", "jobs", "apply", "-f", str(job))
+    on("a", "retrain", "j")
+    assert [v["version"] for v in _serving_document(store, "j-model")["versions"]] == [1]
+    on("a", "retrain", "j", "--force", "--no-promote")
+    on("b", "versions", "promote", "j-model", "2", "--reason", "from host b")
+    assert [v["version"] for v in _serving_document(store, "j-model")["versions"]] == [2]
+    on("b", "versions", "rollback", "j-model")
+    assert [v["version"] for v in _serving_document(store, "j-model")["versions"]] == [1]
+    shown = on("b", "versions", "serving", "j-model")
+    assert f"{store}j-model.json" in shown.output
+    local = json.loads((tmp_path / "b" / "serving" / "j-model.json").read_text())
+    assert local == _serving_document(store, "j-model")  # the same document in both places
+
+    import s3fs
+
+    s3fs.S3FileSystem().rm(f"{store[5:]}j-model.json")
+    on("a", "jobs", "due")  # a tick puts what the store lacks
+    assert [v["version"] for v in _serving_document(store, "j-model")["versions"]] == [1]
+
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setenv("RETRAIN_HOME", str(other))
+    elsewhere = f"sqlite:///{other / 'other.db'}"
+    assert cli("db", "init", "--database-url", elsewhere, url=False).exit_code == 0
+    refused = cli("jobs", "list", "--database-url", elsewhere, url=False)
+    assert refused.exit_code == 1
+    assert f"{store} belongs to another database" in refused.output

@@ -53,7 +53,12 @@ def claim_home(settings: Settings, session: Session) -> None:
     from retrain_cli.core import ownership
     from retrain_cli.db.queries import registry_id
 
-    ownership.claim_home(settings, registry_id(session))
+    registry = registry_id(session)
+    ownership.claim_home(settings, registry)
+    if settings.serving_store:  # a store's documents are one database's too
+        from retrain_cli.store.objects import claim_prefix
+
+        claim_prefix(settings.serving_store, registry, settings.safe_database_url)
 
 
 def claimed_engine(settings: Settings) -> Engine:
@@ -94,7 +99,7 @@ def publish_serving(engine: Engine, settings: Settings, models: Sequence[str]) -
     from retrain_cli.versions.serving import publish
 
     try:
-        publish(engine, settings.home, models)
+        publish(engine, settings.home, models, settings.serving_store)
     except Exception as exc:
         _log(
             settings, "serving.log", f"cannot write serving documents: {type(exc).__name__}: {exc}"

@@ -33,6 +33,11 @@ class Dask(Spec):
     timeout: FineSeconds = 10.0  # to reach the scheduler
 
 
+class Serving(Spec):
+    # also publish each serving document to this prefix of an object store (s3://bucket/serving/)
+    store: Annotated[Text, Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://")] | None = None
+
+
 class ConfigFile(Spec):
     """Every key of the config file, with its default; an unknown key is an error."""
 
@@ -48,6 +53,7 @@ class ConfigFile(Spec):
     heartbeat_interval: FineSeconds = 15.0
     max_wait: Seconds = 3600  # a job due this long goes ahead of every job that waited less
     dask: Dask = Dask()
+    serving: Serving = Serving()
 
     def notification_settings(self) -> dict[str, Any]:
         """The `notifications` section as `notify.Notifier` reads it."""

@@ -41,6 +41,7 @@ class Settings:
     max_wait_s: float
     dask_scheduler: str | None = None
     dask_timeout_s: float = 10.0
+    serving_store: str | None = None  # a store's prefix the serving documents are published to
 
     @property
     def database_slots(self) -> bool:
@@ -105,6 +106,7 @@ def load_settings(
         max_wait_s=float(config.max_wait),
         dask_scheduler=env.get("RETRAIN_DASK_SCHEDULER") or config.dask.scheduler,
         dask_timeout_s=float(config.dask.timeout),
+        serving_store=env.get("RETRAIN_SERVING_STORE") or config.serving.store,
     )
 
 

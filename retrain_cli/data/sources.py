@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from retrain_cli.core.errors import DataError
 from retrain_cli.core.redaction import check_url, redact_url, remember, scrub
 from retrain_cli.db.session import with_default_driver
-from retrain_cli.jobs.spec import GLOB_CHARS, URL_SCHEME, DataSource
+from retrain_cli.jobs.spec import GLOB_CHARS, DataSource
+from retrain_cli.store.objects import filesystem as store
+from retrain_cli.store.objects import is_url
 
 T = TypeVar("T")
 
@@ -244,32 +246,6 @@ def reading(where: Path | str, role: str, read: Callable[[], T]) -> T:
         raise
     except Exception as exc:  # pyarrow, pandas, OS and object-store errors
         raise DataError(f"{role} data {where}: cannot read: {scrub(_first_line(exc))}") from exc
-
-
-STORE_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs"}
-
-
-def is_url(path: str | None) -> bool:
-    """An object store's URL (`s3://bucket/key`), read through fsspec, not a local path."""
-    return path is not None and bool(URL_SCHEME.match(path))
-
-
-def store(url: str) -> tuple[Any, str]:
-    """The fsspec file system of `url` and the path in it. Credentials come from the store's
-    own standard chain (for S3: the environment, the shared config and credentials files, the
-    instance or pod role); `AWS_ENDPOINT_URL` points S3 at another server."""
-    scheme = url.split("://", 1)[0].lower()
-    try:
-        import fsspec
-
-        return fsspec.core.url_to_fs(url)  # type: ignore[no-any-return]
-    except ImportError as exc:
-        package = STORE_PACKAGES.get(scheme, f"fsspec's {scheme} package")
-        raise DataError(
-            f"{url}: reading {scheme}:// needs {package} (pip install {package})"
-        ) from exc
-    except ValueError as exc:
-        raise DataError(f"{url}: {scrub(_first_line(exc))}") from exc
 
 
 def _read_parquet(path: str, role: str, columns: Sequence[str] | None) -> pa.Table:

@@ -10,15 +10,15 @@ from retrain_cli.data.sources import (
     guarded,
     is_dataset,
     is_parquet,
-    is_url,
     parquet_dataset,
     parquet_file,
     read_query,
     reading,
     require_columns,
-    store,
 )
 from retrain_cli.jobs.spec import DataSource
+from retrain_cli.store.objects import filesystem as store
+from retrain_cli.store.objects import is_url
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -49,10 +49,10 @@ from retrain_cli.jobs.sections import (
     RolloutSpec,
     SchemaSpec,
 )
+from retrain_cli.store.objects import is_url
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
 GLOB_CHARS = re.compile(r"[*?\[]")
-URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # s3://, gs://, az://: read through fsspec
 # The hyperparameters retrain-cli itself reads or whose misuse fails a retrain late: checked at
 # apply. Others go to the library as given (LightGBM has hundreds).
 _WHOLE = frozenset(
@@ -165,7 +165,7 @@ class DataSource(Spec):
         return self
 
     def resolved(self, base_dir: Path) -> DataSource:
-        if self.path is None or URL_SCHEME.match(self.path):  # an object store's URL as given
+        if self.path is None or is_url(self.path):  # an object store's URL, as given
             return self
         return DataSource(path=str((base_dir / Path(self.path).expanduser()).resolve()))
 

@@ -24,6 +24,7 @@ from retrain_cli.core.private import private_dir, write_private_text
 from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
 from retrain_cli.db.session import session_scope
+from retrain_cli.store import objects
 from retrain_cli.versions import registry
 from retrain_cli.versions.changes import changed
 from retrain_cli.versions.rollouts import state as rollouts
@@ -31,7 +32,7 @@ from retrain_cli.versions.rollouts import state as rollouts
 RECHECKED = timedelta(days=1)  # a tick rewrites the documents of models changed this recently
 
 
-def recheck(session: Session, home: Path, now: datetime) -> None:
+def recheck(session: Session, home: Path, now: datetime, store: str | None = None) -> None:
     """Note the models in a rollout, with a version event in the last RECHECKED, or without a
     document yet: a `jobs due` tick rewrites theirs, so a host that died between its commit and
     its write is corrected by the next tick, and a new host or an upgraded install gets every
@@ -43,7 +44,8 @@ def recheck(session: Session, home: Path, now: datetime) -> None:
         .where(version.status.in_((VersionStatus.ACTIVE, VersionStatus.CANDIDATE)))
         .distinct()
     )
-    missing = set(served) - _documents(home)
+    # a pod's home is new every time: with a store, the store says what is published
+    missing = set(served) - (objects.names(store, ".json") if store else _documents(home))
     rolling = session.scalars(
         select(version.model_name).where(version.status == VersionStatus.CANDIDATE)
     )
@@ -119,23 +121,42 @@ def encode(served: dict[str, Any]) -> str:
     return json.dumps(jsonable(served), indent=2, sort_keys=True) + "\n"
 
 
-def write(session: Session, home: Path, model: str) -> bool:
-    """Write the model's document where it differs from the file (True when written)."""
+def write(session: Session, home: Path, model: str) -> str | None:
+    """Write the model's document where it differs from the file: its text when written."""
     text = encode(document(session, model))
     path = paths.serving_document(home, model)
     try:
         if path.read_text(encoding="utf-8") == text:
-            return False
+            return None
     except FileNotFoundError:
         pass
     private_dir(path.parent)
     write_private_text(path, text)
-    return True
+    return text
 
 
-def publish(engine: Engine, home: Path, models: Iterable[str]) -> list[str]:
-    """Write the documents of `models` after the change committed; returns the models whose
-    file changed."""
-
+def publish(
+    engine: Engine, home: Path, models: Iterable[str], store: str | None = None
+) -> list[str]:
+    """Write the documents of `models` after the change committed, and with a `store` put each
+    one that changed (or that the store lacks) there too, in one PUT; returns the models whose
+    document changed."""
+    wanted = sorted(set(models))
+    published = objects.names(store, ".json") if store and wanted else set()
+    changed_models = []
     with session_scope(engine, check_schema=False) as session:
-        return [model for model in sorted(set(models)) if write(session, home, model)]
+        for model in wanted:
+            text = write(session, home, model)
+            if text is not None:
+                changed_models.append(model)
+            if store and (text is not None or model not in published):
+                objects.put_text(
+                    store_document(store, model), text or encode(document(session, model))
+                )
+    return changed_models
+
+
+def store_document(store: str, model: str) -> str:
+    """Where a model's document is published in the store (the model's name, checked as for a
+    directory, keeps it inside the prefix)."""
+    return objects.join(store, paths.serving_document(Path("/"), model).name)

@@ -379,7 +379,7 @@ def due(
     at = now or utcnow()
     with open_session(database_url) as (settings, session):
         moves, failures = advance_all(session, at)
-        recheck(session, settings.home, at)
+        recheck(session, settings.home, at, settings.serving_store)
         report = due_jobs(session, at, settings.max_wait_s)
     report.rollouts, report.errors = moves, [*failures, *report.errors]
     notify(settings, [event for move in moves for event in move.events()])

@@ -141,15 +141,19 @@ def serving(
     model: Model, database_url: DatabaseUrl = None, as_json: Json = False, quiet: Quiet = False
 ) -> None:
     """Print the versions to serve and their weights: what $RETRAIN_HOME/serving/MODEL.json
-    holds (docs/rollouts.md).
+    (and, with `serving.store`, the store's MODEL.json) holds, and where (docs/rollouts.md).
 
     Example: retrain-cli versions serving fraud --json
     """
-    from retrain_cli.versions.serving import document
+    from retrain_cli.core import paths
+    from retrain_cli.versions.serving import document, store_document
 
-    with open_session(database_url) as (_, session):
+    with open_session(database_url) as (settings, session):
         served = document(session, model)
-    Output(as_json, quiet).emit(served, lambda c: _render_serving(c, served))
+    where = [str(paths.serving_document(settings.home, model))]
+    if settings.serving_store:
+        where.append(store_document(settings.serving_store, model))
+    Output(as_json, quiet).emit(served, lambda c: _render_serving(c, served, where))
 
 
 @app.command("rollout", cls=Command)
@@ -209,7 +213,7 @@ def _render_rollout(
     _render_serving(console, served)
 
 
-def _render_serving(console: Any, served: dict[str, Any]) -> None:
+def _render_serving(console: Any, served: dict[str, Any], where: list[str] | None = None) -> None:
     rollout = served["rollout"]
     if rollout:
         console.print(
@@ -226,6 +230,8 @@ def _render_serving(console: Any, served: dict[str, Any]) -> None:
             ],
         )
     )
+    if where:
+        console.print(f"published: {', '.join(where)}", markup=False)
 
 
 @app.command("retire", cls=Command)

@@ -1,0 +1,129 @@
+"""Objects in a store named by URL (`s3://bucket/prefix/...`), through fsspec: its file system
+(s3fs, gcsfs, adlfs), one-PUT writes, reads and listings, and the claim of a prefix by one
+database.
+
+Credentials come from the store's own standard chain (for S3: the environment, the shared config
+and credentials files, the instance or pod role); `AWS_ENDPOINT_URL` points S3 at another server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from retrain_cli.core.errors import ConfigError, RetrainError
+from retrain_cli.core.redaction import scrub
+
+T = TypeVar("T")
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # s3://, gs://, az://
+PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs"}
+OWNER = "owner.json"
+
+
+class StoreError(RetrainError):
+    """A store could not be read or written: one line naming the URL, never its credentials."""
+
+
+def is_url(path: str | None) -> bool:
+    """A store's URL rather than a local path."""
+    return path is not None and bool(URL_SCHEME.match(path))
+
+
+def filesystem(url: str) -> tuple[Any, str]:
+    """The fsspec file system of `url`, and the path in it."""
+    scheme = url.split("://", 1)[0].lower()
+    try:
+        import fsspec
+
+        return fsspec.core.url_to_fs(url)  # type: ignore[no-any-return]
+    except ImportError as exc:
+        package = PACKAGES.get(scheme, f"fsspec's {scheme} package")
+        raise ConfigError(f"{url}: {scheme}:// needs {package} (pip install {package})") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{url}: {scrub(first_line(exc))}") from exc
+
+
+def join(prefix: str, name: str) -> str:
+    return f"{prefix.rstrip('/')}/{name}"
+
+
+def guarded(url: str, action: str, work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except RetrainError:
+        raise
+    except Exception as exc:  # the store's client: a refusal, an unreachable endpoint
+        raise StoreError(f"cannot {action} {url}: {scrub(first_line(exc))}") from exc
+
+
+def put_text(url: str, text: str) -> None:
+    """Write one object in one PUT: a reader sees the old object or the new one, never a part."""
+    fs, path = filesystem(url)
+    guarded(url, "write", lambda: fs.pipe_file(path, text.encode("utf-8")))
+
+
+def get_text(url: str) -> str | None:
+    """The object's text, or None when there is none."""
+    fs, path = filesystem(url)
+
+    def read() -> str | None:
+        try:
+            data: bytes = fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+        return data.decode("utf-8")
+
+    return guarded(url, "read", read)
+
+
+def names(prefix: str, suffix: str) -> set[str]:
+    """The names under `prefix` ending in `suffix`, without it, from one listing."""
+    fs, path = filesystem(prefix)
+
+    def listed() -> set[str]:
+        fs.invalidate_cache(path)
+        try:
+            found = fs.ls(path, detail=False)
+        except FileNotFoundError:
+            return set()
+        names = (str(name).rsplit("/", 1)[-1] for name in found)
+        return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
+
+    return guarded(prefix, "list", listed)
+
+
+def claim_prefix(prefix: str, registry: str, database: str) -> None:
+    """Record `registry` as the owner of `prefix` when it has none, and refuse any other: two
+    databases never share one store's documents (as they never share a RETRAIN_HOME). A store
+    has no link to create a mark whole and once, so the mark is read again after it is
+    written: of two first commands racing, the one whose mark was overwritten stops."""
+    mark = join(prefix, OWNER)
+    owner = _owner(mark)
+    if owner is None:
+        put_text(mark, json.dumps({"registry": registry, "database": database}, sort_keys=True))
+        owner = _owner(mark)
+    if owner is None or owner.get("registry") != registry:
+        named = "unknown" if owner is None else owner.get("database", "unknown")
+        raise ConfigError(
+            f"{prefix} belongs to another database ({named}), not to {database} (registry "
+            f"{registry[:12]}): give each database its own prefix, or remove {mark} if that "
+            "database is gone"
+        )
+
+
+def _owner(mark: str) -> dict[str, Any] | None:
+    text = get_text(mark)
+    if text is None:
+        return None
+    try:
+        owner = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"cannot read {mark}, which names the database owning it") from exc
+    return owner if isinstance(owner, dict) else None
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
