@@ -213,3 +213,32 @@ def test_serving_documents_are_published_to_the_bucket_for_hosts_without_a_share
     refused = cli("jobs", "list", "--database-url", elsewhere, url=False)
     assert refused.exit_code == 1
     assert f"{store} belongs to another database" in refused.output
+
+
+def test_the_report_is_published_to_a_bucket_prefix_the_database_claims(
+    cli: Cli, bucket: str, tmp_path: Path, session: Any, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import s3fs
+
+    from tests.test_report import HOSTILE, NOW, seeded
+
+    seeded(cli, session, tmp_path, "fraud", hostile=True)
+    out = f"{bucket}/report/"
+    result = cli("report", "--out", out, "--now", NOW.isoformat(), "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["index"] == f"{bucket}/report/index.html"
+    fs = s3fs.S3FileSystem()
+    stored = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{bucket[5:]}/report", detail=False))
+    pages = sorted(Path(p).name for p in document["pages"].values())
+    assert stored == sorted(["index.html", "owner.json", *pages])
+    assert all(p.startswith(f"{bucket}/report/") for p in document["pages"].values())
+    assert HOSTILE not in stored  # a name with `../` and markup stays inside the prefix
+    index = fs.cat_file(f"{bucket[5:]}/report/index.html").decode()
+    assert "retrain-cli report" in index and "fraud-model" in index
+
+    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "other-home"))
+    assert cli("db", "init", "--database-url", elsewhere, url=False).exit_code == 0
+    refused = cli("report", "--out", out, "--database-url", elsewhere, url=False)
+    assert refused.exit_code == 1 and "belongs to another database" in refused.output

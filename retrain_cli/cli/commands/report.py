@@ -17,10 +17,11 @@ from retrain_cli.core.durations import parse_duration, utcnow
 
 def report(
     out: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--out",
-            help="The report's directory (default: $RETRAIN_HOME/report).",
+            help="The report's directory, or a store's prefix such as s3://bucket/report/ "
+            "(default: $RETRAIN_HOME/report).",
             metavar="DIR",
             show_default=False,
         ),
@@ -48,7 +49,9 @@ def report(
 
     Example: retrain-cli report --out /var/www/retrain --since 30d
     """
+    from retrain_cli.db.queries import registry_id
     from retrain_cli.ops.report import write_report
+    from retrain_cli.store import objects
     from retrain_cli.training.slots import file_slots
 
     try:
@@ -57,7 +60,12 @@ def report(
         raise typer.BadParameter(str(exc), param_hint="--since") from exc
     with open_session(database_url) as (settings, session):
         at = now or utcnow()
-        target = (out or paths.report_dir(settings.home)).expanduser().absolute()
+        target: Path | str
+        if out is not None and objects.is_url(out):
+            target = out  # a store's prefix is one database's, as a home is
+            objects.claim_prefix(out, registry_id(session), settings.safe_database_url)
+        else:
+            target = (Path(out) if out else paths.report_dir(settings.home)).expanduser().absolute()
         written = write_report(
             session, target, at, at - period, models or [], file_slots(settings).slots_in_use()
         )
@@ -71,8 +79,10 @@ def report(
 
 def _render(console: Any, written: Any) -> None:
     urgent = sum(bool(a) for a in written.alerts.values())
+    from retrain_cli.store.objects import is_url
+
+    index = written.index if is_url(written.index) else Path(written.index).as_uri()
     console.print(
-        f"report of {len(written.pages)} models ({urgent} with open alerts): "
-        f"open {written.index.as_uri()}",
+        f"report of {len(written.pages)} models ({urgent} with open alerts): open {index}",
         soft_wrap=True,
     )
