@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 def describe(source: DataSource) -> str:
     """A printable name of the source, without secrets."""
-    return source.path if source.path is not None else redact_url(source.url or "")
+    return _shown(source.path) if source.path is not None else redact_url(source.url or "")
 
 
 def read_frame(source: DataSource, role: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -233,7 +233,7 @@ def guarded(path: Path | str, role: str, read: Callable[[], T]) -> T:
     else:
         found = Path(where).is_file() or Path(where).is_dir() or GLOB_CHARS.search(where)
     if not found:
-        raise DataError(f"{role} data {where}: no such file")
+        raise DataError(f"{role} data {_shown(where)}: no such file")
     return reading(where, role, read)
 
 
@@ -245,7 +245,13 @@ def reading(where: Path | str, role: str, read: Callable[[], T]) -> T:
     except DataError:
         raise
     except Exception as exc:  # pyarrow, pandas, OS and object-store errors
-        raise DataError(f"{role} data {where}: cannot read: {scrub(_first_line(exc))}") from exc
+        reason = scrub(_first_line(exc))
+        raise DataError(f"{role} data {_shown(where)}: cannot read: {reason}") from exc
+
+
+def _shown(where: Path | str) -> str:
+    """A path as it is, a store's URL without a password it may carry."""
+    return redact_url(str(where)) if is_url(str(where)) else str(where)
 
 
 def _read_parquet(path: str, role: str, columns: Sequence[str] | None) -> pa.Table:

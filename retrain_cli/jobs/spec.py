@@ -155,6 +155,8 @@ class DataSource(Spec):
     def _one_kind(self) -> DataSource:
         if (self.path is None) == (self.url is None or self.query is None):
             raise ValueError("expected a file path or {url: ..., query: ...}")
+        if is_url(self.path):
+            remember(str(self.path))  # a store's URL may carry a secret: never printed
         if self.url is not None:
             for url in (self.url, os.path.expandvars(self.url)):
                 remember(url)
