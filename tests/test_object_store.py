@@ -242,3 +242,43 @@ def test_the_report_is_published_to_a_bucket_prefix_the_database_claims(
     assert cli("db", "init", "--database-url", elsewhere, url=False).exit_code == 0
     refused = cli("report", "--out", out, "--database-url", elsewhere, url=False)
     assert refused.exit_code == 1 and "belongs to another database" in refused.output
+
+
+def test_store_options_in_the_config_file_reach_the_store_and_their_secrets_are_never_printed(
+    cli: Cli,
+    bucket: str,
+    s3_server: str,
+    tmp_path: Path,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fsspec.config
+    import s3fs
+
+    _upload(window(300), f"{bucket}/ref.parquet")
+    _upload(window(300, seed=2), f"{bucket}/cur.parquet")
+    data = {
+        "train": f"{bucket}/ref.parquet",
+        "reference": f"{bucket}/ref.parquet",
+        "current": f"{bucket}/cur.parquet",
+    }
+    _apply(cli, tmp_path, "configured", data)
+    monkeypatch.setattr(fsspec.config, "conf", {})  # what the config file sets, for this test
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    secret = "config-file-s3cr3t"
+
+    def configure(endpoint: str) -> None:
+        s3fs.S3FileSystem.clear_instance_cache()
+        options = {"endpoint_url": endpoint, "key": "config-key-id", "secret": secret}
+        options["config_kwargs"] = {"retries": {"max_attempts": 1}}
+        (home / "config.yaml").write_text(json.dumps({"storage_options": {"s3": options}}))
+
+    configure(s3_server)
+    checked = cli("drift", "check", "configured")
+    assert checked.exit_code in (0, 3), checked.output
+    configure("http://127.0.0.1:9")  # nothing listens there
+    failed = cli("drift", "check", "configured", "--debug")
+    assert failed.exit_code != 0
+    assert secret not in failed.output and secret not in str(failed.exception)
+    s3fs.S3FileSystem.clear_instance_cache()

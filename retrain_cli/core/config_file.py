@@ -54,6 +54,11 @@ class ConfigFile(Spec):
     max_wait: Seconds = 3600  # a job due this long goes ahead of every job that waited less
     dask: Dask = Dask()
     serving: Serving = Serving()
+    # fsspec's options per protocol (`s3: {endpoint_url: ..., key: ..., secret: ...}`), over
+    # the store's own credential chain; secrets here are never printed
+    storage_options: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9+.-]*$")], dict[str, Any]] = (
+        Field(default_factory=dict)
+    )
 
     def notification_settings(self) -> dict[str, Any]:
         """The `notifications` section as `notify.Notifier` reads it."""

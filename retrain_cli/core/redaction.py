@@ -44,6 +44,12 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user.partition(':')[0]}:{MASK}@{host}"
 
 
+def remember_secret(value: str) -> None:
+    """Remember a secret that is not in a URL (a store's key) so no output shows it."""
+    if value:
+        _remembered.add(value)
+
+
 def remember(url: str) -> None:
     """Remember the password of `url` (as written and decoded) so no output shows it."""
     _, sep, rest = url.partition("://")

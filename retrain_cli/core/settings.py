@@ -10,13 +10,14 @@ file is `RETRAIN_CONFIG`, else `$RETRAIN_HOME/config.yaml` when present.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrain_cli.core.errors import ConfigError
-from retrain_cli.core.redaction import redact_url, remember
+from retrain_cli.core.redaction import redact_url, remember, remember_secret
 
 if TYPE_CHECKING:
     from retrain_cli.core.config_file import ConfigFile
@@ -90,6 +91,8 @@ def load_settings(
         url = f"sqlite:///{home / 'retrain.db'}"
     remember(str(url))
     metrics_dir = env.get("RETRAIN_METRICS_DIR") or config.metrics.textfile_dir
+    if config.storage_options:
+        _apply_storage_options(config.storage_options)
     return Settings(
         home=home,
         database_url=str(url),
@@ -108,6 +111,33 @@ def load_settings(
         dask_timeout_s=float(config.dask.timeout),
         serving_store=env.get("RETRAIN_SERVING_STORE") or config.serving.store,
     )
+
+
+def _apply_storage_options(options: dict[str, dict[str, Any]]) -> None:
+    """The config file's store options as fsspec's defaults per protocol (`fsspec.config.conf`,
+    fsspec's own place for them): every store URL this process opens gets them, and its string
+    values are never printed."""
+    import fsspec.config
+
+    for protocol, values in options.items():
+        for value in _secrets(values):
+            remember_secret(value)
+        fsspec.config.conf.setdefault(protocol, {}).update(values)
+
+
+_SECRET = re.compile(r"secret|key|token|password|credential|sas|signature", re.IGNORECASE)
+
+
+def _secrets(values: dict[str, Any]) -> list[str]:
+    """The string values under keys that name a secret (`key`, `secret`, `token`, ...), at any
+    depth (`client_kwargs`, `config_kwargs`)."""
+    found = []
+    for name, value in values.items():
+        if isinstance(value, dict):
+            found += _secrets(value)
+        elif isinstance(value, str) and _SECRET.search(name):
+            found.append(value)
+    return found
 
 
 def _config_path(home: Path, env: Mapping[str, str]) -> Path | None:
