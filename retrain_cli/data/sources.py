@@ -268,7 +268,7 @@ def parquet_file(path: Path | str, role: str, columns: Sequence[str] | None) -> 
 
     if is_url(str(path)):
         fs, inner = store(str(path))
-        parquet = pq.ParquetFile(fs.open(inner, "rb"))
+        parquet = pq.ParquetFile(fs.open(inner, "rb"), pre_buffer=True)
     else:
         parquet = pq.ParquetFile(path, memory_map=True)
     _require_unique(parquet.schema_arrow.names, f"{role} data {path}")

@@ -85,12 +85,15 @@ def partition_batches(
     stored = [name for name in names if name not in part.keys]
 
     def batches() -> Iterator[pa.RecordBatch]:
-        if is_url(path):
+        remote = is_url(path)
+        if remote:
             fs, inner = store(path)
             opened: Any = fs.open(inner, "rb")
         else:
             opened = path
-        parquet = pq.ParquetFile(opened, pre_buffer=False, buffer_size=1 << 20)
+        # from a store, each row group's column chunks in a few coalesced range requests
+        # (pyarrow's pre-buffering), not one request per buffer
+        parquet = pq.ParquetFile(opened, pre_buffer=remote, buffer_size=1 << 20)
         for batch in parquet.iter_batches(
             batch_size=BATCH_ROWS, columns=stored, row_groups=part.row_groups
         ):
