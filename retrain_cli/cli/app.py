@@ -189,6 +189,7 @@ def _register() -> None:
         db,
         doctor,
         drift,
+        due,
         jobs,
         perf,
         report,
@@ -199,6 +200,7 @@ def _register() -> None:
     )
 
     app.add_typer(db.app, name="db")
+    jobs.app.command("due", cls=Command)(due.due)  # the scheduler's tick, last in `jobs`
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(drift.app, name="drift")
     app.add_typer(perf.app, name="perf")

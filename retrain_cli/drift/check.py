@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from retrain_cli.compute.interface import Backend, Placement
+from retrain_cli.compute.interface import Backend, Placed, Placement
 from retrain_cli.compute.local import LOCAL, LocalPlacement
 from retrain_cli.core.choices import Compute, DriftMode, DriftReference
 from retrain_cli.core.errors import DataError
@@ -115,30 +115,26 @@ def evaluate_job(
     placement: Placement | None = None,
     threads: int = 0,
 ) -> DriftResult:
-    """`compare_job`, then the current window against the job's data contract (`schema:`),
-    streamed in the profile mode's batches."""
-    result = compare_job(session, root, job, now, placement, threads)
-    contract, current = job.spec.contract, job.spec.data.current
-    if contract is not None and current is not None:
-        backend, _ = (placement or LocalPlacement()).for_drift(job)  # the cluster's for dask
-        time_column = job.spec.time_column
-        result.contract = backend.check_contract(current, "current", contract, time_column, now)
-    return result
-
-
-def compare_job(
-    session: Session,
-    root: Path,
-    job: EffectiveJob,
-    now: datetime,
-    placement: Placement | None = None,
-    threads: int = 0,
-) -> DriftResult:
     """Compare the job's current window with its reference (nothing recorded but a profile
     built on the way); `root` is the artifacts directory, where profiles live. A job with
     `compute: dask` counts its current window where `placement` says (on a Dask cluster when it
-    can).
-    With `drift.multivariate`, a domain classifier on `threads` threads joins the verdict."""
+    can). With `drift.multivariate`, a domain classifier on `threads` threads joins the
+    verdict. With a `schema:`, the current window is checked against the data contract too,
+    where the window is counted."""
+    placed = (placement or LocalPlacement()).for_drift(job)
+    result = _compare(session, root, job, now, placed, threads)
+    contract, current = job.spec.contract, job.spec.data.current
+    if contract is not None and current is not None:
+        time_column = job.spec.time_column
+        result.contract = placed.backend.check_contract(
+            current, "current", contract, time_column, now
+        )
+    return result
+
+
+def _compare(
+    session: Session, root: Path, job: EffectiveJob, now: datetime, placed: Placed, threads: int
+) -> DriftResult:
     reference_source, current_source = job.spec.data.reference, job.spec.data.current
     if current_source is None or (reference_source is None and not _against_training(job)):
         raise DataError(f"job {job.name!r} needs data.reference and data.current to check drift")
@@ -159,7 +155,7 @@ def compare_job(
             )
             exact.add_multivariate(_classify(samples, exact, wanted, threads))
         return exact
-    backend, note = (placement or LocalPlacement()).for_drift(job)
+    backend, note = placed
     if _against_training(job):
         profile, described = profile_store.training(session, job.model)
         hint = f"retrain {job.model!r} to profile its training data again"
