@@ -36,6 +36,7 @@ from retrain_cli.core.durations import utcnow
 from retrain_cli.db.models import Base
 from retrain_cli.db.schema import init_database, seed_default_configs
 from retrain_cli.db.session import SCHEMA_REVISION, make_engine, session_scope
+from tests.helpers import StoreGate
 
 PG_ADMIN_URL = os.environ.get(
     "RETRAIN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -386,3 +387,29 @@ def s3_server() -> Iterator[str]:
         finally:
             server.kill()
             server.wait()
+
+
+@pytest.fixture
+def bucket(s3_server: str) -> str:
+    """A fresh prefix in the test bucket: `s3://retrain-test/<random>`."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    if not fs.exists("retrain-test"):
+        fs.mkdir("retrain-test")
+    return f"s3://retrain-test/{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def store_gate(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[StoreGate]:
+    """S3 clients of this process pointed at a `StoreGate` in front of the S3 server."""
+    import s3fs
+
+    gate = StoreGate(s3_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", gate.url)
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        yield gate
+    finally:
+        gate.close()
+        s3fs.S3FileSystem.clear_instance_cache()

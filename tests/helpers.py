@@ -146,3 +146,97 @@ def retrain_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
         timeout=300,
         check=False,
     )
+
+
+class StoreGate:
+    """A real HTTP proxy on 127.0.0.1 in front of the S3 server, which a test turns into a store
+    that fails: from its `after`-th write under a key containing `refuse`, it answers 403
+    AccessDenied to writes and deletes; a write under a key containing `hold` waits (`arrived` is
+    set) until `released` is, and is then dropped: the writer was killed in the middle of an
+    upload, and what it had not sent never reaches the store."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        self.refuse: str | None = None
+        self.after = 0
+        self.hold: str | None = None
+        self.arrived, self.released = threading.Event(), threading.Event()
+        self.writes: list[str] = []  # the keys written through the gate, in order
+        gate, target = self, urlsplit(upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    data = b""
+                    while size := int(self.rfile.readline().split(b";")[0], 16):
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                    self.rfile.readline()
+                    return data
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _forward(self) -> None:
+                body = self._body()
+                writing = self.command in ("PUT", "POST", "DELETE")
+                if writing and self.command == "PUT":
+                    gate.writes.append(self.path)
+                if writing and gate.refuse and gate.refuse in self.path:
+                    gate.after -= 1
+                    if gate.after < 0:
+                        return self._answer(403, _ACCESS_DENIED, {})
+                if self.command == "PUT" and gate.hold and gate.hold in self.path:
+                    gate.arrived.set()
+                    gate.released.wait()
+                    return self._answer(503, b"", {})
+                connection = http.client.HTTPConnection(
+                    str(target.hostname), target.port, timeout=60
+                )
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"
+                }
+                headers["Content-Length"] = str(len(body))
+                connection.request(self.command, self.path, body=body, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+                passed = {k: v for k, v in answer.getheaders() if k.lower() != "transfer-encoding"}
+                connection.close()
+                self._answer(answer.status, data, passed)
+
+            def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "connection", "server", "date"):
+                        self.send_header(name, value)
+                length = headers.get("Content-Length", headers.get("content-length"))
+                head = self.command == "HEAD" and length is not None
+                self.send_header("Content-Length", str(length) if head else str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_ACCESS_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+    b"<Message>writes are refused</Message></Error>"
+)

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from retrain_cli.db.models import AutoRetrainingJob, ModelVersionManagement, RetrainingJobHistory
 from retrain_cli.db.schema import init_database
 from retrain_cli.db.session import make_engine, session_scope
+from tests.helpers import StoreGate, training_frame, write_training_job
 from tests.helpers import retrain_cli as cli
-from tests.helpers import training_frame, write_training_job
 
 SLOW = {"num_boost_round": 8000, "num_threads": 1, "num_leaves": 63, "min_data_in_leaf": 1}
 ENDLESS = {**SLOW, "num_boost_round": 10_000_000}
@@ -282,3 +282,56 @@ def test_a_host_that_cannot_see_a_versions_files_says_so_and_registers_nothing(
     result = cli(b, "retrain", "j1", "--json", "--force")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["version"]["version"] == 3
+
+
+@pytest.mark.slow
+def test_hosts_on_one_bucket_with_no_shared_folder_retrain_promote_roll_back_and_serve(
+    pg: str, tmp_path: Path, s3_server: str, bucket: str
+) -> None:
+    """Host A's upload is killed before its manifest: nothing is registered, and host B's
+    next registration sweeps what it left. B preflights, rolls back and serves from the
+    bucket; the serving snippet of docs/rollouts.md reads the decision there."""
+    import fsspec
+
+    store, serving = f"{bucket}/artifacts", f"{bucket}/serving/"
+    config = {"artifacts_dir": store, "serving": {"store": serving}, "lease_ttl": 3}
+    gate = StoreGate(s3_server)
+    try:
+        a = {
+            **host(tmp_path, "a", pg, heartbeat_interval=1, **config),
+            "AWS_ENDPOINT_URL": gate.url,
+        }
+        b = host(tmp_path, "b", pg, heartbeat_interval=1, **config)
+        add_jobs(a, tmp_path / "jobs", ["j1"])
+        assert cli(a, "retrain", "j1").returncode == 0
+        gate.hold = "/manifest.json"
+        killed = spawn(a, "retrain", "j1", "--force", "--quiet")
+        assert gate.arrived.wait(120), killed.communicate(timeout=5)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.communicate(timeout=30)
+    finally:
+        gate.close()
+    fs = fsspec.filesystem("s3")
+    fs.invalidate_cache()
+    (leftover,) = [p for p in fs.ls(f"{store[5:]}/j1-model") if p.rsplit("/", 1)[-1][:2] == "2-"]
+    assert not fs.exists(f"{leftover}/manifest.json")  # the manifest is written last
+    with scope(pg) as s:
+        assert s.scalar(select(func.count()).select_from(ModelVersionManagement)) == 1
+
+    result = cli(b, "retrain", "j1", "--force", "--no-promote", "--wait-timeout", "60", "--json")
+    assert result.returncode == 0, result.stderr
+    fs.invalidate_cache()
+    assert not fs.exists(leftover)  # swept by B's registration
+    for command in (["versions", "promote", "j1-model", "2"], ["versions", "rollback", "j1-model"]):
+        done = cli(b, *command)  # each preflight reads and verifies the version from the bucket
+        assert done.returncode == 0, done.stderr
+    with fsspec.open(f"{serving.rstrip('/')}/j1-model.json") as f:  # docs/rollouts.md's snippet
+        document = json.load(f)
+    (served,) = document["versions"]
+    assert served["version"] == 1 and served["directory"].startswith(f"{store}/j1-model/1-")
+    with scope(pg) as s:
+        statuses = s.scalars(select(RetrainingJobHistory.status).order_by(RetrainingJobHistory.id))
+        assert list(statuses) == ["succeeded", "abandoned", "succeeded"]
+    assert (
+        not (tmp_path / "a" / "artifacts").exists() and not (tmp_path / "b" / "artifacts").exists()
+    )

@@ -5,7 +5,6 @@ and by a Dask cluster's workers directly."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,6 @@ from tests.conftest import Cli, require_distributed
 from tests.helpers import training_frame, window, write_job
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def bucket(s3_server: str) -> str:
-    """A fresh prefix in the test bucket: `s3://retrain-test/<random>`."""
-    import s3fs
-
-    fs = s3fs.S3FileSystem()
-    if not fs.exists("retrain-test"):
-        fs.mkdir("retrain-test")
-    return f"s3://retrain-test/{uuid.uuid4().hex}"
 
 
 def _upload(frame: Any, url: str) -> None:

@@ -55,10 +55,12 @@ def claim_home(settings: Settings, session: Session) -> None:
 
     registry = registry_id(session)
     ownership.claim_home(settings, registry)
-    if settings.serving_store:  # a store's documents are one database's too
-        from retrain_cli.store.objects import claim_prefix
+    from retrain_cli.store.objects import claim_prefix
 
-        claim_prefix(settings.serving_store, registry, settings.safe_database_url)
+    # a store's versions, profiles and documents are one database's too
+    for prefix in dict.fromkeys((settings.artifacts_store, settings.serving_store)):
+        if prefix:
+            claim_prefix(prefix, registry, settings.safe_database_url)
 
 
 def claimed_engine(settings: Settings) -> Engine:

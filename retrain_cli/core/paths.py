@@ -4,6 +4,9 @@ one module that names those paths, so that where things live changes in one plac
     artifacts_dir/<model>/<version>-<digest>/   a published version (`store.artifacts`)
     artifacts_dir/<model>/.staging-<host>-<pid>-<token>/   a version being written
     artifacts_dir/<model>/profiles/<job>-<digest>.json     a job's reference profile
+    s3://.../<model>/<version>-<digest>/...     the same keys in a store (`store.remote`), whose
+                                                versions this host keeps verified copies of in
+    RETRAIN_HOME/cache/artifacts/<model>/<version>-<digest>/
     RETRAIN_HOME/serving/<model>.json           a model's serving document
     locks_dir/slot-<n>.lock, job-<job>.lock     host slots
     logs_dir/<job>/<start>-<pid>.log            a retrain started by `jobs due --run`
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from retrain_cli.core.errors import ConfigError
 
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # s3://, gs://, az://
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DIGEST_CHARS = 16  # of a digest in a directory or file name
 STAGING_PREFIX = ".staging-"
@@ -32,10 +36,21 @@ REPORT = "report"
 OWNER = "owner.json"
 
 
-def model_dir(root: Path, model: str) -> Path:
-    """`root/model`, refusing names that could leave `root` (`..`, `/`, absolute paths)."""
+def is_url(path: str | None) -> bool:
+    """A store's URL rather than a local path."""
+    return path is not None and bool(URL_SCHEME.match(path))
+
+
+def safe_name(model: str) -> str:
+    """`model`, refused when it could leave a directory (`..`, `/`, absolute paths)."""
     if not _SAFE_NAME.match(model) or model in (".", ".."):
         raise ConfigError(f"model name {model!r} is not safe as a directory name")
+    return model
+
+
+def model_dir(root: Path, model: str) -> Path:
+    """`root/model`, refusing names that could leave `root` (`..`, `/`, absolute paths)."""
+    safe_name(model)
     base = root.resolve()
     path = (base / model).resolve()
     if not path.is_relative_to(base) or path == base:
@@ -45,7 +60,29 @@ def model_dir(root: Path, model: str) -> Path:
 
 def version_dir(root: Path, model: str, version: int, digest: str) -> Path:
     """A published version's directory: its number and its manifest's digest."""
-    return model_dir(root, model) / f"{version}-{digest[:DIGEST_CHARS]}"
+    return model_dir(root, model) / version_name(version, digest)
+
+
+def version_name(version: int, digest: str) -> str:
+    return f"{version}-{digest[:DIGEST_CHARS]}"
+
+
+def version_key(store: str, model: str, version: int, digest: str) -> str:
+    """A published version's prefix in a store: the same names as on disk."""
+    return f"{model_key(store, model)}/{version_name(version, digest)}"
+
+
+def model_key(store: str, model: str) -> str:
+    return f"{store.rstrip('/')}/{safe_name(model)}"
+
+
+def reference_profile_key(store: str, model: str, job: str, digest: str) -> str:
+    return f"{model_key(store, model)}/{PROFILES}/{safe_name(job)}-{digest[:DIGEST_CHARS]}.json"
+
+
+def artifact_cache(home: Path) -> Path:
+    """This host's verified copies of the versions in a store, laid out as an artifacts_dir."""
+    return home / "cache" / "artifacts"
 
 
 def staging_dir(root: Path, model: str, host: str, pid: int, token: str) -> Path:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrain_cli.core import paths
 from retrain_cli.core.errors import ConfigError
 from retrain_cli.core.redaction import redact_url, remember, remember_secret
 
@@ -29,7 +30,7 @@ class Settings:
 
     home: Path
     database_url: str
-    artifacts_dir: Path
+    artifacts_dir: Path  # with `artifacts_store`: this host's verified copies and staging
     locks_dir: Path
     logs_dir: Path
     max_concurrent_retrains: int
@@ -43,6 +44,12 @@ class Settings:
     dask_scheduler: str | None = None
     dask_timeout_s: float = 10.0
     serving_store: str | None = None  # a store's prefix the serving documents are published to
+    artifacts_store: str | None = None  # a store's prefix the versions and profiles live under
+
+    @property
+    def artifacts_root(self) -> str:
+        """Where versions are published and profiles kept: the store's prefix, or the folder."""
+        return self.artifacts_store or str(self.artifacts_dir)
 
     @property
     def database_slots(self) -> bool:
@@ -93,10 +100,13 @@ def load_settings(
     metrics_dir = env.get("RETRAIN_METRICS_DIR") or config.metrics.textfile_dir
     if config.storage_options:
         _apply_storage_options(config.storage_options)
+    artifacts = _local(config.artifacts_dir)
+    store = artifacts if paths.is_url(artifacts) else None
     return Settings(
         home=home,
         database_url=str(url),
-        artifacts_dir=_dir(config.artifacts_dir, home / "artifacts"),
+        artifacts_dir=paths.artifact_cache(home) if store else _dir(artifacts, home / "artifacts"),
+        artifacts_store=store.rstrip("/") if store else None,
         locks_dir=_dir(config.locks_dir, home / "locks"),
         logs_dir=_dir(config.logs_dir, home / "logs"),
         max_concurrent_retrains=config.max_concurrent_retrains,
@@ -171,6 +181,13 @@ def _read_config(path: Path | None) -> ConfigFile:
         return parse_config(data)
     except ValueError as exc:
         raise ConfigError(f"config file {path}: {exc}") from exc
+
+
+def _local(value: str | None) -> str | None:
+    """A `file://` URL is the local path it names: a folder keeps the guarantees of rename."""
+    if value and value.lower().startswith("file://"):
+        return value[len("file://") :]
+    return value
 
 
 def _dir(value: str | None, default: Path) -> Path:

@@ -109,20 +109,20 @@ def has_windows(job: EffectiveJob) -> bool:
 
 def evaluate_job(
     session: Session,
-    root: Path,
+    settings: Settings,
     job: EffectiveJob,
     now: datetime,
     placement: Placement | None = None,
     threads: int = 0,
 ) -> DriftResult:
     """Compare the job's current window with its reference (nothing recorded but a profile
-    built on the way); `root` is the artifacts directory, where profiles live. A job with
+    built on the way); profiles live where `settings` keeps artifacts. A job with
     `compute: dask` counts its current window where `placement` says (on a Dask cluster when it
     can). With `drift.multivariate`, a domain classifier on `threads` threads joins the
     verdict. With a `schema:`, the current window is checked against the data contract too,
     where the window is counted."""
     placed = (placement or LocalPlacement()).for_drift(job)
-    result = _compare(session, root, job, now, placed, threads)
+    result = _compare(session, settings, job, now, placed, threads)
     contract, current = job.spec.contract, job.spec.data.current
     if contract is not None and current is not None:
         time_column = job.spec.time_column
@@ -133,7 +133,12 @@ def evaluate_job(
 
 
 def _compare(
-    session: Session, root: Path, job: EffectiveJob, now: datetime, placed: Placed, threads: int
+    session: Session,
+    settings: Settings,
+    job: EffectiveJob,
+    now: datetime,
+    placed: Placed,
+    threads: int,
 ) -> DriftResult:
     reference_source, current_source = job.spec.data.reference, job.spec.data.current
     if current_source is None or (reference_source is None and not _against_training(job)):
@@ -157,9 +162,10 @@ def _compare(
         return exact
     backend, note = placed
     if _against_training(job):
-        profile, described = profile_store.training(session, job.model)
+        profile, described = profile_store.training(session, job.model, settings.artifacts_dir)
         hint = f"retrain {job.model!r} to profile its training data again"
     else:
+        root = settings.artifacts_root
         profile, described = reference_profile(session, root, job, backend=backend)
         hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
     result = compare_with_profile(
@@ -248,7 +254,7 @@ def choose_mode(job: EffectiveJob) -> DriftMode:
 
 def reference_profile(
     session: Session,
-    root: Path,
+    root: str,
     job: EffectiveJob,
     *,
     rebuild: bool = False,
@@ -270,7 +276,7 @@ def reference_profile(
     current = recorded is not None and recorded["source"] == fingerprint
     if recorded is not None and current and not rebuild:
         hint = f"rebuild it with `retrain-cli drift profile {job.name}`"
-        profile = profile_store.read(Path(recorded["path"]), recorded["sha256"], hint)
+        profile = profile_store.read(recorded["path"], recorded["sha256"], hint)
         return profile, {**recorded, "built": False}
     profile = backend.profile(source, columns_for(job), job.spec.drift.bins)
     path, digest = profile_store.write_reference(root, job.model, job.name, profile)
@@ -310,7 +316,7 @@ def profile_jobs(
         assert job.spec.data.reference is not None
         backend, note = placement.for_profile(job, job.spec.data.reference)
         profile, recorded = reference_profile(
-            session, settings.artifacts_dir, job, rebuild=True, backend=backend
+            session, settings.artifacts_root, job, rebuild=True, backend=backend
         )
         return Profiled(
             job.name,
@@ -347,9 +353,7 @@ def check_jobs(
     threads = thread_share({}, settings.max_concurrent_retrains)  # cores beside the retrains
     return check_each(
         jobs,
-        lambda job: evaluate_job(
-            session, settings.artifacts_dir, job, now, placement, threads=threads
-        ),
+        lambda job: evaluate_job(session, settings, job, now, placement, threads=threads),
         lambda result, job_id: add_drift_check(session, result, job_id),
         applies=has_windows,
         every_enabled=every_enabled,

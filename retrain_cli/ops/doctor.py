@@ -25,6 +25,7 @@ from retrain_cli.core.errors import RetrainError, one_line
 from retrain_cli.core.settings import Settings, load_settings
 from retrain_cli.db.queries import database_now
 from retrain_cli.db.session import SCHEMA_REVISION, make_engine, session_scope
+from retrain_cli.store import objects
 
 CRON_FILE = Path("/etc/cron.d/retrain-cli")
 CRON_PATH = "/usr/bin:/bin"  # cron's PATH where the file sets none
@@ -172,7 +173,7 @@ def diagnose(cron_path: Path = CRON_FILE, env: Mapping[str, str] | None = None) 
 
     doctor.check("database", database)
     doctor.check("RETRAIN_HOME", lambda: _home(resolved, account))
-    doctor.check("artifacts", lambda: _writable(resolved.artifacts_dir, "artifacts_dir"))
+    doctor.check("artifacts", lambda: _artifacts(resolved))
     if skew_s is not None:
         measured = skew_s
         doctor.check("clock", lambda: _clock(measured, env))
@@ -213,6 +214,19 @@ def _home(settings: Settings, account: pwd.struct_passwd | None) -> str:
     if not os.access(home, os.W_OK) and account is None:
         raise Problem(f"{home} is not writable")
     return f"{home} (mode 700)"
+
+
+def _artifacts(settings: Settings) -> str:
+    """The artifacts folder is writable; a store's prefix is listable, and this host's
+    folder for its verified copies writable."""
+    if settings.artifacts_store is None:
+        return _writable(settings.artifacts_dir, "artifacts_dir")
+    cache = _writable(settings.artifacts_dir, "the artifact cache")
+    try:
+        objects.folders(settings.artifacts_store)
+    except objects.StoreError as exc:
+        raise Problem(str(exc)) from exc
+    return f"{settings.artifacts_store} reachable; this host's copies in {cache}"
 
 
 def _writable(path: Path, what: str) -> str:

@@ -152,9 +152,9 @@ def registered(target: Path) -> None:
         (target / UNREGISTERED).unlink()
 
 
-def remove_unregistered(parent: Path, database: str, recorded: set[Path]) -> list[Path]:
+def remove_unregistered(parent: Path, database: str, recorded: set[str]) -> list[Path]:
     """Remove the published directories under `parent` whose run (on this host, for
-    `database`) died before its version row committed; `recorded` are the directories that
+    `database`) died before its version row committed; `recorded` names the directories that
     `database` has rows for, whose markers only outlived the commit."""
     removed = []
     for marker in parent.glob(f"*/{UNREGISTERED}") if parent.is_dir() else []:
@@ -166,7 +166,7 @@ def remove_unregistered(parent: Path, database: str, recorded: set[Path]) -> lis
             continue
         if pid_alive(int(owner.get("pid", 0))):
             continue
-        if marker.parent in recorded:
+        if marker.parent.name in recorded:
             registered(marker.parent)
         else:
             discard(marker.parent)

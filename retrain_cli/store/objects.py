@@ -8,27 +8,26 @@ and credentials files, the instance or pod role); `AWS_ENDPOINT_URL` points S3 a
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
-from retrain_cli.core.errors import ConfigError, RetrainError
+from retrain_cli.core.errors import ConfigError, ConflictError, RetrainError
+from retrain_cli.core.paths import is_url as is_url  # asked here by the data and the report
 from retrain_cli.core.redaction import scrub
 
 T = TypeVar("T")
-URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # s3://, gs://, az://
 PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs"}
 OWNER = "owner.json"
+CREATE_ONLY = {"s3", "s3a"}  # stores whose client writes with If-None-Match (s3fs mode="create")
+CHUNK = 1 << 20
 
 
 class StoreError(RetrainError):
     """A store could not be read or written: one line naming the URL, never its credentials."""
-
-
-def is_url(path: str | None) -> bool:
-    """A store's URL rather than a local path."""
-    return path is not None and bool(URL_SCHEME.match(path))
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -76,6 +75,98 @@ def get_text(url: str) -> str | None:
         return data.decode("utf-8")
 
     return guarded(url, "read", read)
+
+
+def put_once(url: str, local: Path | None = None, data: bytes | None = None) -> None:
+    """Write a new object from a file or bytes, never over one that exists: create-only where
+    the store's client honours it (S3's `If-None-Match: *`, also for a multipart upload's
+    completion), and checked before the write everywhere. An existing object is a
+    ConflictError; the caller verifies what it wrote afterwards."""
+    fs, path = filesystem(url)
+    conditional = {"mode": "create"} if CREATE_ONLY & set(_protocols(fs)) else {}
+
+    def put() -> None:
+        if fs.exists(path):
+            raise FileExistsError(path)
+        if local is not None:
+            fs.put_file(str(local), path, **conditional)
+        else:
+            fs.pipe_file(path, data, **conditional)
+
+    try:
+        guarded(url, "write", put)
+    except StoreError as exc:
+        if isinstance(exc.__cause__, FileExistsError):
+            raise ConflictError(f"{url} exists: a published object is never overwritten") from exc
+        raise
+
+
+def get_bytes(url: str) -> bytes:
+    """The object's bytes; a missing object is a StoreError naming it."""
+    fs, path = filesystem(url)
+    return guarded(url, "read", lambda: bytes(fs.cat_file(path)))
+
+
+def download(url: str, local: Path) -> str:
+    """Copy the object to `local` (created private), returning the sha256 of what was read."""
+    fs, path = filesystem(url)
+
+    def copy() -> str:
+        digest = hashlib.sha256()
+        with fs.open(path, "rb") as source, open(local, "xb") as target:
+            local.chmod(0o600)
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                target.write(chunk)
+        return digest.hexdigest()
+
+    return guarded(url, "read", copy)
+
+
+def sha256(url: str) -> str:
+    """The sha256 of the object's bytes as the store serves them now."""
+    fs, path = filesystem(url)
+
+    def read() -> str:
+        digest = hashlib.sha256()
+        with fs.open(path, "rb") as source:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    return guarded(url, "read", read)
+
+
+def folders(prefix: str) -> set[str]:
+    """The names of the folders (common prefixes) directly under `prefix`."""
+    fs, path = filesystem(prefix)
+
+    def listed() -> set[str]:
+        fs.invalidate_cache(path)
+        try:
+            found = fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return set()
+        return {str(e["name"]).rsplit("/", 1)[-1] for e in found if e["type"] == "directory"}
+
+    return guarded(prefix, "list", listed)
+
+
+def remove(prefix: str) -> None:
+    """Remove every object under `prefix` (none is no error)."""
+    fs, path = filesystem(prefix)
+
+    def rm() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(path, recursive=True)
+        fs.invalidate_cache(path)
+
+    guarded(prefix, "remove", rm)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
 def names(prefix: str, suffix: str) -> set[str]:

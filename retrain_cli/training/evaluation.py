@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from retrain_cli.data.training import Prepared
 from retrain_cli.db.models import ModelVersionManagement
 from retrain_cli.jobs.store import EffectiveJob
 from retrain_cli.statistics import performance, tasks
-from retrain_cli.store import artifacts
+from retrain_cli.store import artifacts, remote
 from retrain_cli.trainers.families import load_trainer
 from retrain_cli.training import gate
 
@@ -24,9 +24,10 @@ class Champion:
     version: int
     id: int
     sha256: str
-    manifest: Path
+    artifact: str  # its recorded manifest: a local path or a store's URL
     type: str
     task: str = "binary"
+    directory: Path | None = None  # its files on this host, once `on_this_host` found them
 
     @classmethod
     def of(cls, version: ModelVersionManagement) -> Champion:
@@ -34,15 +35,23 @@ class Champion:
             version.version,
             version.id,
             version.sha256,
-            Path(version.artifact_path),
+            version.artifact_path,
             version.model_type,
             version.task,
         )
 
+    def on_this_host(self, model: str, cache: Path) -> Champion:
+        """The champion with its files here: its folder, or this host's verified copy of a
+        store's (downloaded the first time); one clear line when they cannot be reached."""
+        label = f"{model} v{self.version}"
+        where = remote.local_directory(self.artifact, self.sha256, cache, label)
+        return replace(self, directory=where)
+
     def verified_directory(self) -> Path:
         """The artifact directory, after checking every file against the recorded sha256."""
-        artifacts.verify(self.manifest.parent, self.sha256)
-        return self.manifest.parent
+        assert self.directory is not None, "on_this_host first"
+        artifacts.verify(self.directory, self.sha256)
+        return self.directory
 
 
 def scoring(job: EffectiveJob, min_samples: int) -> tasks.Scoring:
@@ -87,8 +96,8 @@ def champion_metric(
     if champion.task != job.spec.task:
         return None, f"champion v{champion.version} predicts a {champion.task} task: not compared"
     try:
-        directory = champion.manifest.parent
-        manifest = artifacts.verify(directory, champion.sha256)
+        directory = champion.verified_directory()
+        manifest = artifacts.verify_manifest(directory, champion.sha256)
         trainer = load_trainer(champion.type, directory, manifest)
         scores = trainer.predict(prepared.holdout.features)
     except Exception as exc:

@@ -25,7 +25,7 @@ from retrain_cli.db.session import session_scope
 from retrain_cli.drift import profile_store
 from retrain_cli.jobs.store import EffectiveJob
 from retrain_cli.statistics import performance
-from retrain_cli.store import artifacts
+from retrain_cli.store import artifacts, remote
 from retrain_cli.trainers.base import Trainer
 from retrain_cli.training import gate, history
 from retrain_cli.training.evaluation import Champion
@@ -133,17 +133,19 @@ def register(
     champion, parent, decision = evaluated.champion, evaluated.parent, evaluated.decision
     manifest = staging / artifacts.MANIFEST
     digest, size = artifacts.sha256_file(manifest), manifest.stat().st_size
+    store = settings.artifacts_store
     target: Path | None = None
     try:
         with session_scope(engine, check_schema=False) as session:
             heartbeat.fence(session)  # a run whose lease expired registers nothing
             registry.lock_active(session, job.model)  # numbering and switching, serialised
             database = database_key(engine)
-            artifacts.remove_unregistered(
-                paths.model_dir(settings.artifacts_dir, job.model),
-                database,
-                registry.artifact_dirs(session, job.model),
-            )
+            if store is None:
+                artifacts.remove_unregistered(
+                    paths.model_dir(settings.artifacts_dir, job.model),
+                    database,
+                    registry.artifact_dirs(session, job.model),
+                )
             now = utcnow()
             trained = registry.Trained(
                 model=job.model,
@@ -164,9 +166,12 @@ def register(
                 task=str(job.spec.task),
                 importance=evaluated.importance,
             )
-            version = registry.add_version(session, trained, settings.artifacts_dir, now)
-            target = Path(version.artifact_path).parent
-            artifacts.publish(staging, target, database)
+            version = registry.add_version(session, trained, settings.artifacts_root, now)
+            if store is None:
+                target = Path(version.artifact_path).parent
+                artifacts.publish(staging, target, database)
+            else:
+                _upload(session, store, version, staging)
             decision = _promote(session, job, run_id, version, decision, champion, now)
             history.finish_run(
                 session,
@@ -187,11 +192,28 @@ def register(
         if target is not None and not staging.exists():
             artifacts.discard(target)
         raise
-    artifacts.registered(target)
+    if store is None:
+        assert target is not None
+        artifacts.registered(target)
+    else:  # what was uploaded and verified is this host's copy too
+        target = paths.version_dir(settings.artifacts_dir, job.model, version.version, digest)
+        remote.keep(staging, target)
     described = registry.VersionRef(
-        job.model, version.version, digest, str(target), version.metrics
+        job.model, version.version, digest, remote.parent(version.artifact_path), version.metrics
     )
     return Registered(described, decision.promote, decision)
+
+
+def _upload(session: Session, store: str, version: ModelVersionManagement, staging: Path) -> None:
+    """Publish a version to a store, in the registering transaction: sweep what killed or
+    refused uploads of the model left (`remote.sweep`), put every file, the manifest last,
+    and read them back. A failure leaves its objects to the next registration's sweep: only
+    the rows say what is published, and a commit whose answer was lost may have made them so."""
+    model = version.model_name
+    remote.sweep(store, model, registry.artifact_dirs(session, model), version.version)
+    prefix = remote.parent(version.artifact_path)
+    remote.upload(staging, prefix)
+    remote.verify(prefix, version.sha256)
 
 
 def database_key(engine: Engine) -> str:

@@ -208,7 +208,7 @@ def _run(
                     None if request.force else evaluation.nothing_to_learn(job, prepared, active)
                 )
             if unchanged is None and champion is not None:  # here, not after training
-                artifacts.require_reachable(champion.manifest, f"{job.model} v{champion.version}")
+                champion = champion.on_this_host(job.model, settings.artifacts_dir)
         if unchanged is not None:
             with session_scope(engine) as session:
                 history.finish_run(

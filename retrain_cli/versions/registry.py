@@ -29,7 +29,7 @@ from retrain_cli.db.models import (
     ModelVersionManagement,
 )
 from retrain_cli.db.queries import database_now
-from retrain_cli.store import artifacts
+from retrain_cli.store import artifacts, remote
 from retrain_cli.versions import changes
 
 SAMPLE_FILE = "sample.parquet"
@@ -265,10 +265,10 @@ class Trained:
 
 
 def add_version(
-    session: Session, trained: Trained, artifacts_dir: Path, now: datetime
+    session: Session, trained: Trained, root: str, now: datetime
 ) -> ModelVersionManagement:
     """Number the model's next version (call under `lock_active`) and record it `registered`,
-    its files expected in its own directory under `artifacts_dir`."""
+    its files expected in its own directory under `root`, a folder or a store's prefix."""
 
     latest = session.scalar(
         select(func.max(ModelVersionManagement.version)).where(
@@ -276,7 +276,10 @@ def add_version(
         )
     )
     number = (latest or 0) + 1
-    directory = paths.version_dir(artifacts_dir, trained.model, number, trained.sha256)
+    if paths.is_url(root):
+        directory = paths.version_key(root, trained.model, number, trained.sha256)
+    else:
+        directory = str(paths.version_dir(Path(root), trained.model, number, trained.sha256))
     version = ModelVersionManagement(
         model_name=trained.model,
         version=number,
@@ -284,7 +287,7 @@ def add_version(
         task=trained.task,
         job_id=trained.job_id,
         status=VersionStatus.REGISTERED,
-        artifact_path=str(directory / artifacts.MANIFEST),
+        artifact_path=f"{directory}/{artifacts.MANIFEST}",
         sha256=trained.sha256,
         size_bytes=trained.size_bytes,
         strategy=trained.strategy,
@@ -300,14 +303,14 @@ def add_version(
     return version
 
 
-def artifact_dirs(session: Session, model: str) -> set[Path]:
-    """The directories `model`'s versions are recorded in."""
-    paths = session.scalars(
+def artifact_dirs(session: Session, model: str) -> set[str]:
+    """The names of the directories (`<version>-<digest>`) `model`'s versions are recorded in."""
+    recorded = session.scalars(
         select(ModelVersionManagement.artifact_path).where(
             ModelVersionManagement.model_name == model
         )
     )
-    return {Path(path).parent for path in paths}
+    return {path.rsplit("/", 2)[-2] for path in recorded}
 
 
 def promote(session: Session, model: str, version: int, **options: Any) -> Switch:
@@ -354,19 +357,19 @@ def check_artifact(version: ModelVersionManagement) -> None:
     predicts."""
     import numpy as np
 
-    directory = Path(version.artifact_path).parent
     label = f"{version.model_name} v{version.version}"
-    artifacts.require_reachable(Path(version.artifact_path), label)
-    try:
-        manifest = artifacts.verify(directory, version.sha256)
-        # here, not at import: only a preflight loads a model (and numpy, LightGBM, PyTorch)
-        from retrain_cli.trainers.families import load_trainer
+    # a store's version is read from the store every time: a tampered object fails here
+    with remote.fetched(version.artifact_path, version.sha256, label) as directory:
+        try:
+            manifest = artifacts.verify(directory, version.sha256)
+            # here, not at import: only a preflight loads a model (numpy, LightGBM, PyTorch)
+            from retrain_cli.trainers.families import load_trainer
 
-        trainer = load_trainer(version.model_type, directory, manifest)
-        sample = _sample(directory)
-        scores = np.asarray(trainer.predict(sample), dtype=np.float64)
-    except Exception as exc:
-        raise DataError(f"preflight of {label} failed: {' '.join(str(exc).split())}") from exc
+            trainer = load_trainer(version.model_type, directory, manifest)
+            sample = _sample(directory)
+            scores = np.asarray(trainer.predict(sample), dtype=np.float64)
+        except Exception as exc:
+            raise DataError(f"preflight of {label} failed: {' '.join(str(exc).split())}") from exc
     # a sequence model leaves the rows before its first full window unscored (NaN), by design
     expected = 2 if version.task == "multiclass" else 1
     if scores.ndim != expected or len(scores) != len(sample):

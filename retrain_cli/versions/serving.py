@@ -24,7 +24,7 @@ from retrain_cli.core.private import private_dir, write_private_text
 from retrain_cli.core.serialize import jsonable
 from retrain_cli.db.models import ModelVersionEvent, ModelVersionManagement
 from retrain_cli.db.session import session_scope
-from retrain_cli.store import objects
+from retrain_cli.store import objects, remote
 from retrain_cli.versions import registry
 from retrain_cli.versions.changes import changed
 from retrain_cli.versions.rollouts import state as rollouts
@@ -84,7 +84,7 @@ def document(session: Session, model: str) -> dict[str, Any]:
                 "role": role,
                 "weight": weight,
                 "model_type": row.model_type,
-                "directory": str(Path(row.artifact_path).parent),
+                "directory": remote.parent(row.artifact_path),  # a store's prefix, or a folder
                 "manifest": row.artifact_path,
                 "sha256": row.sha256,
             }
