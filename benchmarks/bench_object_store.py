@@ -1,10 +1,12 @@
-"""Data in a bucket beside the same data on local disk: a retrain and drift checks, side by side.
+"""Data and versions in a bucket beside the same on local disk: a retrain and drift checks.
 
     .venv/bin/python benchmarks/bench_object_store.py [--rows 500000] [--repeats 3] [--write]
 
 The bucket is moto's S3 server on 127.0.0.1 (a process of its own): the figures are the
 overhead of reading through fsspec and s3fs and of the S3 protocol over loopback, not of a
-network. The same Parquet files are written to a temporary directory and to the bucket:
+network. The same Parquet files are written to a temporary directory and to the bucket, and
+the bucket's side keeps its versions and profiles there too (`artifacts_dir: s3://...`, so a
+retrain uploads, reads back and caches its version):
 a training window of ROWS rows x 20 features, and reference and current windows of ROWS rows
 (20 numeric columns). Each command is a `retrain-cli` child process; medians of REPEATS,
 local and bucket interleaved.
@@ -72,7 +74,8 @@ def main() -> None:
     finally:
         server.kill()
     lines = [
-        f"## Data in a bucket: {args.rows:,} rows, moto's S3 server on loopback (issue #38)",
+        f"## Data and versions in a bucket: {args.rows:,} rows, moto's S3 server on loopback "
+        "(issue #38)",
         "",
         f"`benchmarks/bench_object_store.py --rows {args.rows}`; {machine()}; median of "
         f"{args.repeats} child processes each, local and bucket interleaved. The bucket is "
@@ -80,7 +83,9 @@ def main() -> None:
         "s3fs, the S3 protocol), not a network's; moto is a Python server holding the objects "
         "in memory, so its own throughput is part of it. The profile mode reads each row group "
         "by coalesced range requests as it streams (pyarrow's pre-buffering: 2.2x before it), "
-        "the exact mode the file whole.",
+        "the exact mode the file whole. On the bucket's side the versions and profiles are in "
+        "the bucket too: a retrain uploads its version, reads it back before registering it, "
+        "and scores the champion from this host's verified copy.",
         "",
         "| command | local disk | bucket | ratio |",
         "|---|---|---|---|",
@@ -132,12 +137,23 @@ def run(rows: int, repeats: int) -> dict[str, tuple[float, float]]:
                     "hyperparameters": {"num_boost_round": 50, "num_threads": 0},
                 }
                 (folder / f"{name}.yaml").write_text(yaml.safe_dump(job))
-        env = {**os.environ, "RETRAIN_HOME": str(folder / "home")}
+        database = f"sqlite:///{folder / 'retrain.db'}"
+        envs = {}
+        for where in ("local", "bucket"):
+            home = folder / f"home-{where}"
+            home.mkdir()
+            if where == "bucket":
+                (home / "config.yaml").write_text(f"artifacts_dir: {bucket}/artifacts\n")
+            envs[where] = {
+                **os.environ,
+                "RETRAIN_HOME": str(home),
+                "RETRAIN_DATABASE_URL": database,
+            }
         cli = [sys.executable, "-m", "retrain_cli"]
-        assert timed_run([*cli, "db", "init", "--quiet"], env)[1] == 0
+        assert timed_run([*cli, "db", "init", "--quiet"], envs["local"])[1] == 0
         files = [arg for name in jobs for arg in ("-f", str(folder / f"{name}.yaml"))]
-        assert timed_run([*cli, "jobs", "apply", *files, "--quiet"], env)[1] == 0
-        for where in ("local", "bucket"):  # the profile built once, as cron would have it
+        assert timed_run([*cli, "jobs", "apply", *files, "--quiet"], envs["local"])[1] == 0
+        for where, env in envs.items():  # the profile built once, as cron would have it
             assert timed_run([*cli, "drift", "profile", f"{where}-profile", "-q"], env)[1] == 0
         commands = {
             "`retrain` (LightGBM, 20 features, 50 rounds)": ("retrain", "{}-exact", "--force"),
@@ -154,7 +170,7 @@ def run(rows: int, repeats: int) -> dict[str, tuple[float, float]]:
             for _ in range(repeats):
                 for where in ("local", "bucket"):
                     args = [a.format(where) for a in argv]
-                    seconds, code = timed_run([*cli, *args, "--quiet"], env)
+                    seconds, code = timed_run([*cli, *args, "--quiet"], envs[where])
                     assert code in (0, 3), f"{args} exited {code}"
                     times[where].append(seconds)
             results[what] = (median(times["local"]), median(times["bucket"]))

@@ -1,10 +1,11 @@
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from retrain_cli.core import paths
-from retrain_cli.core.errors import ConfigError, DataError
-from retrain_cli.store import artifacts
+from retrain_cli.core.errors import ConfigError, ConflictError, DataError
+from retrain_cli.store import artifacts, remote
 
 
 @pytest.mark.parametrize("name", ["..", "../etc", "a/b", "/abs", ".hidden", "", "x" * 129])
@@ -68,3 +69,79 @@ def test_a_document_written_whole_is_on_disk_before_its_rename_and_the_rename_af
     private.write_private_text(tmp_path / "fraud.json", "{}\n")
     assert calls == ["fsync file", "rename", "fsync dir"]
     assert (tmp_path / "fraud.json").read_text() == "{}\n"
+
+
+# A store's versions (`store.remote`), on fsspec's in-memory file system: the same code as for
+# s3:// without a server (tests/test_artifact_store.py runs it against an S3 server).
+
+
+@pytest.fixture
+def memory_store() -> Iterator[str]:
+    import uuid
+
+    import fsspec
+
+    prefix = f"memory://artifacts-{uuid.uuid4().hex}"
+    yield prefix
+    fsspec.filesystem("memory").rm(prefix[len("memory://") :], recursive=True)
+
+
+def _staged(tmp_path: Path) -> tuple[Path, str]:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (staging / "model.txt").write_text("trees")
+    (staging / "metadata.json").write_text("{}")
+    manifest = artifacts.write_manifest(staging, "model.txt", {})
+    return staging, artifacts.sha256_file(manifest)
+
+
+def test_an_uploaded_version_verifies_and_is_fetched_once_into_the_cache(
+    tmp_path: Path, memory_store: str
+) -> None:
+    staging, digest = _staged(tmp_path)
+    prefix = paths.version_key(memory_store, "m", 1, digest)
+    remote.upload(staging, prefix)
+    assert set(remote.verify(prefix, digest)["files"]) == {"model.txt", "metadata.json"}
+    with pytest.raises(ConflictError, match="never overwritten"):
+        remote.upload(staging, prefix)
+    cache = tmp_path / "cache"
+    here = remote.local_directory(f"{prefix}/manifest.json", digest, cache, "m v1")
+    assert here == cache / "m" / prefix.rsplit("/", 1)[-1]
+    assert (here / "model.txt").read_text() == "trees"
+    (here / "manifest.json").write_text("{}")  # an altered copy is fetched again
+    assert remote.local_directory(f"{prefix}/manifest.json", digest, cache, "m v1") == here
+    artifacts.verify(here, digest)
+
+
+def test_an_altered_object_fails_verification_and_the_preflights_fetch(
+    tmp_path: Path, memory_store: str
+) -> None:
+    from retrain_cli.store import objects
+
+    staging, digest = _staged(tmp_path)
+    prefix = paths.version_key(memory_store, "m", 1, digest)
+    remote.upload(staging, prefix)
+    fs, path = objects.filesystem(f"{prefix}/model.txt")
+    fs.pipe_file(path, b"other trees")
+    with pytest.raises(DataError, match=r"model\.txt: sha256 does not match the manifest"):
+        remote.verify(prefix, digest)
+    with (
+        pytest.raises(DataError, match="m v1's files in the store failed their check"),
+        remote.fetched(f"{prefix}/manifest.json", digest, "m v1"),
+    ):
+        pass
+
+
+def test_the_sweep_removes_unrecorded_versions_up_to_the_registering_one(
+    memory_store: str,
+) -> None:
+    from retrain_cli.store import objects
+
+    digest = "0123456789abcdef" * 4
+    names = [paths.version_name(n, digest) for n in (1, 2, 3)]
+    for name in names:
+        objects.put_once(f"{memory_store}/m/{name}/model.txt", data=b"x")
+    objects.put_once(f"{memory_store}/m/profiles/j-0123456789abcdef.json", data=b"{}")
+    removed = remote.sweep(memory_store, "m", recorded={names[0]}, up_to=2)
+    assert removed == [f"{memory_store}/m/{names[1]}"]  # 3 may be an upload in flight
+    assert objects.folders(f"{memory_store}/m") == {names[0], names[2], "profiles"}

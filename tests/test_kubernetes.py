@@ -126,15 +126,18 @@ def test_the_config_is_retrain_clis_and_the_jobs_due_pod_has_a_core_per_retrain(
     pods = dict(_pods())
     due = pods["retrain-cli-jobs-due"]["containers"][0]["resources"]
     assert due["requests"]["cpu"] == due["limits"]["cpu"] == str(config.max_concurrent_retrains)
-    mounts = {m["mountPath"] for m in pods["retrain-cli-jobs-due"]["containers"][0]["volumeMounts"]}
-    assert config.artifacts_dir in mounts
+    # no pod mounts a shared volume: versions, profiles and serving documents are in a bucket
+    assert config.artifacts_dir and config.artifacts_dir.startswith("s3://")
+    assert config.serving.store and config.serving.store.startswith("s3://")
+    for _, pod in _pods():
+        assert all("emptyDir" in v or "configMap" in v for v in pod["volumes"])
 
 
 def test_the_job_files_of_the_config_map_are_valid_jobs_and_all_applied(tmp_path: Path) -> None:
     jobs = _config_map("retrain-cli-jobs")
     for name, text in jobs.items():
         spec = validate_job(yaml.safe_load(text), base_dir=tmp_path, source=name)
-        assert spec.data.train.path is not None and spec.data.train.path.startswith("/srv/retrain/")
+        assert spec.data.train.path is not None and spec.data.train.path.startswith("s3://")
     init = dict(_pods())["retrain-cli-db-init"]
     assert init["initContainers"][0]["args"] == ["db", "init"]
     applied = init["containers"][0]["args"]

@@ -39,6 +39,25 @@ def test_config_file_moves_directories(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "store", "folder"),
+    [
+        ("s3://bucket/prod/", "s3://bucket/prod", "cache/artifacts"),  # this host's copies
+        ("gs://bucket/prod", "gs://bucket/prod", "cache/artifacts"),
+        ("file:///srv/artifacts", None, "/srv/artifacts"),  # a folder: rename still works
+        ("/srv/artifacts", None, "/srv/artifacts"),
+    ],
+)
+def test_artifacts_dir_may_be_a_stores_prefix(
+    tmp_path: Path, given: str, store: str | None, folder: str
+) -> None:
+    (tmp_path / "config.yaml").write_text(f"artifacts_dir: {given}\n")
+    settings = load_settings(env={"RETRAIN_HOME": str(tmp_path)})
+    assert settings.artifacts_store == store
+    assert settings.artifacts_dir == tmp_path / folder
+    assert settings.artifacts_root == (store or folder)
+
+
+@pytest.mark.parametrize(
     ("content", "message"),
     [
         ("databse_url: x\n", "databse_url: unknown field"),

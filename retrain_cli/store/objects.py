@@ -107,31 +107,22 @@ def get_bytes(url: str) -> bytes:
     return guarded(url, "read", lambda: bytes(fs.cat_file(path)))
 
 
-def download(url: str, local: Path) -> str:
-    """Copy the object to `local` (created private), returning the sha256 of what was read."""
-    fs, path = filesystem(url)
-
-    def copy() -> str:
-        digest = hashlib.sha256()
-        with fs.open(path, "rb") as source, open(local, "xb") as target:
-            local.chmod(0o600)
-            while chunk := source.read(CHUNK):
-                digest.update(chunk)
-                target.write(chunk)
-        return digest.hexdigest()
-
-    return guarded(url, "read", copy)
-
-
-def sha256(url: str) -> str:
-    """The sha256 of the object's bytes as the store serves them now."""
+def sha256(url: str, copy_to: Path | None = None) -> str:
+    """The sha256 of the object's bytes as the store serves them now; with `copy_to`, they are
+    also written there, to a new private file, in the same read."""
     fs, path = filesystem(url)
 
     def read() -> str:
         digest = hashlib.sha256()
-        with fs.open(path, "rb") as source:
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(fs.open(path, "rb"))
+            target = stack.enter_context(open(copy_to, "xb")) if copy_to else None
+            if copy_to is not None:
+                copy_to.chmod(0o600)
             while chunk := source.read(CHUNK):
                 digest.update(chunk)
+                if target is not None:
+                    target.write(chunk)
         return digest.hexdigest()
 
     return guarded(url, "read", read)
@@ -139,17 +130,30 @@ def sha256(url: str) -> str:
 
 def folders(prefix: str) -> set[str]:
     """The names of the folders (common prefixes) directly under `prefix`."""
+    return {_name(e) for e in _listing(prefix) if e["type"] == "directory"}
+
+
+def names(prefix: str, suffix: str) -> set[str]:
+    """The names under `prefix` ending in `suffix`, without it, from one listing."""
+    found = (_name(e) for e in _listing(prefix))
+    return {name.removesuffix(suffix) for name in found if name.endswith(suffix)}
+
+
+def _listing(prefix: str) -> list[dict[str, Any]]:
     fs, path = filesystem(prefix)
 
-    def listed() -> set[str]:
+    def listed() -> list[dict[str, Any]]:
         fs.invalidate_cache(path)
         try:
-            found = fs.ls(path, detail=True)
+            return list(fs.ls(path, detail=True))
         except FileNotFoundError:
-            return set()
-        return {str(e["name"]).rsplit("/", 1)[-1] for e in found if e["type"] == "directory"}
+            return []
 
     return guarded(prefix, "list", listed)
+
+
+def _name(entry: dict[str, Any]) -> str:
+    return str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
 
 
 def remove(prefix: str) -> None:
@@ -167,22 +171,6 @@ def remove(prefix: str) -> None:
 def _protocols(fs: Any) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
-
-
-def names(prefix: str, suffix: str) -> set[str]:
-    """The names under `prefix` ending in `suffix`, without it, from one listing."""
-    fs, path = filesystem(prefix)
-
-    def listed() -> set[str]:
-        fs.invalidate_cache(path)
-        try:
-            found = fs.ls(path, detail=False)
-        except FileNotFoundError:
-            return set()
-        names = (str(name).rsplit("/", 1)[-1] for name in found)
-        return {name.removesuffix(suffix) for name in names if name.endswith(suffix)}
-
-    return guarded(prefix, "list", listed)
 
 
 def claim_prefix(prefix: str, registry: str, database: str) -> None:

@@ -73,7 +73,7 @@ def fetch(prefix: str, sha256: str, into: Path) -> dict[str, Any]:
     for name, entry in manifest["files"].items():
         if Path(name).name != name:
             raise DataError(f"{prefix}: the manifest names {name!r}, outside the version")
-        if objects.download(objects.join(prefix, name), into / name) != entry["sha256"]:
+        if objects.sha256(objects.join(prefix, name), copy_to=into / name) != entry["sha256"]:
             raise DataError(f"{objects.join(prefix, name)}: sha256 does not match the manifest")
     return manifest
 
@@ -105,8 +105,10 @@ def local_directory(artifact_path: str, sha256: str, cache: Path, label: str) ->
     if not _VERSION.fullmatch(name):
         raise DataError(f"{label} is recorded at {prefix}, which is not a version's prefix")
     target = paths.model_dir(cache, model) / name
-    if (target / artifacts.MANIFEST).is_file():
-        return target
+    manifest = target / artifacts.MANIFEST
+    if manifest.is_file() and artifacts.sha256_file(manifest) == sha256:
+        return target  # its files are checked by the caller, against this manifest
+    artifacts.discard(target)  # an altered copy is fetched again
     staging = artifacts.staging_dir(cache, model)
     try:
         fetch(prefix, sha256, staging)

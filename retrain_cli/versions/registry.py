@@ -352,9 +352,9 @@ def retire(session: Session, model: str, version: int, now: datetime) -> ModelVe
 
 
 def check_artifact(version: ModelVersionManagement) -> None:
-    """Preflight: the files exist, their checksums match, the model loads, and it scores the
-    sample stored with it to finite probabilities (or values, for regression), as its task
-    predicts."""
+    """Preflight: the files exist, their checksums match (a store's files are downloaded and
+    checked every time), the model loads, and it scores the sample stored with it to finite
+    probabilities (or values, for regression), as its task predicts."""
     import numpy as np
 
     label = f"{version.model_name} v{version.version}"
