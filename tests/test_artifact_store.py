@@ -171,3 +171,17 @@ def test_a_reference_profile_is_kept_in_the_bucket_and_checked_when_read(
     _fs().pipe_file(profiled["path"], b"{}")
     broken = a("drift", "check", "j", code=1)
     assert "sha256 does not match" in broken.output
+
+
+def test_a_second_database_is_refused_the_prefix_of_the_first(
+    cli: Cli, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = f"{bucket}/artifacts"
+    _homes(tmp_path, store, "a", "other")
+    _on(cli, monkeypatch, tmp_path / "a")("jobs", "list")  # the first command claims it
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "other"))
+    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
+    assert cli("db", "init", "--database-url", elsewhere, url=False).exit_code == 0
+    refused = cli("jobs", "list", "--database-url", elsewhere, url=False)
+    assert refused.exit_code == 1
+    assert f"{store} belongs to another database" in refused.output

@@ -89,6 +89,10 @@ def memory_store() -> Iterator[str]:
 def _staged(tmp_path: Path) -> tuple[Path, str]:
     staging = tmp_path / "staging"
     staging.mkdir()
+    member = staging / "members" / "0-lightgbm"  # an ensemble's member, with its own manifest
+    member.mkdir(parents=True)
+    (member / "model.txt").write_text("member trees")
+    artifacts.write_manifest(member, "model.txt", {})
     (staging / "model.txt").write_text("trees")
     (staging / "metadata.json").write_text("{}")
     manifest = artifacts.write_manifest(staging, "model.txt", {})
@@ -101,13 +105,14 @@ def test_an_uploaded_version_verifies_and_is_fetched_once_into_the_cache(
     staging, digest = _staged(tmp_path)
     prefix = paths.version_key(memory_store, "m", 1, digest)
     remote.upload(staging, prefix)
-    assert set(remote.verify(prefix, digest)["files"]) == {"model.txt", "metadata.json"}
+    remote.verify(staging, prefix)
     with pytest.raises(ConflictError, match="never overwritten"):
         remote.upload(staging, prefix)
     cache = tmp_path / "cache"
     here = remote.local_directory(f"{prefix}/manifest.json", digest, cache, "m v1")
     assert here == cache / "m" / prefix.rsplit("/", 1)[-1]
     assert (here / "model.txt").read_text() == "trees"
+    assert (here / "members" / "0-lightgbm" / "model.txt").read_text() == "member trees"
     (here / "manifest.json").write_text("{}")  # an altered copy is fetched again
     assert remote.local_directory(f"{prefix}/manifest.json", digest, cache, "m v1") == here
     artifacts.verify(here, digest)
@@ -123,8 +128,8 @@ def test_an_altered_object_fails_verification_and_the_preflights_fetch(
     remote.upload(staging, prefix)
     fs, path = objects.filesystem(f"{prefix}/model.txt")
     fs.pipe_file(path, b"other trees")
-    with pytest.raises(DataError, match=r"model\.txt: sha256 does not match the manifest"):
-        remote.verify(prefix, digest)
+    with pytest.raises(DataError, match=r"model\.txt: the store holds other bytes"):
+        remote.verify(staging, prefix)
     with (
         pytest.raises(DataError, match="m v1's files in the store failed their check"),
         remote.fetched(f"{prefix}/manifest.json", digest, "m v1"),

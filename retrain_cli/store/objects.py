@@ -139,6 +139,18 @@ def names(prefix: str, suffix: str) -> set[str]:
     return {name.removesuffix(suffix) for name in found if name.endswith(suffix)}
 
 
+def keys(prefix: str) -> list[str]:
+    """Every object under `prefix`, at any depth, by its name below it."""
+    fs, path = filesystem(prefix)
+    root = path.rstrip("/") + "/"
+
+    def found() -> list[str]:
+        fs.invalidate_cache(path)
+        return sorted(str(key)[len(root) :] for key in fs.find(path) if str(key).startswith(root))
+
+    return guarded(prefix, "list", found)
+
+
 def _listing(prefix: str) -> list[dict[str, Any]]:
     fs, path = filesystem(prefix)
 

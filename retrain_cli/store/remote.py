@@ -3,8 +3,8 @@
 - Keys: `<store>/<model>/<version>-<digest>/<file>`, as on disk; `<digest>` starts the
   manifest's sha256, which covers every other file's, so a version's keys include its digest.
 - Upload: every file, then the manifest last, each create-only (`objects.put_once`): nothing is
-  ever written over an object. Then every object is read back and hashed against the manifest;
-  only then is the version's row committed (`training.registration`).
+  ever written over an object. Then every object is read back and compared with what was
+  written; only then is the version's row committed (`training.registration`).
 - Sweep: an upload killed or refused midway leaves objects no row points to. The next
   registration of the model, holding the model's lock with its own row flushed, removes every
   version prefix numbered at most its own that no row records: any upload still in flight
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -39,20 +38,26 @@ def parent(location: str) -> str:
 
 
 def upload(staging: Path, prefix: str) -> None:
-    """Put a staged version's files under `prefix`, the manifest last."""
-    manifest = json.loads((staging / artifacts.MANIFEST).read_text(encoding="utf-8"))
-    for name in [*manifest["files"], artifacts.MANIFEST]:
+    """Put a staged version's files under `prefix`, each create-only, the manifest last."""
+    for name in _files(staging):
         objects.put_once(objects.join(prefix, name), local=staging / name)
 
 
-def verify(prefix: str, sha256: str) -> dict[str, Any]:
-    """Read every object of the version back from the store and check it against the manifest,
-    and the manifest against `sha256`; the manifest."""
-    manifest: dict[str, Any] = json.loads(_manifest(prefix, sha256))
-    for name, entry in manifest["files"].items():
-        if objects.sha256(objects.join(prefix, name)) != entry["sha256"]:
-            raise DataError(f"{objects.join(prefix, name)}: sha256 does not match the manifest")
-    return manifest
+def verify(staging: Path, prefix: str) -> None:
+    """Read every object of the version back from the store and compare it with the staged
+    file it was written from."""
+    for name in _files(staging):
+        url = objects.join(prefix, name)
+        if objects.sha256(url) != artifacts.sha256_file(staging / name):
+            raise DataError(f"{url}: the store holds other bytes than were written")
+
+
+def _files(staging: Path) -> list[str]:
+    """Every file of a staged version by its path inside it (an ensemble's members are in
+    folders, with manifests of their own), the manifest last."""
+    found = (p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    named = sorted(n for n in found if n != artifacts.MANIFEST and not n.startswith("."))
+    return [*named, artifacts.MANIFEST]
 
 
 def _manifest(prefix: str, sha256: str) -> bytes:
@@ -65,17 +70,18 @@ def _manifest(prefix: str, sha256: str) -> bytes:
 
 
 def fetch(prefix: str, sha256: str, into: Path) -> dict[str, Any]:
-    """Download the version into the empty directory `into`, checking every file as it is read;
-    the manifest."""
+    """Download the version into the empty private directory `into` and check it: the
+    manifest against `sha256`, every file it lists against the manifest (an ensemble's members
+    are checked against their own manifests when loaded); the manifest."""
     data = _manifest(prefix, sha256)
-    manifest: dict[str, Any] = json.loads(data)
+    for name in objects.keys(prefix):
+        parts = name.split("/")
+        if name == artifacts.MANIFEST or any(part in ("", ".", "..") for part in parts):
+            continue  # the manifest as checked; nothing is written outside `into`
+        (into / name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        objects.sha256(objects.join(prefix, name), copy_to=into / name)
     artifacts.write_atomic(into / artifacts.MANIFEST, data)
-    for name, entry in manifest["files"].items():
-        if Path(name).name != name:
-            raise DataError(f"{prefix}: the manifest names {name!r}, outside the version")
-        if objects.sha256(objects.join(prefix, name), copy_to=into / name) != entry["sha256"]:
-            raise DataError(f"{objects.join(prefix, name)}: sha256 does not match the manifest")
-    return manifest
+    return artifacts.verify(into, sha256)
 
 
 @contextlib.contextmanager
@@ -89,7 +95,7 @@ def fetched(artifact_path: str, sha256: str, label: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="retrain-fetch-") as directory:
         try:
             fetch(parent(artifact_path), sha256, Path(directory))
-        except (DataError, objects.StoreError) as exc:
+        except (DataError, objects.StoreError, OSError) as exc:
             raise DataError(f"{label}'s files in the store failed their check: {exc}") from exc
         yield Path(directory)
 

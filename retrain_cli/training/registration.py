@@ -213,7 +213,7 @@ def _upload(session: Session, store: str, version: ModelVersionManagement, stagi
     remote.sweep(store, model, registry.artifact_dirs(session, model), version.version)
     prefix = remote.parent(version.artifact_path)
     remote.upload(staging, prefix)
-    remote.verify(prefix, version.sha256)
+    remote.verify(staging, prefix)
 
 
 def database_key(engine: Engine) -> str:
