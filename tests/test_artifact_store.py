@@ -185,3 +185,34 @@ def test_a_second_database_is_refused_the_prefix_of_the_first(
     refused = cli("jobs", "list", "--database-url", elsewhere, url=False)
     assert refused.exit_code == 1
     assert f"{store} belongs to another database" in refused.output
+
+
+def test_an_ensembles_members_travel_with_it_through_the_bucket(
+    cli: Cli, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import SMALL_SEQUENCE, lagged_frame
+
+    store = f"{bucket}/artifacts"
+    _homes(tmp_path, store, "a", "b")
+    a, b = (_on(cli, monkeypatch, tmp_path / h) for h in "ab")
+    job = write_training_job(
+        tmp_path / "jobs",
+        "j",
+        frame=lagged_frame(),
+        type="ensemble",
+        strategy="incremental",
+        members=["lightgbm", "lstm"],
+        hyperparameters={**SMALL_SEQUENCE, "num_boost_round": 20},
+        thresholds={"performance": 0.5},
+        gate={"min_improvement": -1.0},
+    )
+    a("jobs", "apply", "-f", str(job))
+    a("retrain", "j")
+    trained = json.loads(b("retrain", "j", "--force", "--json").output)  # from b's copy of v1
+    assert trained["version"]["version"] == 2 and trained["promoted"], trained
+    v2 = trained["version"]["artifact"]
+    listed = json.loads(_fs().cat_file(f"{v2}/ensemble.json"))["members"]
+    assert [m["reused"] for m in listed] == [True, True]
+    for member in listed:  # each member's own manifest and files are in the bucket
+        assert _fs().exists(f"{v2}/{member['path']}/manifest.json")
+    a("versions", "rollback", MODEL)  # preflight on a: v1 downloaded whole, members and all
