@@ -216,3 +216,33 @@ def test_an_ensembles_members_travel_with_it_through_the_bucket(
     for member in listed:  # each member's own manifest and files are in the bucket
         assert _fs().exists(f"{v2}/{member['path']}/manifest.json")
     a("versions", "rollback", MODEL)  # preflight on a: v1 downloaded whole, members and all
+
+
+def test_the_documented_bucket_serving_process_serves_a_rollouts_versions_from_the_bucket(
+    cli: Cli, bucket: str, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    from tests.test_rollouts import ANALYSIS, MODEL, start_of_rollout
+
+    store = f"{bucket}/artifacts"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(yaml.safe_dump({"artifacts_dir": store}))
+    monkeypatch.setenv("RETRAIN_SERVING_STORE", f"{bucket}/serving/")
+    monkeypatch.setenv("SERVING_CACHE", str(tmp_path / "serving-cache"))
+    start_of_rollout(
+        cli, tmp_path, {"mode": "shadow", "steps": [{"bake": "1d"}], "analysis": ANALYSIS}
+    )
+    text = (Path(__file__).resolve().parent.parent / "docs" / "rollouts.md").read_text()
+    serving, bucket_serving = text.split("```python\n")[1:3]
+    namespace: dict[str, Any] = {}
+    for code in (serving, bucket_serving):  # the bucket's `load` replaces the folder's
+        exec(compile(code.split("```", 1)[0], "docs/rollouts.md", "exec"), namespace)
+    loaded = namespace["load"](MODEL)
+    assert [v["role"] for v, _ in loaded] == ["champion", "shadow"]
+    assert all(v["directory"].startswith(f"{store}/{MODEL}/") for v, _ in loaded)
+    cached = tmp_path / "serving-cache" / MODEL
+    rows = pd.read_parquet(next(cached.iterdir()) / "sample.parquet").head(40)
+    scored = namespace["predict"](loaded, rows)
+    assert (scored["model_version"] == 1).all()
+    assert scored["score"].between(0, 1).all() and scored["shadow_score"].between(0, 1).all()
