@@ -102,6 +102,10 @@ def load_settings(
         _apply_storage_options(config.storage_options)
     artifacts = _local(config.artifacts_dir)
     store = artifacts if paths.is_url(artifacts) else None
+    serving_store = env.get("RETRAIN_SERVING_STORE") or config.serving.store
+    for prefix in (store, serving_store):  # a password in a store's URL is never printed
+        if prefix:
+            remember(prefix)
     return Settings(
         home=home,
         database_url=str(url),
@@ -119,7 +123,7 @@ def load_settings(
         max_wait_s=float(config.max_wait),
         dask_scheduler=env.get("RETRAIN_DASK_SCHEDULER") or config.dask.scheduler,
         dask_timeout_s=float(config.dask.timeout),
-        serving_store=env.get("RETRAIN_SERVING_STORE") or config.serving.store,
+        serving_store=serving_store,
     )
 
 
