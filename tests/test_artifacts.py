@@ -131,7 +131,13 @@ def test_an_altered_object_fails_verification_and_the_preflights_fetch(
     with pytest.raises(DataError, match=r"model\.txt: the store holds other bytes"):
         remote.verify(staging, prefix)
     with (
-        pytest.raises(DataError, match="m v1's files in the store failed their check"),
+        pytest.raises(DataError, match=r"failed their check: .*model\.txt: sha256 does not match"),
+        remote.fetched(f"{prefix}/manifest.json", digest, "m v1"),
+    ):
+        pass
+    objects.remove(f"{prefix}/metadata.json")
+    with (
+        pytest.raises(DataError, match=r"metadata\.json is missing: the manifest lists it"),
         remote.fetched(f"{prefix}/manifest.json", digest, "m v1"),
     ):
         pass

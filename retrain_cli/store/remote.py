@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -70,18 +71,27 @@ def _manifest(prefix: str, sha256: str) -> bytes:
 
 
 def fetch(prefix: str, sha256: str, into: Path) -> dict[str, Any]:
-    """Download the version into the empty private directory `into` and check it: the
-    manifest against `sha256`, every file it lists against the manifest (an ensemble's members
-    are checked against their own manifests when loaded); the manifest."""
+    """Download the version into the empty private directory `into` and check it as it is
+    read: the manifest against `sha256`, every file it lists against the manifest (an
+    ensemble's members are checked against their own manifests when they are loaded); the
+    manifest."""
     data = _manifest(prefix, sha256)
-    for name in objects.keys(prefix):
-        parts = name.split("/")
-        if name == artifacts.MANIFEST or any(part in ("", ".", "..") for part in parts):
+    manifest: dict[str, Any] = json.loads(data)
+    listed: dict[str, Any] = manifest["files"]
+    names = objects.keys(prefix)
+    missing = sorted(set(listed) - set(names))
+    if missing:
+        raise DataError(f"{objects.join(prefix, missing[0])} is missing: the manifest lists it")
+    for name in names:
+        if name == artifacts.MANIFEST or any(p in ("", ".", "..") for p in name.split("/")):
             continue  # the manifest as checked; nothing is written outside `into`
         (into / name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        objects.sha256(objects.join(prefix, name), copy_to=into / name)
+        url = objects.join(prefix, name)
+        digest = objects.sha256(url, copy_to=into / name)
+        if name in listed and digest != listed[name]["sha256"]:
+            raise DataError(f"{url}: sha256 does not match the manifest")
     artifacts.write_atomic(into / artifacts.MANIFEST, data)
-    return artifacts.verify(into, sha256)
+    return manifest
 
 
 @contextlib.contextmanager
