@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -199,6 +200,44 @@ def test_bad_inputs_fail_with_one_line_and_a_failed_row(
     assert row.status == "failed" and message in row.error
     assert versions(session) == []
     assert not list((home / "artifacts").glob("*/*"))
+
+
+@pytest.mark.slow
+def test_a_monotone_constraint_on_a_categorical_feature_is_one_line_not_an_abort(
+    cli: Cli, tmp_path: Path, session: SessionFactory
+) -> None:
+    hyperparameters = {"num_boost_round": 5, "monotone_constraints": [1, 0, 1]}
+    fields = {"features": ["f0", "f1", "colour"], "categorical": ["colour"]}
+    apply(cli, write_training_job(tmp_path, hyperparameters=hyperparameters, **fields))
+    code, result, stderr = run(cli)  # LightGBM itself would stop the process (SIGABRT)
+    assert code == 1 and stderr.count("\n") == 1
+    assert "monotone in a categorical feature (colour): set its constraint to 0" in stderr
+    assert result["status"] == "failed" and list(result["phases"]) == ["load", "train"]
+    assert versions(session) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "refused"),
+    [
+        ({"monotone_constraints": [1, 0, -1]}, "colour"),
+        ({"mc": "0,1,1"}, "b, colour"),  # an alias, as LightGBM's comma-separated string
+        ({"monotone_constraints": [1, 1, 0]}, None),  # numeric features only
+        ({"monotone_constraints": "not numbers"}, None),  # left to LightGBM's own message
+        ({}, None),
+    ],
+)
+def test_a_monotone_constraint_is_refused_only_on_a_categorical_feature(
+    params: dict[str, Any], refused: str | None
+) -> None:
+    from retrain_cli.core.errors import JobSpecError
+    from retrain_cli.trainers.lightgbm_trainer import refuse_monotone_categories
+
+    features, categorical = ["a", "b", "colour"], ["b", "colour"]
+    if refused is None:
+        refuse_monotone_categories(params, features, ["colour"])
+        return
+    with pytest.raises(JobSpecError, match=re.escape(f"categorical feature ({refused})")):
+        refuse_monotone_categories(params, features, categorical)
 
 
 def in_process(db_url: str, job: str, hooks: Hooks) -> Any:

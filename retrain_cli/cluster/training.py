@@ -31,7 +31,11 @@ from retrain_cli.data import training as training_data
 from retrain_cli.data.columns import Columns, column_kind
 from retrain_cli.statistics import selection
 from retrain_cli.trainers.base import Trainer, TrainingContext
-from retrain_cli.trainers.lightgbm_trainer import MODEL_FILE, LightGBMTrainer
+from retrain_cli.trainers.lightgbm_trainer import (
+    MODEL_FILE,
+    LightGBMTrainer,
+    refuse_monotone_categories,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -212,6 +216,8 @@ def fit(
     # the worker's cores, not this host's share: LightGBM sets num_threads per worker itself
     # (and its classes: the classifier counts them in the labels itself)
     params = {k: v for k, v in trainer.params.items() if k not in ("num_threads", "num_class")}
+    categorical = [c for c in rows.features if str(meta[c].dtype) == "category"]
+    refuse_monotone_categories(params, rows.features, categorical)  # before a worker aborts
     # the estimator of the objective: a regressor's `fit` leaves the labels as they are
     estimator = lgb.DaskLGBMRegressor if trainer.regression else lgb.DaskLGBMClassifier
     model = estimator(client=client, n_estimators=trainer.num_boost_round, **params)

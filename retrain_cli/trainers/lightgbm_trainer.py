@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from retrain_cli.core.errors import JobSpecError
 from retrain_cli.data.training import TrainingData
 from retrain_cli.trainers.base import TrainingContext
 from retrain_cli.trainers.native import native_stderr_captured
@@ -19,6 +21,7 @@ MODEL_FILE = "model.txt"
 DEFAULTS = {"verbosity": -1, "seed": 0, "deterministic": True}
 OBJECTIVE = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
 HISTOGRAM_LAYOUTS = ("force_col_wise", "force_row_wise")
+MONOTONE = ("monotone_constraints", "monotone_constraint", "mc", "monotonic_cst")  # its aliases
 
 
 def refused(hyperparameters: dict[str, Any]) -> str | None:
@@ -37,6 +40,30 @@ def refused(hyperparameters: dict[str, Any]) -> str | None:
     except lgb.basic.LightGBMError as exc:  # "... at config_auto.cpp, line 368 ." is noise
         return re.sub(r"\s+at \S+, line \d+\s*\.?\s*$", "", " ".join(str(exc).split()))
     return None
+
+
+def refuse_monotone_categories(
+    params: dict[str, Any], features: Sequence[str], categorical: Sequence[str]
+) -> None:
+    """One line for a monotone constraint on a categorical feature, before LightGBM sees it:
+    LightGBM stops the whole process there (a fatal error in its C++ core, not an exception),
+    which would leave a run with no outcome and, on a cluster, kill the worker."""
+    for key in MONOTONE:
+        value = params.get(key)
+        if value is None:
+            continue
+        try:
+            listed = value.split(",") if isinstance(value, str) else list(value)
+            constraints = [int(c) for c in listed]
+        except (TypeError, ValueError):
+            continue  # LightGBM's own check names a malformed list
+        bad = [f for f, c in zip(features, constraints, strict=False) if c and f in categorical]
+        if bad:
+            raise JobSpecError(
+                f"hyperparameters.{key}: LightGBM cannot keep its output monotone in a "
+                f"categorical feature ({', '.join(bad)}): set {'its' if len(bad) == 1 else 'their'}"
+                " constraint to 0"
+            )
 
 
 class LightGBMTrainer:
@@ -64,6 +91,8 @@ class LightGBMTrainer:
         import lightgbm as lgb
 
         total = self.num_boost_round
+        columns = [str(c) for c in data.features.columns]
+        refuse_monotone_categories(self.params, columns, _categorical(data.features))
 
         def report(env: Any) -> None:
             context.step(env.iteration - env.begin_iteration + 1, total)
@@ -71,7 +100,7 @@ class LightGBMTrainer:
         dataset = lgb.Dataset(
             _lightgbm_input(data.features),
             label=data.target,
-            feature_name=[str(c) for c in data.features.columns],
+            feature_name=columns,
             free_raw_data=False,
         )
         with native_stderr_captured():
@@ -127,6 +156,13 @@ def _lightgbm_input(features: pd.DataFrame) -> Any:
             names=[str(c) for c in features.columns],
         )
     return features
+
+
+def _categorical(features: pd.DataFrame) -> list[str]:
+    """The columns LightGBM's pandas path treats as categorical."""
+    import pandas as pd
+
+    return [str(c) for c, t in features.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
 
 
 def _all_numeric(features: pd.DataFrame) -> bool:
