@@ -197,6 +197,49 @@ def test_a_frozen_holder_stops_itself_and_registers_nothing(pg: str, tmp_path: P
 
 
 @pytest.mark.slow
+def test_a_holder_frozen_inside_its_transaction_costs_its_slot_and_no_one_waits(
+    pg: str, tmp_path: Path
+) -> None:
+    """A host frozen between its heartbeat's UPDATE and the COMMIT keeps its row locked. Another
+    host waits on that lock neither to expire the lease nor to claim the slot: the slot counts
+    as busy for as long, and the next one is taken."""
+    config = {"max_concurrent_retrains": 2, "lease_ttl": 2, "heartbeat_interval": 0.5}
+    a, b = host(tmp_path, "a", pg, **config), host(tmp_path, "b", pg, **config)
+    add_jobs(a, tmp_path / "jobs", ["frozen"], hyperparameters=ENDLESS)
+    add_jobs(a, tmp_path / "jobs", ["other"])
+    holder = spawn(a, "retrain", "frozen", "--quiet")
+    frozen = wait_for_running(pg, "frozen")
+    os.kill(holder.pid, signal.SIGSTOP)
+    engine = make_engine(pg)
+    try:
+        with engine.connect() as inside:  # the frozen host's heartbeat, never committed
+            inside.execute(
+                update(RetrainingJobHistory)
+                .where(RetrainingJobHistory.id == frozen.id)
+                .values(heartbeat_at=func.now())
+            )
+            time.sleep(2.5)  # beyond the lease
+            started = time.monotonic()
+            other = spawn(b, "retrain", "other", "--quiet", "--wait-timeout", "30")
+            _, err = other.communicate(timeout=120)
+            waited = time.monotonic() - started
+            inside.rollback()
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.communicate(timeout=30)
+        engine.dispose()
+    assert other.returncode == 0, err
+    assert waited < 20  # a new process, the 2 s lock timeout on slot 0, and a short training
+    with scope(pg) as s:
+        slots = dict(
+            s.execute(
+                select(AutoRetrainingJob.name, RetrainingJobHistory.slot).join(AutoRetrainingJob)
+            ).all()
+        )
+    assert slots == {"frozen": 0, "other": 1}
+
+
+@pytest.mark.slow
 def test_racing_hosts_start_one_run_per_fire_time_after_an_outage(pg: str, tmp_path: Path) -> None:
     hosts = [host(tmp_path, f"h{i}", pg) for i in range(8)]
     add_jobs(hosts[0], tmp_path / "jobs", ["hourly"], schedule="0 * * * *")

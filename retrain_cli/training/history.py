@@ -111,16 +111,20 @@ def record_phases(session: Session, run_id: int, phases: dict[str, float]) -> No
 
 
 def expire_leases(session: Session) -> int:
-    """Mark `abandoned` the running rows whose lease expired, by the database's clock."""
+    """Mark `abandoned` the running rows whose lease expired, by the database's clock. A row
+    another transaction holds locked is skipped, not waited for: its holder is writing it, or
+    froze inside a transaction, and a later sweep sees it again."""
     table = RetrainingJobHistory
     clock = database_now(session)
     expired = list(
         session.scalars(
-            select(table.id).where(
+            select(table.id)
+            .where(
                 table.status == RunStatus.RUNNING,
                 table.lease_expires_at.is_not(None),
                 table.lease_expires_at < clock,
             )
+            .with_for_update(skip_locked=True)  # SQLite has one writer: nothing to skip
         )
     )
     for run_id in expired:
@@ -136,6 +140,7 @@ def sweep_abandoned(session: Session, now: datetime) -> list[int]:
         select(RetrainingJobHistory, AutoRetrainingJob.timeout_s)
         .join(AutoRetrainingJob, AutoRetrainingJob.id == RetrainingJobHistory.job_id)
         .where(RetrainingJobHistory.status == RunStatus.RUNNING)
+        .with_for_update(of=RetrainingJobHistory, skip_locked=True)  # as `expire_leases`
     ).all()
     abandoned = []
     for run, timeout_s in rows:

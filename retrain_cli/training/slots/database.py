@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from retrain_cli.core.choices import RunStatus
 from retrain_cli.core.durations import utcnow
-from retrain_cli.core.errors import BusyError
+from retrain_cli.core.errors import BusyError, DatabaseError
 from retrain_cli.core.settings import Settings
 from retrain_cli.db.models import AutoRetrainingJob, RetrainingJobHistory
 from retrain_cli.db.models import RetrainingJobHistory as Run
@@ -27,6 +27,10 @@ from retrain_cli.db.session import session_scope
 from retrain_cli.training import history
 
 CLAIM_POLL_SECONDS = 0.5  # between tries for a database slot
+# a live holder's write commits within milliseconds; a holder frozen inside its transaction
+# would keep a claimer waiting on its row until it resumes: its slot counts as busy instead
+CLAIM_LOCK_TIMEOUT = "2s"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ def _claim(engine: Engine, settings: Settings, claim: Claim) -> int:
     for slot in slots:
         try:
             with session_scope(engine, check_schema=False) as session:
+                if session.get_bind().dialect.name == "postgresql":
+                    session.execute(text(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT}'"))
                 if slot == 0:
                     history.expire_leases(session)
                 return history.start_run(
@@ -80,8 +86,18 @@ def _claim(engine: Engine, settings: Settings, claim: Claim) -> int:
                 ).id
         except IntegrityError:
             _explain_conflict(engine, claim)  # raises when the job itself is the reason
+        except DatabaseError as exc:  # `session_scope`'s, from the driver's OperationalError
+            if not _lock_timed_out(exc):
+                raise  # otherwise the slot's holder is frozen inside a transaction: the next
     raise _AllSlotsBusy(
         f"all {settings.max_concurrent_retrains} retrain slots are busy across hosts"
+    )
+
+
+def _lock_timed_out(exc: DatabaseError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, OperationalError) and (
+        getattr(cause.orig, "pgcode", None) == LOCK_NOT_AVAILABLE
     )
 
 
