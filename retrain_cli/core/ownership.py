@@ -4,8 +4,10 @@ and a command run against another database is refused before it touches anything
 What a database owns on this host (serving documents, locks and slots, logs, the report) is
 mutable, so two databases sharing it would overwrite each other's decisions: one's `jobs due`
 tick would rewrite the serving document the other's promotion wrote. The artifacts directory is
-not claimed: every file in it is named by its digest and never overwritten, so databases may
-share one.
+not claimed: every file in it is named by its digest and never overwritten, and a directory a
+killed run left is removed only by its own host and database, so databases may share one. A
+store's prefix is claimed (`cli.runtime.claim_home`, `store.objects.claim_prefix`): a
+registration sweeps every version prefix its database has no row for.
 """
 
 from __future__ import annotations
