@@ -157,9 +157,3 @@ def sweep(store: str, model: str, recorded: set[str], up_to: int) -> list[str]:
         objects.remove(prefix)
         removed.append(prefix)
     return removed
-
-
-def discard(prefix: str) -> None:
-    """Remove what a failed upload wrote, if the store allows; a later `sweep` otherwise."""
-    with contextlib.suppress(objects.StoreError):
-        objects.remove(prefix)
