@@ -222,6 +222,18 @@ def cli(db_url: str) -> Cli:
     return Cli(db_url)
 
 
+def as_another_database(
+    cli: Cli, home: Path, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> Result:
+    """`args` (default `jobs list`) run from `home` against a second, new SQLite database:
+    what a prefix or a home claimed by the first database refuses."""
+    home.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("RETRAIN_HOME", str(home))
+    elsewhere = f"sqlite:///{home / 'other.db'}"
+    assert cli("db", "init", "--database-url", elsewhere, url=False).exit_code == 0
+    return cli(*(args or ("jobs", "list")), "--database-url", elsewhere, url=False)
+
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

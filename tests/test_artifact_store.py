@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Cli
+from tests.conftest import Cli, as_another_database
 from tests.helpers import StoreGate, training_frame, write_training_job
 
 pytestmark = pytest.mark.slow
@@ -179,10 +179,7 @@ def test_a_second_database_is_refused_the_prefix_of_the_first(
     store = f"{bucket}/artifacts"
     _homes(tmp_path, store, "a", "other")
     _on(cli, monkeypatch, tmp_path / "a")("jobs", "list")  # the first command claims it
-    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "other"))
-    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
-    assert cli("db", "init", "--database-url", elsewhere, url=False).exit_code == 0
-    refused = cli("jobs", "list", "--database-url", elsewhere, url=False)
+    refused = as_another_database(cli, tmp_path / "other", monkeypatch)
     assert refused.exit_code == 1
     assert f"{store} belongs to another database" in refused.output
 

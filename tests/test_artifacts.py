@@ -99,18 +99,26 @@ def _staged(tmp_path: Path) -> tuple[Path, str]:
     return staging, artifacts.sha256_file(manifest)
 
 
-def test_an_uploaded_version_verifies_and_is_fetched_once_into_the_cache(
-    tmp_path: Path, memory_store: str
-) -> None:
+@pytest.fixture
+def uploaded(tmp_path: Path, memory_store: str) -> tuple[Path, str, str]:
+    """A staged version uploaded to the store: its staging folder, digest and prefix."""
     staging, digest = _staged(tmp_path)
     prefix = paths.version_key(memory_store, "m", 1, digest)
     remote.upload(staging, prefix)
+    return staging, digest, prefix
+
+
+def test_an_uploaded_version_verifies_and_is_fetched_once_into_the_cache(
+    tmp_path: Path, uploaded: tuple[Path, str, str]
+) -> None:
+    staging, digest, prefix = uploaded
     remote.verify(staging, prefix)
     with pytest.raises(ConflictError, match="never overwritten"):
         remote.upload(staging, prefix)
     cache = tmp_path / "cache"
     here = remote.local_directory(f"{prefix}/manifest.json", digest, cache, "m v1")
     assert here == cache / "m" / prefix.rsplit("/", 1)[-1]
+    assert here.stat().st_mode & 0o777 == 0o700  # this host's copy is private
     assert (here / "model.txt").read_text() == "trees"
     assert (here / "members" / "0-lightgbm" / "model.txt").read_text() == "member trees"
     (here / "manifest.json").write_text("{}")  # an altered copy is fetched again
@@ -119,13 +127,11 @@ def test_an_uploaded_version_verifies_and_is_fetched_once_into_the_cache(
 
 
 def test_an_altered_object_fails_verification_and_the_preflights_fetch(
-    tmp_path: Path, memory_store: str
+    uploaded: tuple[Path, str, str],
 ) -> None:
     from retrain_cli.store import objects
 
-    staging, digest = _staged(tmp_path)
-    prefix = paths.version_key(memory_store, "m", 1, digest)
-    remote.upload(staging, prefix)
+    staging, digest, prefix = uploaded
     fs, path = objects.filesystem(f"{prefix}/model.txt")
     fs.pipe_file(path, b"other trees")
     with pytest.raises(DataError, match=r"model\.txt: the store holds other bytes"):

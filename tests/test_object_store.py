@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import Cli, require_distributed
+from tests.conftest import Cli, as_another_database, require_distributed
 from tests.helpers import training_frame, window, write_job
 
 pytestmark = pytest.mark.slow
@@ -193,12 +193,7 @@ def test_serving_documents_are_published_to_the_bucket_for_hosts_without_a_share
     on("a", "jobs", "due")  # a tick puts what the store lacks
     assert [v["version"] for v in _serving_document(store, "j-model")["versions"]] == [1]
 
-    other = tmp_path / "other"
-    other.mkdir()
-    monkeypatch.setenv("RETRAIN_HOME", str(other))
-    elsewhere = f"sqlite:///{other / 'other.db'}"
-    assert cli("db", "init", "--database-url", elsewhere, url=False).exit_code == 0
-    refused = cli("jobs", "list", "--database-url", elsewhere, url=False)
+    refused = as_another_database(cli, tmp_path / "other", monkeypatch)
     assert refused.exit_code == 1
     assert f"{store} belongs to another database" in refused.output
 
@@ -225,10 +220,7 @@ def test_the_report_is_published_to_a_bucket_prefix_the_database_claims(
     index = fs.cat_file(f"{bucket[5:]}/report/index.html").decode()
     assert "retrain-cli report" in index and "fraud-model" in index
 
-    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
-    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path / "other-home"))
-    assert cli("db", "init", "--database-url", elsewhere, url=False).exit_code == 0
-    refused = cli("report", "--out", out, "--database-url", elsewhere, url=False)
+    refused = as_another_database(cli, tmp_path / "other-home", monkeypatch, "report", "--out", out)
     assert refused.exit_code == 1 and "belongs to another database" in refused.output
 
 

@@ -47,11 +47,10 @@ class Champion:
         where = remote.local_directory(self.artifact, self.sha256, cache, label)
         return replace(self, directory=where)
 
-    def verified_directory(self) -> Path:
-        """The artifact directory, after checking every file against the recorded sha256."""
+    def verified(self) -> tuple[Path, dict[str, Any]]:
+        """Its directory and manifest, after checking every file against the recorded sha256."""
         assert self.directory is not None, "on_this_host first"
-        artifacts.verify(self.directory, self.sha256)
-        return self.directory
+        return self.directory, artifacts.verify(self.directory, self.sha256)
 
 
 def scoring(job: EffectiveJob, min_samples: int) -> tasks.Scoring:
@@ -96,8 +95,7 @@ def champion_metric(
     if champion.task != job.spec.task:
         return None, f"champion v{champion.version} predicts a {champion.task} task: not compared"
     try:
-        directory = champion.verified_directory()
-        manifest = artifacts.verify_manifest(directory, champion.sha256)
+        directory, manifest = champion.verified()
         trainer = load_trainer(champion.type, directory, manifest)
         scores = trainer.predict(prepared.holdout.features)
     except Exception as exc:

@@ -231,7 +231,7 @@ def _run(
             )
         with phases("train"):
             parent = champion if evaluation.continues_from(job, champion) else None
-            init_from = parent.verified_directory() if parent else None
+            init_from = parent.verified()[0] if parent else None
             context = TrainingContext(deadline=started + job.spec.timeout, on_progress=report)
             backend.fit(trainer, prepared, context, init_from)
         heartbeat.check()
